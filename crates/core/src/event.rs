@@ -1,0 +1,292 @@
+//! The WorkOS event model: the envelope the receiver needs (id and type) and the full
+//! decode the worker applies.
+//!
+//! Decoding is tolerant by design: unknown fields are ignored, `context` may be absent or
+//! null, optional user fields may be missing, and the oldest bodies have no `id` (their id
+//! becomes a hash of the raw bytes, so a redelivery of the same bytes dedupes). Unknown
+//! event types decode fine and are reported as [`EventKind::Other`]. A body that is not a
+//! JSON object with a string `event` is a [`DecodeError`], which the receiver answers
+//! with 400 and the worker dead-letters.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Why a body could not be decoded. Always permanent: retrying the same bytes fails again.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("body is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("event type is empty")]
+    EmptyType,
+    #[error("event {0} has no usable user in data: {1}")]
+    BadUser(String, String),
+    #[error("event {0} has no created_at")]
+    MissingCreatedAt(String),
+}
+
+/// The part of the body the receiver reads after verifying: enough to route and label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    pub id: String,
+    pub event_type: String,
+    /// True when the body had no `id` and [`Envelope::id`] is a body hash.
+    pub id_from_hash: bool,
+}
+
+#[derive(Deserialize)]
+struct RawEnvelope {
+    #[serde(default)]
+    id: Option<String>,
+    event: String,
+}
+
+/// The id used for a body without `id`: `sha256:<hex of the raw bytes>`.
+pub fn body_hash_id(body: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(body)))
+}
+
+impl Envelope {
+    pub fn decode(body: &[u8]) -> Result<Self, DecodeError> {
+        let raw: RawEnvelope = serde_json::from_slice(body)?;
+        if raw.event.trim().is_empty() {
+            return Err(DecodeError::EmptyType);
+        }
+        let (id, id_from_hash) = match raw.id.filter(|id| !id.trim().is_empty()) {
+            Some(id) => (id, false),
+            None => (body_hash_id(body), true),
+        };
+        Ok(Self {
+            id,
+            event_type: raw.event,
+            id_from_hash,
+        })
+    }
+}
+
+/// A WorkOS user as found in `data` of user events and in API responses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    #[serde(default)]
+    pub email_verified: bool,
+    #[serde(default)]
+    pub first_name: Option<String>,
+    #[serde(default)]
+    pub last_name: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub profile_picture_url: Option<String>,
+    #[serde(default)]
+    pub external_id: Option<String>,
+    #[serde(default)]
+    pub metadata: Option<BTreeMap<String, serde_json::Value>>,
+    #[serde(default)]
+    pub last_sign_in_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub locale: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl User {
+    /// First and last name joined by a space and trimmed; `None` when both are empty.
+    pub fn display_name(&self) -> Option<String> {
+        let joined = format!(
+            "{} {}",
+            self.first_name.as_deref().unwrap_or("").trim(),
+            self.last_name.as_deref().unwrap_or("").trim()
+        );
+        let joined = joined.trim();
+        (!joined.is_empty()).then(|| joined.to_owned())
+    }
+}
+
+/// What an event asks the store to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKind {
+    UserCreated(User),
+    UserUpdated(User),
+    /// The user as last stored; the deletion time is the event's `created_at`.
+    UserDeleted(User),
+    /// Any other event type: verified and recorded as ignored.
+    Other,
+}
+
+/// A fully decoded event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub id: String,
+    pub event_type: String,
+    pub created_at: DateTime<Utc>,
+    pub kind: EventKind,
+}
+
+#[derive(Deserialize)]
+struct RawEvent {
+    #[serde(default)]
+    id: Option<String>,
+    event: String,
+    #[serde(default)]
+    data: serde_json::Value,
+    #[serde(default)]
+    created_at: Option<DateTime<Utc>>,
+}
+
+impl Event {
+    pub fn decode(body: &[u8]) -> Result<Self, DecodeError> {
+        let raw: RawEvent = serde_json::from_slice(body)?;
+        if raw.event.trim().is_empty() {
+            return Err(DecodeError::EmptyType);
+        }
+        let id = match raw.id.filter(|id| !id.trim().is_empty()) {
+            Some(id) => id,
+            None => body_hash_id(body),
+        };
+        let user = |data: serde_json::Value| {
+            serde_json::from_value::<User>(data)
+                .map_err(|e| DecodeError::BadUser(id.clone(), e.to_string()))
+        };
+        let kind = match raw.event.as_str() {
+            "user.created" => EventKind::UserCreated(user(raw.data)?),
+            "user.updated" => EventKind::UserUpdated(user(raw.data)?),
+            "user.deleted" => EventKind::UserDeleted(user(raw.data)?),
+            _ => EventKind::Other,
+        };
+        let created_at = match (raw.created_at, &kind) {
+            (Some(t), _) => t,
+            // A deletion time is needed for the tombstone; other events can fall back to
+            // the user's updated_at.
+            (None, EventKind::UserDeleted(_)) => return Err(DecodeError::MissingCreatedAt(id)),
+            (None, EventKind::UserCreated(u) | EventKind::UserUpdated(u)) => u.updated_at,
+            (None, EventKind::Other) => DateTime::<Utc>::UNIX_EPOCH,
+        };
+        Ok(Self {
+            id,
+            event_type: raw.event,
+            created_at,
+            kind,
+        })
+    }
+
+    /// The WorkOS user id this event is about, if it is a user event.
+    pub fn user_id(&self) -> Option<&str> {
+        match &self.kind {
+            EventKind::UserCreated(u) | EventKind::UserUpdated(u) | EventKind::UserDeleted(u) => {
+                Some(&u.id)
+            }
+            EventKind::Other => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/../../tests/fixtures/workos/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn decodes_every_user_fixture() {
+        for (file, ty) in [
+            ("user.created.sdk-fixture.json", "user.created"),
+            ("user.updated.sdk-fixture.json", "user.updated"),
+            ("user.deleted.sdk-fixture.json", "user.deleted"),
+            (
+                "user.updated.context-null.dotnet-fixture.json",
+                "user.updated",
+            ),
+            ("user.created.legacy-kotlin.json", "user.created"),
+            ("user.deleted.legacy-kotlin.json", "user.deleted"),
+        ] {
+            let body = fixture(file);
+            let env = Envelope::decode(&body).unwrap();
+            assert_eq!(env.event_type, ty, "{file}");
+            let ev = Event::decode(&body).unwrap();
+            assert_eq!(ev.id, env.id);
+            assert!(
+                ev.user_id().is_some_and(|id| id.starts_with("user_")),
+                "{file}"
+            );
+        }
+    }
+
+    #[test]
+    fn current_shape_fields() {
+        let ev = Event::decode(&fixture("user.created.sdk-fixture.json")).unwrap();
+        let EventKind::UserCreated(u) = ev.kind else {
+            panic!("wrong kind")
+        };
+        assert_eq!(u.display_name().as_deref(), Some("Marcelina Davis"));
+        assert_eq!(u.locale.as_deref(), Some("en-US"));
+        assert_eq!(
+            u.metadata.unwrap()["timezone"],
+            serde_json::json!("America/New_York")
+        );
+        assert_eq!(ev.created_at.to_rfc3339(), "2026-01-15T12:00:00+00:00");
+    }
+
+    #[test]
+    fn legacy_wh_id_kept() {
+        let env = Envelope::decode(&fixture("user.created.legacy-kotlin.json")).unwrap();
+        assert_eq!(env.id, "wh_01FMXJ2W7T9VY7EAHHMBF2K07Y");
+        assert!(!env.id_from_hash);
+    }
+
+    #[test]
+    fn organization_events_are_other() {
+        let ev =
+            Event::decode(&fixture("organization_membership.created.sdk-fixture.json")).unwrap();
+        assert_eq!(ev.kind, EventKind::Other);
+        assert_eq!(ev.event_type, "organization_membership.created");
+    }
+
+    #[test]
+    fn no_id_uses_body_hash() {
+        let a = br#"{"event":"user.created","data":{"id":"user_1","email":"a@b.c","created_at":"2021-01-01T00:00:00.000Z","updated_at":"2021-01-01T00:00:00.000Z"}}"#;
+        let env = Envelope::decode(a).unwrap();
+        assert!(env.id_from_hash);
+        assert!(env.id.starts_with("sha256:"));
+        assert_eq!(Event::decode(a).unwrap().id, env.id);
+        // Different bytes, different id.
+        let b = br#"{"event":"user.created","data":{"id":"user_1","email":"a@b.c","created_at":"2021-01-01T00:00:00.000Z","updated_at":"2021-01-01T00:00:00.001Z"}}"#;
+        assert_ne!(Envelope::decode(b).unwrap().id, env.id);
+    }
+
+    #[test]
+    fn rejects_non_events() {
+        for body in [
+            &b"not json"[..],
+            b"[]",
+            b"{}",
+            b"{\"event\":5}",
+            b"{\"event\":\"\"}",
+        ] {
+            assert!(Envelope::decode(body).is_err(), "{body:?}");
+        }
+        // A user event whose data is not a user is a permanent decode error.
+        let bad = br#"{"id":"event_1","event":"user.updated","data":{"id":"user_1"}}"#;
+        assert!(matches!(Event::decode(bad), Err(DecodeError::BadUser(..))));
+    }
+
+    #[test]
+    fn name_handles_missing_parts() {
+        let mut u: User =
+            serde_json::from_slice(&fixture("user.get-response.sdk-fixture.json")).unwrap();
+        u.first_name = Some("  Ada ".into());
+        u.last_name = None;
+        assert_eq!(u.display_name().as_deref(), Some("Ada"));
+        u.first_name = None;
+        assert_eq!(u.display_name(), None);
+    }
+}

@@ -1,0 +1,20 @@
+//! workos-sync core: the WorkOS event model, webhook signature verification, settings and
+//! logging setup. No network or database I/O lives here, so everything is unit-testable.
+
+pub mod event;
+pub mod metrics_setup;
+pub mod settings;
+pub mod signature;
+pub mod telemetry;
+
+pub use event::{DecodeError, Envelope, Event, EventKind, User};
+pub use settings::{Settings, SettingsError};
+pub use signature::SignatureError;
+
+/// Milliseconds since the Unix epoch by the system clock (0 if the clock is before 1970).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,380 @@
+//! Settings: one typed struct for every binary, loaded by the `config` crate from the
+//! commented defaults file (`config/default.toml`, compiled in), an optional `--config`
+//! file, `WORKOS_SYNC__SECTION__KEY` variables and the plain variables of the operator
+//! interface (`DATABASE_URL`, `AMQP_URL`, `WORKOS_WEBHOOK_SECRET`, `WORKOS_API_KEY`,
+//! `WORKOS_API_BASE_URL`).
+//!
+//! Failure model: loading fails with [`SettingsError`] naming the bad key; each binary
+//! then validates what it needs (`validate_receiver`, …) and refuses to start with a one
+//! line reason. Secrets are `SecretString`, so `Debug` never prints them.
+
+use std::{collections::HashMap, net::SocketAddr, path::Path, time::Duration};
+
+use config::{Config, Environment, File, FileFormat};
+use ipnet::IpNet;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer, de};
+
+/// The defaults file, compiled in so that it is always the bottom layer.
+pub const DEFAULTS_TOML: &str = include_str!("../../../config/default.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("invalid setting {key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> SettingsError {
+    SettingsError::Invalid {
+        key,
+        reason: reason.into(),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub receiver: ReceiverSettings,
+    pub amqp: AmqpSettings,
+    pub database: DatabaseSettings,
+    pub worker: WorkerSettings,
+    pub workos: WorkosSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReceiverSettings {
+    pub bind: String,
+    pub path: String,
+    pub tolerance_secs: u64,
+    pub max_body_bytes: usize,
+    #[serde(deserialize_with = "list")]
+    pub allowed_ips: Vec<IpNet>,
+    #[serde(deserialize_with = "list")]
+    pub trusted_proxies: Vec<IpNet>,
+    pub confirm_timeout_ms: u64,
+    pub workers: usize,
+    pub shutdown_timeout_secs: u64,
+}
+
+impl ReceiverSettings {
+    pub fn tolerance(&self) -> Duration {
+        Duration::from_secs(self.tolerance_secs)
+    }
+    pub fn confirm_timeout(&self) -> Duration {
+        Duration::from_millis(self.confirm_timeout_ms)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AmqpSettings {
+    pub url: SecretString,
+    pub prefix: String,
+    pub delivery_limit: u32,
+    #[serde(deserialize_with = "list")]
+    pub retry_delays_secs: Vec<u64>,
+    pub reconnect_min_ms: u64,
+    pub reconnect_max_ms: u64,
+    pub connect_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+    pub pool_size: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WorkerSettings {
+    pub http_bind: String,
+    pub api_token: SecretString,
+    pub prefetch: u16,
+    pub batch_size: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WorkosSettings {
+    #[serde(deserialize_with = "secret_list")]
+    pub webhook_secrets: Vec<SecretString>,
+    pub api_key: SecretString,
+    pub api_base_url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// Accepts a sequence or a comma-separated string (as environment variables give).
+fn list<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: std::str::FromStr + Deserialize<'de>,
+    T::Err: std::fmt::Display,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany<T> {
+        Many(Vec<T>),
+        Str(String),
+    }
+    match OneOrMany::<T>::deserialize(d)? {
+        OneOrMany::Many(v) => Ok(v),
+        OneOrMany::Str(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                p.parse::<T>()
+                    .map_err(|e| de::Error::custom(format!("{p:?}: {e}")))
+            })
+            .collect(),
+    }
+}
+
+fn secret_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, D::Error> {
+    let raw: Vec<String> = list(d)?;
+    Ok(raw.into_iter().map(SecretString::from).collect())
+}
+
+/// The plain variables of the operator interface and the key each overrides.
+const PLAIN_VARS: [(&str, &str); 4] = [
+    ("DATABASE_URL", "database.url"),
+    ("AMQP_URL", "amqp.url"),
+    ("WORKOS_API_KEY", "workos.api_key"),
+    ("WORKOS_API_BASE_URL", "workos.api_base_url"),
+];
+
+impl Settings {
+    /// Loads from the process environment.
+    pub fn load(config_file: Option<&Path>) -> Result<Self, SettingsError> {
+        Self::load_from(config_file, std::env::vars().collect())
+    }
+
+    /// Loads from an explicit environment (tests use this instead of mutating the
+    /// process environment).
+    pub fn load_from(
+        config_file: Option<&Path>,
+        env: HashMap<String, String>,
+    ) -> Result<Self, SettingsError> {
+        let mut builder =
+            Config::builder().add_source(File::from_str(DEFAULTS_TOML, FileFormat::Toml));
+        if let Some(path) = config_file {
+            if !path.exists() {
+                return Err(invalid(
+                    "--config",
+                    format!("{} does not exist", path.display()),
+                ));
+            }
+            builder = builder.add_source(File::from(path).required(true));
+        }
+        let prefixed: HashMap<String, String> = env
+            .iter()
+            .filter(|(k, _)| k.starts_with("WORKOS_SYNC__"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        builder = builder.add_source(
+            Environment::with_prefix("WORKOS_SYNC")
+                .separator("__")
+                .ignore_empty(true)
+                .source(Some(prefixed)),
+        );
+        for (var, key) in PLAIN_VARS {
+            if let Some(v) = env.get(var).filter(|v| !v.is_empty()) {
+                builder = builder.set_override(key, v.as_str())?;
+            }
+        }
+        if let Some(v) = env.get("WORKOS_WEBHOOK_SECRET").filter(|v| !v.is_empty()) {
+            builder = builder.set_override("workos.webhook_secrets", v.as_str())?;
+        }
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.validate_common()?;
+        Ok(settings)
+    }
+
+    fn validate_common(&self) -> Result<(), SettingsError> {
+        let p = &self.amqp.prefix;
+        if p.is_empty()
+            || !p
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err(invalid(
+                "amqp.prefix",
+                "must be non-empty ASCII letters, digits, '-', '_' or '.'",
+            ));
+        }
+        if self.amqp.retry_delays_secs.contains(&0) {
+            return Err(invalid("amqp.retry_delays_secs", "delays must be positive"));
+        }
+        if self.amqp.reconnect_min_ms == 0
+            || self.amqp.reconnect_min_ms > self.amqp.reconnect_max_ms
+        {
+            return Err(invalid(
+                "amqp.reconnect_min_ms",
+                "must be positive and not above reconnect_max_ms",
+            ));
+        }
+        Ok(())
+    }
+
+    /// What the receiver needs: a secret, a sane path and bind address, bounded limits.
+    pub fn validate_receiver(&self) -> Result<(), SettingsError> {
+        let r = &self.receiver;
+        if self.webhook_secrets().is_empty() {
+            return Err(invalid(
+                "workos.webhook_secrets",
+                "no webhook secret configured; set WORKOS_WEBHOOK_SECRET",
+            ));
+        }
+        if !r.path.starts_with('/') {
+            return Err(invalid("receiver.path", "must start with '/'"));
+        }
+        r.bind
+            .parse::<SocketAddr>()
+            .map_err(|e| invalid("receiver.bind", e.to_string()))?;
+        if r.tolerance_secs == 0 {
+            return Err(invalid("receiver.tolerance_secs", "must be positive"));
+        }
+        if r.max_body_bytes == 0 {
+            return Err(invalid("receiver.max_body_bytes", "must be positive"));
+        }
+        if r.confirm_timeout_ms == 0 {
+            return Err(invalid("receiver.confirm_timeout_ms", "must be positive"));
+        }
+        Ok(())
+    }
+
+    /// The webhook secrets as byte strings, empty entries dropped.
+    pub fn webhook_secrets(&self) -> Vec<Vec<u8>> {
+        self.workos
+            .webhook_secrets
+            .iter()
+            .map(|s| s.expose_secret().trim().as_bytes().to_vec())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_load() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(s.receiver.path, "/api/webhooks/workos");
+        assert_eq!(s.receiver.tolerance_secs, 180);
+        assert_eq!(s.receiver.max_body_bytes, 1_048_576);
+        assert_eq!(s.amqp.prefix, "workos");
+        assert_eq!(s.amqp.retry_delays_secs, vec![5, 30, 120, 600, 3600]);
+        assert!(s.receiver.allowed_ips.is_empty());
+        assert_eq!(s.log.format, LogFormat::Json);
+        // No secret: the receiver refuses to start.
+        let err = s.validate_receiver().unwrap_err().to_string();
+        assert!(err.contains("WORKOS_WEBHOOK_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn env_layers_override() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("WORKOS_SYNC__RECEIVER__BIND", "127.0.0.1:9999"),
+                ("WORKOS_SYNC__RECEIVER__TOLERANCE_SECS", "60"),
+                ("WORKOS_SYNC__RECEIVER__ALLOWED_IPS", "10.0.0.0/8, ::1/128"),
+                ("WORKOS_SYNC__AMQP__PREFIX", "t1"),
+                ("WORKOS_SYNC__AMQP__RETRY_DELAYS_SECS", "1,2"),
+                ("WORKOS_SYNC__WORKER__API_TOKEN", "007"),
+                ("AMQP_URL", "amqp://u:p@h:1/v"),
+                ("DATABASE_URL", "postgres://x@y/z"),
+                ("WORKOS_WEBHOOK_SECRET", "new_secret, old_secret"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.receiver.bind, "127.0.0.1:9999");
+        assert_eq!(s.receiver.tolerance_secs, 60);
+        assert_eq!(s.receiver.allowed_ips.len(), 2);
+        assert_eq!(s.amqp.prefix, "t1");
+        assert_eq!(s.amqp.retry_delays_secs, vec![1, 2]);
+        assert_eq!(s.worker.api_token.expose_secret(), "007");
+        assert_eq!(s.amqp.url.expose_secret(), "amqp://u:p@h:1/v");
+        assert_eq!(s.database.url.expose_secret(), "postgres://x@y/z");
+        assert_eq!(
+            s.webhook_secrets(),
+            vec![b"new_secret".to_vec(), b"old_secret".to_vec()]
+        );
+        s.validate_receiver().unwrap();
+    }
+
+    #[test]
+    fn config_file_layer() {
+        let dir = std::env::temp_dir().join(format!("wss-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(
+            &file,
+            "[receiver]\npath = \"/hooks\"\n[amqp]\nprefix = \"fromfile\"\n",
+        )
+        .unwrap();
+        let s = Settings::load_from(
+            Some(&file),
+            env(&[("WORKOS_SYNC__AMQP__PREFIX", "fromenv")]),
+        )
+        .unwrap();
+        assert_eq!(s.receiver.path, "/hooks");
+        assert_eq!(s.amqp.prefix, "fromenv");
+        let missing = Settings::load_from(Some(&dir.join("nope.toml")), env(&[]));
+        assert!(missing.is_err());
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = Settings::load_from(
+            None,
+            env(&[("WORKOS_SYNC__RECEIVER__TOLERANCE_SECS", "soon")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("tolerance_secs"), "{e}");
+        let e = Settings::load_from(None, env(&[("WORKOS_SYNC__RECEIVER__ALLOWED_IPS", "nope")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nope"), "{e}");
+        let e = Settings::load_from(None, env(&[("WORKOS_SYNC__AMQP__PREFIX", "a b")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("amqp.prefix"), "{e}");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("WORKOS_WEBHOOK_SECRET", "whsec_supersecret"),
+                ("WORKOS_API_KEY", "sk_test_supersecret"),
+                ("AMQP_URL", "amqp://user:pw_supersecret@h/v"),
+            ]),
+        )
+        .unwrap();
+        let dbg = format!("{s:?}");
+        assert!(!dbg.contains("supersecret"), "{dbg}");
+    }
+}

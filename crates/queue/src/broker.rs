@@ -1,0 +1,404 @@
+//! The broker connection and the confirmed publisher.
+//!
+//! A supervisor task owns the AMQP connection: it connects, declares the topology on a
+//! channel of its own, opens a publishing channel in confirm mode and publishes it to
+//! callers. When the connection or channel dies (I/O error, broker restart, a channel
+//! closed by an error, repeated confirm timeouts) it drops them and reconnects with
+//! exponential backoff, without restarting the process. We do not rely on lapin's
+//! auto-recovery: it is best effort (confirms in flight were never failed, and
+//! `wait_for_recovery` was seen to hang), while a fresh connection is deterministic.
+//!
+//! Failure model of [`Broker::publish`]: it succeeds only on a publisher confirm `Ack`
+//! without a `basic.return` (the message is persisted in a queue). Everything else is a
+//! distinct [`PublishError`]: no connection, nack, returned (unroutable), timeout,
+//! connection lost. Callers map all of them to "not stored" (the receiver answers 503).
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU32, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use futures_util::StreamExt;
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties,
+    options::{BasicPublishOptions, ConfirmSelectOptions},
+};
+use tokio::sync::{Notify, RwLock};
+use tokio_util::sync::CancellationToken;
+
+use crate::{QueueError, topology::Topology};
+
+/// How many confirm timeouts in a row make us distrust a connection that still claims to
+/// be up (a half-open TCP connection is only noticed by heartbeats otherwise).
+const MAX_CONSECUTIVE_TIMEOUTS: u32 = 3;
+
+/// Why a publish did not result in a stored message.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("broker unavailable: no open connection")]
+    Unavailable,
+    #[error("broker refused the message (nack)")]
+    Nacked,
+    #[error("message was unroutable and returned ({code} {text})")]
+    Returned { code: u16, text: String },
+    #[error("no publisher confirm within {0:?}")]
+    Timeout(Duration),
+    #[error("connection lost while publishing: {0}")]
+    ConnectionLost(#[from] lapin::Error),
+    #[error("channel is not in confirm mode")]
+    NotConfirmed,
+}
+
+impl PublishError {
+    /// Stable label for metrics and logs.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Unavailable => "unavailable",
+            Self::Nacked => "nacked",
+            Self::Returned { .. } => "returned",
+            Self::Timeout(_) => "timeout",
+            Self::ConnectionLost(_) => "connection_lost",
+            Self::NotConfirmed => "not_confirmed",
+        }
+    }
+}
+
+/// Connection parameters for [`Broker::start`].
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub url: String,
+    pub topology: Topology,
+    pub connection_name: String,
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+    pub connect_timeout: Duration,
+}
+
+impl BrokerConfig {
+    pub fn from_settings(s: &workos_sync_core::settings::AmqpSettings, name: &str) -> Self {
+        use secrecy::ExposeSecret;
+        Self {
+            url: s.url.expose_secret().to_owned(),
+            topology: Topology::from_settings(s),
+            connection_name: name.to_owned(),
+            reconnect_min: Duration::from_millis(s.reconnect_min_ms),
+            reconnect_max: Duration::from_millis(s.reconnect_max_ms),
+            connect_timeout: Duration::from_millis(s.connect_timeout_ms),
+        }
+    }
+}
+
+/// One live connection with its confirm-mode publishing channel.
+#[derive(Clone)]
+pub struct Live {
+    pub connection: Arc<Connection>,
+    pub channel: Channel,
+    pub generation: u64,
+}
+
+impl Live {
+    fn healthy(&self) -> bool {
+        self.connection.status().connected() && self.channel.status().connected()
+    }
+}
+
+struct Inner {
+    config: BrokerConfig,
+    live: RwLock<Option<Live>>,
+    wake: Notify,
+    connected: Notify,
+    shutdown: CancellationToken,
+    consecutive_timeouts: AtomicU32,
+    generation: AtomicU64,
+}
+
+/// A handle to the supervised broker connection. Cheap to clone.
+#[derive(Clone)]
+pub struct Broker {
+    inner: Arc<Inner>,
+}
+
+/// A message to publish.
+pub struct Outgoing<'a> {
+    pub exchange: &'a str,
+    pub routing_key: &'a str,
+    pub body: &'a [u8],
+    pub properties: BasicProperties,
+}
+
+impl Broker {
+    /// Starts the supervisor; returns at once. Use [`Broker::wait_connected`] to wait for
+    /// the first connection.
+    pub fn start(config: BrokerConfig) -> Self {
+        let inner = Arc::new(Inner {
+            config,
+            live: RwLock::new(None),
+            wake: Notify::new(),
+            connected: Notify::new(),
+            shutdown: CancellationToken::new(),
+            consecutive_timeouts: AtomicU32::new(0),
+            generation: AtomicU64::new(0),
+        });
+        tokio::spawn(supervise(inner.clone()));
+        Self { inner }
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.inner.config.topology
+    }
+
+    /// The current connection, if one is open.
+    pub async fn live(&self) -> Option<Live> {
+        self.inner.live.read().await.clone()
+    }
+
+    /// True when a connection and its publishing channel are open.
+    pub async fn is_ready(&self) -> bool {
+        self.inner
+            .live
+            .read()
+            .await
+            .as_ref()
+            .is_some_and(Live::healthy)
+    }
+
+    /// Waits until a connection is open or `timeout` passes.
+    pub async fn wait_connected(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let notified = self.inner.connected.notified();
+            if self.is_ready().await {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let _ = tokio::time::timeout(left.min(Duration::from_millis(200)), notified).await;
+        }
+    }
+
+    /// Asks the supervisor to check the connection now (after an error seen elsewhere).
+    pub fn report_failure(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Publishes persistently with `mandatory` and waits for the confirm, all within
+    /// `timeout`. Ok only for `Ack` without a return.
+    pub async fn publish(&self, msg: Outgoing<'_>, timeout: Duration) -> Result<(), PublishError> {
+        let started = Instant::now();
+        let channel = match self.inner.live.read().await.as_ref() {
+            Some(live) if live.healthy() => live.channel.clone(),
+            _ => return Err(PublishError::Unavailable),
+        };
+        let result = self.publish_on(&channel, msg, timeout).await;
+        match &result {
+            Ok(()) => {
+                self.inner.consecutive_timeouts.store(0, Ordering::Relaxed);
+            }
+            Err(PublishError::Timeout(_)) => {
+                let n = self
+                    .inner
+                    .consecutive_timeouts
+                    .fetch_add(1, Ordering::Relaxed)
+                    + 1;
+                if n >= MAX_CONSECUTIVE_TIMEOUTS {
+                    self.inner.wake.notify_one();
+                }
+            }
+            Err(PublishError::ConnectionLost(_)) => self.inner.wake.notify_one(),
+            Err(_) => {}
+        }
+        metrics::histogram!("workos_sync_publish_confirm_seconds")
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn publish_on(
+        &self,
+        channel: &Channel,
+        msg: Outgoing<'_>,
+        timeout: Duration,
+    ) -> Result<(), PublishError> {
+        let fut = async {
+            let confirm = channel
+                .basic_publish(
+                    msg.exchange.into(),
+                    msg.routing_key.into(),
+                    // mandatory: an unroutable message comes back as a return instead of
+                    // being acked and silently dropped.
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
+                    msg.body,
+                    // delivery_mode 2 = persistent (written to disk before the confirm).
+                    msg.properties.with_delivery_mode(2),
+                )
+                .await?;
+            confirm.await
+        };
+        match tokio::time::timeout(timeout, fut).await {
+            Err(_) => Err(PublishError::Timeout(timeout)),
+            Ok(Err(e)) => Err(PublishError::ConnectionLost(e)),
+            Ok(Ok(Confirmation::Ack(None))) => Ok(()),
+            Ok(Ok(Confirmation::Ack(Some(ret)))) => Err(PublishError::Returned {
+                code: ret.reply_code,
+                text: ret.reply_text.to_string(),
+            }),
+            Ok(Ok(Confirmation::Nack(_))) => Err(PublishError::Nacked),
+            Ok(Ok(Confirmation::NotRequested)) => Err(PublishError::NotConfirmed),
+        }
+    }
+
+    /// Stops the supervisor and closes the connection cleanly.
+    pub async fn close(&self) {
+        self.inner.shutdown.cancel();
+        if let Some(live) = self.inner.live.write().await.take() {
+            let _ = tokio::time::timeout(
+                Duration::from_secs(5),
+                live.connection.close(200, "shutdown".into()),
+            )
+            .await;
+        }
+    }
+}
+
+async fn connect_once(inner: &Inner) -> Result<Live, QueueError> {
+    let cfg = &inner.config;
+    let props =
+        ConnectionProperties::default().with_connection_name(cfg.connection_name.clone().into());
+    let connection = Connection::connect(&cfg.url, props).await?;
+    // Declare on a throwaway channel: a failed declaration closes its channel.
+    let setup = connection.create_channel().await?;
+    cfg.topology.declare(&setup).await?;
+    let _ = setup.close(200, "topology declared".into()).await;
+    let channel = connection.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    let generation = inner.generation.fetch_add(1, Ordering::Relaxed) + 1;
+    Ok(Live {
+        connection: Arc::new(connection),
+        channel,
+        generation,
+    })
+}
+
+async fn supervise(inner: Arc<Inner>) {
+    let mut backoff = inner.config.reconnect_min;
+    loop {
+        if inner.shutdown.is_cancelled() {
+            return;
+        }
+        let attempt =
+            tokio::time::timeout(inner.config.connect_timeout, connect_once(&inner)).await;
+        let live = match attempt {
+            Ok(Ok(live)) => live,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "broker connect failed");
+                metrics::counter!("workos_sync_amqp_connect_failures_total").increment(1);
+                if sleep_or_shutdown(&inner, backoff).await {
+                    return;
+                }
+                backoff = (backoff * 2).min(inner.config.reconnect_max);
+                continue;
+            }
+            Err(_) => {
+                tracing::warn!(
+                    backoff_ms = backoff.as_millis() as u64,
+                    "broker connect timed out"
+                );
+                metrics::counter!("workos_sync_amqp_connect_failures_total").increment(1);
+                if sleep_or_shutdown(&inner, backoff).await {
+                    return;
+                }
+                backoff = (backoff * 2).min(inner.config.reconnect_max);
+                continue;
+            }
+        };
+        backoff = inner.config.reconnect_min;
+        inner.consecutive_timeouts.store(0, Ordering::Relaxed);
+        tracing::info!(generation = live.generation, "broker connected");
+        metrics::counter!("workos_sync_amqp_connects_total").increment(1);
+        metrics::gauge!("workos_sync_amqp_connected").set(1.0);
+        *inner.live.write().await = Some(live.clone());
+        inner.connected.notify_waiters();
+
+        // Forward connection errors to the wake-up signal.
+        let errors_done = CancellationToken::new();
+        {
+            let inner = inner.clone();
+            let done = errors_done.clone();
+            let mut events = live.connection.events_listener();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = done.cancelled() => return,
+                        ev = events.next() => match ev {
+                            Some(lapin::Event::Error(e)) => {
+                                tracing::warn!(error = %e, "broker connection error");
+                                inner.wake.notify_one();
+                            }
+                            Some(_) => {}
+                            None => return,
+                        }
+                    }
+                }
+            });
+        }
+
+        // Watch until unhealthy.
+        loop {
+            tokio::select! {
+                () = inner.shutdown.cancelled() => {
+                    errors_done.cancel();
+                    return;
+                }
+                () = inner.wake.notified() => {}
+                () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+            let timeouts = inner.consecutive_timeouts.load(Ordering::Relaxed);
+            if !live.healthy() || timeouts >= MAX_CONSECUTIVE_TIMEOUTS {
+                tracing::warn!(
+                    connection_up = live.connection.status().connected(),
+                    channel_up = live.channel.status().connected(),
+                    confirm_timeouts = timeouts,
+                    "broker connection unusable; reconnecting"
+                );
+                break;
+            }
+        }
+        errors_done.cancel();
+        metrics::gauge!("workos_sync_amqp_connected").set(0.0);
+        {
+            let mut guard = inner.live.write().await;
+            if guard.as_ref().map(|l| l.generation) == Some(live.generation) {
+                *guard = None;
+            }
+        }
+        // Best effort: a dead socket cannot be closed politely.
+        let conn = live.connection.clone();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(
+                Duration::from_secs(2),
+                conn.close(320, "reconnecting".into()),
+            )
+            .await;
+        });
+        if sleep_or_shutdown(&inner, inner.config.reconnect_min).await {
+            return;
+        }
+    }
+}
+
+/// Sleeps for `d`; returns true when shutdown was requested meanwhile.
+async fn sleep_or_shutdown(inner: &Inner, d: Duration) -> bool {
+    tokio::select! {
+        () = inner.shutdown.cancelled() => true,
+        () = tokio::time::sleep(d) => false,
+    }
+}

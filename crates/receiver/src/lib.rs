@@ -1,0 +1,273 @@
+//! The webhook receiver: HTTP ingress only (no database).
+//!
+//! `POST {path}`: allowlist → Content-Encoding → size → signature over the raw bytes →
+//! envelope decode → persistent publish with a confirm → 200. Each refusal is an
+//! [`IngressError`] with its status code, JSON body, one log line and a metric. A 200 is
+//! given only after RabbitMQ confirmed a routed, persistent publish (invariant 1).
+//!
+//! actix-web is built without default features, so request bodies are never
+//! decompressed: the HMAC is checked over the bytes on the wire, and an encoded body is
+//! refused with 415.
+
+pub mod client_ip;
+pub mod error;
+
+use std::{
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use actix_web::{
+    App, HttpRequest, HttpResponse, HttpServer,
+    dev::Server,
+    http::header,
+    web::{self, Bytes, BytesMut},
+};
+use futures_util::StreamExt;
+use workos_sync_core::{Envelope, Settings, now_ms, signature};
+use workos_sync_queue::{Broker, Outgoing, event_properties};
+
+pub use client_ip::IpPolicy;
+pub use error::IngressError;
+
+/// Time allowed for the whole body to arrive once headers are in.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything a request handler needs; shared by all HTTP workers.
+pub struct AppState {
+    pub broker: Broker,
+    pub secrets: Vec<Vec<u8>>,
+    pub tolerance: Duration,
+    pub max_body_bytes: usize,
+    pub confirm_timeout: Duration,
+    pub ip_policy: IpPolicy,
+}
+
+impl AppState {
+    pub fn from_settings(settings: &Settings, broker: Broker) -> Self {
+        Self {
+            broker,
+            secrets: settings.webhook_secrets(),
+            tolerance: settings.receiver.tolerance(),
+            max_body_bytes: settings.receiver.max_body_bytes,
+            confirm_timeout: settings.receiver.confirm_timeout(),
+            ip_policy: IpPolicy {
+                allowed: settings.receiver.allowed_ips.clone(),
+                trusted_proxies: settings.receiver.trusted_proxies.clone(),
+            },
+        }
+    }
+}
+
+/// Builds the HTTP server bound to `receiver.bind` (port 0 allowed). Returns the server
+/// future (to spawn or await) and the bound address.
+pub fn build_server(settings: &Settings, broker: Broker) -> std::io::Result<(Server, SocketAddr)> {
+    // Install the recorder before the first request so no count is lost.
+    let _ = workos_sync_core::metrics_setup::prometheus();
+    let state = web::Data::new(AppState::from_settings(settings, broker));
+    let path: Arc<str> = settings.receiver.path.clone().into();
+    let workers = match settings.receiver.workers {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .service(
+                web::resource(&*path)
+                    .route(web::post().to(webhook))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .route("/healthz", web::get().to(healthz))
+            .route("/readyz", web::get().to(readyz))
+            .route("/metrics", web::get().to(metrics_endpoint))
+            .default_service(web::to(not_found))
+    })
+    .workers(workers)
+    // Headers must arrive within 5 s (slowloris guard); the body has BODY_TIMEOUT.
+    .client_request_timeout(Duration::from_secs(5))
+    .shutdown_timeout(settings.receiver.shutdown_timeout_secs)
+    .bind(settings.receiver.bind.as_str())?;
+    let addr = server
+        .addrs()
+        .first()
+        .copied()
+        .ok_or_else(|| std::io::Error::other("server bound to no address"))?;
+    Ok((server.run(), addr))
+}
+
+async fn webhook(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let started = Instant::now();
+    let result = accept(&req, payload, &state).await;
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    metrics::histogram!("workos_sync_webhook_duration_seconds")
+        .record(started.elapsed().as_secs_f64());
+    match result {
+        Ok(env) => {
+            metrics::counter!("workos_sync_webhooks_total", "outcome" => "accepted").increment(1);
+            tracing::info!(
+                event.id = %env.id,
+                event.r#type = %env.event_type,
+                outcome = "accepted",
+                duration_ms,
+                "webhook accepted"
+            );
+            HttpResponse::Ok().json(serde_json::json!({"status": "accepted", "id": env.id}))
+        }
+        Err((err, env)) => {
+            let reason = err.reason();
+            metrics::counter!("workos_sync_webhooks_total", "outcome" => reason).increment(1);
+            let status = err.status().as_u16();
+            let (id, ty) = env.map(|e| (e.id, e.event_type)).unwrap_or_default();
+            if status >= 500 {
+                tracing::error!(event.id = %id, event.r#type = %ty, outcome = reason, status, duration_ms, error = %err, "webhook not stored");
+            } else {
+                tracing::warn!(event.id = %id, event.r#type = %ty, outcome = reason, status, duration_ms, error = %err, "webhook refused");
+            }
+            err.response()
+        }
+    }
+}
+
+type Refusal = (IngressError, Option<Envelope>);
+
+async fn accept(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<Envelope, Refusal> {
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    state
+        .ip_policy
+        .check(req.peer_addr().map(|a| a.ip()), forwarded)
+        .map_err(|ip| (IngressError::Forbidden(ip), None))?;
+
+    for value in req.headers().get_all(header::CONTENT_ENCODING) {
+        let v = value.to_str().unwrap_or("?").trim();
+        if !v.is_empty() && !v.eq_ignore_ascii_case("identity") {
+            return Err((IngressError::Encoded(v.chars().take(40).collect()), None));
+        }
+    }
+
+    let body = read_body(req, payload, state.max_body_bytes)
+        .await
+        .map_err(|e| (e, None))?;
+
+    let sig = match req.headers().get("workos-signature") {
+        None => None,
+        Some(v) => Some(v.to_str().map_err(|_| {
+            (
+                IngressError::Signature(workos_sync_core::SignatureError::MalformedHeader(
+                    "not ASCII",
+                )),
+                None,
+            )
+        })?),
+    };
+    signature::verify(sig, &body, &state.secrets, now_ms(), state.tolerance)
+        .map_err(|e| (e.into(), None))?;
+
+    let env = Envelope::decode(&body).map_err(|e| (e.into(), None))?;
+
+    let received_at = now_ms();
+    let exchange = state.broker.topology().events_exchange();
+    let msg = Outgoing {
+        exchange: &exchange,
+        routing_key: &env.event_type,
+        body: &body,
+        properties: event_properties(&env.id, &env.event_type, received_at, env.id_from_hash),
+    };
+    match state.broker.publish(msg, state.confirm_timeout).await {
+        Ok(()) => Ok(env),
+        Err(e) => Err((e.into(), Some(env))),
+    }
+}
+
+/// Reads the raw body up to `limit` bytes within [`BODY_TIMEOUT`].
+async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Bytes, IngressError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(IngressError::TooLarge { limit });
+    }
+    let read = async {
+        let mut buf = BytesMut::with_capacity(declared.unwrap_or(4096).min(limit));
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| IngressError::BodyRead(e.to_string()))?;
+            if buf.len() + chunk.len() > limit {
+                return Err(IngressError::TooLarge { limit });
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(buf.freeze())
+    };
+    tokio::time::timeout(BODY_TIMEOUT, read)
+        .await
+        .map_err(|_| IngressError::BodyTimeout)?
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if state.broker.is_ready().await {
+        HttpResponse::Ok().json(serde_json::json!({"status": "ready", "broker": true}))
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({"status": "unavailable", "broker": false}))
+    }
+}
+
+async fn metrics_endpoint() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(workos_sync_core::metrics_setup::render())
+}
+
+async fn method_not_allowed() -> HttpResponse {
+    metrics::counter!("workos_sync_webhooks_total", "outcome" => "method_not_allowed").increment(1);
+    HttpResponse::MethodNotAllowed()
+        .insert_header((header::ALLOW, "POST"))
+        .json(serde_json::json!({"error": "method_not_allowed", "message": "use POST"}))
+}
+
+async fn not_found() -> HttpResponse {
+    HttpResponse::NotFound()
+        .json(serde_json::json!({"error": "not_found", "message": "no such path"}))
+}
+
+/// Runs the receiver until SIGTERM/SIGINT: starts the broker supervisor, serves, then
+/// closes the broker connection after in-flight requests finished.
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    settings.validate_receiver()?;
+    let broker = Broker::start(workos_sync_queue::BrokerConfig::from_settings(
+        &settings.amqp,
+        "workos-sync-receiver",
+    ));
+    if !broker.wait_connected(Duration::from_secs(10)).await {
+        tracing::warn!("broker not reachable yet; serving 503 until it is");
+    }
+    let (server, addr) = build_server(&settings, broker.clone())?;
+    tracing::info!(%addr, path = %settings.receiver.path, "receiver listening");
+    // actix-server handles SIGTERM (graceful: in-flight requests finish) and SIGINT.
+    server.await?;
+    broker.close().await;
+    tracing::info!("receiver stopped");
+    Ok(())
+}

@@ -1,0 +1,252 @@
+//! Test helpers shared by the integration tests and benchmarks: unique queue prefixes on
+//! the real RabbitMQ, a receiver started on port 0, signed requests, reading back what
+//! reached a queue, and a TCP proxy to cut the broker connection.
+//!
+//! Everything talks to the real services on loopback (`AMQP_URL`, default
+//! `amqp://guest:guest@127.0.0.1:5672/%2f`). Helpers return `anyhow::Result`; tests
+//! unwrap them.
+
+pub mod proxy;
+
+use std::{collections::HashMap, net::SocketAddr, time::Duration};
+
+use anyhow::Context;
+use lapin::{
+    Connection, ConnectionProperties,
+    message::BasicGetMessage,
+    options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions},
+    types::FieldTable,
+};
+pub use proxy::TcpProxy;
+use workos_sync_core::{Settings, now_ms, signature};
+use workos_sync_queue::{Broker, BrokerConfig, Topology};
+
+/// Prefix of every test prefix, so that leftovers are easy to find and delete.
+pub const TEST_PREFIX_STEM: &str = "wst";
+
+pub const TEST_SECRET: &str = "whsec_testkit_secret";
+
+pub fn amqp_url() -> String {
+    std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// `host:port` of the broker in [`amqp_url`].
+pub fn amqp_addr() -> anyhow::Result<SocketAddr> {
+    let url = amqp_url();
+    let rest = url.split("://").nth(1).context("AMQP_URL has no scheme")?;
+    let hostport = rest.rsplit('@').next().unwrap_or(rest);
+    let hostport = hostport.split('/').next().unwrap_or(hostport);
+    let hostport = if hostport.contains(':') {
+        hostport.to_owned()
+    } else {
+        format!("{hostport}:5672")
+    };
+    let hostport = hostport.replace("localhost", "127.0.0.1");
+    hostport.parse().context("AMQP_URL host:port")
+}
+
+/// The AMQP URL with host and port replaced by `addr` (to go through a proxy).
+pub fn amqp_url_via(addr: SocketAddr) -> String {
+    let url = amqp_url();
+    let (scheme, rest) = url.split_once("://").unwrap_or(("amqp", &url));
+    let (creds, hostpath) = match rest.rsplit_once('@') {
+        Some((c, h)) => (format!("{c}@"), h),
+        None => (String::new(), rest),
+    };
+    let path = hostpath.split_once('/').map(|(_, p)| p).unwrap_or("%2f");
+    format!("{scheme}://{creds}{addr}/{path}")
+}
+
+/// A fresh queue prefix: `wst-<8 hex>`.
+pub fn unique_prefix() -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("{TEST_PREFIX_STEM}-{}", &id[..8])
+}
+
+/// Settings for a test: defaults, loopback services, the given prefix and secret, port 0.
+pub fn test_settings(prefix: &str, extra: &[(&str, &str)]) -> anyhow::Result<Settings> {
+    let mut env: HashMap<String, String> = HashMap::new();
+    env.insert("AMQP_URL".into(), amqp_url());
+    env.insert("WORKOS_WEBHOOK_SECRET".into(), TEST_SECRET.into());
+    env.insert("WORKOS_SYNC__AMQP__PREFIX".into(), prefix.into());
+    env.insert("WORKOS_SYNC__RECEIVER__BIND".into(), "127.0.0.1:0".into());
+    env.insert("WORKOS_SYNC__RECEIVER__WORKERS".into(), "2".into());
+    env.insert(
+        "WORKOS_SYNC__RECEIVER__SHUTDOWN_TIMEOUT_SECS".into(),
+        "1".into(),
+    );
+    if let Ok(db) = std::env::var("DATABASE_URL") {
+        env.insert("DATABASE_URL".into(), db);
+    }
+    for (k, v) in extra {
+        env.insert((*k).into(), (*v).into());
+    }
+    Ok(Settings::load_from(None, env)?)
+}
+
+/// The `WorkOS-Signature` value for `body`, signed now with [`TEST_SECRET`].
+pub fn sign_now(body: &[u8]) -> String {
+    signature::signature_header(TEST_SECRET.as_bytes(), now_ms(), body)
+}
+
+/// A realistic `user.created`/`user.updated`/`user.deleted` body.
+pub fn user_event(event_id: &str, event_type: &str, user_id: &str, updated_at: &str) -> String {
+    serde_json::json!({
+        "object": "event",
+        "id": event_id,
+        "event": event_type,
+        "data": {
+            "object": "user",
+            "id": user_id,
+            "email": format!("{user_id}@example.com"),
+            "email_verified": true,
+            "first_name": "Test",
+            "last_name": "User",
+            "profile_picture_url": null,
+            "external_id": null,
+            "metadata": {},
+            "last_sign_in_at": null,
+            "created_at": "2026-01-01T00:00:00.000Z",
+            "updated_at": updated_at,
+        },
+        "created_at": updated_at,
+        "context": null,
+    })
+    .to_string()
+}
+
+/// A receiver running in this process against a unique prefix, optionally through a
+/// proxy to the broker.
+pub struct TestReceiver {
+    pub addr: SocketAddr,
+    pub url: String,
+    pub settings: Settings,
+    pub broker: Broker,
+    pub proxy: Option<TcpProxy>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+/// Options for [`spawn_receiver`].
+#[derive(Default)]
+pub struct ReceiverOptions<'a> {
+    /// Route the broker connection through a [`TcpProxy`].
+    pub via_proxy: bool,
+    /// Extra settings as environment pairs.
+    pub env: Vec<(&'a str, &'a str)>,
+}
+
+pub async fn spawn_receiver(opts: ReceiverOptions<'_>) -> anyhow::Result<TestReceiver> {
+    let prefix = unique_prefix();
+    let mut settings = test_settings(&prefix, &opts.env)?;
+    let proxy = if opts.via_proxy {
+        let p = TcpProxy::start(amqp_addr()?).await?;
+        settings.amqp.url = amqp_url_via(p.addr()).into();
+        Some(p)
+    } else {
+        None
+    };
+    settings.validate_receiver()?;
+    let broker = Broker::start(BrokerConfig::from_settings(
+        &settings.amqp,
+        "testkit-receiver",
+    ));
+    anyhow::ensure!(
+        broker.wait_connected(Duration::from_secs(15)).await,
+        "broker not reachable at {}",
+        amqp_url()
+    );
+    let (server, addr) = workos_sync_receiver::build_server(&settings, broker.clone())?;
+    let handle = server.handle();
+    tokio::spawn(server);
+    Ok(TestReceiver {
+        addr,
+        url: format!("http://{addr}{}", settings.receiver.path),
+        settings,
+        broker,
+        proxy,
+        handle,
+    })
+}
+
+impl TestReceiver {
+    pub fn topology(&self) -> &Topology {
+        self.broker.topology()
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops the server, deletes the test's queues and exchanges, closes the broker.
+    pub async fn teardown(self) -> anyhow::Result<()> {
+        self.handle.stop(true).await;
+        self.broker.close().await;
+        delete_topology(self.broker.topology()).await
+    }
+}
+
+/// Opens a direct connection to the broker (not through any proxy).
+pub async fn connect() -> anyhow::Result<Connection> {
+    Ok(Connection::connect(&amqp_url(), ConnectionProperties::default()).await?)
+}
+
+/// Deletes a test topology.
+pub async fn delete_topology(topology: &Topology) -> anyhow::Result<()> {
+    let conn = connect().await?;
+    let ch = conn.create_channel().await?;
+    topology.delete(&ch).await?;
+    conn.close(200, "bye".into()).await?;
+    Ok(())
+}
+
+/// Number of ready messages in `queue`.
+pub async fn queue_len(queue: &str) -> anyhow::Result<u32> {
+    let conn = connect().await?;
+    let ch = conn.create_channel().await?;
+    let q = ch
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    conn.close(200, "bye".into()).await?;
+    Ok(q.message_count())
+}
+
+/// Takes (gets and acks) every message currently in `queue`.
+pub async fn drain(queue: &str) -> anyhow::Result<Vec<BasicGetMessage>> {
+    let conn = connect().await?;
+    let ch = conn.create_channel().await?;
+    let mut out = Vec::new();
+    while let Some(msg) = ch
+        .basic_get(queue.into(), BasicGetOptions::default())
+        .await?
+    {
+        msg.delivery.ack(BasicAckOptions::default()).await?;
+        out.push(msg);
+    }
+    conn.close(200, "bye".into()).await?;
+    Ok(out)
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub async fn eventually<F, Fut>(timeout: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if f().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Makes sure the local PostgreSQL and RabbitMQ the tests use are running (the non-Docker
+# path). Starts them when they are installed but down; installs them from Debian when
+# missing. Idempotent; safe to run repeatedly.
+set -euo pipefail
+
+pg_up() { pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; }
+rabbit_up() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null && rabbitmqctl -q status >/dev/null 2>&1; }
+
+if ! command -v pg_ctlcluster >/dev/null 2>&1 || ! command -v rabbitmq-server >/dev/null 2>&1; then
+  echo "services: installing postgresql and rabbitmq-server from Debian" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql rabbitmq-server >/dev/null
+fi
+
+if ! pg_up; then
+  echo "services: starting PostgreSQL" >&2
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+fi
+if ! rabbit_up; then
+  echo "services: starting RabbitMQ" >&2
+  rabbitmq-server -detached || true
+  rabbitmqctl await_startup --timeout 120 >/dev/null 2>&1 || true
+fi
+
+for i in $(seq 1 120); do
+  if pg_up && rabbit_up; then break; fi
+  sleep 1
+done
+pg_up || { echo "services: PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1; }
+rabbit_up || { echo "services: RabbitMQ is not reachable on 127.0.0.1:5672" >&2; exit 1; }
+
+# Leftovers of interrupted test runs: queues named wst-* (testkit prefixes).
+rabbitmqctl -q list_queues name 2>/dev/null | grep -E '^wst-' | while read -r q; do
+  rabbitmqctl -q delete_queue "$q" >/dev/null 2>&1 || true
+done
+rabbitmqctl -q list_exchanges name 2>/dev/null | grep -E '^wst-' | while read -r x; do
+  rabbitmqadmin delete exchange name="$x" >/dev/null 2>&1 || true
+done
+echo "services: PostgreSQL and RabbitMQ are up" >&2

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The test command of the README: starts the local services if needed, then runs every
+# test of the workspace against the real PostgreSQL and RabbitMQ.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/services.sh
+export AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+exec cargo test --workspace --locked "$@"
