@@ -38,3 +38,8 @@ rabbitmqctl -q list_exchanges name 2>/dev/null | grep -E '^wst-' | while read -r
   rabbitmqadmin delete exchange name="$x" >/dev/null 2>&1 || true
 done
 echo "services: PostgreSQL and RabbitMQ are up" >&2
+# Databases left by interrupted test runs: wst_*.
+psql -h 127.0.0.1 -U postgres -d postgres -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'wst\_%'" 2>/dev/null \
+  | while read -r db; do
+      psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
+    done

@@ -6,11 +6,13 @@
 //! `amqp://guest:guest@127.0.0.1:5672/%2f`). Helpers return `anyhow::Result`; tests
 //! unwrap them.
 
+pub mod db;
 pub mod proxy;
 
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 use anyhow::Context;
+pub use db::{TestDb, fresh_database};
 use lapin::{
     Connection, ConnectionProperties,
     message::BasicGetMessage,

@@ -1,0 +1,527 @@
+//! The store: Diesel schema, embedded migrations and `apply` — the one idempotent step
+//! through which webhooks, lazy sync, backfill and reconciliation all write.
+//!
+//! A batch of events is applied in one transaction:
+//! 1. lock every user of the batch (`pg_advisory_xact_lock` on the id hash, in sorted
+//!    order, so batches never deadlock each other and one user's events are serialised
+//!    inside Postgres, whatever the number of workers);
+//! 2. read which event ids were processed, the stored `workos_updated_at` and tombstones;
+//! 3. decide outcomes in memory ([`plan`]);
+//! 4. allocate usertags for new users under per-base locks (taken after all user locks,
+//!    again sorted: no lock cycle is possible);
+//! 5. write: guarded upserts, deletes with tombstones, processed-event records.
+//!
+//! Failure model: [`StoreError::Unavailable`] means the database could not be reached
+//! (hold and retry later, never dead-letter); [`StoreError::Query`] is a failed
+//! statement (serialisation failure, deadlock, a trigger raising…), retried by the caller
+//! per event through the delay tiers.
+
+pub mod migrate;
+pub mod plan;
+pub mod schema;
+pub mod usertag;
+
+use std::{
+    collections::{HashMap, HashSet},
+    time::{Duration, Instant},
+};
+
+use chrono::{DateTime, Utc};
+use diesel::{
+    prelude::*,
+    sql_types::{Array, Integer, Text},
+    upsert::excluded,
+};
+use diesel_async::{
+    AsyncConnection, AsyncPgConnection, RunQueryDsl,
+    pooled_connection::{AsyncDieselConnectionManager, deadpool::Pool},
+};
+use serde::Serialize;
+use workos_sync_core::{Event, User};
+
+pub use plan::Outcome;
+use plan::{Existing, Write};
+use schema::{processed_events, sync_cursors, user_tombstones, users};
+
+/// Advisory-lock namespaces (first key of the two-key form).
+const LOCK_USER: i32 = 0x5753_0001;
+const LOCK_USERTAG: i32 = 0x5753_0002;
+pub(crate) const LOCK_MIGRATE: i64 = 0x5753_0003;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("migration failed: {0}")]
+    Migration(String),
+}
+
+impl StoreError {
+    /// True when the database could not be reached: wait and retry, never dead-letter.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Self::Unavailable(_)
+                | Self::Query(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::ClosedConnection,
+                    _,
+                ))
+                | Self::Query(diesel::result::Error::BrokenTransactionManager)
+        )
+    }
+}
+
+/// A row of `users`, as the lazy-sync endpoint returns it.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Serialize)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
+pub struct UserRow {
+    pub id: String,
+    pub email: String,
+    pub name: Option<String>,
+    pub usertag: String,
+    pub avatar_url: Option<String>,
+    pub bio: Option<String>,
+    pub details: Option<serde_json::Value>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email_verified: bool,
+    pub external_id: Option<String>,
+    pub metadata: serde_json::Value,
+    pub locale: Option<String>,
+    pub last_sign_in_at: Option<DateTime<Utc>>,
+    pub workos_created_at: DateTime<Utc>,
+    pub workos_updated_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = users)]
+struct NewUser {
+    id: String,
+    email: String,
+    name: Option<String>,
+    usertag: String,
+    avatar_url: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    email_verified: bool,
+    external_id: Option<String>,
+    metadata: serde_json::Value,
+    locale: Option<String>,
+    last_sign_in_at: Option<DateTime<Utc>>,
+    workos_created_at: DateTime<Utc>,
+    workos_updated_at: DateTime<Utc>,
+}
+
+impl NewUser {
+    fn from_user(u: &User, usertag: String) -> Self {
+        Self {
+            id: u.id.clone(),
+            email: u.email.clone(),
+            name: u.display_name(),
+            usertag,
+            avatar_url: u.profile_picture_url.clone(),
+            first_name: u.first_name.clone(),
+            last_name: u.last_name.clone(),
+            email_verified: u.email_verified,
+            external_id: u.external_id.clone(),
+            metadata: u
+                .metadata
+                .as_ref()
+                .map(|m| serde_json::to_value(m).unwrap_or_default())
+                .unwrap_or_else(|| serde_json::json!({})),
+            locale: u.locale.clone(),
+            last_sign_in_at: u.last_sign_in_at,
+            workos_created_at: u.created_at,
+            workos_updated_at: u.updated_at,
+        }
+    }
+}
+
+/// The connection pool and every database operation of workos-sync.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool<AsyncPgConnection>,
+}
+
+type Conn = diesel_async::pooled_connection::deadpool::Object<AsyncPgConnection>;
+
+impl Store {
+    /// Builds the pool (no connection is opened yet). `size` connections at most; a
+    /// connection attempt or a wait for a free connection gives up after `timeout`.
+    pub fn new(url: &str, size: usize, timeout: Duration) -> Result<Self, StoreError> {
+        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+        let pool = Pool::builder(manager)
+            .max_size(size.max(1))
+            .runtime(deadpool::Runtime::Tokio1)
+            .wait_timeout(Some(timeout))
+            .create_timeout(Some(timeout))
+            .recycle_timeout(Some(timeout))
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(Self { pool })
+    }
+
+    pub fn from_settings(
+        s: &workos_sync_core::settings::DatabaseSettings,
+    ) -> Result<Self, StoreError> {
+        use secrecy::ExposeSecret;
+        Self::new(s.url.expose_secret(), s.pool_size, Duration::from_secs(5))
+    }
+
+    async fn conn(&self) -> Result<Conn, StoreError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
+    }
+
+    /// `SELECT 1` on a pooled connection.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        diesel::sql_query("SELECT 1")
+            .execute(&mut conn)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Applies one event (a batch of one).
+    pub async fn apply(&self, event: &Event) -> Result<Outcome, StoreError> {
+        let outcomes = self.apply_batch(std::slice::from_ref(event)).await?;
+        outcomes
+            .into_iter()
+            .next()
+            .ok_or_else(|| StoreError::Migration("empty outcome".into()))
+    }
+
+    /// Applies a batch in one transaction; returns one outcome per event, in order.
+    pub async fn apply_batch(&self, events: &[Event]) -> Result<Vec<Outcome>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let started = Instant::now();
+        let mut conn = self.conn().await?;
+        let outcomes = conn
+            .transaction::<_, StoreError, _>(async |c| apply_in_tx(c, events).await)
+            .await?;
+        metrics::histogram!("workos_sync_apply_batch_seconds")
+            .record(started.elapsed().as_secs_f64());
+        for (ev, outcome) in events.iter().zip(&outcomes) {
+            metrics::counter!(
+                "workos_sync_events_applied_total",
+                "type" => metric_type(&ev.event_type),
+                "outcome" => outcome.as_str()
+            )
+            .increment(1);
+        }
+        Ok(outcomes)
+    }
+
+    /// A user row by id.
+    pub async fn get_user(&self, id: &str) -> Result<Option<UserRow>, StoreError> {
+        let mut conn = self.conn().await?;
+        Ok(users::table
+            .find(id)
+            .select(UserRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()?)
+    }
+
+    /// True when `id` has a tombstone.
+    pub async fn is_tombstoned(&self, id: &str) -> Result<bool, StoreError> {
+        let mut conn = self.conn().await?;
+        let n: i64 = user_tombstones::table
+            .filter(user_tombstones::user_id.eq(id))
+            .count()
+            .get_result(&mut conn)
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// All user rows ordered by id (tests, checks).
+    pub async fn all_users(&self) -> Result<Vec<UserRow>, StoreError> {
+        let mut conn = self.conn().await?;
+        Ok(users::table
+            .order(users::id)
+            .select(UserRow::as_select())
+            .load(&mut conn)
+            .await?)
+    }
+
+    /// Number of processed-event records.
+    pub async fn processed_count(&self) -> Result<i64, StoreError> {
+        let mut conn = self.conn().await?;
+        Ok(processed_events::table
+            .count()
+            .get_result(&mut conn)
+            .await?)
+    }
+
+    /// Reads a named cursor.
+    pub async fn cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let mut conn = self.conn().await?;
+        Ok(sync_cursors::table
+            .find(name)
+            .select(sync_cursors::cursor)
+            .first::<Option<String>>(&mut conn)
+            .await
+            .optional()?
+            .flatten())
+    }
+
+    /// Stores a named cursor.
+    pub async fn set_cursor(&self, name: &str, cursor: Option<&str>) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        diesel::insert_into(sync_cursors::table)
+            .values((
+                sync_cursors::name.eq(name),
+                sync_cursors::cursor.eq(cursor),
+                sync_cursors::last_run_at.eq(diesel::dsl::now),
+            ))
+            .on_conflict(sync_cursors::name)
+            .do_update()
+            .set((
+                sync_cursors::cursor.eq(cursor),
+                sync_cursors::last_run_at.eq(diesel::dsl::now),
+                sync_cursors::updated_at.eq(diesel::dsl::now),
+            ))
+            .execute(&mut conn)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Bounded label set for metrics: unknown event types are folded into `other`.
+fn metric_type(t: &str) -> &'static str {
+    match t {
+        "user.created" => "user.created",
+        "user.updated" => "user.updated",
+        "user.deleted" => "user.deleted",
+        _ => "other",
+    }
+}
+
+#[derive(QueryableByName)]
+struct TagRow {
+    #[diesel(sql_type = Text)]
+    usertag: String,
+}
+
+async fn lock_keys(
+    c: &mut AsyncPgConnection,
+    namespace: i32,
+    keys: &[String],
+) -> Result<(), StoreError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    // DISTINCT + ORDER BY in a subquery: every transaction takes its locks in the same
+    // order, so two batches cannot deadlock on each other's users.
+    diesel::sql_query(
+        "SELECT pg_advisory_xact_lock($1, k) FROM \
+         (SELECT DISTINCT hashtext(x) AS k FROM unnest($2::text[]) AS x ORDER BY 1) AS s",
+    )
+    .bind::<Integer, _>(namespace)
+    .bind::<Array<Text>, _>(keys)
+    .execute(c)
+    .await?;
+    Ok(())
+}
+
+async fn apply_in_tx(
+    c: &mut AsyncPgConnection,
+    events: &[Event],
+) -> Result<Vec<Outcome>, StoreError> {
+    let user_ids: Vec<String> = {
+        let set: HashSet<&str> = events.iter().filter_map(Event::user_id).collect();
+        set.into_iter().map(str::to_owned).collect()
+    };
+    lock_keys(c, LOCK_USER, &user_ids).await?;
+
+    let event_ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+    let seen: HashSet<String> = processed_events::table
+        .filter(processed_events::event_id.eq_any(&event_ids))
+        .select(processed_events::event_id)
+        .load::<String>(c)
+        .await?
+        .into_iter()
+        .collect();
+    let mut existing: HashMap<String, Existing> = HashMap::new();
+    let mut tags: HashMap<String, String> = HashMap::new();
+    if !user_ids.is_empty() {
+        let rows: Vec<(String, DateTime<Utc>, String)> = users::table
+            .filter(users::id.eq_any(&user_ids))
+            .select((users::id, users::workos_updated_at, users::usertag))
+            .load(c)
+            .await?;
+        for (id, t, tag) in rows {
+            existing.entry(id.clone()).or_default().updated_at = Some(t);
+            tags.insert(id, tag);
+        }
+        let tombs: Vec<String> = user_tombstones::table
+            .filter(user_tombstones::user_id.eq_any(&user_ids))
+            .select(user_tombstones::user_id)
+            .load(c)
+            .await?;
+        for id in tombs {
+            existing.entry(id).or_default().tombstoned = true;
+        }
+    }
+
+    let plan = plan::plan(events, &existing, &seen);
+
+    let mut new_users: Vec<&User> = Vec::new();
+    let mut updates: Vec<&User> = Vec::new();
+    let mut deletes: Vec<(&str, DateTime<Utc>, &str)> = Vec::new();
+    for w in &plan.writes {
+        match w {
+            Write::Upsert { user, new: true } => new_users.push(user),
+            Write::Upsert { user, new: false } => updates.push(user),
+            Write::Delete {
+                user_id,
+                deleted_at,
+                event_id,
+            } => deletes.push((user_id, *deleted_at, event_id)),
+        }
+    }
+
+    let mut rows: Vec<NewUser> = Vec::with_capacity(new_users.len() + updates.len());
+    if !new_users.is_empty() {
+        let tags = allocate_usertags(c, &new_users).await?;
+        for (u, tag) in new_users.iter().zip(tags) {
+            rows.push(NewUser::from_user(u, tag));
+        }
+    }
+    for u in &updates {
+        // Existing rows keep their usertag: it is not in the SET list below.
+        let tag = tags.get(&u.id).cloned().unwrap_or_default();
+        rows.push(NewUser::from_user(u, tag));
+    }
+    if !rows.is_empty() {
+        // InsertStatement implements FilterDsl (DO UPDATE ... WHERE), not QueryDsl.
+        use diesel::query_dsl::methods::FilterDsl;
+        diesel::insert_into(users::table)
+            .values(&rows)
+            .on_conflict(users::id)
+            .do_update()
+            .set((
+                users::email.eq(excluded(users::email)),
+                users::name.eq(excluded(users::name)),
+                users::avatar_url.eq(excluded(users::avatar_url)),
+                users::first_name.eq(excluded(users::first_name)),
+                users::last_name.eq(excluded(users::last_name)),
+                users::email_verified.eq(excluded(users::email_verified)),
+                users::external_id.eq(excluded(users::external_id)),
+                users::metadata.eq(excluded(users::metadata)),
+                users::locale.eq(excluded(users::locale)),
+                users::last_sign_in_at.eq(excluded(users::last_sign_in_at)),
+                users::workos_created_at.eq(excluded(users::workos_created_at)),
+                users::workos_updated_at.eq(excluded(users::workos_updated_at)),
+                users::updated_at.eq(diesel::dsl::now),
+            ))
+            // The version guard, also enforced in SQL: only strictly newer data wins.
+            .filter(users::workos_updated_at.lt(excluded(users::workos_updated_at)))
+            .execute(c)
+            .await?;
+    }
+    if !deletes.is_empty() {
+        let ids: Vec<&str> = deletes.iter().map(|d| d.0).collect();
+        diesel::delete(users::table.filter(users::id.eq_any(&ids)))
+            .execute(c)
+            .await?;
+        let tombs: Vec<_> = deletes
+            .iter()
+            .map(|(id, at, ev)| {
+                (
+                    user_tombstones::user_id.eq(*id),
+                    user_tombstones::deleted_at.eq(*at),
+                    user_tombstones::event_id.eq(*ev),
+                )
+            })
+            .collect();
+        diesel::insert_into(user_tombstones::table)
+            .values(&tombs)
+            .on_conflict_do_nothing()
+            .execute(c)
+            .await?;
+    }
+    if !plan.processed.is_empty() {
+        let recs: Vec<_> = plan
+            .processed
+            .iter()
+            .map(|p| {
+                (
+                    processed_events::event_id.eq(&p.event_id),
+                    processed_events::event_type.eq(&p.event_type),
+                    processed_events::user_id.eq(p.user_id.as_deref()),
+                    processed_events::outcome.eq(p.outcome.as_str()),
+                )
+            })
+            .collect();
+        diesel::insert_into(processed_events::table)
+            .values(&recs)
+            .on_conflict_do_nothing()
+            .execute(c)
+            .await?;
+    }
+    Ok(plan.outcomes)
+}
+
+/// Picks a free usertag for each new user: locks every base (sorted), reads which
+/// candidates are taken, then hands out the first free one, never the same twice.
+async fn allocate_usertags(
+    c: &mut AsyncPgConnection,
+    new_users: &[&User],
+) -> Result<Vec<String>, StoreError> {
+    let bases: Vec<String> = new_users.iter().map(|u| usertag::base(&u.email)).collect();
+    let mut unique_bases: Vec<String> = bases.clone();
+    unique_bases.sort();
+    unique_bases.dedup();
+    lock_keys(c, LOCK_USERTAG, &unique_bases).await?;
+    let all_candidates: Vec<String> = unique_bases
+        .iter()
+        .flat_map(|b| usertag::candidates(b))
+        .collect();
+    let mut taken: HashSet<String> =
+        diesel::sql_query("SELECT usertag FROM users WHERE usertag = ANY($1::text[])")
+            .bind::<Array<Text>, _>(&all_candidates)
+            .load::<TagRow>(c)
+            .await?
+            .into_iter()
+            .map(|r| r.usertag)
+            .collect();
+    let mut out = Vec::with_capacity(bases.len());
+    for (base, user) in bases.iter().zip(new_users) {
+        let mut chosen = usertag::candidates(base)
+            .into_iter()
+            .find(|t| !taken.contains(t));
+        if chosen.is_none() {
+            // Every numbered candidate is taken: derive a suffix from the user id, and
+            // make sure it is free (the base lock is held, so the answer holds).
+            let digest = workos_sync_core::event::body_hash_id(user.id.as_bytes());
+            for n in 0..8usize {
+                let start = 7 + n * 6;
+                let suffix = digest.get(start..start + 6).unwrap_or("0");
+                let t = format!("{base}_{suffix}");
+                let exists: i64 = users::table
+                    .filter(users::usertag.eq(&t))
+                    .count()
+                    .get_result(c)
+                    .await?;
+                if exists == 0 && !taken.contains(&t) {
+                    chosen = Some(t);
+                    break;
+                }
+            }
+        }
+        let tag = chosen.unwrap_or_else(|| format!("{base}_{}", user.id.to_ascii_lowercase()));
+        taken.insert(tag.clone());
+        out.push(tag);
+    }
+    Ok(out)
+}

@@ -1,0 +1,329 @@
+//! The store against a real Postgres: each test in its own fresh database.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on setup failures
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use rand::{Rng, SeedableRng, rngs::StdRng, seq::SliceRandom};
+use workos_sync_core::{Event, EventKind, User};
+use workos_sync_store::{Outcome, migrate};
+use workos_sync_testkit::fresh_database;
+
+fn t(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_767_225_600 + secs, 0).unwrap()
+}
+
+fn user(id: &str, email: &str, version: i64) -> User {
+    User {
+        id: id.into(),
+        email: email.into(),
+        email_verified: true,
+        first_name: Some(format!("First{version}")),
+        last_name: Some(" Last ".into()),
+        name: None,
+        profile_picture_url: Some(format!("https://img/{id}/{version}")),
+        external_id: None,
+        metadata: None,
+        last_sign_in_at: None,
+        locale: Some("en-US".into()),
+        created_at: t(0),
+        updated_at: t(version),
+    }
+}
+
+fn event(id: &str, kind: EventKind, created: i64) -> Event {
+    let event_type = match &kind {
+        EventKind::UserCreated(_) => "user.created",
+        EventKind::UserUpdated(_) => "user.updated",
+        EventKind::UserDeleted(_) => "user.deleted",
+        EventKind::Other => "organization.created",
+    };
+    Event {
+        id: id.into(),
+        event_type: event_type.into(),
+        created_at: t(created),
+        kind,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_go_down_and_up_and_tolerate_concurrent_runs() {
+    let db = fresh_database().await.unwrap();
+    assert!(migrate::pending(&db.url).await.unwrap().is_empty());
+    let reverted = migrate::revert_all(&db.url).await.unwrap();
+    assert_eq!(reverted.len(), 1);
+    // down.sql removed every table.
+    let left = db
+        .exec("SELECT 1 FROM information_schema.tables WHERE table_schema='public' AND table_name <> '__diesel_schema_migrations'")
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "tables left after revert");
+    // Two runners at once: both succeed, one of them applies.
+    let (a, b) = tokio::join!(migrate::run(&db.url), migrate::run(&db.url));
+    let applied = a.unwrap().len() + b.unwrap().len();
+    assert_eq!(applied, 1);
+    assert!(migrate::pending(&db.url).await.unwrap().is_empty());
+    db.teardown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_event_twice_has_one_effect() {
+    let db = fresh_database().await.unwrap();
+    let s = &db.store;
+    let ev = event(
+        "event_1",
+        EventKind::UserCreated(user("user_1", "Ada.L@x.io", 1)),
+        1,
+    );
+    assert_eq!(s.apply(&ev).await.unwrap(), Outcome::Created);
+    let row = s.get_user("user_1").await.unwrap().unwrap();
+    assert_eq!(s.apply(&ev).await.unwrap(), Outcome::Duplicate);
+    assert_eq!(s.get_user("user_1").await.unwrap().unwrap(), row);
+    assert_eq!(row.name.as_deref(), Some("First1 Last"));
+    assert_eq!(row.usertag, "ada_l");
+    assert_eq!(row.avatar_url.as_deref(), Some("https://img/user_1/1"));
+    assert_eq!(s.processed_count().await.unwrap(), 1);
+    // Unknown event types are recorded as ignored, and are duplicates the second time.
+    let other = event("event_org", EventKind::Other, 1);
+    assert_eq!(s.apply(&other).await.unwrap(), Outcome::Ignored);
+    assert_eq!(s.apply(&other).await.unwrap(), Outcome::Duplicate);
+    db.teardown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newest_wins_and_deletes_are_final() {
+    let db = fresh_database().await.unwrap();
+    let s = &db.store;
+    let u = |v| user("user_2", "bob@x.io", v);
+    assert_eq!(
+        s.apply(&event("e3", EventKind::UserUpdated(u(3)), 3))
+            .await
+            .unwrap(),
+        Outcome::Created
+    );
+    assert_eq!(
+        s.apply(&event("e1", EventKind::UserCreated(u(1)), 1))
+            .await
+            .unwrap(),
+        Outcome::Stale
+    );
+    assert_eq!(
+        s.apply(&event("e3b", EventKind::UserUpdated(u(3)), 3))
+            .await
+            .unwrap(),
+        Outcome::Stale
+    );
+    assert_eq!(
+        s.get_user("user_2")
+            .await
+            .unwrap()
+            .unwrap()
+            .workos_updated_at,
+        t(3)
+    );
+    assert_eq!(
+        s.apply(&event("e4", EventKind::UserUpdated(u(4)), 4))
+            .await
+            .unwrap(),
+        Outcome::Updated
+    );
+    // The delete carries the user as last stored (old updated_at): it still deletes.
+    assert_eq!(
+        s.apply(&event("d", EventKind::UserDeleted(u(2)), 10))
+            .await
+            .unwrap(),
+        Outcome::Deleted
+    );
+    assert!(s.get_user("user_2").await.unwrap().is_none());
+    assert!(s.is_tombstoned("user_2").await.unwrap());
+    for (id, v) in [("late_new", 99), ("late_old", 1)] {
+        assert_eq!(
+            s.apply(&event(id, EventKind::UserUpdated(u(v)), v))
+                .await
+                .unwrap(),
+            Outcome::Tombstoned
+        );
+    }
+    assert!(s.get_user("user_2").await.unwrap().is_none());
+    db.teardown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_columns_and_usertag_survive_updates() {
+    let db = fresh_database().await.unwrap();
+    let s = &db.store;
+    s.apply(&event(
+        "c",
+        EventKind::UserCreated(user("user_3", "carol@x.io", 1)),
+        1,
+    ))
+    .await
+    .unwrap();
+    db.exec("UPDATE users SET bio = 'my bio', details = '{\"k\":1}' WHERE id = 'user_3'")
+        .await
+        .unwrap();
+    // The email changes: the usertag does not.
+    s.apply(&event(
+        "u",
+        EventKind::UserUpdated(user("user_3", "caroline@x.io", 2)),
+        2,
+    ))
+    .await
+    .unwrap();
+    let row = s.get_user("user_3").await.unwrap().unwrap();
+    assert_eq!(row.email, "caroline@x.io");
+    assert_eq!(row.usertag, "carol");
+    assert_eq!(row.bio.as_deref(), Some("my bio"));
+    assert_eq!(row.details, Some(serde_json::json!({"k": 1})));
+    db.teardown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_usertag_collisions_stay_unique() {
+    let db = fresh_database().await.unwrap();
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let s = db.store.clone();
+        tasks.push(tokio::spawn(async move {
+            // Each worker creates 10 users whose emails share one local part, in
+            // batches of 5, racing the others.
+            for b in 0..2 {
+                let events: Vec<Event> = (0..5)
+                    .map(|i| {
+                        let id = format!("user_w{w}_{b}_{i}");
+                        event(
+                            &format!("ev_{id}"),
+                            EventKind::UserCreated(user(&id, "John.Smith@corp.io", 1)),
+                            1,
+                        )
+                    })
+                    .collect();
+                s.apply_batch(&events).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let rows = db.store.all_users().await.unwrap();
+    assert_eq!(rows.len(), 40);
+    let mut tags: Vec<_> = rows.iter().map(|r| r.usertag.clone()).collect();
+    tags.sort();
+    tags.dedup();
+    assert_eq!(tags.len(), 40, "usertags collided");
+    assert!(tags.iter().all(|t| t.starts_with("john_smith")));
+    assert!(tags.contains(&"john_smith".to_string()));
+    db.teardown().await.unwrap();
+}
+
+/// What the table must hold after any interleaving: for each user, nothing if any
+/// delete was accepted, else the data of the newest `updated_at`.
+fn model(history: &[Event]) -> HashMap<String, Option<i64>> {
+    let mut m: HashMap<String, Option<i64>> = HashMap::new();
+    let mut deleted: std::collections::HashSet<String> = Default::default();
+    for ev in history {
+        match &ev.kind {
+            EventKind::UserDeleted(u) => {
+                deleted.insert(u.id.clone());
+            }
+            EventKind::UserCreated(u) | EventKind::UserUpdated(u) => {
+                let v = (u.updated_at - t(0)).num_seconds();
+                let e = m.entry(u.id.clone()).or_insert(None);
+                if e.is_none_or(|cur| v > cur) {
+                    *e = Some(v);
+                }
+            }
+            EventKind::Other => {}
+        }
+    }
+    for id in deleted {
+        m.insert(id, None);
+    }
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn random_histories_converge_to_the_model() {
+    let db = fresh_database().await.unwrap();
+    let seeds = std::env::var("PROPTEST_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(40u64);
+    for seed in 0..seeds {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut history = Vec::new();
+        for u in 0..5 {
+            let id = format!("s{seed}_user{u}");
+            let versions = rng.random_range(1..8);
+            for v in 1..=versions {
+                let kind = if v == 1 {
+                    EventKind::UserCreated(user(&id, &format!("u{u}@x.io"), v))
+                } else {
+                    EventKind::UserUpdated(user(&id, &format!("u{u}.v{v}@x.io"), v))
+                };
+                history.push(event(&format!("s{seed}_e{u}_{v}"), kind, v));
+            }
+            if rng.random_bool(0.3) {
+                let at = rng.random_range(1..=versions);
+                history.push(event(
+                    &format!("s{seed}_d{u}"),
+                    EventKind::UserDeleted(user(&id, "gone@x.io", at)),
+                    versions + 1,
+                ));
+            }
+        }
+        let expected = model(&history);
+        // Deliveries: every event once, ~30% twice, in random order, over 4 workers that
+        // apply random-sized batches concurrently.
+        let mut deliveries = history.clone();
+        for ev in &history {
+            if rng.random_bool(0.3) {
+                deliveries.push(ev.clone());
+            }
+        }
+        deliveries.shuffle(&mut rng);
+        let mut chunks: Vec<Vec<Event>> = vec![Vec::new(); 4];
+        for (i, ev) in deliveries.into_iter().enumerate() {
+            chunks[i % 4].push(ev);
+        }
+        let mut tasks = Vec::new();
+        for (w, chunk) in chunks.into_iter().enumerate() {
+            let s = db.store.clone();
+            let mut wrng = StdRng::seed_from_u64(seed * 100 + w as u64);
+            tasks.push(tokio::spawn(async move {
+                let mut rest = &chunk[..];
+                while !rest.is_empty() {
+                    let n = wrng.random_range(1..=rest.len().min(6));
+                    s.apply_batch(&rest[..n]).await.unwrap();
+                    rest = &rest[n..];
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        for (id, want) in expected {
+            let row = db.store.get_user(&id).await.unwrap();
+            let got = row
+                .as_ref()
+                .map(|r| (r.workos_updated_at - t(0)).num_seconds());
+            assert_eq!(got, want, "seed {seed} user {id}");
+            if let (Some(r), Some(v)) = (row, want) {
+                let email = if v == 1 {
+                    format!("{}@x.io", &id[id.len() - 5..])
+                } else {
+                    format!("{}.v{v}@x.io", &id[id.len() - 5..])
+                };
+                assert_eq!(r.email, email.replace("user", "u"), "seed {seed} user {id}");
+                assert!(!db.store.is_tombstoned(&id).await.unwrap());
+            } else {
+                assert!(
+                    db.store.is_tombstoned(&id).await.unwrap(),
+                    "seed {seed} user {id} not tombstoned"
+                );
+            }
+        }
+    }
+    db.teardown().await.unwrap();
+}
