@@ -91,6 +91,7 @@ pub struct WorkerSettings {
     pub api_token: SecretString,
     pub prefetch: u16,
     pub batch_size: usize,
+    pub consumers: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

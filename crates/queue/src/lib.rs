@@ -8,6 +8,7 @@
 //! silently: an unroutable publish is reported as `Returned`.
 
 pub mod broker;
+pub mod dlq;
 pub mod topology;
 
 use lapin::{

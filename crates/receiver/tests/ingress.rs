@@ -359,6 +359,7 @@ async fn broker_cut_gives_503_then_recovers() {
     let r = spawn_receiver(ReceiverOptions {
         via_proxy: true,
         env: vec![("WORKOS_SYNC__RECEIVER__CONFIRM_TIMEOUT_MS", "2000")],
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -443,6 +444,7 @@ async fn blackholed_broker_times_out_with_503() {
     let r = spawn_receiver(ReceiverOptions {
         via_proxy: true,
         env: vec![("WORKOS_SYNC__RECEIVER__CONFIRM_TIMEOUT_MS", "1000")],
+        ..Default::default()
     })
     .await
     .unwrap();

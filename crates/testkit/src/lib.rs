@@ -74,6 +74,10 @@ pub fn test_settings(prefix: &str, extra: &[(&str, &str)]) -> anyhow::Result<Set
     env.insert("WORKOS_SYNC__RECEIVER__BIND".into(), "127.0.0.1:0".into());
     env.insert("WORKOS_SYNC__RECEIVER__WORKERS".into(), "2".into());
     env.insert(
+        "WORKOS_SYNC__WORKER__HTTP_BIND".into(),
+        "127.0.0.1:0".into(),
+    );
+    env.insert(
         "WORKOS_SYNC__RECEIVER__SHUTDOWN_TIMEOUT_SECS".into(),
         "1".into(),
     );
@@ -135,10 +139,12 @@ pub struct ReceiverOptions<'a> {
     pub via_proxy: bool,
     /// Extra settings as environment pairs.
     pub env: Vec<(&'a str, &'a str)>,
+    /// Use this queue prefix instead of a fresh one (to share it with a worker).
+    pub prefix: Option<String>,
 }
 
 pub async fn spawn_receiver(opts: ReceiverOptions<'_>) -> anyhow::Result<TestReceiver> {
-    let prefix = unique_prefix();
+    let prefix = opts.prefix.clone().unwrap_or_else(unique_prefix);
     let mut settings = test_settings(&prefix, &opts.env)?;
     let proxy = if opts.via_proxy {
         let p = TcpProxy::start(amqp_addr()?).await?;
@@ -251,4 +257,85 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A worker running in this process on `prefix` against `database_url`.
+pub async fn spawn_worker(
+    prefix: &str,
+    database_url: &str,
+    extra: &[(&str, &str)],
+) -> anyhow::Result<workos_sync_worker::WorkerHandle> {
+    let mut env: Vec<(&str, &str)> = vec![("DATABASE_URL", database_url)];
+    env.extend_from_slice(extra);
+    let settings = test_settings(prefix, &env)?;
+    workos_sync_worker::start(&settings).await
+}
+
+/// A broker handle on `prefix` (declares the topology), for publishing test messages.
+pub async fn test_broker(prefix: &str) -> anyhow::Result<Broker> {
+    let settings = test_settings(prefix, &[])?;
+    let broker = Broker::start(BrokerConfig::from_settings(&settings.amqp, "testkit"));
+    anyhow::ensure!(
+        broker.wait_connected(Duration::from_secs(15)).await,
+        "broker not reachable"
+    );
+    Ok(broker)
+}
+
+/// Publishes `body` to the events exchange of `broker` as the receiver would.
+pub async fn publish_event(
+    broker: &Broker,
+    event_id: &str,
+    event_type: &str,
+    body: &[u8],
+) -> anyhow::Result<()> {
+    let exchange = broker.topology().events_exchange();
+    broker
+        .publish(
+            workos_sync_queue::Outgoing {
+                exchange: &exchange,
+                routing_key: event_type,
+                body,
+                properties: workos_sync_queue::event_properties(
+                    event_id,
+                    event_type,
+                    now_ms(),
+                    false,
+                ),
+            },
+            Duration::from_secs(5),
+        )
+        .await?;
+    Ok(())
+}
+
+/// `host:port` of a postgres URL.
+pub fn postgres_addr(url: &str) -> anyhow::Result<SocketAddr> {
+    let rest = url.split("://").nth(1).context("no scheme")?;
+    let hostport = rest.rsplit('@').next().unwrap_or(rest);
+    let hostport = hostport
+        .split('/')
+        .next()
+        .unwrap_or(hostport)
+        .replace("localhost", "127.0.0.1");
+    let hostport = if hostport.contains(':') {
+        hostport
+    } else {
+        format!("{hostport}:5432")
+    };
+    hostport.parse().context("postgres host:port")
+}
+
+/// A postgres URL with host and port replaced by `addr`.
+pub fn postgres_url_via(url: &str, addr: SocketAddr) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let (creds, hostpath) = match rest.rsplit_once('@') {
+        Some((c, h)) => (format!("{c}@"), h),
+        None => (String::new(), rest),
+    };
+    let path = hostpath
+        .split_once('/')
+        .map(|(_, p)| p)
+        .unwrap_or("postgres");
+    format!("{scheme}://{creds}{addr}/{path}")
 }

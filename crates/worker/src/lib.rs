@@ -1,0 +1,151 @@
+//! The worker: consumes the events queue and applies events to Postgres through the
+//! store, serves `/healthz`, `/readyz` (database and broker) and `/metrics`.
+//!
+//! [`start`] wires the parts and returns a [`WorkerHandle`]; [`run`] is the binary's
+//! main loop (start, wait for SIGTERM/SIGINT, shut down gracefully: stop consuming,
+//! finish and ack the batch in hand, close the connection).
+
+pub mod consumer;
+pub mod http;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use lapin::{options::QueueDeclareOptions, types::FieldTable};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use workos_sync_core::Settings;
+use workos_sync_queue::{Broker, BrokerConfig};
+use workos_sync_store::Store;
+
+pub use consumer::{Consumer, ConsumerConfig};
+
+/// A running worker.
+pub struct WorkerHandle {
+    pub http_addr: SocketAddr,
+    pub broker: Broker,
+    pub store: Store,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    http: actix_web::dev::ServerHandle,
+}
+
+impl WorkerHandle {
+    /// Stops consuming, lets the current batches finish, closes everything.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.http.stop(true).await;
+        self.broker.close().await;
+    }
+
+    /// A token that is cancelled when shutdown starts.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+/// Starts consumers, the queue-depth sampler and the HTTP server.
+pub async fn start(settings: &Settings) -> anyhow::Result<WorkerHandle> {
+    let _ = workos_sync_core::metrics_setup::prometheus();
+    let store = Store::from_settings(&settings.database)?;
+    let broker = Broker::start(BrokerConfig::from_settings(
+        &settings.amqp,
+        "workos-sync-worker",
+    ));
+    if !broker.wait_connected(Duration::from_secs(10)).await {
+        tracing::warn!("broker not reachable yet; consumers start when it is");
+    }
+    let shutdown = CancellationToken::new();
+    let consumer = Arc::new(Consumer {
+        broker: broker.clone(),
+        store: store.clone(),
+        config: ConsumerConfig {
+            prefetch: settings.worker.prefetch,
+            batch_size: settings.worker.batch_size.max(1),
+            publish_timeout: Duration::from_millis(settings.receiver.confirm_timeout_ms),
+            hold_backoff_max: Duration::from_secs(5),
+        },
+        shutdown: shutdown.clone(),
+    });
+    let mut tasks = Vec::new();
+    for i in 0..settings.worker.consumers.max(1) {
+        tasks.push(tokio::spawn(consumer.clone().run(i)));
+    }
+    tasks.push(tokio::spawn(sample_queue_depths(
+        broker.clone(),
+        shutdown.clone(),
+    )));
+    let (server, http_addr) =
+        http::build(&settings.worker.http_bind, broker.clone(), store.clone())?;
+    let http = server.handle();
+    tokio::spawn(server);
+    tracing::info!(%http_addr, consumers = settings.worker.consumers, "worker started");
+    Ok(WorkerHandle {
+        http_addr,
+        broker,
+        store,
+        shutdown,
+        tasks,
+        http,
+    })
+}
+
+/// The binary: start, wait for a signal, shut down.
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let handle = start(&settings).await?;
+    wait_for_signal().await;
+    tracing::info!("shutting down: finishing the current batch");
+    handle.shutdown().await;
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Every 10 s: ready messages and consumers of each queue, as gauges.
+async fn sample_queue_depths(broker: Broker, shutdown: CancellationToken) {
+    let t = broker.topology().clone();
+    let mut queues = vec![t.events_queue(), t.dead_queue()];
+    queues.extend(t.retry_queues());
+    loop {
+        if let Some(live) = broker.live().await
+            && let Ok(ch) = live.connection.create_channel().await
+        {
+            for q in &queues {
+                let passive = QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                };
+                if let Ok(info) = ch
+                    .queue_declare(q.as_str().into(), passive, FieldTable::default())
+                    .await
+                {
+                    metrics::gauge!("workos_sync_queue_messages", "queue" => q.clone())
+                        .set(f64::from(info.message_count()));
+                    metrics::gauge!("workos_sync_queue_consumers", "queue" => q.clone())
+                        .set(f64::from(info.consumer_count()));
+                }
+            }
+            let _ = ch.close(200, "sampled".into()).await;
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(10)) => {}
+        }
+    }
+}

@@ -1,0 +1,339 @@
+//! The worker against the real RabbitMQ and Postgres: own queue prefix and own database
+//! per test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on setup failures
+
+use std::time::{Duration, Instant};
+
+use workos_sync_queue::dlq;
+use workos_sync_testkit::{
+    ReceiverOptions, TcpProxy, delete_topology, eventually, fresh_database, postgres_addr,
+    postgres_url_via, publish_event, queue_len, sign_now, spawn_receiver, spawn_worker,
+    test_broker, unique_prefix, user_event,
+};
+
+fn ts(n: u32) -> String {
+    format!("2026-02-01T00:00:{:02}.{:03}Z", n / 1000, n % 1000)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn end_to_end_receiver_queue_worker_table() {
+    let db = fresh_database().await.unwrap();
+    let prefix = unique_prefix();
+    let r = spawn_receiver(ReceiverOptions {
+        prefix: Some(prefix.clone()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let w = spawn_worker(&prefix, &db.url, &[]).await.unwrap();
+    let c = reqwest::Client::new();
+    let mut bodies = Vec::new();
+    for i in 0..50u32 {
+        let ty = if i < 10 {
+            "user.created"
+        } else {
+            "user.updated"
+        };
+        bodies.push(user_event(
+            &format!("event_e2e_{i}"),
+            ty,
+            &format!("user_{}", i % 10),
+            &ts(i),
+        ));
+    }
+    // Deliver one twice, as WorkOS may.
+    bodies.push(bodies[20].clone());
+    for b in &bodies {
+        let resp = c
+            .post(&r.url)
+            .header("WorkOS-Signature", sign_now(b.as_bytes()))
+            .body(b.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+    }
+    let store = db.store.clone();
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            store.processed_count().await.unwrap() == 50
+        })
+        .await,
+        "not all events applied"
+    );
+    let rows = db.store.all_users().await.unwrap();
+    assert_eq!(rows.len(), 10);
+    for row in rows {
+        let n: u32 = row.id.trim_start_matches("user_").parse().unwrap();
+        // Newest version of user n is event 40 + n.
+        assert_eq!(
+            row.workos_updated_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            ts(40 + n)
+        );
+    }
+    let ready = c
+        .get(format!("http://{}/readyz", w.http_addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+    let metrics = c
+        .get(format!("http://{}/metrics", w.http_addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("workos_sync_events_applied_total"),
+        "{metrics}"
+    );
+    w.shutdown().await;
+    r.teardown().await.unwrap();
+    db.teardown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn poison_goes_to_dlq_without_blocking_and_replay_is_a_duplicate() {
+    let db = fresh_database().await.unwrap();
+    let prefix = unique_prefix();
+    let broker = test_broker(&prefix).await.unwrap();
+    let w = spawn_worker(&prefix, &db.url, &[]).await.unwrap();
+
+    publish_event(&broker, "event_poison", "user.created", b"{not json")
+        .await
+        .unwrap();
+    let good = user_event("event_good", "user.created", "user_ok", &ts(1));
+    publish_event(&broker, "event_good", "user.created", good.as_bytes())
+        .await
+        .unwrap();
+
+    let store = db.store.clone();
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            store.get_user("user_ok").await.unwrap().is_some()
+        })
+        .await
+    );
+    let dead_q = broker.topology().dead_queue();
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            queue_len(&dead_q).await.unwrap() == 1
+        })
+        .await
+    );
+    let dead = dlq::list(&broker).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].id, "event_poison");
+    assert_eq!(dead[0].reason, "undecodable");
+    assert!(dead[0].error.contains("JSON"), "{}", dead[0].error);
+    assert_eq!(dead[0].body, "{not json");
+    // Listing left it there.
+    assert_eq!(queue_len(&dead_q).await.unwrap(), 1);
+
+    // The same good event again (webhook redelivery, then via Events API): no new effect.
+    let before = db.store.get_user("user_ok").await.unwrap().unwrap();
+    publish_event(&broker, "event_good", "user.created", good.as_bytes())
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            queue_len(&broker.topology().events_queue()).await.unwrap() == 0
+        })
+        .await
+    );
+    assert_eq!(db.store.processed_count().await.unwrap(), 1);
+    assert_eq!(db.store.get_user("user_ok").await.unwrap().unwrap(), before);
+
+    assert_eq!(dlq::purge(&broker).await.unwrap(), 1);
+    assert_eq!(queue_len(&dead_q).await.unwrap(), 0);
+    w.shutdown().await;
+    broker.close().await;
+    delete_topology(broker.topology()).await.unwrap();
+    db.teardown().await.unwrap();
+}
+
+/// A statement that fails for one user goes through every delay tier, lands in the DLQ
+/// with its reason, while the rest flows; once fixed, `dlq replay` applies it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn transient_failure_walks_the_tiers_then_dlq_then_replay() {
+    let db = fresh_database().await.unwrap();
+    db.exec(
+        "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN IF NEW.id = 'user_poison' THEN RAISE EXCEPTION 'poison user refused'; END IF; RETURN NEW; END $$",
+    )
+    .await
+    .unwrap();
+    db.exec("CREATE TRIGGER refuse_poison BEFORE INSERT OR UPDATE ON users FOR EACH ROW EXECUTE FUNCTION refuse_poison()")
+        .await
+        .unwrap();
+    let prefix = unique_prefix();
+    let env = [("WORKOS_SYNC__AMQP__RETRY_DELAYS_SECS", "1,2")];
+    let settings = workos_sync_testkit::test_settings(&prefix, &env).unwrap();
+    let broker = workos_sync_queue::Broker::start(workos_sync_queue::BrokerConfig::from_settings(
+        &settings.amqp,
+        "t",
+    ));
+    assert!(broker.wait_connected(Duration::from_secs(10)).await);
+    let w = spawn_worker(&prefix, &db.url, &env).await.unwrap();
+
+    // One batch holding the poison event between good ones.
+    for (i, user) in ["user_a", "user_poison", "user_b"].iter().enumerate() {
+        let id = format!("event_t{i}");
+        let body = user_event(&id, "user.created", user, &ts(1));
+        publish_event(&broker, &id, "user.created", body.as_bytes())
+            .await
+            .unwrap();
+    }
+    let store = db.store.clone();
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            store.get_user("user_a").await.unwrap().is_some()
+                && store.get_user("user_b").await.unwrap().is_some()
+        })
+        .await
+    );
+    let dead_q = broker.topology().dead_queue();
+    let started = Instant::now();
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            queue_len(&dead_q).await.unwrap() == 1
+        })
+        .await,
+        "never dead-lettered"
+    );
+    // The two tiers (1 s and 2 s) were waited out before the DLQ.
+    assert!(
+        started.elapsed() >= Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+    let dead = dlq::list(&broker).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].id, "event_t1");
+    assert_eq!(dead[0].reason, "retries_exhausted");
+    assert_eq!(dead[0].attempts, 3, "first try + 2 tiers");
+    assert!(
+        dead[0].error.contains("poison user refused"),
+        "{}",
+        dead[0].error
+    );
+    assert!(dead[0].first_seen_at_ms.is_some());
+    assert!(db.store.get_user("user_poison").await.unwrap().is_none());
+
+    // Fix the cause, replay: it applies.
+    db.exec("DROP TRIGGER refuse_poison ON users")
+        .await
+        .unwrap();
+    let replayed = dlq::replay(
+        &broker,
+        Some(&["event_t1".to_string()]),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    assert_eq!(replayed, vec!["event_t1".to_string()]);
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            store.get_user("user_poison").await.unwrap().is_some()
+        })
+        .await
+    );
+    assert_eq!(queue_len(&dead_q).await.unwrap(), 0);
+    w.shutdown().await;
+    broker.close().await;
+    delete_topology(broker.topology()).await.unwrap();
+    db.teardown().await.unwrap();
+}
+
+/// The database is unreachable for 60 s while events keep arriving: nothing is
+/// dead-lettered, everything is applied once it returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn database_outage_dead_letters_nothing() {
+    let outage = Duration::from_secs(
+        std::env::var("DB_OUTAGE_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(60),
+    );
+    let db = fresh_database().await.unwrap();
+    let proxy = TcpProxy::start(postgres_addr(&db.url).unwrap())
+        .await
+        .unwrap();
+    let via = postgres_url_via(&db.url, proxy.addr());
+    let prefix = unique_prefix();
+    let broker = test_broker(&prefix).await.unwrap();
+    let w = spawn_worker(
+        &prefix,
+        &via,
+        &[("WORKOS_SYNC__AMQP__RETRY_DELAYS_SECS", "1")],
+    )
+    .await
+    .unwrap();
+
+    let send = |i: u32| {
+        let broker = broker.clone();
+        async move {
+            let id = format!("event_o{i}");
+            let body = user_event(
+                &id,
+                if i < 20 {
+                    "user.created"
+                } else {
+                    "user.updated"
+                },
+                &format!("user_{}", i % 20),
+                &ts(i),
+            );
+            publish_event(&broker, &id, "user.updated", body.as_bytes())
+                .await
+                .unwrap();
+        }
+    };
+    for i in 0..20 {
+        send(i).await;
+    }
+    let store = db.store.clone();
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            store.processed_count().await.unwrap() == 20
+        })
+        .await
+    );
+
+    proxy.cut();
+    let ready_url = format!("http://{}/readyz", w.http_addr);
+    let c = reqwest::Client::new();
+    let cut_at = Instant::now();
+    let mut i = 20;
+    while cut_at.elapsed() < outage {
+        send(i).await;
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let status = c.get(&ready_url).send().await.unwrap().status().as_u16();
+    assert_eq!(status, 503, "readyz must report the database down");
+    assert_eq!(queue_len(&broker.topology().dead_queue()).await.unwrap(), 0);
+    proxy.restore();
+    let total = i as i64;
+    assert!(
+        eventually(Duration::from_secs(60), || async {
+            store.processed_count().await.unwrap() == total
+        })
+        .await,
+        "events not all applied after the outage"
+    );
+    assert_eq!(queue_len(&broker.topology().dead_queue()).await.unwrap(), 0);
+    for q in broker.topology().retry_queues() {
+        assert_eq!(queue_len(&q).await.unwrap(), 0);
+    }
+    let rows = db.store.all_users().await.unwrap();
+    assert_eq!(rows.len(), 20);
+    w.shutdown().await;
+    broker.close().await;
+    delete_topology(broker.topology()).await.unwrap();
+    db.teardown().await.unwrap();
+}
