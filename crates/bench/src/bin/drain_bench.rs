@@ -1,0 +1,279 @@
+//! Worker benchmark, all in one run:
+//!   a. raw consume + ack of the events queue (prefetch 200, no database work);
+//!   b. raw batched upserts of the same rows (100 per statement);
+//!   c. the release worker binary draining a pre-filled queue of `--events` events over
+//!      `--users` users (created/updated/deleted, 10% duplicates, shuffled): events/s,
+//!      peak RSS, and a check of the final table against the model.
+
+#![allow(clippy::print_stdout)] // a benchmark reports its figures on stdout
+
+use std::{
+    collections::HashMap,
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use clap::Parser;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use futures_util::StreamExt;
+use lapin::{
+    Connection, ConnectionProperties,
+    options::{
+        BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+        ConfirmSelectOptions,
+    },
+    types::FieldTable,
+};
+use rand::{Rng, SeedableRng, rngs::StdRng, seq::SliceRandom};
+use workos_sync_bench::peak_rss_kib;
+use workos_sync_queue::event_properties;
+
+#[derive(Parser)]
+struct Args {
+    #[arg(long, default_value_t = 100_000)]
+    events: usize,
+    #[arg(long, default_value_t = 10_000)]
+    users: usize,
+    /// Path of the worker binary to measure.
+    #[arg(long)]
+    worker_bin: String,
+}
+
+struct Msg {
+    id: String,
+    user: String,
+    ty: &'static str,
+    body: Vec<u8>,
+}
+
+fn ts(v: usize) -> String {
+    let base = chrono::DateTime::from_timestamp(1_767_225_600, 0).unwrap_or_default();
+    (base + chrono::Duration::milliseconds(v as i64))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Histories per user, their deliveries (10% duplicated, shuffled) and the model:
+/// user id → Some(newest version) or None (deleted).
+fn generate(events: usize, users: usize) -> (Vec<Msg>, HashMap<String, Option<usize>>, usize) {
+    let mut rng = StdRng::seed_from_u64(7);
+    let unique = events * 10 / 11;
+    let per_user = (unique / users).max(1);
+    let mut msgs = Vec::with_capacity(events);
+    let mut model = HashMap::new();
+    let mut n = 0;
+    for u in 0..users {
+        let id = format!("user_{u:06}");
+        let deleted = rng.random_bool(0.1);
+        let updates = if deleted {
+            per_user.saturating_sub(1).max(1)
+        } else {
+            per_user
+        };
+        for v in 1..=updates {
+            n += 1;
+            let ty = if v == 1 {
+                "user.created"
+            } else {
+                "user.updated"
+            };
+            let eid = format!("event_{u:06}_{v:03}");
+            let body = workos_sync_testkit::user_event(&eid, ty, &id, &ts(v));
+            msgs.push(Msg {
+                id: eid,
+                user: id.clone(),
+                ty,
+                body: body.into_bytes(),
+            });
+        }
+        if deleted {
+            n += 1;
+            let eid = format!("event_{u:06}_del");
+            let body = workos_sync_testkit::user_event(&eid, "user.deleted", &id, &ts(updates));
+            msgs.push(Msg {
+                id: eid,
+                user: id.clone(),
+                ty: "user.deleted",
+                body: body.into_bytes(),
+            });
+            model.insert(id, None);
+        } else {
+            model.insert(id, Some(updates));
+        }
+    }
+    let unique_count = n;
+    let dupes: Vec<Msg> = (0..events.saturating_sub(n))
+        .map(|_| {
+            let m = &msgs[rng.random_range(0..n)];
+            Msg {
+                id: m.id.clone(),
+                user: m.user.clone(),
+                ty: m.ty,
+                body: m.body.clone(),
+            }
+        })
+        .collect();
+    msgs.extend(dupes);
+    msgs.shuffle(&mut rng);
+    (msgs, model, unique_count)
+}
+
+async fn prefill(conn: &Connection, exchange: &str, msgs: &[Msg]) -> anyhow::Result<()> {
+    let ch = conn.create_channel().await?;
+    ch.confirm_select(ConfirmSelectOptions::default()).await?;
+    for chunk in msgs.chunks(1000) {
+        for m in chunk {
+            // Confirms are awaited per chunk with wait_for_confirms below.
+            let pending = ch
+                .basic_publish(
+                    exchange.into(),
+                    m.ty.into(),
+                    BasicPublishOptions::default(),
+                    &m.body,
+                    event_properties(&m.id, m.ty, workos_sync_core::now_ms(), false)
+                        .with_delivery_mode(2),
+                )
+                .await?;
+            drop(pending);
+        }
+        ch.wait_for_confirms().await?;
+    }
+    ch.close(200, "filled".into()).await?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let (msgs, model, unique) = generate(args.events, args.users);
+    println!(
+        "generated {} deliveries ({} unique events) over {} users",
+        msgs.len(),
+        unique,
+        args.users
+    );
+    let prefix = format!("wst-bench-drain-{}", std::process::id());
+    let broker = workos_sync_testkit::test_broker(&prefix).await?;
+    let topology = broker.topology().clone();
+    let conn = Connection::connect(
+        &workos_sync_testkit::amqp_url(),
+        ConnectionProperties::default(),
+    )
+    .await?;
+
+    // a. raw consume + ack.
+    prefill(&conn, &topology.events_exchange(), &msgs).await?;
+    let ch = conn.create_channel().await?;
+    ch.basic_qos(200, BasicQosOptions::default()).await?;
+    let mut consumer = ch
+        .basic_consume(
+            topology.events_queue().as_str().into(),
+            "raw".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let started = Instant::now();
+    let mut got = 0;
+    while got < msgs.len() {
+        match tokio::time::timeout(Duration::from_secs(30), consumer.next()).await {
+            Ok(Some(Ok(d))) => {
+                d.ack(BasicAckOptions::default()).await?;
+                got += 1;
+            }
+            _ => anyhow::bail!("raw consumer stalled at {got}"),
+        }
+    }
+    let raw_rate = got as f64 / started.elapsed().as_secs_f64();
+    ch.close(200, "done".into()).await?;
+    println!("a. raw consume+ack: {got} msgs, {raw_rate:.0}/s");
+
+    // b. raw batched upserts of the same rows.
+    let db = workos_sync_testkit::fresh_database().await?;
+    let mut pg = AsyncPgConnection::establish(&db.url).await?;
+    let started = Instant::now();
+    for chunk in msgs.chunks(100) {
+        // One row per user per statement (ON CONFLICT cannot touch a row twice).
+        let mut uids: Vec<String> = chunk.iter().map(|m| m.user.clone()).collect();
+        uids.sort();
+        uids.dedup();
+        let emails: Vec<String> = uids.iter().map(|u| format!("{u}@example.com")).collect();
+        diesel::sql_query(
+            "INSERT INTO users (id, email, usertag, workos_created_at, workos_updated_at) \
+             SELECT u, e, u, now(), now() FROM unnest($1::text[], $2::text[]) AS t(u, e) \
+             ON CONFLICT (id) DO UPDATE SET email = excluded.email, workos_updated_at = excluded.workos_updated_at \
+             WHERE users.workos_updated_at <= excluded.workos_updated_at",
+        )
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(&uids)
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(&emails)
+        .execute(&mut pg)
+        .await?;
+    }
+    let upsert_rate = msgs.len() as f64 / started.elapsed().as_secs_f64();
+    println!("b. raw batched upserts (100/statement): {upsert_rate:.0} rows/s");
+    diesel::sql_query("TRUNCATE users").execute(&mut pg).await?;
+
+    // c. the worker draining the same deliveries.
+    prefill(&conn, &topology.events_exchange(), &msgs).await?;
+    let started = Instant::now();
+    let mut child = std::process::Command::new(&args.worker_bin)
+        .env("DATABASE_URL", &db.url)
+        .env("AMQP_URL", workos_sync_testkit::amqp_url())
+        .env("WORKOS_SYNC__AMQP__PREFIX", &prefix)
+        .env("WORKOS_SYNC__WORKER__HTTP_BIND", "127.0.0.1:0")
+        .env("WORKOS_SYNC__LOG__FILTER", "warn")
+        .stdout(Stdio::null())
+        .spawn()?;
+    let pid = child.id();
+    let mut peak = 0;
+    loop {
+        peak = peak.max(peak_rss_kib(pid).unwrap_or(0));
+        let n = db.store.processed_count().await?;
+        if n as usize >= unique {
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(600),
+            "worker did not drain: {n}/{unique}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let elapsed = started.elapsed();
+    peak = peak.max(peak_rss_kib(pid).unwrap_or(0));
+    let _ = child.kill();
+    let _ = child.wait();
+    let worker_rate = msgs.len() as f64 / elapsed.as_secs_f64();
+    println!(
+        "c. worker drain: {} deliveries in {:.2}s = {worker_rate:.0} events/s ({:.2}x raw consume), peak RSS {:.1} MiB",
+        msgs.len(),
+        elapsed.as_secs_f64(),
+        worker_rate / raw_rate,
+        peak as f64 / 1024.0
+    );
+
+    // Check the table against the model.
+    let rows = db.store.all_users().await?;
+    let by_id: HashMap<&str, &workos_sync_store::UserRow> =
+        rows.iter().map(|r| (r.id.as_str(), r)).collect();
+    let mut wrong = 0;
+    for (id, want) in &model {
+        let ok = match (want, by_id.get(id.as_str())) {
+            (None, None) => true,
+            (Some(v), Some(r)) => {
+                r.workos_updated_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                    == ts(*v)
+            }
+            _ => false,
+        };
+        if !ok {
+            wrong += 1;
+        }
+    }
+    println!("final table: {} rows, {} users wrong", rows.len(), wrong);
+    broker.close().await;
+    conn.close(200, "bye".into()).await?;
+    workos_sync_testkit::delete_topology(&topology).await?;
+    db.teardown().await?;
+    anyhow::ensure!(wrong == 0, "final table does not match the model");
+    Ok(())
+}
