@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 use secrecy::ExposeSecret;
 use workos_sync_core::Settings;
 use workos_sync_queue::{Broker, BrokerConfig, dlq};
+use workos_sync_worker::sync;
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +36,29 @@ pub enum Command {
     Dlq {
         #[command(subcommand)]
         command: DlqCommand,
+    },
+    /// Fetch one user from the WorkOS API now and apply it (404: removed locally).
+    SyncUser {
+        /// WorkOS user id (user_…).
+        id: String,
+    },
+    /// Import every WorkOS user (resumable: the cursor is saved after each page).
+    Backfill {
+        /// Start from the first page instead of the saved cursor.
+        #[arg(long)]
+        restart: bool,
+        /// Report what would change; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Feed events missed by webhooks from the WorkOS Events API into the queue.
+    Reconcile {
+        /// For the first run (no stored cursor): start at this time (RFC 3339).
+        #[arg(long)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -81,7 +105,114 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Dlq { command } => dlq_command(&settings, command, out).await,
+        Command::SyncUser { id } => {
+            let (api, store) = api_and_store(&settings)?;
+            match sync::sync_user(&api, &store, &id).await? {
+                sync::SyncResult::Synced(row) => {
+                    writeln!(out, "{}", serde_json::to_string_pretty(&row)?)?
+                }
+                sync::SyncResult::Gone => {
+                    anyhow::bail!("WorkOS has no user {id}; the local row is gone too")
+                }
+            }
+            Ok(())
+        }
+        Command::Backfill { restart, dry_run } => {
+            let (api, store) = api_and_store(&settings)?;
+            let bar = progress_bar();
+            let started = std::time::Instant::now();
+            let report = sync::backfill(&api, &store, restart, dry_run, |r| {
+                let rate = r.users as f64 / started.elapsed().as_secs_f64().max(0.001);
+                match &bar {
+                    Some(bar) => {
+                        bar.set_position(r.users);
+                        bar.set_message(format!(
+                            "{rate:.0} users/s, {} created, {} updated",
+                            r.created, r.updated
+                        ));
+                    }
+                    None => tracing::info!(
+                        pages = r.pages,
+                        users = r.users,
+                        created = r.created,
+                        updated = r.updated,
+                        rate,
+                        "backfill progress"
+                    ),
+                }
+            })
+            .await;
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            let report = report?;
+            let verb = if dry_run { "would create" } else { "created" };
+            writeln!(
+                out,
+                "{} users in {} pages: {verb} {}, updated {}, unchanged {}, deleted in WorkOS earlier {}",
+                report.users,
+                report.pages,
+                report.created,
+                report.updated,
+                report.unchanged,
+                report.tombstoned
+            )?;
+            Ok(())
+        }
+        Command::Reconcile { since, json } => {
+            let (api, store) = api_and_store(&settings)?;
+            let broker = connect(&settings).await?;
+            let result =
+                sync::reconcile_once(&api, &broker, &store, since, Duration::from_secs(10)).await;
+            broker.close().await;
+            match result? {
+                None => anyhow::bail!("another reconciler is running"),
+                Some(r) if json => writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"pages": r.pages, "events": r.events, "cursor": r.cursor})
+                )?,
+                Some(r) => writeln!(
+                    out,
+                    "published {} events from {} pages; cursor {}",
+                    r.events,
+                    r.pages,
+                    r.cursor.as_deref().unwrap_or("-")
+                )?,
+            }
+            Ok(())
+        }
     }
+}
+
+fn api_and_store(
+    settings: &Settings,
+) -> anyhow::Result<(workos_sync_workos_api::Client, workos_sync_store::Store)> {
+    let api = workos_sync_workos_api::Client::new(
+        workos_sync_workos_api::ApiConfig::from_settings(&settings.workos),
+    )?;
+    anyhow::ensure!(
+        api.has_key(),
+        "no WorkOS API key configured; set WORKOS_API_KEY"
+    );
+    let store = workos_sync_store::Store::from_settings(&settings.database)?;
+    Ok((api, store))
+}
+
+/// A progress bar on a terminal; `None` (plain log lines) otherwise.
+fn progress_bar() -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{spinner} {pos} users [{elapsed_precise}] {msg}")
+    {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(Duration::from_millis(200));
+    Some(bar)
 }
 
 async fn connect(settings: &Settings) -> anyhow::Result<Broker> {

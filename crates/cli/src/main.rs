@@ -5,6 +5,8 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = workos_sync_cli::Cli::parse();
+    // Plain logs to stderr (progress of long commands when not on a terminal).
+    let _ = tracing_subscriber_init();
     let mut stdout = std::io::stdout();
     match workos_sync_cli::run(cli, &mut stdout).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -13,4 +15,13 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+fn tracing_subscriber_init() -> Option<()> {
+    let log = workos_sync_core::settings::LogSettings {
+        format: workos_sync_core::settings::LogFormat::Text,
+        filter: "warn,workos_sync_cli=info".into(),
+    };
+    workos_sync_core::telemetry::init_stderr(&log);
+    Some(())
 }

@@ -141,3 +141,94 @@ async fn migrate_and_dlq_commands() {
     delete_topology(broker.topology()).await.unwrap();
     db.teardown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_user_backfill_and_reconcile_commands() {
+    use wiremock::{
+        Mock, MockServer, ResponseTemplate,
+        matchers::{method, path},
+    };
+    let workos = MockServer::start().await;
+    let user = serde_json::json!({
+        "object": "user", "id": "user_cli1", "email": "cli@example.com", "email_verified": true,
+        "first_name": "Cli", "last_name": null, "profile_picture_url": null,
+        "created_at": "2026-01-01T00:00:00.000Z", "updated_at": "2026-01-02T00:00:00.000Z"
+    });
+    Mock::given(method("GET"))
+        .and(path("/user_management/users/user_cli1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(user.clone()))
+        .mount(&workos)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/user_management/users/user_gone"))
+        .respond_with(
+            ResponseTemplate::new(404)
+                .set_body_json(serde_json::json!({"code": "entity_not_found", "message": "no"})),
+        )
+        .mount(&workos)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/user_management/users"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            serde_json::json!({"data": [user], "list_metadata": {"before": null, "after": null}}),
+        ))
+        .mount(&workos)
+        .await;
+    let event = serde_json::json!({"object": "event", "id": "event_cli1", "event": "user.updated", "data": {
+        "object": "user", "id": "user_cli1", "email": "cli2@example.com", "email_verified": true,
+        "created_at": "2026-01-01T00:00:00.000Z", "updated_at": "2026-01-03T00:00:00.000Z"}, "created_at": "2026-01-03T00:00:00.000Z"});
+    Mock::given(method("GET"))
+        .and(path("/events"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            serde_json::json!({"data": [event], "list_metadata": {"after": "event_cli1"}}),
+        ))
+        .mount(&workos)
+        .await;
+
+    let db = fresh_database().await.unwrap();
+    let prefix = unique_prefix();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_workos-sync"))
+            .args(args)
+            .env("AMQP_URL", amqp_url())
+            .env("DATABASE_URL", &db.url)
+            .env("WORKOS_SYNC__AMQP__PREFIX", &prefix)
+            .env("WORKOS_API_KEY", "sk_test_cli")
+            .env("WORKOS_API_BASE_URL", workos.uri())
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(&["sync-user", "user_cli1"]);
+    assert_eq!(code, 0, "{err}");
+    let row: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(row["usertag"], "cli");
+    let (code, _, err) = run(&["sync-user", "user_gone"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no user user_gone"), "{err}");
+    let (code, out, err) = run(&["backfill", "--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("1 users in 1 pages: would create 0"), "{out}");
+    let (code, out, err) = run(&["reconcile", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let rep: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rep["events"], 1);
+    assert_eq!(rep["cursor"], "event_cli1");
+    let topology = workos_sync_queue::Topology::new(prefix.clone(), 10, &[5, 30, 120, 600, 3600]);
+    assert_eq!(queue_len(&topology.events_queue()).await.unwrap(), 1);
+    // Without an API key the commands refuse with one line.
+    let out = Command::new(env!("CARGO_BIN_EXE_workos-sync"))
+        .args(["backfill"])
+        .env("DATABASE_URL", &db.url)
+        .env_remove("WORKOS_API_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("WORKOS_API_KEY"));
+    delete_topology(&topology).await.unwrap();
+    db.teardown().await.unwrap();
+}

@@ -113,6 +113,11 @@ pub enum EventKind {
     UserUpdated(User),
     /// The user as last stored; the deletion time is the event's `created_at`.
     UserDeleted(User),
+    /// The user as the WorkOS API returns it now (lazy sync, backfill). Applied like an
+    /// update, under the same version guard, but never deduplicated or recorded by id:
+    /// a snapshot is idempotent by its `updated_at`, and it must be able to restore a
+    /// row the application removed by hand.
+    UserSnapshot(User),
     /// Any other event type: verified and recorded as ignored.
     Other,
 }
@@ -162,7 +167,10 @@ impl Event {
             // A deletion time is needed for the tombstone; other events can fall back to
             // the user's updated_at.
             (None, EventKind::UserDeleted(_)) => return Err(DecodeError::MissingCreatedAt(id)),
-            (None, EventKind::UserCreated(u) | EventKind::UserUpdated(u)) => u.updated_at,
+            (
+                None,
+                EventKind::UserCreated(u) | EventKind::UserUpdated(u) | EventKind::UserSnapshot(u),
+            ) => u.updated_at,
             (None, EventKind::Other) => DateTime::<Utc>::UNIX_EPOCH,
         };
         Ok(Self {
@@ -176,9 +184,10 @@ impl Event {
     /// The WorkOS user id this event is about, if it is a user event.
     pub fn user_id(&self) -> Option<&str> {
         match &self.kind {
-            EventKind::UserCreated(u) | EventKind::UserUpdated(u) | EventKind::UserDeleted(u) => {
-                Some(&u.id)
-            }
+            EventKind::UserCreated(u)
+            | EventKind::UserUpdated(u)
+            | EventKind::UserDeleted(u)
+            | EventKind::UserSnapshot(u) => Some(&u.id),
             EventKind::Other => None,
         }
     }

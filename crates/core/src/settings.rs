@@ -39,6 +39,7 @@ pub struct Settings {
     pub amqp: AmqpSettings,
     pub database: DatabaseSettings,
     pub worker: WorkerSettings,
+    pub reconcile: ReconcileSettings,
     pub workos: WorkosSettings,
     pub log: LogSettings,
 }
@@ -92,6 +93,11 @@ pub struct WorkerSettings {
     pub prefetch: u16,
     pub batch_size: usize,
     pub consumers: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReconcileSettings {
+    pub interval_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -29,3 +29,14 @@ pub fn init(log: &LogSettings) {
         eprintln!("logging already initialised: {e}");
     }
 }
+
+/// Text logs on stderr, for the CLI (stdout carries the command's output).
+pub fn init_stderr(log: &LogSettings) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&log.filter))
+        .unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt::layer().with_writer(std::io::stderr))
+        .try_init();
+}

@@ -102,12 +102,16 @@ pub fn plan(
     let mut order: Vec<String> = Vec::new();
     let mut batch_ids: HashSet<&str> = HashSet::new();
     for ev in events {
-        if seen.contains(&ev.id) || !batch_ids.insert(ev.id.as_str()) {
+        let snapshot = matches!(ev.kind, EventKind::UserSnapshot(_));
+        if !snapshot && (seen.contains(&ev.id) || !batch_ids.insert(ev.id.as_str())) {
             plan.outcomes.push(Outcome::Duplicate);
             continue;
         }
         let user = match &ev.kind {
-            EventKind::UserCreated(u) | EventKind::UserUpdated(u) | EventKind::UserDeleted(u) => u,
+            EventKind::UserCreated(u)
+            | EventKind::UserUpdated(u)
+            | EventKind::UserDeleted(u)
+            | EventKind::UserSnapshot(u) => u,
             EventKind::Other => {
                 plan.outcomes.push(Outcome::Ignored);
                 plan.processed.push(Processed {
@@ -151,6 +155,9 @@ pub fn plan(
             }
         };
         plan.outcomes.push(outcome);
+        if snapshot {
+            continue;
+        }
         plan.processed.push(Processed {
             event_id: ev.id.clone(),
             event_type: ev.event_type.clone(),
@@ -205,6 +212,7 @@ mod tests {
             EventKind::UserCreated(_) => "user.created",
             EventKind::UserUpdated(_) => "user.updated",
             EventKind::UserDeleted(_) => "user.deleted",
+            EventKind::UserSnapshot(_) => "snapshot",
             EventKind::Other => "organization.created",
         };
         Event {
@@ -290,5 +298,30 @@ mod tests {
         let p = plan(&events, &existing, &HashSet::new());
         assert_eq!(p.outcomes, vec![Outcome::Tombstoned, Outcome::Tombstoned]);
         assert!(p.writes.is_empty());
+    }
+
+    #[test]
+    fn snapshots_are_guarded_but_never_deduplicated() {
+        let existing: HashMap<String, Existing> = [(
+            "u".to_string(),
+            Existing {
+                updated_at: Some(DateTime::from_timestamp(5, 0).unwrap()),
+                tombstoned: false,
+            },
+        )]
+        .into();
+        let seen: HashSet<String> = ["s".to_string()].into();
+        let events = vec![
+            ev("s", EventKind::UserSnapshot(user("u", 4)), 4),
+            ev("s", EventKind::UserSnapshot(user("u", 6)), 6),
+            ev("n", EventKind::UserSnapshot(user("new", 1)), 1),
+        ];
+        let p = plan(&events, &existing, &seen);
+        assert_eq!(
+            p.outcomes,
+            vec![Outcome::Stale, Outcome::Updated, Outcome::Created]
+        );
+        assert!(p.processed.is_empty());
+        assert_eq!(p.writes.len(), 2);
     }
 }

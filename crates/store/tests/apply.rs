@@ -37,6 +37,7 @@ fn event(id: &str, kind: EventKind, created: i64) -> Event {
         EventKind::UserCreated(_) => "user.created",
         EventKind::UserUpdated(_) => "user.updated",
         EventKind::UserDeleted(_) => "user.deleted",
+        EventKind::UserSnapshot(_) => "user.snapshot",
         EventKind::Other => "organization.created",
     };
     Event {
@@ -227,7 +228,7 @@ fn model(history: &[Event]) -> HashMap<String, Option<i64>> {
             EventKind::UserDeleted(u) => {
                 deleted.insert(u.id.clone());
             }
-            EventKind::UserCreated(u) | EventKind::UserUpdated(u) => {
+            EventKind::UserCreated(u) | EventKind::UserUpdated(u) | EventKind::UserSnapshot(u) => {
                 let v = (u.updated_at - t(0)).num_seconds();
                 let e = m.entry(u.id.clone()).or_insert(None);
                 if e.is_none_or(|cur| v > cur) {
@@ -325,5 +326,72 @@ async fn random_histories_converge_to_the_model() {
             }
         }
     }
+    db.teardown().await.unwrap();
+}
+
+#[derive(diesel::QueryableByName, Debug)]
+struct ColumnInfo {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    table_name: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    column_name: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    data_type: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    is_nullable: String,
+}
+
+/// `schema.rs` must describe exactly what the migrations create (what `diesel
+/// print-schema` would print), so a migration without a schema update fails here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_rs_matches_the_migrations() {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+    let db = fresh_database().await.unwrap();
+    let mut conn = AsyncPgConnection::establish(&db.url).await.unwrap();
+    let cols: Vec<ColumnInfo> = diesel::sql_query(
+        "SELECT table_name::text, column_name::text, data_type::text, is_nullable::text \
+         FROM information_schema.columns WHERE table_schema = 'public' \
+         AND table_name <> '__diesel_schema_migrations' ORDER BY table_name, ordinal_position",
+    )
+    .load(&mut conn)
+    .await
+    .unwrap();
+    let from_db: Vec<String> = cols
+        .iter()
+        .map(|c| {
+            let ty = match c.data_type.as_str() {
+                "text" => "Text",
+                "boolean" => "Bool",
+                "jsonb" => "Jsonb",
+                "timestamp with time zone" => "Timestamptz",
+                "integer" => "Int4",
+                "bigint" => "Int8",
+                other => panic!("unmapped type {other}"),
+            };
+            let ty = if c.is_nullable == "YES" {
+                format!("Nullable<{ty}>")
+            } else {
+                ty.to_string()
+            };
+            format!("{}.{} -> {ty}", c.table_name, c.column_name)
+        })
+        .collect();
+    let schema = include_str!("../src/schema.rs");
+    let mut from_schema = Vec::new();
+    let mut table = String::new();
+    for line in schema.lines().map(str::trim) {
+        if let Some(rest) = line.strip_suffix('{').map(str::trim) {
+            if let Some((name, _)) = rest.split_once(" (") {
+                table = name.trim().to_string();
+            }
+        } else if let Some((col, ty)) = line.split_once(" -> ") {
+            from_schema.push(format!("{table}.{col} -> {}", ty.trim_end_matches(',')));
+        }
+    }
+    let mut a = from_db.clone();
+    let mut b = from_schema.clone();
+    a.sort();
+    b.sort();
+    assert_eq!(a, b, "schema.rs differs from the migrated database");
     db.teardown().await.unwrap();
 }

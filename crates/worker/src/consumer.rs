@@ -162,7 +162,12 @@ impl Consumer {
                 let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
                 for ((ev, d), outcome) in events.iter().zip(&deliveries).zip(outcomes) {
                     self.record_applied(ev, d, outcome.as_str(), duration_ms);
-                    d.ack(BasicAckOptions::default()).await?;
+                }
+                // One ack for the whole batch: this channel has a single consumer that
+                // handles batches in order, so every delivery up to the last tag is
+                // resolved (applied here, or dead-lettered and acked above).
+                if let Some(last) = deliveries.last() {
+                    last.ack(BasicAckOptions { multiple: true }).await?;
                 }
                 Ok(())
             }

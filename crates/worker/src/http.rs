@@ -1,25 +1,39 @@
 //! The worker's HTTP port: `/healthz` (process up), `/readyz` (database answers and the
-//! broker connection is open; 503 otherwise, with which one failed), `/metrics`.
+//! broker connection is open; 503 otherwise, with which one failed), `/metrics`, and
+//! lazy sync `POST /v1/users/{id}/sync` behind a bearer token (off without a token).
+//!
+//! Lazy sync answers: 200 with the stored row, 404 when WorkOS has no such user (the
+//! local row is gone too), 401 bad token, 502 WorkOS failed or refused our key, 503
+//! WorkOS rate limit (with `Retry-After`) or database unreachable. WorkOS failures never
+//! touch the local row.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Instant};
 
-use actix_web::{App, HttpResponse, HttpServer, dev::Server, web};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, dev::Server, http::header, web};
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
 use workos_sync_queue::Broker;
 use workos_sync_store::Store;
+use workos_sync_workos_api::{ApiError, Client};
 
-struct State {
-    broker: Broker,
-    store: Store,
+use crate::sync::{SyncError, SyncResult, sync_user};
+
+pub struct State {
+    pub broker: Broker,
+    pub store: Store,
+    pub api: Option<Client>,
+    pub api_token: SecretString,
 }
 
-pub fn build(bind: &str, broker: Broker, store: Store) -> std::io::Result<(Server, SocketAddr)> {
-    let state = web::Data::new(State { broker, store });
+pub fn build(bind: &str, state: State) -> std::io::Result<(Server, SocketAddr)> {
+    let state = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(metrics_endpoint))
+            .route("/v1/users/{id}/sync", web::post().to(lazy_sync))
             .default_service(web::to(not_found))
     })
     .workers(1)
@@ -31,6 +45,102 @@ pub fn build(bind: &str, broker: Broker, store: Store) -> std::io::Result<(Serve
         .copied()
         .ok_or_else(|| std::io::Error::other("bound to no address"))?;
     Ok((server.run(), addr))
+}
+
+fn error(status: actix_web::http::StatusCode, code: &str, message: &str) -> HttpResponse {
+    HttpResponse::build(status).json(serde_json::json!({"error": code, "message": message}))
+}
+
+async fn lazy_sync(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<State>,
+) -> HttpResponse {
+    use actix_web::http::StatusCode as S;
+    let started = Instant::now();
+    let id = path.into_inner();
+    let token = state.api_token.expose_secret();
+    let (resp, outcome) = if token.is_empty() {
+        (
+            error(
+                S::NOT_FOUND,
+                "not_found",
+                "lazy sync is disabled (no API token configured)",
+            ),
+            "disabled",
+        )
+    } else if !bearer_matches(&req, token) {
+        (
+            error(
+                S::UNAUTHORIZED,
+                "unauthorized",
+                "missing or wrong bearer token",
+            ),
+            "unauthorized",
+        )
+    } else if let Some(api) = state.api.as_ref().filter(|a| a.has_key()) {
+        match sync_user(api, &state.store, &id).await {
+            Ok(SyncResult::Synced(row)) => (HttpResponse::Ok().json(row), "synced"),
+            Ok(SyncResult::Gone) => (
+                error(S::NOT_FOUND, "not_found", "WorkOS has no such user"),
+                "gone",
+            ),
+            Err(SyncError::Api(ApiError::RateLimited { retry_after })) => {
+                let mut r = error(
+                    S::SERVICE_UNAVAILABLE,
+                    "workos_rate_limited",
+                    "WorkOS rate limit reached; retry later",
+                );
+                let secs = retry_after.map_or(5, |d| d.as_secs().max(1));
+                if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
+                    r.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                (r, "rate_limited")
+            }
+            Err(SyncError::Api(e)) => (
+                error(S::BAD_GATEWAY, "workos_unavailable", &e.to_string()),
+                "workos_error",
+            ),
+            Err(e) => (
+                error(
+                    S::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    &e.to_string(),
+                ),
+                "store_error",
+            ),
+        }
+    } else {
+        (
+            error(
+                S::SERVICE_UNAVAILABLE,
+                "workos_api_not_configured",
+                "set WORKOS_API_KEY",
+            ),
+            "no_api_key",
+        )
+    };
+    let status = resp.status().as_u16();
+    metrics::counter!("workos_sync_lazy_sync_total", "outcome" => outcome).increment(1);
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if status >= 500 {
+        tracing::warn!(user.id = %id, outcome, status, duration_ms, "lazy sync failed");
+    } else {
+        tracing::info!(user.id = %id, outcome, status, duration_ms, "lazy sync");
+    }
+    resp
+}
+
+fn bearer_matches(req: &HttpRequest, token: &str) -> bool {
+    let Some(given) = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    given.as_bytes().ct_eq(token.as_bytes()).into()
 }
 
 async fn healthz() -> HttpResponse {

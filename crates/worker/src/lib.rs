@@ -7,6 +7,7 @@
 
 pub mod consumer;
 pub mod http;
+pub mod sync;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -77,8 +78,28 @@ pub async fn start(settings: &Settings) -> anyhow::Result<WorkerHandle> {
         broker.clone(),
         shutdown.clone(),
     )));
-    let (server, http_addr) =
-        http::build(&settings.worker.http_bind, broker.clone(), store.clone())?;
+    let api = workos_sync_workos_api::Client::new(
+        workos_sync_workos_api::ApiConfig::from_settings(&settings.workos),
+    )
+    .ok();
+    if let Some(api) = api.clone().filter(|a| a.has_key())
+        && settings.reconcile.interval_secs > 0
+    {
+        tasks.push(tokio::spawn(reconcile_loop(
+            api,
+            broker.clone(),
+            store.clone(),
+            Duration::from_secs(settings.reconcile.interval_secs),
+            shutdown.clone(),
+        )));
+    }
+    let state = http::State {
+        broker: broker.clone(),
+        store: store.clone(),
+        api,
+        api_token: settings.worker.api_token.clone(),
+    };
+    let (server, http_addr) = http::build(&settings.worker.http_bind, state)?;
     let http = server.handle();
     tokio::spawn(server);
     tracing::info!(%http_addr, consumers = settings.worker.consumers, "worker started");
@@ -115,6 +136,32 @@ async fn wait_for_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Reconciles every `interval` (the first pass right away). Failures are logged and
+/// retried at the next interval; the cursor only moves after confirmed publishes.
+async fn reconcile_loop(
+    api: workos_sync_workos_api::Client,
+    broker: Broker,
+    store: Store,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        match sync::reconcile_once(&api, &broker, &store, None, Duration::from_secs(10)).await {
+            Ok(Some(report)) => {
+                metrics::gauge!("workos_sync_reconcile_last_success_timestamp_seconds")
+                    .set(chrono::Utc::now().timestamp() as f64);
+                tracing::debug!(events = report.events, "reconciled");
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "reconciliation failed; will retry"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+    }
 }
 
 /// Every 10 s: ready messages and consumers of each queue, as gauges.

@@ -1,5 +1,6 @@
 //! Worker benchmark, all in one run:
-//!   a. raw consume + ack of the events queue (prefetch 200, no database work);
+//!   a. raw consume + ack of the events queue (the worker's prefetch and one multiple-ack
+//!      per batch, no database work);
 //!   b. raw batched upserts of the same rows (100 per statement);
 //!   c. the release worker binary draining a pre-filled queue of `--events` events over
 //!      `--users` users (created/updated/deleted, 10% duplicates, shuffled): events/s,
@@ -37,6 +38,11 @@ struct Args {
     /// Path of the worker binary to measure.
     #[arg(long)]
     worker_bin: String,
+    /// Prefetch and ack batch of the raw baseline: the worker's defaults.
+    #[arg(long, default_value_t = 500)]
+    prefetch: u16,
+    #[arg(long, default_value_t = 250)]
+    ack_every: usize,
 }
 
 struct Msg {
@@ -163,7 +169,8 @@ async fn main() -> anyhow::Result<()> {
     // a. raw consume + ack.
     prefill(&conn, &topology.events_exchange(), &msgs).await?;
     let ch = conn.create_channel().await?;
-    ch.basic_qos(200, BasicQosOptions::default()).await?;
+    ch.basic_qos(args.prefetch, BasicQosOptions::default())
+        .await?;
     let mut consumer = ch
         .basic_consume(
             topology.events_queue().as_str().into(),
@@ -177,8 +184,11 @@ async fn main() -> anyhow::Result<()> {
     while got < msgs.len() {
         match tokio::time::timeout(Duration::from_secs(30), consumer.next()).await {
             Ok(Some(Ok(d))) => {
-                d.ack(BasicAckOptions::default()).await?;
                 got += 1;
+                // Same ack strategy as the worker: one multiple-ack per batch.
+                if got % args.ack_every == 0 || got == msgs.len() {
+                    d.ack(BasicAckOptions { multiple: true }).await?;
+                }
             }
             _ => anyhow::bail!("raw consumer stalled at {got}"),
         }

@@ -1,0 +1,538 @@
+//! Lazy sync, backfill and reconciliation against a fake WorkOS API (wiremock, serving
+//! the documented shapes), the real Postgres and the real RabbitMQ.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on setup failures
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use wiremock::{
+    Mock, MockServer, Request, Respond, ResponseTemplate,
+    matchers::{header, method, path, path_regex},
+};
+use workos_sync_testkit::{
+    TcpProxy, amqp_addr, amqp_url_via, delete_topology, eventually, fresh_database, publish_event,
+    spawn_worker, test_broker, unique_prefix,
+};
+use workos_sync_worker::sync::{self, EVENTS_CURSOR, RECONCILE_LOCK};
+use workos_sync_workos_api::{ApiConfig, Client};
+
+fn ts(v: u64) -> String {
+    format!("2026-03-01T00:{:02}:{:02}.000Z", (v / 60) % 60, v % 60)
+}
+
+fn user_json(id: &str, v: u64) -> Value {
+    json!({
+        "object": "user", "id": id, "email": format!("{id}.v{v}@example.com"),
+        "email_verified": true, "first_name": "Grace", "last_name": "Hopper",
+        "profile_picture_url": null, "last_sign_in_at": null, "external_id": null,
+        "metadata": {}, "created_at": ts(0), "updated_at": ts(v)
+    })
+}
+
+fn fast_client(base: &str) -> Client {
+    let mut cfg = ApiConfig::new(base, SecretString::from("sk_test_fake"));
+    cfg.backoff_base = Duration::from_millis(10);
+    cfg.backoff_max = Duration::from_millis(50);
+    cfg.timeout = Duration::from_secs(2);
+    Client::new(cfg).unwrap()
+}
+
+async fn sync_post(
+    c: &reqwest::Client,
+    addr: std::net::SocketAddr,
+    id: &str,
+    token: Option<&str>,
+) -> (u16, Value) {
+    let mut req = c.post(format!("http://{addr}/v1/users/{id}/sync"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap();
+    (
+        resp.status().as_u16(),
+        resp.json().await.unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lazy_sync_creates_updates_removes_and_guards() {
+    let workos = MockServer::start().await;
+    let db = fresh_database().await.unwrap();
+    let prefix = unique_prefix();
+    let base = workos.uri();
+    let w = spawn_worker(
+        &prefix,
+        &db.url,
+        &[
+            ("WORKOS_API_KEY", "sk_test_fake"),
+            ("WORKOS_API_BASE_URL", &base),
+            ("WORKOS_SYNC__WORKER__API_TOKEN", "tok"),
+            ("WORKOS_SYNC__RECONCILE__INTERVAL_SECS", "0"),
+        ],
+    )
+    .await
+    .unwrap();
+    let c = reqwest::Client::new();
+    let users_path = "/user_management/users/user_ls1";
+    let mount = |body: Value| {
+        let workos = &workos;
+        async move {
+            workos.reset().await;
+            Mock::given(method("GET"))
+                .and(path(users_path))
+                .and(header("authorization", "Bearer sk_test_fake"))
+                .respond_with(ResponseTemplate::new(200).set_body_json(body))
+                .mount(workos)
+                .await;
+        }
+    };
+    mount(user_json("user_ls1", 1)).await;
+
+    // The token is enforced.
+    assert_eq!(sync_post(&c, w.http_addr, "user_ls1", None).await.0, 401);
+    assert_eq!(
+        sync_post(&c, w.http_addr, "user_ls1", Some("wrong"))
+            .await
+            .0,
+        401
+    );
+    assert!(db.store.get_user("user_ls1").await.unwrap().is_none());
+
+    let (s, row) = sync_post(&c, w.http_addr, "user_ls1", Some("tok")).await;
+    assert_eq!(s, 200, "{row}");
+    assert_eq!(row["email"], "user_ls1.v1@example.com");
+    assert_eq!(row["name"], "Grace Hopper");
+
+    // Newer data updates; older data does not.
+    mount(user_json("user_ls1", 5)).await;
+    let (s, row) = sync_post(&c, w.http_addr, "user_ls1", Some("tok")).await;
+    assert_eq!(
+        (s, row["email"].as_str()),
+        (200, Some("user_ls1.v5@example.com"))
+    );
+    mount(user_json("user_ls1", 3)).await;
+    let (s, row) = sync_post(&c, w.http_addr, "user_ls1", Some("tok")).await;
+    assert_eq!(
+        (s, row["email"].as_str()),
+        (200, Some("user_ls1.v5@example.com"))
+    );
+
+    // Concurrent calls for the same user are safe.
+    mount(user_json("user_ls1", 6)).await;
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let c = c.clone();
+        let addr = w.http_addr;
+        tasks.push(tokio::spawn(async move {
+            sync_post(&c, addr, "user_ls1", Some("tok")).await.0
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    assert_eq!(db.store.all_users().await.unwrap().len(), 1);
+
+    // WorkOS failures leave the row untouched: 500 → 502, malformed → 502, 429 → 503.
+    let before = db.store.get_user("user_ls1").await.unwrap().unwrap();
+    for (resp, want) in [
+        (ResponseTemplate::new(500), 502),
+        (ResponseTemplate::new(200).set_body_string("{not json"), 502),
+        (
+            ResponseTemplate::new(401).set_body_json(json!({"message": "bad key"})),
+            502,
+        ),
+        (
+            ResponseTemplate::new(429).insert_header("Retry-After", "0"),
+            503,
+        ),
+    ] {
+        workos.reset().await;
+        Mock::given(method("GET"))
+            .and(path(users_path))
+            .respond_with(resp)
+            .mount(&workos)
+            .await;
+        let (s, body) = sync_post(&c, w.http_addr, "user_ls1", Some("tok")).await;
+        assert_eq!(s, want, "{body}");
+        assert!(body["error"].is_string());
+        assert_eq!(
+            db.store.get_user("user_ls1").await.unwrap().unwrap(),
+            before
+        );
+    }
+
+    // WorkOS 404: the local row goes, tombstoned, and the answer is 404.
+    workos.reset().await;
+    let not_found: Value = serde_json::from_str(include_str!(
+        "../../../tests/fixtures/workos/error.user-not-found.node-fixture.json"
+    ))
+    .unwrap();
+    Mock::given(method("GET"))
+        .and(path(users_path))
+        .respond_with(ResponseTemplate::new(404).set_body_json(not_found))
+        .mount(&workos)
+        .await;
+    let (s, body) = sync_post(&c, w.http_addr, "user_ls1", Some("tok")).await;
+    assert_eq!(s, 404, "{body}");
+    assert!(db.store.get_user("user_ls1").await.unwrap().is_none());
+    assert!(db.store.is_tombstoned("user_ls1").await.unwrap());
+
+    w.shutdown().await;
+    delete_topology(&workos_sync_queue::Topology::new(
+        prefix,
+        10,
+        &[5, 30, 120, 600, 3600],
+    ))
+    .await
+    .unwrap();
+    db.teardown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lazy_sync_is_off_without_a_token() {
+    let db = fresh_database().await.unwrap();
+    let prefix = unique_prefix();
+    let w = spawn_worker(&prefix, &db.url, &[]).await.unwrap();
+    let (s, _) = sync_post(
+        &reqwest::Client::new(),
+        w.http_addr,
+        "user_x",
+        Some("anything"),
+    )
+    .await;
+    assert_eq!(s, 404);
+    w.shutdown().await;
+    delete_topology(&workos_sync_queue::Topology::new(
+        prefix,
+        10,
+        &[5, 30, 120, 600, 3600],
+    ))
+    .await
+    .unwrap();
+    db.teardown().await.unwrap();
+}
+
+/// Serves `users` 100 per page behind `after` cursors; fails once with 401 on the page
+/// after `fail_after_page` (a crash half way), and records every `after` it was asked.
+struct UserPages {
+    users: Vec<Value>,
+    fail_at: Mutex<Option<usize>>,
+    asked: Arc<Mutex<Vec<Option<String>>>>,
+}
+
+impl Respond for UserPages {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let after = req
+            .url
+            .query_pairs()
+            .find(|(k, _)| k == "after")
+            .map(|(_, v)| v.to_string());
+        self.asked.lock().unwrap().push(after.clone());
+        let start = match &after {
+            None => 0,
+            Some(a) => self
+                .users
+                .iter()
+                .position(|u| u["id"] == a.as_str())
+                .map_or(self.users.len(), |i| i + 1),
+        };
+        let page_no = start / 100;
+        {
+            let mut fail = self.fail_at.lock().unwrap();
+            if *fail == Some(page_no) {
+                *fail = None;
+                return ResponseTemplate::new(401)
+                    .set_body_json(json!({"message": "simulated crash"}));
+            }
+        }
+        let page: Vec<Value> = self.users.iter().skip(start).take(100).cloned().collect();
+        let more = start + page.len() < self.users.len();
+        let after = if more {
+            page.last().map(|u| u["id"].clone())
+        } else {
+            None
+        };
+        ResponseTemplate::new(200).set_body_json(json!({
+            "object": "list", "data": page,
+            "list_metadata": {"before": null, "after": after}
+        }))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_2500_users_resumes_after_a_crash() {
+    let workos = MockServer::start().await;
+    let db = fresh_database().await.unwrap();
+    let users: Vec<Value> = (0..2500)
+        .map(|i| user_json(&format!("user_bf{i:05}"), 1 + (i % 7) as u64))
+        .collect();
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    Mock::given(method("GET"))
+        .and(path("/user_management/users"))
+        .respond_with(UserPages {
+            users: users.clone(),
+            fail_at: Mutex::new(Some(13)),
+            asked: asked.clone(),
+        })
+        .mount(&workos)
+        .await;
+    let api = fast_client(&workos.uri());
+
+    // First run dies on page 14 (after 13 applied pages).
+    let err = sync::backfill(&api, &db.store, false, false, |_| {}).await;
+    assert!(err.is_err());
+    assert_eq!(db.store.all_users().await.unwrap().len(), 1300);
+    let cursor = db.store.cursor(sync::BACKFILL_CURSOR).await.unwrap();
+    assert_eq!(cursor.as_deref(), Some("user_bf01299"));
+
+    // Restarted, it resumes from the cursor and finishes.
+    asked.lock().unwrap().clear();
+    let report = sync::backfill(&api, &db.store, false, false, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        asked.lock().unwrap().first().cloned().flatten().as_deref(),
+        Some("user_bf01299")
+    );
+    assert_eq!(report.pages, 12);
+    assert_eq!(report.users, 1200);
+    let rows = db.store.all_users().await.unwrap();
+    assert_eq!(rows.len(), 2500);
+    for (row, u) in rows.iter().zip(&users) {
+        assert_eq!(row.id, u["id"].as_str().unwrap());
+        assert_eq!(row.email, u["email"].as_str().unwrap());
+    }
+    // Ten rows vanish locally: a dry run reports them, and writes nothing.
+    db.exec("DELETE FROM users WHERE id < 'user_bf00010'")
+        .await
+        .unwrap();
+    let dry = sync::backfill(&api, &db.store, false, true, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (dry.users, dry.created, dry.updated, dry.unchanged),
+        (2500, 10, 0, 2490)
+    );
+    assert_eq!(db.store.all_users().await.unwrap().len(), 2490);
+    // A full run from the start puts them back and changes nothing else.
+    let again = sync::backfill(&api, &db.store, true, false, |_| {})
+        .await
+        .unwrap();
+    assert_eq!((again.users, again.created, again.updated), (2500, 10, 0));
+    assert_eq!(db.store.all_users().await.unwrap().len(), 2500);
+    db.teardown().await.unwrap();
+}
+
+fn event_json(id: &str, ty: &str, user: &str, v: u64) -> Value {
+    json!({"object": "event", "id": id, "event": ty, "data": user_json(user, v), "created_at": ts(v), "context": {}})
+}
+
+/// Serves `events` 100 per page after an event-id cursor.
+struct EventPages {
+    events: Vec<Value>,
+}
+
+impl Respond for EventPages {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let q: Vec<(String, String)> = req
+            .url
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let types = q
+            .iter()
+            .find(|(k, _)| k == "events")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        assert_eq!(types, "user.created,user.updated,user.deleted");
+        let after = q.iter().find(|(k, _)| k == "after").map(|(_, v)| v.clone());
+        let start = after.map_or(0, |a| {
+            self.events
+                .iter()
+                .position(|e| e["id"] == a.as_str())
+                .map_or(self.events.len(), |i| i + 1)
+        });
+        let page: Vec<Value> = self.events.iter().skip(start).take(100).cloned().collect();
+        let after = page.last().map(|e| e["id"].clone());
+        ResponseTemplate::new(200).set_body_json(
+            json!({"object": "list", "data": page, "list_metadata": {"after": after}}),
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reconcile_applies_missing_events_once_with_a_single_leader() {
+    let workos = MockServer::start().await;
+    let db = fresh_database().await.unwrap();
+    let prefix = unique_prefix();
+    let broker = test_broker(&prefix).await.unwrap();
+    let w = spawn_worker(
+        &prefix,
+        &db.url,
+        &[("WORKOS_SYNC__RECONCILE__INTERVAL_SECS", "0")],
+    )
+    .await
+    .unwrap();
+    let events: Vec<Value> = (0..250u64)
+        .map(|i| {
+            event_json(
+                &format!("event_rc{i:04}"),
+                if i < 50 {
+                    "user.created"
+                } else {
+                    "user.updated"
+                },
+                &format!("user_rc{}", i % 50),
+                1 + i,
+            )
+        })
+        .collect();
+    // A 429 storm first (Retry-After honoured), then the pages.
+    Mock::given(method("GET"))
+        .and(path("/events"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
+        .up_to_n_times(3)
+        .with_priority(1)
+        .mount(&workos)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/events"))
+        .respond_with(EventPages {
+            events: events.clone(),
+        })
+        .with_priority(2)
+        .mount(&workos)
+        .await;
+    let api = fast_client(&workos.uri());
+
+    // 100 of the events already arrived as webhooks.
+    for e in events.iter().take(100) {
+        publish_event(
+            &broker,
+            e["id"].as_str().unwrap(),
+            e["event"].as_str().unwrap(),
+            e.to_string().as_bytes(),
+        )
+        .await
+        .unwrap();
+    }
+    let store = db.store.clone();
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            store.processed_count().await.unwrap() == 100
+        })
+        .await
+    );
+    let snapshot_before = db.store.get_user("user_rc0").await.unwrap().unwrap();
+
+    // Another reconciler holds the lock: this one does nothing.
+    let other = db
+        .store
+        .try_session_lock(RECONCILE_LOCK)
+        .await
+        .unwrap()
+        .unwrap();
+    let skipped = sync::reconcile_once(&api, &broker, &db.store, None, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(skipped.is_none());
+    assert_eq!(db.store.cursor(EVENTS_CURSOR).await.unwrap(), None);
+    // The holder crashes (its connection closes): the lock is free again.
+    drop(other);
+
+    let started = std::time::Instant::now();
+    let report = sync::reconcile_once(&api, &broker, &db.store, None, Duration::from_secs(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "Retry-After was not honoured"
+    );
+    assert_eq!(report.events, 250);
+    assert_eq!(report.cursor.as_deref(), Some("event_rc0249"));
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            store.processed_count().await.unwrap() == 250
+        })
+        .await
+    );
+    let rows = db.store.all_users().await.unwrap();
+    assert_eq!(rows.len(), 50);
+    for r in rows {
+        let n: u64 = r.id.trim_start_matches("user_rc").parse().unwrap();
+        assert_eq!(r.email, format!("user_rc{n}.v{}@example.com", 201 + n));
+    }
+    assert_ne!(
+        db.store.get_user("user_rc0").await.unwrap().unwrap(),
+        snapshot_before
+    );
+    w.shutdown().await;
+    broker.close().await;
+    delete_topology(broker.topology()).await.unwrap();
+    db.teardown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_cursor_moves_only_after_confirmed_publishes() {
+    let workos = MockServer::start().await;
+    let db = fresh_database().await.unwrap();
+    let prefix = unique_prefix();
+    let events: Vec<Value> = (0..30u64)
+        .map(|i| event_json(&format!("event_cc{i}"), "user.updated", "user_cc", 1 + i))
+        .collect();
+    Mock::given(method("GET"))
+        .and(path_regex("^/events$"))
+        .respond_with(EventPages { events })
+        .mount(&workos)
+        .await;
+    let api = fast_client(&workos.uri());
+    // The broker is reached through a proxy that we cut before the run.
+    let proxy = TcpProxy::start(amqp_addr().unwrap()).await.unwrap();
+    let mut settings = workos_sync_testkit::test_settings(&prefix, &[]).unwrap();
+    settings.amqp.url = amqp_url_via(proxy.addr()).into();
+    let broker = workos_sync_queue::Broker::start(workos_sync_queue::BrokerConfig::from_settings(
+        &settings.amqp,
+        "t",
+    ));
+    assert!(broker.wait_connected(Duration::from_secs(10)).await);
+    proxy.cut();
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            !broker.is_ready().await
+        })
+        .await
+    );
+    let err = sync::reconcile_once(&api, &broker, &db.store, None, Duration::from_secs(1)).await;
+    assert!(err.is_err());
+    assert_eq!(
+        db.store.cursor(EVENTS_CURSOR).await.unwrap(),
+        None,
+        "cursor moved without a confirm"
+    );
+    proxy.restore();
+    assert!(broker.wait_connected(Duration::from_secs(15)).await);
+    let report = sync::reconcile_once(&api, &broker, &db.store, None, Duration::from_secs(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.events, 30);
+    assert_eq!(
+        db.store.cursor(EVENTS_CURSOR).await.unwrap().as_deref(),
+        Some("event_cc29")
+    );
+    assert_eq!(
+        workos_sync_testkit::queue_len(&broker.topology().events_queue())
+            .await
+            .unwrap(),
+        30
+    );
+    broker.close().await;
+    delete_topology(broker.topology()).await.unwrap();
+    db.teardown().await.unwrap();
+}
