@@ -14,6 +14,8 @@ use workos_sync_core::Settings;
 use workos_sync_queue::{Broker, BrokerConfig, dlq};
 use workos_sync_worker::sync;
 
+pub mod ops;
+
 #[derive(Parser)]
 #[command(
     name = "workos-sync",
@@ -50,6 +52,34 @@ pub enum Command {
         /// Report what would change; write nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Sign and post a realistic event to a receiver (like WorkOS's test button).
+    SendTestEvent {
+        /// user.created, user.updated or user.deleted.
+        #[arg(long = "type", default_value = "user.created")]
+        event_type: String,
+        /// Receiver URL (default: this host's receiver.bind port and receiver.path).
+        #[arg(long)]
+        url: Option<String>,
+        /// User id to use (default: a fresh user_test_… id).
+        #[arg(long)]
+        user_id: Option<String>,
+    },
+    /// Queue depths and consumers (events, delay tiers, DLQ), oldest waiting message, cursors.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete processed-event ids older than a cutoff, in batches.
+    Prune {
+        /// Age cutoff, e.g. 30d, 72h.
+        #[arg(long, default_value = "30d")]
+        older_than: String,
+        /// Allow a cutoff under WorkOS's 3-day retry window.
+        #[arg(long)]
+        force_short_window: bool,
+        #[arg(long)]
+        json: bool,
     },
     /// Feed events missed by webhooks from the WorkOS Events API into the queue.
     Reconcile {
@@ -105,6 +135,46 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Dlq { command } => dlq_command(&settings, command, out).await,
+        Command::SendTestEvent {
+            event_type,
+            url,
+            user_id,
+        } => ops::send_test_event(&settings, &event_type, user_id, url, out).await,
+        Command::Status { json } => {
+            let broker = connect(&settings).await?;
+            let store = workos_sync_store::Store::from_settings(&settings.database).ok();
+            let status = ops::status(&broker, store.as_ref()).await;
+            broker.close().await;
+            let status = status?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&status)?)?;
+            } else {
+                ops::print_status(&status, out)?;
+            }
+            Ok(())
+        }
+        Command::Prune {
+            older_than,
+            force_short_window,
+            json,
+        } => {
+            let age = ops::parse_age(&older_than)?;
+            let store = workos_sync_store::Store::from_settings(&settings.database)?;
+            let n = ops::prune(&store, age, force_short_window).await?;
+            if json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"deleted": n, "older_than_secs": age.as_secs()})
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "deleted {n} processed-event id(s) older than {older_than}"
+                )?;
+            }
+            Ok(())
+        }
         Command::SyncUser { id } => {
             let (api, store) = api_and_store(&settings)?;
             match sync::sync_user(&api, &store, &id).await? {

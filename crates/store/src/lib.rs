@@ -335,6 +335,47 @@ impl Store {
             .await?)
     }
 
+    /// Deletes processed-event records older than `before`, `batch` rows per statement
+    /// (short transactions, no long lock on the table). Returns how many were deleted.
+    pub async fn prune_processed(
+        &self,
+        before: DateTime<Utc>,
+        batch: i64,
+    ) -> Result<u64, StoreError> {
+        let mut total = 0u64;
+        loop {
+            let mut conn = self.conn().await?;
+            let n = diesel::sql_query(
+                "DELETE FROM processed_events WHERE event_id IN \
+                 (SELECT event_id FROM processed_events WHERE processed_at < $1 LIMIT $2)",
+            )
+            .bind::<diesel::sql_types::Timestamptz, _>(before)
+            .bind::<diesel::sql_types::BigInt, _>(batch.max(1))
+            .execute(&mut conn)
+            .await?;
+            total += n as u64;
+            if (n as i64) < batch.max(1) {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Every stored cursor: (name, cursor, last run).
+    pub async fn cursors(
+        &self,
+    ) -> Result<Vec<(String, Option<String>, Option<DateTime<Utc>>)>, StoreError> {
+        let mut conn = self.conn().await?;
+        Ok(sync_cursors::table
+            .order(sync_cursors::name)
+            .select((
+                sync_cursors::name,
+                sync_cursors::cursor,
+                sync_cursors::last_run_at,
+            ))
+            .load(&mut conn)
+            .await?)
+    }
+
     /// Reads a named cursor.
     pub async fn cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
         let mut conn = self.conn().await?;

@@ -25,8 +25,7 @@ use lapin::{
     },
     types::FieldTable,
 };
-use rand::{Rng, SeedableRng, rngs::StdRng, seq::SliceRandom};
-use workos_sync_bench::peak_rss_kib;
+use workos_sync_bench::{Delivery, generate_history, peak_rss_kib};
 use workos_sync_queue::event_properties;
 
 #[derive(Parser)]
@@ -45,85 +44,7 @@ struct Args {
     ack_every: usize,
 }
 
-struct Msg {
-    id: String,
-    user: String,
-    ty: &'static str,
-    body: Vec<u8>,
-}
-
-fn ts(v: usize) -> String {
-    let base = chrono::DateTime::from_timestamp(1_767_225_600, 0).unwrap_or_default();
-    (base + chrono::Duration::milliseconds(v as i64))
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-/// Histories per user, their deliveries (10% duplicated, shuffled) and the model:
-/// user id → Some(newest version) or None (deleted).
-fn generate(events: usize, users: usize) -> (Vec<Msg>, HashMap<String, Option<usize>>, usize) {
-    let mut rng = StdRng::seed_from_u64(7);
-    let unique = events * 10 / 11;
-    let per_user = (unique / users).max(1);
-    let mut msgs = Vec::with_capacity(events);
-    let mut model = HashMap::new();
-    let mut n = 0;
-    for u in 0..users {
-        let id = format!("user_{u:06}");
-        let deleted = rng.random_bool(0.1);
-        let updates = if deleted {
-            per_user.saturating_sub(1).max(1)
-        } else {
-            per_user
-        };
-        for v in 1..=updates {
-            n += 1;
-            let ty = if v == 1 {
-                "user.created"
-            } else {
-                "user.updated"
-            };
-            let eid = format!("event_{u:06}_{v:03}");
-            let body = workos_sync_testkit::user_event(&eid, ty, &id, &ts(v));
-            msgs.push(Msg {
-                id: eid,
-                user: id.clone(),
-                ty,
-                body: body.into_bytes(),
-            });
-        }
-        if deleted {
-            n += 1;
-            let eid = format!("event_{u:06}_del");
-            let body = workos_sync_testkit::user_event(&eid, "user.deleted", &id, &ts(updates));
-            msgs.push(Msg {
-                id: eid,
-                user: id.clone(),
-                ty: "user.deleted",
-                body: body.into_bytes(),
-            });
-            model.insert(id, None);
-        } else {
-            model.insert(id, Some(updates));
-        }
-    }
-    let unique_count = n;
-    let dupes: Vec<Msg> = (0..events.saturating_sub(n))
-        .map(|_| {
-            let m = &msgs[rng.random_range(0..n)];
-            Msg {
-                id: m.id.clone(),
-                user: m.user.clone(),
-                ty: m.ty,
-                body: m.body.clone(),
-            }
-        })
-        .collect();
-    msgs.extend(dupes);
-    msgs.shuffle(&mut rng);
-    (msgs, model, unique_count)
-}
-
-async fn prefill(conn: &Connection, exchange: &str, msgs: &[Msg]) -> anyhow::Result<()> {
+async fn prefill(conn: &Connection, exchange: &str, msgs: &[Delivery]) -> anyhow::Result<()> {
     let ch = conn.create_channel().await?;
     ch.confirm_select(ConfirmSelectOptions::default()).await?;
     for chunk in msgs.chunks(1000) {
@@ -132,10 +53,10 @@ async fn prefill(conn: &Connection, exchange: &str, msgs: &[Msg]) -> anyhow::Res
             let pending = ch
                 .basic_publish(
                     exchange.into(),
-                    m.ty.into(),
+                    m.event_type.into(),
                     BasicPublishOptions::default(),
                     &m.body,
-                    event_properties(&m.id, m.ty, workos_sync_core::now_ms(), false)
+                    event_properties(&m.id, m.event_type, workos_sync_core::now_ms(), false)
                         .with_delivery_mode(2),
                 )
                 .await?;
@@ -150,7 +71,10 @@ async fn prefill(conn: &Connection, exchange: &str, msgs: &[Msg]) -> anyhow::Res
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let (msgs, model, unique) = generate(args.events, args.users);
+    let history = generate_history(args.events, args.users, 7);
+    let model = history.model();
+    let unique = history.unique;
+    let msgs = &history.deliveries;
     println!(
         "generated {} deliveries ({} unique events) over {} users",
         msgs.len(),
@@ -167,7 +91,7 @@ async fn main() -> anyhow::Result<()> {
     .await?;
 
     // a. raw consume + ack.
-    prefill(&conn, &topology.events_exchange(), &msgs).await?;
+    prefill(&conn, &topology.events_exchange(), msgs).await?;
     let ch = conn.create_channel().await?;
     ch.basic_qos(args.prefetch, BasicQosOptions::default())
         .await?;
@@ -223,7 +147,7 @@ async fn main() -> anyhow::Result<()> {
     diesel::sql_query("TRUNCATE users").execute(&mut pg).await?;
 
     // c. the worker draining the same deliveries.
-    prefill(&conn, &topology.events_exchange(), &msgs).await?;
+    prefill(&conn, &topology.events_exchange(), msgs).await?;
     let started = Instant::now();
     let mut child = std::process::Command::new(&args.worker_bin)
         .env("DATABASE_URL", &db.url)
@@ -268,11 +192,7 @@ async fn main() -> anyhow::Result<()> {
     for (id, want) in &model {
         let ok = match (want, by_id.get(id.as_str())) {
             (None, None) => true,
-            (Some(v), Some(r)) => {
-                r.workos_updated_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-                    == ts(*v)
-            }
+            (Some(v), Some(r)) => (r.workos_updated_at - history.epoch).num_milliseconds() == *v,
             _ => false,
         };
         if !ok {

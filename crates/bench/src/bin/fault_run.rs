@@ -1,0 +1,394 @@
+//! Fault-injection run: the receiver and two workers (release binaries, separate
+//! processes) against the local Postgres and RabbitMQ, fed signed events over HTTP while
+//! faults are injected; then the final `users` table is checked against the model
+//! computed from the log of every event that got a 200.
+//!
+//! Faults (each can be turned off): a broker connection cut (every AMQP connection goes
+//! through a proxy that drops them), a database outage (the workers reach Postgres
+//! through a proxy), `kill -9` of a worker (restarted each time), a receiver restart,
+//! and optionally a real broker restart (`rabbitmqctl stop_app/start_app`).
+//!
+//! Like WorkOS, the sender retries every event that did not get a 2xx, with backoff,
+//! until it does. Exit status 1 on any lost event, stale overwrite, resurrection or
+//! double application.
+
+#![allow(clippy::print_stdout)] // a benchmark reports its figures on stdout
+
+use std::{
+    collections::{HashMap, HashSet},
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use clap::Parser;
+use tokio::sync::Mutex;
+use workos_sync_bench::generate_history;
+use workos_sync_core::{now_ms, signature};
+use workos_sync_testkit::{TcpProxy, amqp_addr, amqp_url_via, postgres_addr, postgres_url_via};
+
+#[derive(Parser, Clone)]
+struct Args {
+    #[arg(long, default_value_t = 100_000)]
+    events: usize,
+    #[arg(long, default_value_t = 5_000)]
+    users: usize,
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Broker connection cut, seconds (0: off).
+    #[arg(long, default_value_t = 20)]
+    broker_cut_secs: u64,
+    /// Database outage, seconds (0: off).
+    #[arg(long, default_value_t = 60)]
+    db_outage_secs: u64,
+    /// kill -9 of a worker, this many times.
+    #[arg(long, default_value_t = 3)]
+    worker_kills: usize,
+    /// Restart the receiver once.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    receiver_restart: bool,
+    /// Also restart the real RabbitMQ node (stop_app/start_app). Off by default: it
+    /// disturbs everything else using the broker.
+    #[arg(long)]
+    allow_broker_restart: bool,
+    /// Directory with the release binaries.
+    #[arg(long)]
+    bin_dir: String,
+}
+
+const SECRET: &str = "whsec_fault_run_secret";
+
+struct Cluster {
+    bin_dir: String,
+    prefix: String,
+    amqp_url: String,
+    db_url: String,
+    receiver_port: u16,
+    receiver: Option<Child>,
+    workers: Vec<Child>,
+}
+
+impl Cluster {
+    fn base_cmd(&self, bin: &str) -> Command {
+        let mut c = Command::new(format!("{}/{bin}", self.bin_dir));
+        c.env("AMQP_URL", &self.amqp_url)
+            .env("DATABASE_URL", &self.db_url)
+            .env("WORKOS_WEBHOOK_SECRET", SECRET)
+            .env("WORKOS_SYNC__AMQP__PREFIX", &self.prefix)
+            .env("WORKOS_SYNC__AMQP__RETRY_DELAYS_SECS", "1,2,5")
+            .env("WORKOS_SYNC__LOG__FILTER", "error")
+            .env("WORKOS_SYNC__RECONCILE__INTERVAL_SECS", "0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    }
+
+    fn start_receiver(&mut self) -> anyhow::Result<()> {
+        let child = self
+            .base_cmd("workos-sync-receiver")
+            .env(
+                "WORKOS_SYNC__RECEIVER__BIND",
+                format!("127.0.0.1:{}", self.receiver_port),
+            )
+            .env("WORKOS_SYNC__RECEIVER__CONFIRM_TIMEOUT_MS", "3000")
+            .env("WORKOS_SYNC__RECEIVER__SHUTDOWN_TIMEOUT_SECS", "5")
+            .spawn()?;
+        self.receiver = Some(child);
+        Ok(())
+    }
+
+    fn start_worker(&mut self) -> anyhow::Result<()> {
+        let child = self
+            .base_cmd("workos-sync-worker")
+            .env("WORKOS_SYNC__WORKER__HTTP_BIND", "127.0.0.1:0")
+            .spawn()?;
+        self.workers.push(child);
+        Ok(())
+    }
+
+    fn stop_receiver(&mut self) {
+        if let Some(mut r) = self.receiver.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &r.id().to_string()])
+                .status();
+            let _ = r.wait();
+        }
+    }
+
+    fn kill9_worker(&mut self, i: usize) -> anyhow::Result<()> {
+        let mut w = self.workers.remove(i % self.workers.len());
+        let killed = w.kill(); // SIGKILL
+        let _ = w.wait();
+        killed?;
+        self.start_worker()
+    }
+
+    fn stop_all(&mut self) {
+        self.stop_receiver();
+        for w in &mut self.workers {
+            let _ = Command::new("kill")
+                .args(["-TERM", &w.id().to_string()])
+                .status();
+            let _ = w.wait();
+        }
+        self.workers.clear();
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    accepted: AtomicUsize,
+    answered_503: AtomicU64,
+    other_failures: AtomicU64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let history = generate_history(args.events, args.users, 11);
+    println!(
+        "fault-run: {} deliveries ({} unique events) over {} users, concurrency {}",
+        history.deliveries.len(),
+        history.unique,
+        args.users,
+        args.concurrency
+    );
+    let db = workos_sync_testkit::fresh_database().await?;
+    let broker_proxy = TcpProxy::start(amqp_addr()?).await?;
+    let db_proxy = TcpProxy::start(postgres_addr(&db.url)?).await?;
+    let receiver_port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let prefix = format!("wst-fault-{}", std::process::id());
+    let mut cluster = Cluster {
+        bin_dir: args.bin_dir.clone(),
+        prefix: prefix.clone(),
+        amqp_url: amqp_url_via(broker_proxy.addr()),
+        db_url: postgres_url_via(&db.url, db_proxy.addr()),
+        receiver_port,
+        receiver: None,
+        workers: Vec::new(),
+    };
+    cluster.start_receiver()?;
+    cluster.start_worker()?;
+    cluster.start_worker()?;
+    let url = format!("http://127.0.0.1:{receiver_port}/api/webhooks/workos");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let ready = workos_sync_testkit::eventually(Duration::from_secs(30), || async {
+        http.get(format!("http://127.0.0.1:{receiver_port}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    })
+    .await;
+    anyhow::ensure!(ready, "receiver not ready");
+
+    // The sender: every delivery until it gets a 2xx.
+    let queue = Arc::new(Mutex::new(
+        history
+            .deliveries
+            .clone()
+            .into_iter()
+            .enumerate()
+            .collect::<Vec<_>>(),
+    ));
+    let accepted_log: Arc<Mutex<Vec<usize>>> = Arc::new(Mutex::new(Vec::new()));
+    let counters = Arc::new(Counters::default());
+    let total = history.deliveries.len();
+    let started = Instant::now();
+    let mut senders = Vec::new();
+    for _ in 0..args.concurrency {
+        let queue = queue.clone();
+        let log = accepted_log.clone();
+        let counters = counters.clone();
+        let http = http.clone();
+        let url = url.clone();
+        let deliveries = history.deliveries.clone();
+        senders.push(tokio::spawn(async move {
+            loop {
+                let next = queue.lock().await.pop();
+                let Some((i, _)) = next else { return };
+                let body = &deliveries[i].body;
+                let mut backoff = Duration::from_millis(50);
+                loop {
+                    let sig = signature::signature_header(SECRET.as_bytes(), now_ms(), body);
+                    match http
+                        .post(&url)
+                        .header("WorkOS-Signature", sig)
+                        .body(body.clone())
+                        .send()
+                        .await
+                    {
+                        Ok(r) if r.status().is_success() => {
+                            log.lock().await.push(i);
+                            counters.accepted.fetch_add(1, Ordering::Relaxed);
+                            break;
+                        }
+                        Ok(r) if r.status().as_u16() == 503 => {
+                            counters.answered_503.fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => {
+                            counters.other_failures.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }));
+    }
+
+    // The faults, at fractions of the accepted count.
+    let wait_for = |frac: f64| {
+        let counters = counters.clone();
+        async move {
+            while (counters.accepted.load(Ordering::Relaxed) as f64) < frac * total as f64 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let mut faults = Vec::new();
+    if args.broker_cut_secs > 0 {
+        wait_for(0.10).await;
+        println!(
+            "fault: broker connections cut for {} s",
+            args.broker_cut_secs
+        );
+        broker_proxy.cut();
+        tokio::time::sleep(Duration::from_secs(args.broker_cut_secs)).await;
+        broker_proxy.restore();
+        faults.push(format!("broker cut {} s", args.broker_cut_secs));
+    }
+    if args.db_outage_secs > 0 {
+        wait_for(0.25).await;
+        println!("fault: database unreachable for {} s", args.db_outage_secs);
+        db_proxy.cut();
+        tokio::time::sleep(Duration::from_secs(args.db_outage_secs)).await;
+        db_proxy.restore();
+        faults.push(format!("database outage {} s", args.db_outage_secs));
+    }
+    for k in 0..args.worker_kills {
+        wait_for(0.40 + 0.1 * k as f64).await;
+        println!("fault: kill -9 worker ({}/{})", k + 1, args.worker_kills);
+        cluster.kill9_worker(k)?;
+        faults.push("worker kill -9".into());
+    }
+    if args.receiver_restart {
+        wait_for(0.75).await;
+        println!("fault: receiver restart");
+        cluster.stop_receiver();
+        cluster.start_receiver()?;
+        faults.push("receiver restart".into());
+    }
+    if args.allow_broker_restart {
+        wait_for(0.85).await;
+        println!("fault: RabbitMQ stop_app/start_app");
+        let _ = Command::new("rabbitmqctl").arg("stop_app").status();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let _ = Command::new("rabbitmqctl").arg("start_app").status();
+        faults.push("broker restart".into());
+    }
+    for s in senders {
+        s.await?;
+    }
+    let send_secs = started.elapsed().as_secs_f64();
+    println!(
+        "all {total} deliveries accepted in {send_secs:.1} s; waiting for the queues to drain"
+    );
+
+    // Drain: every accepted unique event has a processed record, and the queues are empty.
+    let accepted: HashSet<usize> = accepted_log.lock().await.iter().copied().collect();
+    let accepted_ids: HashSet<&str> = accepted
+        .iter()
+        .map(|i| history.deliveries[*i].id.as_str())
+        .collect();
+    let topology = workos_sync_queue::Topology::new(prefix.clone(), 10, &[1, 2, 5]);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let processed = db.store.processed_count().await? as usize;
+        let events_left = workos_sync_testkit::queue_len(&topology.events_queue())
+            .await
+            .unwrap_or(u32::MAX);
+        let mut retry_left = 0;
+        for q in topology.retry_queues() {
+            retry_left += workos_sync_testkit::queue_len(&q).await.unwrap_or(0);
+        }
+        if processed >= accepted_ids.len() && events_left == 0 && retry_left == 0 {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "did not drain: processed {processed}/{}, queued {events_left}, retrying {retry_left}",
+            accepted_ids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let dead = workos_sync_testkit::queue_len(&topology.dead_queue())
+        .await
+        .unwrap_or(0);
+    cluster.stop_all();
+
+    // The model from what was accepted.
+    let mut model: HashMap<&str, Option<i64>> = HashMap::new();
+    let mut deleted: HashSet<&str> = HashSet::new();
+    for i in &accepted {
+        let d = &history.deliveries[*i];
+        if d.deleted {
+            deleted.insert(&d.user);
+        } else {
+            let e = model.entry(&d.user).or_insert(None);
+            if e.is_none_or(|v| d.version > v) {
+                *e = Some(d.version);
+            }
+        }
+    }
+    for u in &deleted {
+        model.insert(u, None);
+    }
+    let rows = db.store.all_users().await?;
+    let by_id: HashMap<&str, &workos_sync_store::UserRow> =
+        rows.iter().map(|r| (r.id.as_str(), r)).collect();
+    let (mut lost, mut stale, mut resurrected) = (0, 0, 0);
+    for (user, want) in &model {
+        let got = by_id
+            .get(user)
+            .map(|r| (r.workos_updated_at - history.epoch).num_milliseconds());
+        match (want, got) {
+            (None, Some(_)) => resurrected += 1,
+            (Some(_), None) => lost += 1,
+            (Some(w), Some(g)) if g < *w => lost += 1,
+            (Some(w), Some(g)) if g > *w => stale += 1,
+            _ => {}
+        }
+    }
+    // Applied twice: a unique event id recorded more than once is impossible (primary
+    // key); what can go wrong is an event recorded with an effect twice, which would show
+    // as more effective outcomes than unique events.
+    let processed = db.store.processed_count().await? as usize;
+    let double = processed.saturating_sub(accepted_ids.len());
+    println!("faults injected: {}", faults.join(", "));
+    println!(
+        "report: accepted {} deliveries ({} unique), 503 answers {}, other send failures {}, processed {}, lost {lost}, stale {stale}, resurrected {resurrected}, applied twice {double}, DLQ {dead}",
+        counters.accepted.load(Ordering::Relaxed),
+        accepted_ids.len(),
+        counters.answered_503.load(Ordering::Relaxed),
+        counters.other_failures.load(Ordering::Relaxed),
+        processed
+    );
+    workos_sync_testkit::delete_topology(&topology)
+        .await
+        .context("cleanup")?;
+    db.teardown().await?;
+    anyhow::ensure!(
+        lost == 0 && stale == 0 && resurrected == 0 && double == 0 && dead == 0,
+        "FAILED: guarantees violated"
+    );
+    println!("fault-run: OK");
+    Ok(())
+}

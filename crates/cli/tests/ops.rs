@@ -1,0 +1,197 @@
+//! Operator commands against the real services.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on setup failures
+
+use std::{process::Command, time::Duration};
+
+use workos_sync_testkit::{
+    ReceiverOptions, TEST_SECRET, amqp_url, delete_topology, eventually, fresh_database,
+    publish_event, spawn_receiver, spawn_worker, test_settings, unique_prefix,
+};
+
+fn run(prefix: &str, db_url: &str, extra: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_workos-sync"));
+    cmd.args(args)
+        .env("AMQP_URL", amqp_url())
+        .env("DATABASE_URL", db_url)
+        .env("WORKOS_SYNC__AMQP__PREFIX", prefix)
+        .env("WORKOS_WEBHOOK_SECRET", TEST_SECRET);
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_reports_depths_of_a_prepared_broker() {
+    let db = fresh_database().await.unwrap();
+    let prefix = unique_prefix();
+    let tiers = [("WORKOS_SYNC__AMQP__RETRY_DELAYS_SECS", "600,3600")];
+    let settings = test_settings(&prefix, &tiers).unwrap();
+    let broker = workos_sync_queue::Broker::start(workos_sync_queue::BrokerConfig::from_settings(
+        &settings.amqp,
+        "t",
+    ));
+    assert!(broker.wait_connected(Duration::from_secs(10)).await);
+    for i in 0..3 {
+        publish_event(&broker, &format!("event_st{i}"), "user.updated", b"{}")
+            .await
+            .unwrap();
+    }
+    let retry = broker.topology().retry_queue(0).unwrap();
+    let dead = broker.topology().dead_exchange();
+    for (exchange, key, n) in [("", retry.as_str(), 2), (dead.as_str(), "", 1)] {
+        for i in 0..n {
+            broker
+                .publish(
+                    workos_sync_queue::Outgoing {
+                        exchange,
+                        routing_key: key,
+                        body: b"{}",
+                        properties: workos_sync_queue::event_properties(
+                            &format!("e{i}"),
+                            "user.updated",
+                            workos_sync_core::now_ms() - 5_000,
+                            false,
+                        ),
+                    },
+                    Duration::from_secs(5),
+                )
+                .await
+                .unwrap();
+        }
+    }
+    db.store
+        .set_cursor("events", Some("event_cursor_1"))
+        .await
+        .unwrap();
+
+    let (code, out, err) = run(&prefix, &db.url, &tiers, &["status", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let depth = |q: &str| {
+        v["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["queue"] == q)
+            .map(|x| {
+                (
+                    x["messages"].as_u64().unwrap(),
+                    x["consumers"].as_u64().unwrap(),
+                    x["oldest_age_secs"].as_i64(),
+                )
+            })
+    };
+    assert_eq!(
+        depth(&format!("{prefix}.events")).map(|d| (d.0, d.1)),
+        Some((3, 0))
+    );
+    assert_eq!(depth(&format!("{prefix}.retry.10m")).map(|d| d.0), Some(2));
+    assert_eq!(depth(&format!("{prefix}.retry.1h")).map(|d| d.0), Some(0));
+    let (n, _, age) = depth(&format!("{prefix}.dead")).unwrap();
+    assert_eq!(n, 1);
+    assert!(age.unwrap() >= 4, "oldest DLQ age {age:?}");
+    assert_eq!(v["cursors"][0]["cursor"], "event_cursor_1");
+    // Reading ages left every message in place.
+    let (_, out, _) = run(&prefix, &db.url, &tiers, &["status"]);
+    assert!(out.contains(&format!("{prefix}.dead")), "{out}");
+    assert_eq!(
+        workos_sync_testkit::queue_len(&format!("{prefix}.dead"))
+            .await
+            .unwrap(),
+        1
+    );
+    broker.close().await;
+    delete_topology(broker.topology()).await.unwrap();
+    db.teardown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_removes_only_older_ids_and_guards_the_retry_window() {
+    let db = fresh_database().await.unwrap();
+    db.exec(
+        "INSERT INTO processed_events (event_id, event_type, outcome, processed_at) \
+         SELECT 'old_' || g, 'user.updated', 'updated', now() - interval '40 days' FROM generate_series(1, 25000) g \
+         UNION ALL SELECT 'mid_' || g, 'user.updated', 'updated', now() - interval '10 days' FROM generate_series(1, 3) g \
+         UNION ALL SELECT 'new_' || g, 'user.updated', 'updated', now() - interval '1 day' FROM generate_series(1, 2) g",
+    )
+    .await
+    .unwrap();
+    let prefix = unique_prefix();
+    let (code, out, err) = run(
+        &prefix,
+        &db.url,
+        &[],
+        &["prune", "--older-than", "30d", "--json"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["deleted"], 25000);
+    assert_eq!(db.store.processed_count().await.unwrap(), 5);
+
+    let (code, _, err) = run(&prefix, &db.url, &[], &["prune", "--older-than", "2d"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("3 days"), "{err}");
+    assert_eq!(db.store.processed_count().await.unwrap(), 5);
+    let (code, out, _) = run(&prefix, &db.url, &[], &["prune", "--older-than", "5d"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("deleted 3"), "{out}");
+    let (code, out, _) = run(
+        &prefix,
+        &db.url,
+        &[],
+        &["prune", "--older-than", "12h", "--force-short-window"],
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("deleted 2"), "{out}");
+    let (code, _, err) = run(&prefix, &db.url, &[], &["prune", "--older-than", "soon"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not a duration"), "{err}");
+    db.teardown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn send_test_event_leads_to_a_row() {
+    let db = fresh_database().await.unwrap();
+    let prefix = unique_prefix();
+    let r = spawn_receiver(ReceiverOptions {
+        prefix: Some(prefix.clone()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let w = spawn_worker(&prefix, &db.url, &[]).await.unwrap();
+    let (code, out, err) = run(
+        &prefix,
+        &db.url,
+        &[],
+        &["send-test-event", "--url", &r.url, "--user-id", "user_ste1"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("200"), "{out}");
+    let store = db.store.clone();
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            store.get_user("user_ste1").await.unwrap().is_some()
+        })
+        .await
+    );
+    // A wrong secret is refused by the receiver, and the command says so.
+    let (code, _, err) = run(
+        &prefix,
+        &db.url,
+        &[("WORKOS_WEBHOOK_SECRET", "wrong")],
+        &["send-test-event", "--url", &r.url],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("401"), "{err}");
+    w.shutdown().await;
+    r.teardown().await.unwrap();
+    db.teardown().await.unwrap();
+}
