@@ -1,16 +1,30 @@
 #!/usr/bin/env bash
-# Validates the deployment files without a Docker engine:
+# Validates the deployment files without a Docker engine or a Kubernetes cluster:
 #   - docker-compose.yml against the Compose Specification schema, with docker-compose v1
 #     (Debian's python package), whose `config -q` needs no daemon. It rejects unknown
 #     top-level or service keys (`servces:`, `imag:`) and bad enum values (a misspelt
 #     depends_on condition), and checks that every build context exists.
 #   - deploy/Dockerfile: builds the three binaries and runs as a non-root USER (grep).
+#   - deploy/k8s (every kustomization), deploy/rabbitmq/definitions.json and
+#     deploy/observability (alerts, their unit tests, the Grafana dashboard), by
+#     scripts/validate_deploy.py: see its docstring for what is checked and how.
+#
+# Tools, installed on first use into a cache directory (VALIDATE_DEPLOY_CACHE, default
+# ~/.cache/workos-sync-validate-deploy) when missing:
+#   - Python packages pinned in PY_PACKAGES below (kubernetes-validate bundles the
+#     Kubernetes JSON schemas: no network needed once installed), with pip --target;
+#   - promtool, from Debian's `prometheus` package (extracted, not installed: no daemon);
+#   - kustomize: `kustomize` or `kubectl kustomize` when present (no registry we can reach
+#     ships it); without it the fallback renderer in validate_deploy.py is used alone.
+# A local RabbitMQ node (rabbitmqctl), when one answers, is used to import
+# definitions.json into a throwaway vhost; VALIDATE_DEPLOY_LIVE_RABBITMQ=0 skips that.
 #
 # Usage: scripts/validate-deploy.sh [ROOT]   (ROOT defaults to the repository root)
-# Exits non-zero on the first problem.
+# Exits non-zero on the first problem (the deploy/ checks report all of theirs first).
 set -euo pipefail
 
-ROOT="${1:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="${1:-$(cd "$SCRIPT_DIR/.." && pwd)}"
 COMPOSE_FILE_PATH="$ROOT/docker-compose.yml"
 DOCKERFILE="$ROOT/deploy/Dockerfile"
 BINARIES=(workos-sync-receiver workos-sync-worker workos-sync)
@@ -22,16 +36,28 @@ fail() {
 }
 
 # --- tools -----------------------------------------------------------------------------
-if ! command -v docker-compose >/dev/null 2>&1; then
-    echo "validate-deploy: installing docker-compose (Debian package)"
-    SUDO=""
-    if [ "$(id -u)" -ne 0 ]; then
-        command -v sudo >/dev/null 2>&1 || fail "docker-compose missing and not root"
-        SUDO="sudo"
+SUDO=""
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
+    SUDO="sudo"
+fi
+APT_UPDATED=""
+apt_update_once() {
+    if [ -z "$APT_UPDATED" ]; then
+        $SUDO apt-get update -qq
+        APT_UPDATED=1
     fi
-    $SUDO apt-get update -qq
+}
+apt_install() {
+    command -v apt-get >/dev/null 2>&1 || fail "$* missing and no apt-get to install it"
+    [ "$(id -u)" -eq 0 ] || [ -n "$SUDO" ] || fail "$* missing and not root"
+    echo "validate-deploy: installing $* (Debian)"
+    apt_update_once
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        docker-compose >/dev/null
+        "$@" >/dev/null
+}
+
+if ! command -v docker-compose >/dev/null 2>&1; then
+    apt_install docker-compose
 fi
 
 # --- docker-compose.yml ------------------------------------------------------------------
@@ -69,7 +95,81 @@ case "${last_user%%:*}" in
 esac
 echo "validate-deploy: Dockerfile ships ${BINARIES[*]} and runs as USER $last_user"
 
-# --- deploy/k8s ------------------------------------------------------------------------------
-# PLACEHOLDER: when deploy/k8s exists, validate its manifests here too (not written yet).
+# --- deploy/k8s, deploy/rabbitmq, deploy/observability -----------------------------------------
+CACHE="${VALIDATE_DEPLOY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/workos-sync-validate-deploy}"
+mkdir -p "$CACHE"
+
+# Pinned, with every dependency, so a fresh machine validates exactly like this one.
+PY_PACKAGES=(
+    kubernetes-validate==1.37.0
+    jsonschema==4.26.0
+    jsonschema-specifications==2025.9.1
+    referencing==0.37.0
+    rpds-py==2026.9.1
+    attrs==26.1.0
+    importlib-resources==7.1.0
+    packaging==26.4
+    typing-extensions==4.16.0
+    PyYAML==6.0.4
+)
+command -v python3 >/dev/null 2>&1 || apt_install python3
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+    || fail "python3 >= 3.11 is needed (tomllib)"
+py_tag="$(python3 -c 'import sys; print(sys.implementation.cache_tag)')"
+py_hash="$(printf '%s\n' "${PY_PACKAGES[@]}" | sha256sum | cut -c1-12)"
+PYDEPS="$CACHE/py-$py_tag-$py_hash"
+py_ok() { PYTHONPATH="$PYDEPS" python3 -c 'import kubernetes_validate, jsonschema, referencing, yaml' 2>/dev/null; }
+if ! py_ok; then
+    python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
+    echo "validate-deploy: installing ${PY_PACKAGES[0]} and its pinned dependencies into $PYDEPS"
+    rm -rf "$PYDEPS.tmp"
+    # --target works with pyenv's python and Debian's externally managed one alike.
+    python3 -m pip install -q --disable-pip-version-check --no-warn-script-location \
+        --root-user-action=ignore --target "$PYDEPS.tmp" "${PY_PACKAGES[@]}" \
+        || fail "pip install failed"
+    rm -rf "$PYDEPS" && mv "$PYDEPS.tmp" "$PYDEPS"
+    py_ok || fail "the Python packages do not import after installing them"
+fi
+
+KUSTOMIZE=""
+if command -v kustomize >/dev/null 2>&1; then
+    KUSTOMIZE="kustomize build"
+elif command -v kubectl >/dev/null 2>&1 && kubectl kustomize --help >/dev/null 2>&1; then
+    KUSTOMIZE="kubectl kustomize"
+else
+    echo "validate-deploy: no kustomize or kubectl: rendering with the fallback renderer only"
+fi
+
+PROMTOOL="$(command -v promtool || true)"
+if [ -z "$PROMTOOL" ] && [ -x "$CACHE/promtool/promtool" ]; then
+    PROMTOOL="$CACHE/promtool/promtool"
+fi
+if [ -z "$PROMTOOL" ] && command -v apt-get >/dev/null 2>&1 && command -v dpkg-deb >/dev/null 2>&1; then
+    echo "validate-deploy: fetching promtool from Debian's prometheus package (extracted only)"
+    deb_dir="$(mktemp -d)"
+    if ! (cd "$deb_dir" && apt-get download prometheus >/dev/null 2>&1); then
+        apt_update_once
+        (cd "$deb_dir" && apt-get download prometheus >/dev/null 2>&1) || true
+    fi
+    if ls "$deb_dir"/prometheus_*.deb >/dev/null 2>&1 \
+        && dpkg-deb --fsys-tarfile "$deb_dir"/prometheus_*.deb | tar -x -C "$deb_dir" ./usr/bin/promtool; then
+        mkdir -p "$CACHE/promtool"
+        mv "$deb_dir/usr/bin/promtool" "$CACHE/promtool/promtool"
+        PROMTOOL="$CACHE/promtool/promtool"
+    fi
+    rm -rf "$deb_dir"
+fi
+if [ -z "$PROMTOOL" ]; then
+    # Locally (not Debian, say) the rest still runs; CI must have it.
+    [ "${CI:-}" != "true" ] || fail "promtool unavailable (needed for the alert checks)"
+    echo "validate-deploy: WARNING: promtool unavailable; PromQL checks and alert unit tests skipped"
+fi
+
+checker_args=("$ROOT")
+[ -z "$KUSTOMIZE" ] || checker_args+=(--kustomize "$KUSTOMIZE")
+[ -z "$PROMTOOL" ] || checker_args+=(--promtool "$PROMTOOL")
+[ "${VALIDATE_DEPLOY_LIVE_RABBITMQ:-1}" != "0" ] || checker_args+=(--no-live-rabbitmq)
+PYTHONPATH="$PYDEPS${PYTHONPATH:+:$PYTHONPATH}" python3 "$SCRIPT_DIR/validate_deploy.py" "${checker_args[@]}" \
+    || fail "deploy/ is invalid (see above)"
 
 echo "validate-deploy: ok"

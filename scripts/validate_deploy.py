@@ -477,13 +477,59 @@ class Validators:
         for version in self.versions:
             try:
                 self.kv.validate(doc, version, strict=True)
-            except self.kv.ValidationError as e:
-                path = ".".join(str(p) for p in e.path)
-                error(f"{where}: {ident(doc)} does not validate against Kubernetes {e.version}: {path}: {e.message}")
+            except self.kv.ValidationError:
+                for path, message in self.all_errors(doc, version):
+                    error(f"{where}: {ident(doc)} does not validate against Kubernetes {version}: {path}: {message}")
                 return
             except self.kv.SchemaNotFoundError as e:
                 error(f"{where}: {ident(doc)}: {e.message} (a typo in apiVersion or kind?)")
                 return
+        check_values(doc, f"{where}: {ident(doc)}")
+
+    def all_errors(self, doc: dict, version: str) -> list[tuple[str, str]]:
+        """Every schema error, where kubernetes-validate reports the first only (same
+        schema files, same lookup as kubernetes_validate.utils.validate)."""
+        from referencing import Registry, Resource
+
+        api = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", doc["apiVersion"])
+        base = f"kubernetes-json-schema/v{version}-local-strict"
+        schema = self.kv.schema_contents(f"{base}/{doc['kind'].lower()}-{api}.json", version)
+        defs = self.kv.schema_contents(f"{base}/_definitions.json", version)
+        registry = Resource.from_contents(defs) @ (Resource.from_contents(schema) @ Registry())
+        v = self.jsonschema.Draft202012Validator(schema, registry=registry)
+        errs = sorted(v.iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path])
+        return [(".".join(str(p) for p in e.absolute_path), e.message) for e in errs[:10]]
+
+
+# The bundled schemas type these fields as plain strings; the API server would refuse
+# other values. Only fields our manifests use.
+ENUM_FIELDS = {
+    "protocol": {"TCP", "UDP", "SCTP"},
+    "pathType": {"Exact", "Prefix", "ImplementationSpecific"},
+    "imagePullPolicy": {"Always", "IfNotPresent", "Never"},
+    "restartPolicy": {"Always", "OnFailure", "Never"},
+    "whenUnsatisfiable": {"DoNotSchedule", "ScheduleAnyway"},
+    "unhealthyPodEvictionPolicy": {"IfHealthyBudget", "AlwaysAllow"},
+}
+# resource.Quantity, e.g. 100m, 64Mi, 1.5, 2e3.
+QUANTITY_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[numkMGTPE]|[KMGTPE]i)?$")
+
+
+def check_values(node, where: str, path: str = "") -> None:
+    """Enum fields and resource quantities of a built-in Kubernetes object."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            p = f"{path}.{k}" if path else k
+            if k in ENUM_FIELDS and isinstance(v, str) and v not in ENUM_FIELDS[k]:
+                error(f"{where}: {p}: {v!r} is not one of {sorted(ENUM_FIELDS[k])}")
+            if k in ("requests", "limits") and path.endswith("resources") and isinstance(v, dict):
+                for res, q in v.items():
+                    if not QUANTITY_RE.match(str(q)):
+                        error(f"{where}: {p}.{res}: {q!r} is not a Kubernetes quantity")
+            check_values(v, where, p)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            check_values(v, where, f"{path}.{i}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -713,6 +759,7 @@ def check_k8s(root: Path, kustomize: list[str] | None, validators: Validators, d
     targets = [k8s / "base"] + sorted(p for p in (k8s / "overlays").glob("*") if p.is_dir())
     secret_file = k8s / "base/secret.example.yaml"
     secret_keys: set[str] = set()
+    before = len(errors)
     try:
         secret_docs = load_yaml_docs(secret_file)
     except (OSError, RenderError) as e:
@@ -724,6 +771,8 @@ def check_k8s(root: Path, kustomize: list[str] | None, validators: Validators, d
             secret_keys = set((doc.get("stringData") or {}).keys())
     if not secret_keys:
         error(f"{secret_file}: no Secret {SECRET_NAME} with stringData")
+    elif len(errors) == before:
+        say(f"deploy/k8s/base/secret.example.yaml: valid (template of {SECRET_NAME}, not applied): {', '.join(sorted(secret_keys))}")
 
     for t in targets:
         rel = str(t.relative_to(root))
@@ -1187,7 +1236,9 @@ def main() -> int:
     kustomize = shlex.split(args.kustomize) if args.kustomize else None
     check_k8s(root, kustomize, validators, defaults)
     defs = check_rabbitmq(root, defaults)
-    if defs is not None and not args.no_live_rabbitmq:
+    if defs is not None and args.no_live_rabbitmq:
+        say("deploy/rabbitmq/definitions.json: live import skipped (--no-live-rabbitmq)")
+    elif defs is not None:
         check_rabbitmq_live(defs, defaults)
     check_observability(root, validators, args.promtool)
     if errors:

@@ -191,11 +191,15 @@ impl Consumer {
     }
 
     fn record_applied(&self, ev: &Event, d: &Delivery, outcome: &str, duration_ms: f64) {
-        let lag = (chrono::Utc::now() - ev.created_at)
-            .num_milliseconds()
-            .max(0) as f64
-            / 1000.0;
-        metrics::histogram!("workos_sync_event_lag_seconds").record(lag);
+        // Lag of events applied for the first time; duplicates (redeliveries, reconciler
+        // replays of old events) would only blur it.
+        if outcome != "duplicate" {
+            let lag = (chrono::Utc::now() - ev.created_at)
+                .num_milliseconds()
+                .max(0) as f64
+                / 1000.0;
+            metrics::histogram!("workos_sync_event_lag_seconds").record(lag);
+        }
         metrics::counter!("workos_sync_worker_messages_total", "outcome" => "acked", "reason" => "").increment(1);
         tracing::debug!(
             event.id = %ev.id,

@@ -263,9 +263,15 @@ async fn main() -> anyhow::Result<()> {
         );
         if held && r.e2e.p99 < Duration::from_millis(50) {
             best = *rate;
+        } else {
+            // The first rate that does not hold ends the search: a later lucky step is
+            // not a sustainable rate.
+            break;
         }
     }
-    println!("saturation point: {best} req/s (highest step with end-to-end p99 < 50 ms)");
+    println!(
+        "saturation point: {best} req/s (highest step, with every lower step, holding end-to-end p99 < 50 ms)"
+    );
     let _ = Command::new("kill")
         .args(["-TERM", &rpid.to_string()])
         .status();
