@@ -94,6 +94,25 @@ pub struct User {
 }
 
 impl User {
+    /// A user known only by id (a deletion learnt from the API's 404), stamped `at`.
+    pub fn stub(id: &str, at: DateTime<Utc>) -> Self {
+        Self {
+            id: id.to_owned(),
+            email: String::new(),
+            email_verified: false,
+            first_name: None,
+            last_name: None,
+            name: None,
+            profile_picture_url: None,
+            external_id: None,
+            metadata: None,
+            last_sign_in_at: None,
+            locale: None,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
     /// First and last name joined by a space and trimmed; `None` when both are empty.
     pub fn display_name(&self) -> Option<String> {
         let joined = format!(

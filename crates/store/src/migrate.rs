@@ -30,32 +30,34 @@ async fn lock(conn: &mut AsyncPgConnection, take: bool) -> Result<(), StoreError
     Ok(())
 }
 
-/// Runs every pending migration; returns the versions applied.
-pub async fn run(url: &str) -> Result<Vec<String>, StoreError> {
+fn versions(v: Vec<diesel::migration::MigrationVersion<'_>>) -> Vec<String> {
+    v.iter().map(ToString::to_string).collect()
+}
+
+/// Runs `step` with the migration lock held; returns the versions it touched.
+async fn locked<F>(url: &str, step: F) -> Result<Vec<String>, StoreError>
+where
+    F: FnOnce(
+        &mut AsyncMigrationHarness<AsyncPgConnection>,
+    ) -> diesel::migration::Result<Vec<String>>,
+{
     let mut conn = connect(url).await?;
     lock(&mut conn, true).await?;
     let mut harness = AsyncMigrationHarness::new(conn);
-    let result = harness
-        .run_pending_migrations(MIGRATIONS)
-        .map(|v| v.iter().map(ToString::to_string).collect::<Vec<_>>())
-        .map_err(|e| StoreError::Migration(e.to_string()));
+    let result = step(&mut harness).map_err(|e| StoreError::Migration(e.to_string()));
     let mut conn = harness.into_inner();
     let _ = lock(&mut conn, false).await;
     result
 }
 
+/// Runs every pending migration; returns the versions applied.
+pub async fn run(url: &str) -> Result<Vec<String>, StoreError> {
+    locked(url, |h| h.run_pending_migrations(MIGRATIONS).map(versions)).await
+}
+
 /// Reverts every migration (tests check that each down.sql undoes its up.sql).
 pub async fn revert_all(url: &str) -> Result<Vec<String>, StoreError> {
-    let mut conn = connect(url).await?;
-    lock(&mut conn, true).await?;
-    let mut harness = AsyncMigrationHarness::new(conn);
-    let result = harness
-        .revert_all_migrations(MIGRATIONS)
-        .map(|v| v.iter().map(ToString::to_string).collect::<Vec<_>>())
-        .map_err(|e| StoreError::Migration(e.to_string()));
-    let mut conn = harness.into_inner();
-    let _ = lock(&mut conn, false).await;
-    result
+    locked(url, |h| h.revert_all_migrations(MIGRATIONS).map(versions)).await
 }
 
 /// Migrations not yet applied.

@@ -63,21 +63,7 @@ fn deletion_event(id: &str) -> Event {
         id: format!("sync-deleted:{id}"),
         event_type: "user.deleted".into(),
         created_at: now,
-        kind: EventKind::UserDeleted(User {
-            id: id.to_owned(),
-            email: String::new(),
-            email_verified: false,
-            first_name: None,
-            last_name: None,
-            name: None,
-            profile_picture_url: None,
-            external_id: None,
-            metadata: None,
-            last_sign_in_at: None,
-            locale: None,
-            created_at: now,
-            updated_at: now,
-        }),
+        kind: EventKind::UserDeleted(User::stub(id, now)),
     }
 }
 

@@ -224,6 +224,24 @@ impl Client {
         }
     }
 
+    /// One page of a list endpoint: `{"data": [...], "list_metadata": {"after": ...}}`.
+    async fn get_page<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Page<T>, ApiError> {
+        let body = self.get(path, query).await?;
+        let list: RawList<T> =
+            serde_json::from_slice(&body.0).map_err(|e| ApiError::BadResponse(e.to_string()))?;
+        Ok(Page {
+            data: list.data,
+            after: list
+                .list_metadata
+                .and_then(|m| m.after)
+                .filter(|a| !a.is_empty()),
+        })
+    }
+
     /// `GET /user_management/users/{id}`.
     pub async fn get_user(&self, id: &str) -> Result<User, ApiError> {
         // Ids are opaque; refuse anything that would change the path.
@@ -250,16 +268,7 @@ impl Client {
         if let Some(a) = after {
             q.push(("after", a.to_string()));
         }
-        let body = self.get("/user_management/users", &q).await?;
-        let list: RawList<User> =
-            serde_json::from_slice(&body.0).map_err(|e| ApiError::BadResponse(e.to_string()))?;
-        Ok(Page {
-            data: list.data,
-            after: list
-                .list_metadata
-                .and_then(|m| m.after)
-                .filter(|a| !a.is_empty()),
-        })
+        self.get_page("/user_management/users", &q).await
     }
 
     /// One page of `GET /events` for `types`, after the cursor `after` (an event id) or,
@@ -281,16 +290,7 @@ impl Client {
             )),
             (None, None) => {}
         }
-        let body = self.get("/events", &q).await?;
-        let list: RawList<Box<RawValue>> =
-            serde_json::from_slice(&body.0).map_err(|e| ApiError::BadResponse(e.to_string()))?;
-        Ok(Page {
-            data: list.data,
-            after: list
-                .list_metadata
-                .and_then(|m| m.after)
-                .filter(|a| !a.is_empty()),
-        })
+        self.get_page("/events", &q).await
     }
 }
 
