@@ -53,6 +53,8 @@ struct Processed {
 struct RunResult {
     sent: usize,
     ok: usize,
+    /// Non-2xx answers by status (0: no answer: connection error or client timeout).
+    failures: std::collections::BTreeMap<u16, usize>,
     receiver: workos_sync_bench::Summary,
     e2e: workos_sync_bench::Summary,
     achieved: f64,
@@ -68,6 +70,7 @@ async fn run_at(
     depth: impl Fn() -> Option<u32>,
 ) -> anyhow::Result<RunResult> {
     let accepted: Arc<Mutex<Vec<(String, i64, Duration)>>> = Arc::new(Mutex::new(Vec::new()));
+    let failures: Arc<Mutex<std::collections::BTreeMap<u16, usize>>> = Arc::default();
     let inflight = Arc::new(Semaphore::new(1024));
     let total = rate * seconds;
     let started = Instant::now();
@@ -91,6 +94,7 @@ async fn run_at(
         let http = http.clone();
         let url = url.to_owned();
         let accepted = accepted.clone();
+        let failures = failures.clone();
         let id = format!("event_{tag}_{i}");
         tasks.push(tokio::spawn(async move {
             let body = workos_sync_testkit::user_event(
@@ -101,20 +105,22 @@ async fn run_at(
             );
             let sig = signature::signature_header(SECRET.as_bytes(), now_ms(), body.as_bytes());
             let t = Instant::now();
-            let ok = http
+            let status = http
                 .post(&url)
                 .header("WorkOS-Signature", sig)
                 .body(body)
                 .send()
                 .await
-                .is_ok_and(|r| r.status().is_success());
+                .map_or(0, |r| r.status().as_u16());
             let took = t.elapsed();
             drop(permit);
-            if ok {
+            if (200..300).contains(&status) {
                 accepted
                     .lock()
                     .await
                     .push((id, i64::try_from(now_ms()).unwrap_or(0), took));
+            } else {
+                *failures.lock().await.entry(status).or_default() += 1;
             }
         }));
     }
@@ -146,9 +152,11 @@ async fn run_at(
                 .map(|at| Duration::from_millis(u64::try_from(at - ok_ms).unwrap_or(0)))
         })
         .collect();
+    let failures = std::mem::take(&mut *failures.lock().await);
     Ok(RunResult {
         sent: total as usize,
         ok: accepted.len(),
+        failures,
         receiver: summarize(accepted.iter().map(|a| a.2).collect()),
         e2e: summarize(e2e),
         achieved,
@@ -214,9 +222,10 @@ async fn main() -> anyhow::Result<()> {
     println!("== steady {} req/s for {} s", args.rate, args.seconds);
     let r = run_at(&http, &url, &db.url, args.rate, args.seconds, "main", depth).await?;
     println!(
-        "steady: sent {} ok {} achieved {:.0}/s | receiver p50 {:.2} ms p99 {:.2} ms | end-to-end (200 → committed) p50 {:.1} ms p99 {:.1} ms max {:.1} ms ({} measured)",
+        "steady: sent {} ok {} failures {:?} achieved {:.0}/s | receiver p50 {:.2} ms p99 {:.2} ms | end-to-end (200 → committed) p50 {:.1} ms p99 {:.1} ms max {:.1} ms ({} measured)",
         r.sent,
         r.ok,
+        r.failures,
         r.achieved,
         ms(r.receiver.p50),
         ms(r.receiver.p99),
@@ -249,10 +258,11 @@ async fn main() -> anyhow::Result<()> {
         .await?;
         let held = r.achieved >= 0.95 * *rate as f64 && r.ok == r.sent;
         println!(
-            "  {rate:>6}/s: achieved {:.0}/s ok {}/{} receiver p99 {:.1} ms e2e p99 {:.1} ms {}",
+            "  {rate:>6}/s: achieved {:.0}/s ok {}/{} failures {:?} receiver p99 {:.1} ms e2e p99 {:.1} ms {}",
             r.achieved,
             r.ok,
             r.sent,
+            r.failures,
             ms(r.receiver.p99),
             ms(r.e2e.p99),
             if held && r.e2e.p99 < Duration::from_millis(50) {
