@@ -177,7 +177,10 @@ impl Store {
     /// Builds the pool (no connection is opened yet). `size` connections at most; a
     /// connection attempt or a wait for a free connection gives up after `timeout`.
     pub fn new(url: &str, size: usize, timeout: Duration) -> Result<Self, StoreError> {
-        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+        let mut config = diesel_async::pooled_connection::ManagerConfig::default();
+        config.custom_setup = Box::new(connect_with_custom_plans);
+        let manager =
+            AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
         let pool = Pool::builder(manager)
             .max_size(size.max(1))
             .runtime(deadpool::Runtime::Tokio1)
@@ -410,6 +413,25 @@ impl Store {
     }
 }
 
+/// Opens a pooled connection with `plan_cache_mode = force_custom_plan`: prepared
+/// statements with `= ANY($1)` otherwise switch to a generic plan after five runs,
+/// planned for a 10-element array and for the table as small as it was then; on a
+/// growing processed_events that became a sequential scan (140 ms per batch at 50k
+/// rows, measured). Custom plans cost ~0.1 ms of planning and always use the index.
+fn connect_with_custom_plans(
+    url: &str,
+) -> futures_util::future::BoxFuture<'_, diesel::ConnectionResult<AsyncPgConnection>> {
+    let url = url.to_owned();
+    Box::pin(async move {
+        use diesel_async::SimpleAsyncConnection;
+        let mut conn = AsyncPgConnection::establish(&url).await?;
+        conn.batch_execute("SET plan_cache_mode = force_custom_plan")
+            .await
+            .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+        Ok(conn)
+    })
+}
+
 /// Bounded label set for metrics: unknown event types are folded into `other`.
 fn metric_type(t: &str) -> &'static str {
     match t {
@@ -419,6 +441,18 @@ fn metric_type(t: &str) -> &'static str {
         "user.snapshot" => "user.snapshot",
         _ => "other",
     }
+}
+
+#[derive(QueryableByName)]
+struct StateRow {
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = Text)]
+    id: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
+    updated_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    usertag: Option<String>,
 }
 
 #[derive(QueryableByName)]
@@ -456,46 +490,71 @@ async fn apply_in_tx(
         let set: HashSet<&str> = events.iter().filter_map(Event::user_id).collect();
         set.into_iter().map(str::to_owned).collect()
     };
-    // Prepared statements with `= ANY($1)` get a generic plan after five runs, planned
-    // for a 10-element array and for the table as small as it was then: on a growing
-    // processed_events that became a sequential scan (140 ms per batch at 50k rows).
-    // Custom plans cost ~0.1 ms of planning per statement and always use the index.
-    diesel::sql_query("SET LOCAL plan_cache_mode = force_custom_plan")
-        .execute(c)
-        .await?;
     lock_keys(c, LOCK_USER, &user_ids).await?;
 
-    let event_ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
-    let seen: HashSet<String> = processed_events::table
-        .filter(processed_events::event_id.eq_any(&event_ids))
-        .select(processed_events::event_id)
-        .load::<String>(c)
-        .await?
-        .into_iter()
-        .collect();
+    // What the database holds for these users, in one round trip.
     let mut existing: HashMap<String, Existing> = HashMap::new();
     let mut tags: HashMap<String, String> = HashMap::new();
     if !user_ids.is_empty() {
-        let rows: Vec<(String, DateTime<Utc>, String)> = users::table
-            .filter(users::id.eq_any(&user_ids))
-            .select((users::id, users::workos_updated_at, users::usertag))
-            .load(c)
-            .await?;
-        for (id, t, tag) in rows {
-            existing.entry(id.clone()).or_default().updated_at = Some(t);
-            tags.insert(id, tag);
-        }
-        let tombs: Vec<String> = user_tombstones::table
-            .filter(user_tombstones::user_id.eq_any(&user_ids))
-            .select(user_tombstones::user_id)
-            .load(c)
-            .await?;
-        for id in tombs {
-            existing.entry(id).or_default().tombstoned = true;
+        let rows: Vec<StateRow> = diesel::sql_query(
+            "SELECT 'u' AS kind, id, workos_updated_at AS updated_at, usertag \
+             FROM users WHERE id = ANY($1::text[]) \
+             UNION ALL SELECT 't', user_id, NULL, NULL \
+             FROM user_tombstones WHERE user_id = ANY($1::text[])",
+        )
+        .bind::<Array<Text>, _>(&user_ids)
+        .load(c)
+        .await?;
+        for r in rows {
+            let e = existing.entry(r.id.clone()).or_default();
+            if r.kind == "t" {
+                e.tombstoned = true;
+            } else {
+                e.updated_at = r.updated_at;
+                if let Some(tag) = r.usertag {
+                    tags.insert(r.id, tag);
+                }
+            }
         }
     }
 
-    let plan = plan::plan(events, &existing, &seen);
+    // Dedupe by writing: plan as if no id had been seen, record the ids with
+    // ON CONFLICT DO NOTHING, and the ids that come back are the new ones. An id seen
+    // before has its effect in `existing` already, so planning it again changes no other
+    // event's outcome; when there are such ids we plan once more (pure, no round trip)
+    // so that they count as duplicates and contribute no write.
+    let mut plan = plan::plan(events, &existing, &HashSet::new());
+    if !plan.processed.is_empty() {
+        let recs: Vec<_> = plan
+            .processed
+            .iter()
+            .map(|p| {
+                (
+                    processed_events::event_id.eq(&p.event_id),
+                    processed_events::event_type.eq(&p.event_type),
+                    processed_events::user_id.eq(p.user_id.as_deref()),
+                    processed_events::outcome.eq(p.outcome.as_str()),
+                )
+            })
+            .collect();
+        let inserted: HashSet<String> = diesel::insert_into(processed_events::table)
+            .values(&recs)
+            .on_conflict_do_nothing()
+            .returning(processed_events::event_id)
+            .get_results::<String>(c)
+            .await?
+            .into_iter()
+            .collect();
+        if inserted.len() < plan.processed.len() {
+            let seen: HashSet<String> = plan
+                .processed
+                .iter()
+                .filter(|p| !inserted.contains(&p.event_id))
+                .map(|p| p.event_id.clone())
+                .collect();
+            plan = plan::plan(events, &existing, &seen);
+        }
+    }
 
     let mut new_users: Vec<&User> = Vec::new();
     let mut updates: Vec<&User> = Vec::new();
@@ -568,25 +627,6 @@ async fn apply_in_tx(
             .collect();
         diesel::insert_into(user_tombstones::table)
             .values(&tombs)
-            .on_conflict_do_nothing()
-            .execute(c)
-            .await?;
-    }
-    if !plan.processed.is_empty() {
-        let recs: Vec<_> = plan
-            .processed
-            .iter()
-            .map(|p| {
-                (
-                    processed_events::event_id.eq(&p.event_id),
-                    processed_events::event_type.eq(&p.event_type),
-                    processed_events::user_id.eq(p.user_id.as_deref()),
-                    processed_events::outcome.eq(p.outcome.as_str()),
-                )
-            })
-            .collect();
-        diesel::insert_into(processed_events::table)
-            .values(&recs)
             .on_conflict_do_nothing()
             .execute(c)
             .await?;
