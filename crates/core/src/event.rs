@@ -151,12 +151,13 @@ pub struct Event {
 }
 
 #[derive(Deserialize)]
-struct RawEvent {
+struct RawEvent<'a> {
     #[serde(default)]
     id: Option<String>,
     event: String,
-    #[serde(default)]
-    data: serde_json::Value,
+    /// Kept as raw text and parsed once, straight into [`User`], for user events only.
+    #[serde(default, borrow)]
+    data: Option<&'a serde_json::value::RawValue>,
     #[serde(default)]
     created_at: Option<DateTime<Utc>>,
 }
@@ -171,8 +172,9 @@ impl Event {
             Some(id) => id,
             None => body_hash_id(body),
         };
-        let user = |data: serde_json::Value| {
-            serde_json::from_value::<User>(data)
+        let user = |data: Option<&serde_json::value::RawValue>| {
+            let text = data.map_or("null", serde_json::value::RawValue::get);
+            serde_json::from_str::<User>(text)
                 .map_err(|e| DecodeError::BadUser(id.clone(), e.to_string()))
         };
         let kind = match raw.event.as_str() {
