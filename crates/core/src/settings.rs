@@ -92,7 +92,7 @@ pub struct WorkerSettings {
     pub api_token: SecretString,
     pub prefetch: u16,
     pub batch_size: usize,
-    pub consumers: usize,
+    pub partitions: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

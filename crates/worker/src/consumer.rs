@@ -18,7 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures_util::{FutureExt, StreamExt};
+use futures_util::StreamExt;
 use lapin::{
     Channel,
     message::Delivery,
@@ -41,6 +41,8 @@ pub struct ConsumerConfig {
     pub batch_size: usize,
     pub publish_timeout: Duration,
     pub hold_backoff_max: Duration,
+    /// Parallel appliers, each owning a hash partition of the users.
+    pub partitions: usize,
 }
 
 pub struct Consumer {
@@ -102,60 +104,128 @@ impl Consumer {
                 FieldTable::default(),
             )
             .await?;
-        tracing::info!(consumer = index, queue = %queue, "consuming");
-        loop {
-            let first = tokio::select! {
-                () = self.shutdown.cancelled() => None,
-                d = stream.next() => Some(d),
-            };
-            let Some(first) = first else {
-                // Shutdown: stop taking work; unacked prefetched messages return to the
-                // queue when the channel closes.
-                let _ = ch
-                    .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
-                    .await;
-                let _ = ch.close(200, "shutdown".into()).await;
-                return Ok(());
-            };
-            let mut batch = match first {
-                None => return Ok(()),
-                Some(Err(e)) => return Err(e.into()),
-                Some(Ok(d)) => vec![d],
-            };
-            while batch.len() < self.config.batch_size {
-                match stream.next().now_or_never() {
-                    Some(Some(Ok(d))) => batch.push(d),
-                    _ => break,
+        tracing::info!(consumer = index, queue = %queue, partitions = self.config.partitions, "consuming");
+        let window = Arc::new(AckWindow::new(ch.clone()));
+        // Partitions by user: events of one user always go to the same applier, so the
+        // appliers of this process never wait on each other's user locks, and a user's
+        // events stay in delivery order.
+        let failed = self.shutdown.child_token();
+        let mut senders = Vec::with_capacity(self.config.partitions);
+        let mut appliers = tokio::task::JoinSet::new();
+        for _ in 0..self.config.partitions.max(1) {
+            let (tx, rx) =
+                tokio::sync::mpsc::channel::<(Delivery, Event)>(self.config.batch_size * 2);
+            senders.push(tx);
+            let this = self.clone_handle();
+            let window = window.clone();
+            let failed = failed.clone();
+            appliers.spawn(async move {
+                let r = this.apply_partition(rx, &window).await;
+                if r.is_err() {
+                    failed.cancel();
                 }
-            }
-            metrics::histogram!("workos_sync_worker_batch_size").record(batch.len() as f64);
-            self.process(&ch, batch).await?;
+                r
+            });
         }
+        let dispatched = self.dispatch(&mut stream, &senders, &window, &failed).await;
+        drop(senders);
+        let mut result = dispatched;
+        while let Some(joined) = appliers.join_next().await {
+            if let Ok(Err(e)) = joined
+                && result.is_ok()
+            {
+                result = Err(e);
+            }
+        }
+        if self.shutdown.is_cancelled() {
+            // Stop taking work; unacked prefetched messages return to the queue when the
+            // channel closes.
+            let _ = ch
+                .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+                .await;
+            let _ = ch.close(200, "shutdown".into()).await;
+        }
+        result
     }
 
-    /// Resolves every delivery of the batch: acked after commit, republished to a delay
-    /// tier, or dead-lettered.
-    async fn process(&self, ch: &Channel, batch: Vec<Delivery>) -> Result<(), BatchError> {
-        let _ = ch;
-        let mut events = Vec::with_capacity(batch.len());
-        let mut deliveries = Vec::with_capacity(batch.len());
-        for d in batch {
+    fn clone_handle(&self) -> Arc<Consumer> {
+        Arc::new(Consumer {
+            broker: self.broker.clone(),
+            store: self.store.clone(),
+            config: self.config.clone(),
+            shutdown: self.shutdown.clone(),
+        })
+    }
+
+    /// Reads deliveries, decodes them (undecodable → DLQ at once) and hands each to the
+    /// partition of its user. Ends on shutdown, on an applier failure, or when the
+    /// broker ends the stream.
+    async fn dispatch(
+        &self,
+        stream: &mut lapin::Consumer,
+        partitions: &[tokio::sync::mpsc::Sender<(Delivery, Event)>],
+        window: &AckWindow,
+        stop: &CancellationToken,
+    ) -> Result<(), BatchError> {
+        loop {
+            let next = tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                d = stream.next() => d,
+            };
+            let d = match next {
+                None => return Ok(()),
+                Some(Err(e)) => return Err(e.into()),
+                Some(Ok(d)) => d,
+            };
+            window.track(d.delivery_tag).await;
             match Event::decode(&d.data) {
                 Ok(ev) => {
-                    events.push(ev);
-                    deliveries.push(d);
+                    let key = ev.user_id().unwrap_or(&ev.id);
+                    let i = partition_of(key, partitions.len());
+                    if partitions[i].send((d, ev)).await.is_err() {
+                        return Ok(());
+                    }
                 }
                 Err(e) => {
                     let id = message_id(&d);
                     tracing::error!(event.id = %id, reason = "undecodable", error = %e, "dead-lettering undecodable message");
                     metrics::counter!("workos_sync_worker_messages_total", "outcome" => "dead_lettered", "reason" => "undecodable").increment(1);
                     self.dead_letter(&d, "undecodable", &e.to_string()).await?;
+                    window.resolve(&[d.delivery_tag]).await?;
                 }
             }
         }
-        if events.is_empty() {
-            return Ok(());
+    }
+
+    /// One partition: takes whatever is ready (up to `batch_size`), applies it in one
+    /// transaction, resolves the deliveries; until its input closes.
+    async fn apply_partition(
+        &self,
+        mut rx: tokio::sync::mpsc::Receiver<(Delivery, Event)>,
+        window: &AckWindow,
+    ) -> Result<(), BatchError> {
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < self.config.batch_size {
+                match rx.try_recv() {
+                    Ok(item) => batch.push(item),
+                    Err(_) => break,
+                }
+            }
+            metrics::histogram!("workos_sync_worker_batch_size").record(batch.len() as f64);
+            self.process(window, batch).await?;
         }
+        Ok(())
+    }
+
+    /// Resolves every delivery of the batch: acked after commit, republished to a delay
+    /// tier, or dead-lettered.
+    async fn process(
+        &self,
+        window: &AckWindow,
+        batch: Vec<(Delivery, Event)>,
+    ) -> Result<(), BatchError> {
+        let (deliveries, events): (Vec<Delivery>, Vec<Event>) = batch.into_iter().unzip();
         let started = Instant::now();
         match self.apply_holding(&events).await? {
             Ok(outcomes) => {
@@ -163,12 +233,8 @@ impl Consumer {
                 for ((ev, d), outcome) in events.iter().zip(&deliveries).zip(outcomes) {
                     self.record_applied(ev, d, outcome.as_str(), duration_ms);
                 }
-                // One ack for the whole batch: this channel has a single consumer that
-                // handles batches in order, so every delivery up to the last tag is
-                // resolved (applied here, or dead-lettered and acked above).
-                if let Some(last) = deliveries.last() {
-                    last.ack(BasicAckOptions { multiple: true }).await?;
-                }
+                let tags: Vec<u64> = deliveries.iter().map(|d| d.delivery_tag).collect();
+                window.resolve(&tags).await?;
                 Ok(())
             }
             Err(e) => {
@@ -180,10 +246,10 @@ impl Consumer {
                             let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
                             let outcome = outcomes.first().map_or("unknown", |o| o.as_str());
                             self.record_applied(ev, d, outcome, duration_ms);
-                            d.ack(BasicAckOptions::default()).await?;
                         }
                         Err(e) => self.retry_or_dead_letter(ev, d, &e).await?,
                     }
+                    window.resolve(&[d.delivery_tag]).await?;
                 }
                 Ok(())
             }
@@ -290,7 +356,6 @@ impl Consumer {
                 self.config.publish_timeout,
             )
             .await?;
-        d.ack(BasicAckOptions::default()).await?;
         tracing::warn!(event.id = %ev.id, event.r#type = %ev.event_type, delivery.attempt = attempt, retry_queue = %queue, error = %err, "event failed; scheduled retry");
         metrics::counter!("workos_sync_worker_messages_total", "outcome" => "retried", "reason" => "apply_failed").increment(1);
         Ok(())
@@ -327,7 +392,6 @@ impl Consumer {
                 self.config.publish_timeout,
             )
             .await?;
-        d.ack(BasicAckOptions::default()).await?;
         Ok(())
     }
 }
@@ -344,4 +408,62 @@ fn message_id(d: &Delivery) -> String {
         .as_ref()
         .map(|s| s.to_string())
         .unwrap_or_default()
+}
+
+/// Which partition handles `key` (a user id, or the event id for non-user events).
+fn partition_of(key: &str, n: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    usize::try_from(h.finish() % n.max(1) as u64).unwrap_or(0)
+}
+
+/// Acknowledges one channel's deliveries in tag order, whatever order the partitions
+/// finish them in: a delivery is acked (with `multiple`) only once every delivery before
+/// it is resolved too. One ack frame per advance instead of one per message, and never
+/// an ack of an unknown tag (which would close the channel): the state lock is held while
+/// the frame is sent, so acks leave in increasing order.
+pub struct AckWindow {
+    channel: Channel,
+    state: tokio::sync::Mutex<AckState>,
+}
+
+#[derive(Default)]
+struct AckState {
+    outstanding: std::collections::BTreeSet<u64>,
+    done: std::collections::BTreeSet<u64>,
+}
+
+impl AckWindow {
+    fn new(channel: Channel) -> Self {
+        Self {
+            channel,
+            state: tokio::sync::Mutex::new(AckState::default()),
+        }
+    }
+
+    /// Records a delivery as received (call in delivery order).
+    async fn track(&self, tag: u64) {
+        self.state.lock().await.outstanding.insert(tag);
+    }
+
+    /// Marks deliveries as resolved and acks the longest resolved prefix.
+    async fn resolve(&self, tags: &[u64]) -> Result<(), lapin::Error> {
+        let mut st = self.state.lock().await;
+        st.done.extend(tags.iter().copied());
+        let mut upto = None;
+        while let Some(&first) = st.outstanding.first() {
+            if !st.done.remove(&first) {
+                break;
+            }
+            st.outstanding.pop_first();
+            upto = Some(first);
+        }
+        if let Some(tag) = upto {
+            self.channel
+                .basic_ack(tag, BasicAckOptions { multiple: true })
+                .await?;
+        }
+        Ok(())
+    }
 }

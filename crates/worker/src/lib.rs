@@ -67,13 +67,12 @@ pub async fn start(settings: &Settings) -> anyhow::Result<WorkerHandle> {
             batch_size: settings.worker.batch_size.max(1),
             publish_timeout: Duration::from_millis(settings.receiver.confirm_timeout_ms),
             hold_backoff_max: Duration::from_secs(5),
+            partitions: settings.worker.partitions.max(1),
         },
         shutdown: shutdown.clone(),
     });
     let mut tasks = Vec::new();
-    for i in 0..settings.worker.consumers.max(1) {
-        tasks.push(tokio::spawn(consumer.clone().run(i)));
-    }
+    tasks.push(tokio::spawn(consumer.clone().run(0)));
     tasks.push(tokio::spawn(sample_queue_depths(
         broker.clone(),
         shutdown.clone(),
@@ -102,7 +101,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<WorkerHandle> {
     let (server, http_addr) = http::build(&settings.worker.http_bind, state)?;
     let http = server.handle();
     tokio::spawn(server);
-    tracing::info!(%http_addr, consumers = settings.worker.consumers, "worker started");
+    tracing::info!(%http_addr, partitions = settings.worker.partitions, "worker started");
     Ok(WorkerHandle {
         http_addr,
         broker,
