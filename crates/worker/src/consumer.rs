@@ -434,6 +434,22 @@ struct AckState {
     done: std::collections::BTreeSet<u64>,
 }
 
+impl AckState {
+    /// Marks `tags` resolved; returns the highest tag of the resolved prefix, if it grew.
+    fn resolve(&mut self, tags: &[u64]) -> Option<u64> {
+        self.done.extend(tags.iter().copied());
+        let mut upto = None;
+        while let Some(&first) = self.outstanding.first() {
+            if !self.done.remove(&first) {
+                break;
+            }
+            self.outstanding.pop_first();
+            upto = Some(first);
+        }
+        upto
+    }
+}
+
 impl AckWindow {
     fn new(channel: Channel) -> Self {
         Self {
@@ -450,20 +466,47 @@ impl AckWindow {
     /// Marks deliveries as resolved and acks the longest resolved prefix.
     async fn resolve(&self, tags: &[u64]) -> Result<(), lapin::Error> {
         let mut st = self.state.lock().await;
-        st.done.extend(tags.iter().copied());
-        let mut upto = None;
-        while let Some(&first) = st.outstanding.first() {
-            if !st.done.remove(&first) {
-                break;
-            }
-            st.outstanding.pop_first();
-            upto = Some(first);
-        }
-        if let Some(tag) = upto {
+        if let Some(tag) = st.resolve(tags) {
             self.channel
                 .basic_ack(tag, BasicAckOptions { multiple: true })
                 .await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ack_window_acks_only_resolved_prefixes_in_order() {
+        let mut st = AckState::default();
+        st.outstanding.extend(1..=6);
+        // Partition B finishes first: nothing can be acked yet.
+        assert_eq!(st.resolve(&[2, 4]), None);
+        // Partition A resolves 1 and 3: the prefix 1..=4 is complete.
+        assert_eq!(st.resolve(&[1, 3]), Some(4));
+        assert_eq!(st.resolve(&[6]), None);
+        assert_eq!(st.resolve(&[5]), Some(6));
+        assert!(st.outstanding.is_empty() && st.done.is_empty());
+        // Tags arriving after a gap keep waiting for it.
+        st.outstanding.extend([7, 8]);
+        assert_eq!(st.resolve(&[8]), None);
+        assert_eq!(st.resolve(&[7]), Some(8));
+    }
+
+    #[test]
+    fn partitions_are_stable_and_spread() {
+        let n = 4;
+        let mut counts = [0usize; 4];
+        for i in 0..4000 {
+            let key = format!("user_{i:06}");
+            let p = partition_of(&key, n);
+            assert_eq!(p, partition_of(&key, n), "same user, same partition");
+            counts[p] += 1;
+        }
+        assert!(counts.iter().all(|c| *c > 800), "{counts:?}");
+        assert_eq!(partition_of("x", 1), 0);
     }
 }

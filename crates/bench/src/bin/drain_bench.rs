@@ -38,7 +38,7 @@ struct Args {
     #[arg(long)]
     worker_bin: String,
     /// Prefetch and ack batch of the raw baseline: the worker's defaults.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 1000)]
     prefetch: u16,
     #[arg(long, default_value_t = 250)]
     ack_every: usize,
