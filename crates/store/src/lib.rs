@@ -5,11 +5,16 @@
 //! 1. lock every user of the batch (`pg_advisory_xact_lock` on the id hash, in sorted
 //!    order, so batches never deadlock each other and one user's events are serialised
 //!    inside Postgres, whatever the number of workers);
-//! 2. read which event ids were processed, the stored `workos_updated_at` and tombstones;
-//! 3. decide outcomes in memory ([`plan`]);
+//! 2. read the stored `workos_updated_at`, usertags and tombstones (one statement);
+//! 3. decide outcomes in memory ([`plan`]) and record the event ids with
+//!    `ON CONFLICT DO NOTHING RETURNING`: ids that do not come back were applied before
+//!    and are re-planned as duplicates (planning them first is harmless: their effect is
+//!    already in what step 2 read, so they change no other event's outcome; only a row
+//!    the application deleted by hand can make a new event's *recorded* outcome label
+//!    differ, never what is written);
 //! 4. allocate usertags for new users under per-base locks (taken after all user locks,
 //!    again sorted: no lock cycle is possible);
-//! 5. write: guarded upserts, deletes with tombstones, processed-event records.
+//! 5. write: guarded upserts, deletes with tombstones.
 //!
 //! Failure model: [`StoreError::Unavailable`] means the database could not be reached
 //! (hold and retry later, never dead-letter); [`StoreError::Query`] is a failed
