@@ -458,6 +458,8 @@ struct StateRow {
     updated_at: Option<DateTime<Utc>>,
     #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
     usertag: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
+    last_sign_in_at: Option<DateTime<Utc>>,
 }
 
 #[derive(QueryableByName)]
@@ -502,9 +504,9 @@ async fn apply_in_tx(
     let mut tags: HashMap<String, String> = HashMap::new();
     if !user_ids.is_empty() {
         let rows: Vec<StateRow> = diesel::sql_query(
-            "SELECT 'u' AS kind, id, workos_updated_at AS updated_at, usertag \
+            "SELECT 'u' AS kind, id, workos_updated_at AS updated_at, usertag, last_sign_in_at \
              FROM users WHERE id = ANY($1::text[]) \
-             UNION ALL SELECT 't', user_id, NULL, NULL \
+             UNION ALL SELECT 't', user_id, NULL, NULL, NULL \
              FROM user_tombstones WHERE user_id = ANY($1::text[])",
         )
         .bind::<Array<Text>, _>(&user_ids)
@@ -516,6 +518,7 @@ async fn apply_in_tx(
                 e.tombstoned = true;
             } else {
                 e.updated_at = r.updated_at;
+                e.last_sign_in_at = r.last_sign_in_at;
                 if let Some(tag) = r.usertag {
                     tags.insert(r.id, tag);
                 }
@@ -564,6 +567,7 @@ async fn apply_in_tx(
     let mut new_users: Vec<&User> = Vec::new();
     let mut updates: Vec<&User> = Vec::new();
     let mut deletes: Vec<(&str, DateTime<Utc>, &str)> = Vec::new();
+    let mut refreshes: Vec<(String, DateTime<Utc>)> = Vec::new();
     for w in &plan.writes {
         match w {
             Write::Upsert { user, new: true } => new_users.push(user),
@@ -573,6 +577,10 @@ async fn apply_in_tx(
                 deleted_at,
                 event_id,
             } => deletes.push((user_id, *deleted_at, event_id)),
+            Write::RefreshSignIn {
+                user_id,
+                last_sign_in_at,
+            } => refreshes.push((user_id.clone(), *last_sign_in_at)),
         }
     }
 
@@ -614,6 +622,18 @@ async fn apply_in_tx(
             .filter(users::workos_updated_at.lt(excluded(users::workos_updated_at)))
             .execute(c)
             .await?;
+    }
+    if !refreshes.is_empty() {
+        let (ids, times): (Vec<String>, Vec<DateTime<Utc>>) = refreshes.into_iter().unzip();
+        diesel::sql_query(
+            "UPDATE users SET last_sign_in_at = v.t, updated_at = now() \
+             FROM unnest($1::text[], $2::timestamptz[]) AS v(id, t) \
+             WHERE users.id = v.id AND (users.last_sign_in_at IS NULL OR users.last_sign_in_at < v.t)",
+        )
+        .bind::<Array<Text>, _>(&ids)
+        .bind::<Array<diesel::sql_types::Timestamptz>, _>(&times)
+        .execute(c)
+        .await?;
     }
     if !deletes.is_empty() {
         let ids: Vec<&str> = deletes.iter().map(|d| d.0).collect();

@@ -29,6 +29,9 @@ pub enum Outcome {
     Duplicate,
     /// Not a user event: recorded and otherwise ignored.
     Ignored,
+    /// A snapshot with the stored `updated_at` but a newer `last_sign_in_at` (which
+    /// changes on sign-in without a new `updated_at`): only that column was updated.
+    Refreshed,
 }
 
 impl Outcome {
@@ -41,6 +44,7 @@ impl Outcome {
             Self::Tombstoned => "tombstoned",
             Self::Duplicate => "duplicate",
             Self::Ignored => "ignored",
+            Self::Refreshed => "refreshed",
         }
     }
 }
@@ -49,6 +53,7 @@ impl Outcome {
 #[derive(Debug, Clone, Default)]
 pub struct Existing {
     pub updated_at: Option<DateTime<Utc>>,
+    pub last_sign_in_at: Option<DateTime<Utc>>,
     pub tombstoned: bool,
 }
 
@@ -57,6 +62,11 @@ pub struct Existing {
 pub enum Write {
     /// Insert (when `new`) or guarded update with this WorkOS user.
     Upsert { user: Box<User>, new: bool },
+    /// Set `last_sign_in_at` only (see [`Outcome::Refreshed`]).
+    RefreshSignIn {
+        user_id: String,
+        last_sign_in_at: DateTime<Utc>,
+    },
     /// Delete the row and record a tombstone.
     Delete {
         user_id: String,
@@ -85,9 +95,11 @@ pub struct Plan {
 struct State {
     existed: bool,
     updated_at: Option<DateTime<Utc>>,
+    last_sign_in_at: Option<DateTime<Utc>>,
     tombstoned: bool,
     newly_deleted: Option<(DateTime<Utc>, String)>,
     pending: Option<User>,
+    refresh: Option<DateTime<Utc>>,
 }
 
 /// Decides outcomes in event order. `existing` has an entry for every user id of the
@@ -129,6 +141,7 @@ pub fn plan(
             State {
                 existed: ex.updated_at.is_some(),
                 updated_at: ex.updated_at,
+                last_sign_in_at: ex.last_sign_in_at,
                 tombstoned: ex.tombstoned,
                 ..State::default()
             }
@@ -142,9 +155,26 @@ pub fn plan(
             Outcome::Deleted
         } else {
             match st.updated_at {
-                Some(current) if user.updated_at <= current => Outcome::Stale,
+                Some(current) if user.updated_at < current => Outcome::Stale,
+                Some(current) if user.updated_at == current => {
+                    // Sign-ins move last_sign_in_at without a new updated_at; only a
+                    // snapshot from the API (lazy sync, backfill) may carry that.
+                    match user.last_sign_in_at {
+                        Some(t) if snapshot && Some(t) > st.last_sign_in_at => {
+                            st.last_sign_in_at = Some(t);
+                            match st.pending.as_mut() {
+                                Some(p) => p.last_sign_in_at = Some(t),
+                                None => st.refresh = Some(t),
+                            }
+                            Outcome::Refreshed
+                        }
+                        _ => Outcome::Stale,
+                    }
+                }
                 current => {
                     st.updated_at = Some(user.updated_at);
+                    st.last_sign_in_at = user.last_sign_in_at;
+                    st.refresh = None;
                     st.pending = Some(user.clone());
                     if current.is_none() {
                         Outcome::Created
@@ -179,6 +209,11 @@ pub fn plan(
             plan.writes.push(Write::Upsert {
                 user: Box::new(user),
                 new: !st.existed,
+            });
+        } else if let Some(t) = st.refresh {
+            plan.writes.push(Write::RefreshSignIn {
+                user_id: id,
+                last_sign_in_at: t,
             });
         }
     }
@@ -260,6 +295,7 @@ mod tests {
             "v".to_string(),
             Existing {
                 updated_at: Some(DateTime::from_timestamp(1, 0).unwrap()),
+                last_sign_in_at: None,
                 tombstoned: false,
             },
         );
@@ -288,6 +324,7 @@ mod tests {
             "u".to_string(),
             Existing {
                 updated_at: None,
+                last_sign_in_at: None,
                 tombstoned: true,
             },
         );
@@ -306,6 +343,7 @@ mod tests {
             "u".to_string(),
             Existing {
                 updated_at: Some(DateTime::from_timestamp(5, 0).unwrap()),
+                last_sign_in_at: None,
                 tombstoned: false,
             },
         )]
@@ -323,5 +361,48 @@ mod tests {
         );
         assert!(p.processed.is_empty());
         assert_eq!(p.writes.len(), 2);
+    }
+
+    #[test]
+    fn snapshots_refresh_last_sign_in_at_when_updated_at_is_equal() {
+        let t = |s| DateTime::from_timestamp(s, 0).unwrap();
+        let existing: HashMap<String, Existing> = [(
+            "u".to_string(),
+            Existing {
+                updated_at: Some(t(5)),
+                last_sign_in_at: Some(t(100)),
+                tombstoned: false,
+            },
+        )]
+        .into();
+        let signed_in = |at: i64| {
+            let mut u = user("u", 5);
+            u.last_sign_in_at = Some(t(at));
+            u
+        };
+        // A webhook with the same updated_at never refreshes; a snapshot does, once.
+        let events = vec![
+            ev("w", EventKind::UserUpdated(signed_in(200)), 5),
+            ev("s1", EventKind::UserSnapshot(signed_in(50)), 5),
+            ev("s2", EventKind::UserSnapshot(signed_in(200)), 5),
+            ev("s3", EventKind::UserSnapshot(signed_in(200)), 5),
+        ];
+        let p = plan(&events, &existing, &HashSet::new());
+        assert_eq!(
+            p.outcomes,
+            vec![
+                Outcome::Stale,
+                Outcome::Stale,
+                Outcome::Refreshed,
+                Outcome::Stale
+            ]
+        );
+        assert_eq!(
+            p.writes,
+            vec![Write::RefreshSignIn {
+                user_id: "u".into(),
+                last_sign_in_at: t(200)
+            }]
+        );
     }
 }

@@ -395,3 +395,46 @@ async fn schema_rs_matches_the_migrations() {
     assert_eq!(a, b, "schema.rs differs from the migrated database");
     db.teardown().await.unwrap();
 }
+
+/// Sign-ins move `last_sign_in_at` without a new `updated_at`: a snapshot from the API
+/// refreshes it; a webhook with the same `updated_at` does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_refresh_last_sign_in_at() {
+    let db = fresh_database().await.unwrap();
+    let s = &db.store;
+    let mut u = user("user_si", "si@x.io", 3);
+    u.last_sign_in_at = Some(t(10));
+    assert_eq!(
+        s.apply(&event("c", EventKind::UserCreated(u.clone()), 3))
+            .await
+            .unwrap(),
+        Outcome::Created
+    );
+    let mut later = u.clone();
+    later.last_sign_in_at = Some(t(20));
+    assert_eq!(
+        s.apply(&event("w", EventKind::UserUpdated(later.clone()), 3))
+            .await
+            .unwrap(),
+        Outcome::Stale
+    );
+    assert_eq!(
+        s.get_user("user_si")
+            .await
+            .unwrap()
+            .unwrap()
+            .last_sign_in_at,
+        Some(t(10))
+    );
+    db.exec("UPDATE users SET bio = 'kept' WHERE id = 'user_si'")
+        .await
+        .unwrap();
+    let snap = event("snap", EventKind::UserSnapshot(later), 3);
+    assert_eq!(s.apply(&snap).await.unwrap(), Outcome::Refreshed);
+    let row = s.get_user("user_si").await.unwrap().unwrap();
+    assert_eq!(row.last_sign_in_at, Some(t(20)));
+    assert_eq!(row.bio.as_deref(), Some("kept"));
+    assert_eq!(row.workos_updated_at, t(3));
+    assert_eq!(s.apply(&snap).await.unwrap(), Outcome::Stale);
+    db.teardown().await.unwrap();
+}
