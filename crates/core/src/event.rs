@@ -202,6 +202,17 @@ impl Event {
         })
     }
 
+    /// A user as the WorkOS API returns it now (lazy sync, backfill), as an event for the
+    /// store: see [`EventKind::UserSnapshot`].
+    pub fn snapshot(user: User) -> Self {
+        Self {
+            id: format!("sync:{}:{}", user.id, user.updated_at.timestamp_millis()),
+            event_type: "user.snapshot".into(),
+            created_at: Utc::now(),
+            kind: EventKind::UserSnapshot(user),
+        }
+    }
+
     /// The WorkOS user id this event is about, if it is a user event.
     pub fn user_id(&self) -> Option<&str> {
         match &self.kind {

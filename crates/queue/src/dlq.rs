@@ -17,7 +17,9 @@ use lapin::{
 };
 use serde::Serialize;
 
-use crate::{Broker, HEADER_ATTEMPT, Outgoing, PublishError, header_i64, header_str, long_string};
+use crate::{
+    Broker, HEADER_ATTEMPT, Outgoing, PublishError, amqp_i64, header_i64, header_str, long_string,
+};
 
 pub const HEADER_DLQ_REASON: &str = "x-dlq-reason";
 pub const HEADER_DLQ_ERROR: &str = "x-dlq-error";
@@ -41,12 +43,32 @@ const BROKER_HEADERS: &[&str] = &[
     "x-delivery-count",
 ];
 
+/// Headers a replay resets: the message starts over as if it had just arrived.
+const DEAD_LETTER_HEADERS: &[&str] = &[
+    HEADER_ATTEMPT,
+    HEADER_DLQ_REASON,
+    HEADER_DLQ_ERROR,
+    HEADER_ATTEMPTS,
+    HEADER_DEAD_AT,
+    HEADER_LAST_ERROR,
+];
+
 /// Copies `props`, dropping broker-owned headers and applying `set`.
 pub fn republish_properties(props: &BasicProperties, set: &[(&str, AMQPValue)]) -> BasicProperties {
+    copy_properties(props, &[], set)
+}
+
+/// Like [`republish_properties`], also dropping the headers named in `drop`.
+fn copy_properties(
+    props: &BasicProperties,
+    drop: &[&str],
+    set: &[(&str, AMQPValue)],
+) -> BasicProperties {
     let mut headers = FieldTable::default();
     if let Some(h) = props.headers() {
         for (k, v) in h.inner() {
-            if !BROKER_HEADERS.contains(&k.as_str()) {
+            let k_str = k.as_str();
+            if !BROKER_HEADERS.contains(&k_str) && !drop.contains(&k_str) {
                 headers.insert(k.clone(), v.clone());
             }
         }
@@ -79,17 +101,7 @@ fn value_json(v: &AMQPValue) -> serde_json::Value {
         AMQPValue::FieldTable(t) => table_json(t),
         AMQPValue::FieldArray(a) => a.as_slice().iter().map(value_json).collect(),
         AMQPValue::Timestamp(t) => (*t).into(),
-        other => header_i64_value(other).map_or_else(|| format!("{other:?}").into(), Into::into),
-    }
-}
-
-fn header_i64_value(v: &AMQPValue) -> Option<i64> {
-    match v {
-        AMQPValue::LongLongInt(v) => Some(*v),
-        AMQPValue::LongInt(v) => Some(i64::from(*v)),
-        AMQPValue::ShortInt(v) => Some(i64::from(*v)),
-        AMQPValue::LongUInt(v) => Some(i64::from(*v)),
-        _ => None,
+        other => amqp_i64(other).map_or_else(|| format!("{other:?}").into(), Into::into),
     }
 }
 
@@ -184,27 +196,11 @@ pub async fn replay(
         }
         let key = header_str(&msg.delivery.properties, HEADER_ORIGINAL_KEY)
             .unwrap_or_else(|| d.event_type.clone());
-        let mut props = republish_properties(&msg.delivery.properties, &[]);
-        if let Some(h) = props.headers().clone() {
-            let mut clean = FieldTable::default();
-            for (k, v) in h.inner() {
-                let k = k.as_str();
-                if ![
-                    HEADER_ATTEMPT,
-                    HEADER_DLQ_REASON,
-                    HEADER_DLQ_ERROR,
-                    HEADER_ATTEMPTS,
-                    HEADER_DEAD_AT,
-                    HEADER_LAST_ERROR,
-                ]
-                .contains(&k)
-                {
-                    clean.insert(k.into(), v.clone());
-                }
-            }
-            clean.insert("x-replayed-at".into(), AMQPValue::LongLongInt(now_ms_i64()));
-            props = props.with_headers(clean);
-        }
+        let props = copy_properties(
+            &msg.delivery.properties,
+            DEAD_LETTER_HEADERS,
+            &[("x-replayed-at", AMQPValue::LongLongInt(now_ms_i64()))],
+        );
         let out = Outgoing {
             exchange: &exchange,
             routing_key: &key,

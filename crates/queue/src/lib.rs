@@ -69,7 +69,12 @@ pub fn header_str(props: &BasicProperties, key: &str) -> Option<String> {
 
 /// Reads an integer header of any width.
 pub fn header_i64(props: &BasicProperties, key: &str) -> Option<i64> {
-    match props.headers().as_ref()?.inner().get(key)? {
+    amqp_i64(props.headers().as_ref()?.inner().get(key)?)
+}
+
+/// An integer AMQP value of any width as `i64`.
+pub fn amqp_i64(value: &AMQPValue) -> Option<i64> {
+    match value {
         AMQPValue::LongLongInt(v) => Some(*v),
         AMQPValue::LongInt(v) => Some(i64::from(*v)),
         AMQPValue::ShortInt(v) => Some(i64::from(*v)),

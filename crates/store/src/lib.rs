@@ -212,38 +212,21 @@ impl Store {
         Ok(got.locked.then_some(SessionLock { conn, key }))
     }
 
-    /// What applying these users (as snapshots) would do, without writing.
-    pub async fn preview(&self, users: &[User]) -> Result<Vec<Outcome>, StoreError> {
+    /// What [`Store::apply_batch`] would return for `events`, without writing: the same
+    /// reads and the same [`plan`], no locks taken (the answer may be stale by the time
+    /// it is shown, which is fine for a dry run).
+    pub async fn preview(&self, events: &[Event]) -> Result<Vec<Outcome>, StoreError> {
         let mut conn = self.conn().await?;
-        let ids: Vec<&str> = users.iter().map(|u| u.id.as_str()).collect();
-        let rows: HashMap<String, DateTime<Utc>> = users::table
-            .filter(users::id.eq_any(&ids))
-            .select((users::id, users::workos_updated_at))
-            .load::<(String, DateTime<Utc>)>(&mut conn)
+        let (existing, _) = load_existing(&mut conn, &user_ids_of(events)).await?;
+        let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+        let seen: HashSet<String> = processed_events::table
+            .filter(processed_events::event_id.eq_any(&ids))
+            .select(processed_events::event_id)
+            .load::<String>(&mut conn)
             .await?
             .into_iter()
             .collect();
-        let tombs: HashSet<String> = user_tombstones::table
-            .filter(user_tombstones::user_id.eq_any(&ids))
-            .select(user_tombstones::user_id)
-            .load(&mut conn)
-            .await?
-            .into_iter()
-            .collect();
-        Ok(users
-            .iter()
-            .map(|u| {
-                if tombs.contains(&u.id) {
-                    Outcome::Tombstoned
-                } else {
-                    match rows.get(&u.id) {
-                        None => Outcome::Created,
-                        Some(t) if u.updated_at > *t => Outcome::Updated,
-                        Some(_) => Outcome::Stale,
-                    }
-                }
-            })
-            .collect())
+        Ok(plan::plan(events, &existing, &seen).outcomes)
     }
 
     pub fn from_settings(
@@ -489,42 +472,55 @@ async fn lock_keys(
     Ok(())
 }
 
+/// What the database holds for `user_ids` (rows and tombstones, one round trip), and
+/// the usertag of each existing row.
+async fn load_existing(
+    c: &mut AsyncPgConnection,
+    user_ids: &[String],
+) -> Result<(HashMap<String, Existing>, HashMap<String, String>), StoreError> {
+    let mut existing: HashMap<String, Existing> = HashMap::new();
+    let mut tags: HashMap<String, String> = HashMap::new();
+    if user_ids.is_empty() {
+        return Ok((existing, tags));
+    }
+    let rows: Vec<StateRow> = diesel::sql_query(
+        "SELECT 'u' AS kind, id, workos_updated_at AS updated_at, usertag, last_sign_in_at \
+         FROM users WHERE id = ANY($1::text[]) \
+         UNION ALL SELECT 't', user_id, NULL, NULL, NULL \
+         FROM user_tombstones WHERE user_id = ANY($1::text[])",
+    )
+    .bind::<Array<Text>, _>(user_ids)
+    .load(c)
+    .await?;
+    for r in rows {
+        let e = existing.entry(r.id.clone()).or_default();
+        if r.kind == "t" {
+            e.tombstoned = true;
+        } else {
+            e.updated_at = r.updated_at;
+            e.last_sign_in_at = r.last_sign_in_at;
+            if let Some(tag) = r.usertag {
+                tags.insert(r.id, tag);
+            }
+        }
+    }
+    Ok((existing, tags))
+}
+
+/// The distinct user ids of a batch.
+fn user_ids_of(events: &[Event]) -> Vec<String> {
+    let set: HashSet<&str> = events.iter().filter_map(Event::user_id).collect();
+    set.into_iter().map(str::to_owned).collect()
+}
+
 async fn apply_in_tx(
     c: &mut AsyncPgConnection,
     events: &[Event],
 ) -> Result<Vec<Outcome>, StoreError> {
-    let user_ids: Vec<String> = {
-        let set: HashSet<&str> = events.iter().filter_map(Event::user_id).collect();
-        set.into_iter().map(str::to_owned).collect()
-    };
+    let user_ids = user_ids_of(events);
     lock_keys(c, LOCK_USER, &user_ids).await?;
 
-    // What the database holds for these users, in one round trip.
-    let mut existing: HashMap<String, Existing> = HashMap::new();
-    let mut tags: HashMap<String, String> = HashMap::new();
-    if !user_ids.is_empty() {
-        let rows: Vec<StateRow> = diesel::sql_query(
-            "SELECT 'u' AS kind, id, workos_updated_at AS updated_at, usertag, last_sign_in_at \
-             FROM users WHERE id = ANY($1::text[]) \
-             UNION ALL SELECT 't', user_id, NULL, NULL, NULL \
-             FROM user_tombstones WHERE user_id = ANY($1::text[])",
-        )
-        .bind::<Array<Text>, _>(&user_ids)
-        .load(c)
-        .await?;
-        for r in rows {
-            let e = existing.entry(r.id.clone()).or_default();
-            if r.kind == "t" {
-                e.tombstoned = true;
-            } else {
-                e.updated_at = r.updated_at;
-                e.last_sign_in_at = r.last_sign_in_at;
-                if let Some(tag) = r.usertag {
-                    tags.insert(r.id, tag);
-                }
-            }
-        }
-    }
+    let (existing, tags) = load_existing(c, &user_ids).await?;
 
     // Dedupe by writing: plan as if no id had been seen, record the ids with
     // ON CONFLICT DO NOTHING, and the ids that come back are the new ones. An id seen

@@ -46,17 +46,6 @@ pub enum SyncResult {
     Gone,
 }
 
-/// A snapshot of a user from the API as an event for the store (applied under the
-/// version guard, not recorded by id).
-pub fn snapshot_event(user: User) -> Event {
-    Event {
-        id: format!("sync:{}:{}", user.id, user.updated_at.timestamp_millis()),
-        event_type: "user.snapshot".into(),
-        created_at: Utc::now(),
-        kind: EventKind::UserSnapshot(user),
-    }
-}
-
 fn deletion_event(id: &str) -> Event {
     let now = Utc::now();
     Event {
@@ -71,7 +60,7 @@ fn deletion_event(id: &str) -> Event {
 pub async fn sync_user(api: &Client, store: &Store, id: &str) -> Result<SyncResult, SyncError> {
     match api.get_user(id).await {
         Ok(user) => {
-            let outcome = store.apply(&snapshot_event(user)).await?;
+            let outcome = store.apply(&Event::snapshot(user)).await?;
             if outcome == Outcome::Tombstoned {
                 return Ok(SyncResult::Gone);
             }
@@ -133,15 +122,14 @@ pub async fn backfill(
         let page = api.list_users(cursor.as_deref(), 100).await?;
         report.pages += 1;
         report.users += page.data.len() as u64;
-        if dry_run {
-            for o in store.preview(&page.data).await? {
-                report.count(o);
-            }
+        let events: Vec<Event> = page.data.into_iter().map(Event::snapshot).collect();
+        let outcomes = if dry_run {
+            store.preview(&events).await?
         } else {
-            let events: Vec<Event> = page.data.into_iter().map(snapshot_event).collect();
-            for o in store.apply_batch(&events).await? {
-                report.count(o);
-            }
+            store.apply_batch(&events).await?
+        };
+        for o in outcomes {
+            report.count(o);
         }
         progress(&report);
         match page.after {
