@@ -37,6 +37,8 @@ const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Everything a request handler needs; shared by all HTTP workers.
 pub struct AppState {
     pub broker: Broker,
+    /// The events exchange, named once rather than formatted on every request.
+    pub exchange: String,
     pub secrets: Vec<Vec<u8>>,
     pub tolerance: Duration,
     pub max_body_bytes: usize,
@@ -47,6 +49,7 @@ pub struct AppState {
 impl AppState {
     pub fn from_settings(settings: &Settings, broker: Broker) -> Self {
         Self {
+            exchange: broker.topology().events_exchange(),
             broker,
             secrets: settings.webhook_secrets(),
             tolerance: settings.receiver.tolerance(),
@@ -178,9 +181,8 @@ async fn accept(
     let env = Envelope::decode(&body).map_err(|e| (e.into(), None))?;
 
     let received_at = now_ms();
-    let exchange = state.broker.topology().events_exchange();
     let msg = Outgoing {
-        exchange: &exchange,
+        exchange: &state.exchange,
         routing_key: &env.event_type,
         body: &body,
         properties: event_properties(&env.id, &env.event_type, received_at, env.id_from_hash),

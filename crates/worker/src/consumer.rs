@@ -65,7 +65,7 @@ enum BatchError {
 
 impl Consumer {
     /// Runs until shutdown, reconnecting as needed.
-    pub async fn run(self: Arc<Self>, index: usize) {
+    pub async fn run(self: Arc<Self>) {
         while !self.shutdown.is_cancelled() {
             if !self.broker.wait_connected(Duration::from_secs(1)).await {
                 continue;
@@ -73,10 +73,10 @@ impl Consumer {
             let Some(live) = self.broker.live().await else {
                 continue;
             };
-            match self.consume(&live.connection, index).await {
+            match self.consume(&live.connection).await {
                 Ok(()) => {}
                 Err(e) => {
-                    tracing::warn!(consumer = index, error = %e, "consumer stopped; restarting");
+                    tracing::warn!(error = %e, "consumer stopped; restarting");
                     self.broker.report_failure();
                     tokio::select! {
                         () = self.shutdown.cancelled() => {}
@@ -87,7 +87,7 @@ impl Consumer {
         }
     }
 
-    async fn consume(&self, conn: &lapin::Connection, index: usize) -> Result<(), BatchError> {
+    async fn consume(self: &Arc<Self>, conn: &lapin::Connection) -> Result<(), BatchError> {
         let ch = conn.create_channel().await?;
         // Prefetch bounds the unacked messages pushed to this consumer: enough to fill the
         // next batch while the current one commits, small enough to share the queue with
@@ -95,7 +95,7 @@ impl Consumer {
         ch.basic_qos(self.config.prefetch, BasicQosOptions::default())
             .await?;
         let queue = self.broker.topology().events_queue();
-        let tag = format!("worker-{}-{index}", std::process::id());
+        let tag = format!("worker-{}", std::process::id());
         let mut stream = ch
             .basic_consume(
                 queue.as_str().into(),
@@ -104,7 +104,7 @@ impl Consumer {
                 FieldTable::default(),
             )
             .await?;
-        tracing::info!(consumer = index, queue = %queue, partitions = self.config.partitions, "consuming");
+        tracing::info!(queue = %queue, partitions = self.config.partitions, "consuming");
         let window = Arc::new(AckWindow::new(ch.clone()));
         // Partitions by user: events of one user always go to the same applier, so the
         // appliers of this process never wait on each other's user locks, and a user's
@@ -116,7 +116,7 @@ impl Consumer {
             let (tx, rx) =
                 tokio::sync::mpsc::channel::<(Delivery, Event)>(self.config.batch_size * 2);
             senders.push(tx);
-            let this = self.clone_handle();
+            let this = Arc::clone(self);
             let window = window.clone();
             let failed = failed.clone();
             appliers.spawn(async move {
@@ -146,15 +146,6 @@ impl Consumer {
             let _ = ch.close(200, "shutdown".into()).await;
         }
         result
-    }
-
-    fn clone_handle(&self) -> Arc<Consumer> {
-        Arc::new(Consumer {
-            broker: self.broker.clone(),
-            store: self.store.clone(),
-            config: self.config.clone(),
-            shutdown: self.shutdown.clone(),
-        })
     }
 
     /// Reads deliveries, decodes them (undecodable → DLQ at once) and hands each to the

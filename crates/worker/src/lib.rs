@@ -72,7 +72,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<WorkerHandle> {
         shutdown: shutdown.clone(),
     });
     let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(consumer.clone().run(0)));
+    tasks.push(tokio::spawn(consumer.clone().run()));
     tasks.push(tokio::spawn(sample_queue_depths(
         broker.clone(),
         shutdown.clone(),
