@@ -41,29 +41,8 @@ pub fn parse_age(s: &str) -> anyhow::Result<Duration> {
 pub fn test_event(event_type: &str, user_id: &str) -> (String, String) {
     let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let id = format!("event_test_{}", uuid::Uuid::new_v4().simple());
-    let body = serde_json::json!({
-        "object": "event",
-        "id": id,
-        "event": event_type,
-        "data": {
-            "object": "user",
-            "id": user_id,
-            "email": format!("{user_id}@example.com"),
-            "email_verified": true,
-            "first_name": "Test",
-            "last_name": "Event",
-            "profile_picture_url": null,
-            "external_id": null,
-            "metadata": {},
-            "last_sign_in_at": null,
-            "locale": "en-US",
-            "created_at": now,
-            "updated_at": now,
-        },
-        "created_at": now,
-        "context": null,
-    });
-    (id, body.to_string())
+    let body = workos_sync_core::event::sample_user_event(&id, event_type, user_id, &now, &now);
+    (id, body)
 }
 
 pub async fn send_test_event(

@@ -218,7 +218,7 @@ async fn sync_user_backfill_and_reconcile_commands() {
     let rep: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(rep["events"], 1);
     assert_eq!(rep["cursor"], "event_cli1");
-    let topology = workos_sync_queue::Topology::new(prefix.clone(), 10, &[5, 30, 120, 600, 3600]);
+    let topology = workos_sync_testkit::test_topology(&prefix).unwrap();
     assert_eq!(queue_len(&topology.events_queue()).await.unwrap(), 1);
     // Without an API key the commands refuse with one line.
     let out = Command::new(env!("CARGO_BIN_EXE_workos-sync"))

@@ -5,8 +5,8 @@
 use std::{process::Command, time::Duration};
 
 use workos_sync_testkit::{
-    ReceiverOptions, TEST_SECRET, amqp_url, delete_topology, eventually, fresh_database,
-    publish_event, spawn_receiver, spawn_worker, test_settings, unique_prefix,
+    ReceiverOptions, TEST_SECRET, amqp_url, connected_broker, delete_topology, eventually,
+    fresh_database, publish_event, spawn_receiver, spawn_worker, test_settings, unique_prefix,
 };
 
 fn run(prefix: &str, db_url: &str, extra: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
@@ -33,11 +33,7 @@ async fn status_reports_depths_of_a_prepared_broker() {
     let prefix = unique_prefix();
     let tiers = [("WORKOS_SYNC__AMQP__RETRY_DELAYS_SECS", "600,3600")];
     let settings = test_settings(&prefix, &tiers).unwrap();
-    let broker = workos_sync_queue::Broker::start(workos_sync_queue::BrokerConfig::from_settings(
-        &settings.amqp,
-        "t",
-    ));
-    assert!(broker.wait_connected(Duration::from_secs(10)).await);
+    let broker = connected_broker(&settings.amqp, "t").await.unwrap();
     for i in 0..3 {
         publish_event(&broker, &format!("event_st{i}"), "user.updated", b"{}")
             .await

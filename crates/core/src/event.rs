@@ -66,6 +66,41 @@ impl Envelope {
     }
 }
 
+/// A realistic user event body in WorkOS's current shape, for `send-test-event`, the
+/// tests and the benchmarks. The user is `Test User <{user_id}@example.com>`, created at
+/// `created_at` and last updated (and the event created) at `updated_at`.
+pub fn sample_user_event(
+    event_id: &str,
+    event_type: &str,
+    user_id: &str,
+    created_at: &str,
+    updated_at: &str,
+) -> String {
+    serde_json::json!({
+        "object": "event",
+        "id": event_id,
+        "event": event_type,
+        "data": {
+            "object": "user",
+            "id": user_id,
+            "email": format!("{user_id}@example.com"),
+            "email_verified": true,
+            "first_name": "Test",
+            "last_name": "User",
+            "profile_picture_url": null,
+            "external_id": null,
+            "metadata": {},
+            "last_sign_in_at": null,
+            "locale": "en-US",
+            "created_at": created_at,
+            "updated_at": updated_at,
+        },
+        "created_at": updated_at,
+        "context": null,
+    })
+    .to_string()
+}
+
 /// A WorkOS user as found in `data` of user events and in API responses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {

@@ -266,11 +266,7 @@ async fn secrets_never_reach_the_logs() {
         assert!(leaked.is_empty(), "{s} leaked: {leaked:?}");
     }
     let _ = std::io::stdout().flush();
-    workos_sync_testkit::delete_topology(&workos_sync_queue::Topology::new(
-        prefix,
-        10,
-        &[5, 30, 120, 600, 3600],
-    ))
-    .await
-    .unwrap();
+    workos_sync_testkit::delete_topology(&workos_sync_testkit::test_topology(&prefix).unwrap())
+        .await
+        .unwrap();
 }

@@ -226,19 +226,10 @@ mod tests {
 
     fn user(id: &str, t: i64) -> User {
         User {
-            id: id.into(),
             email: format!("{id}@x.io"),
             email_verified: true,
-            first_name: None,
-            last_name: None,
-            name: None,
-            profile_picture_url: None,
-            external_id: None,
-            metadata: None,
-            last_sign_in_at: None,
-            locale: None,
-            created_at: DateTime::from_timestamp(0, 0).unwrap(),
             updated_at: DateTime::from_timestamp(t, 0).unwrap(),
+            ..User::stub(id, DateTime::from_timestamp(0, 0).unwrap())
         }
     }
 

@@ -32,31 +32,47 @@ pub fn amqp_url() -> String {
     std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
-/// `host:port` of the broker in [`amqp_url`].
-pub fn amqp_addr() -> anyhow::Result<SocketAddr> {
-    let url = amqp_url();
-    let rest = url.split("://").nth(1).context("AMQP_URL has no scheme")?;
+/// `host:port` of the server in `url` (`scheme://[creds@]host[:port]/path`).
+fn url_addr(url: &str, default_port: u16) -> anyhow::Result<SocketAddr> {
+    let rest = url.split("://").nth(1).context("URL has no scheme")?;
     let hostport = rest.rsplit('@').next().unwrap_or(rest);
-    let hostport = hostport.split('/').next().unwrap_or(hostport);
+    let hostport = hostport
+        .split('/')
+        .next()
+        .unwrap_or(hostport)
+        .replace("localhost", "127.0.0.1");
     let hostport = if hostport.contains(':') {
-        hostport.to_owned()
+        hostport
     } else {
-        format!("{hostport}:5672")
+        format!("{hostport}:{default_port}")
     };
-    let hostport = hostport.replace("localhost", "127.0.0.1");
-    hostport.parse().context("AMQP_URL host:port")
+    hostport
+        .parse()
+        .with_context(|| format!("host:port of {hostport}"))
 }
 
-/// The AMQP URL with host and port replaced by `addr` (to go through a proxy).
-pub fn amqp_url_via(addr: SocketAddr) -> String {
-    let url = amqp_url();
-    let (scheme, rest) = url.split_once("://").unwrap_or(("amqp", &url));
+/// `url` with host and port replaced by `addr` (to go through a proxy).
+fn url_via(url: &str, addr: SocketAddr, scheme: &str, default_path: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or((scheme, url));
     let (creds, hostpath) = match rest.rsplit_once('@') {
         Some((c, h)) => (format!("{c}@"), h),
         None => (String::new(), rest),
     };
-    let path = hostpath.split_once('/').map(|(_, p)| p).unwrap_or("%2f");
+    let path = hostpath
+        .split_once('/')
+        .map(|(_, p)| p)
+        .unwrap_or(default_path);
     format!("{scheme}://{creds}{addr}/{path}")
+}
+
+/// `host:port` of the broker in [`amqp_url`].
+pub fn amqp_addr() -> anyhow::Result<SocketAddr> {
+    url_addr(&amqp_url(), 5672)
+}
+
+/// The AMQP URL with host and port replaced by `addr` (to go through a proxy).
+pub fn amqp_url_via(addr: SocketAddr) -> String {
+    url_via(&amqp_url(), addr, "amqp", "%2f")
 }
 
 /// A fresh queue prefix: `wst-<8 hex>`.
@@ -97,28 +113,13 @@ pub fn sign_now(body: &[u8]) -> String {
 
 /// A realistic `user.created`/`user.updated`/`user.deleted` body.
 pub fn user_event(event_id: &str, event_type: &str, user_id: &str, updated_at: &str) -> String {
-    serde_json::json!({
-        "object": "event",
-        "id": event_id,
-        "event": event_type,
-        "data": {
-            "object": "user",
-            "id": user_id,
-            "email": format!("{user_id}@example.com"),
-            "email_verified": true,
-            "first_name": "Test",
-            "last_name": "User",
-            "profile_picture_url": null,
-            "external_id": null,
-            "metadata": {},
-            "last_sign_in_at": null,
-            "created_at": "2026-01-01T00:00:00.000Z",
-            "updated_at": updated_at,
-        },
-        "created_at": updated_at,
-        "context": null,
-    })
-    .to_string()
+    workos_sync_core::event::sample_user_event(
+        event_id,
+        event_type,
+        user_id,
+        "2026-01-01T00:00:00.000Z",
+        updated_at,
+    )
 }
 
 /// A receiver running in this process against a unique prefix, optionally through a
@@ -154,15 +155,7 @@ pub async fn spawn_receiver(opts: ReceiverOptions<'_>) -> anyhow::Result<TestRec
         None
     };
     settings.validate_receiver()?;
-    let broker = Broker::start(BrokerConfig::from_settings(
-        &settings.amqp,
-        "testkit-receiver",
-    ));
-    anyhow::ensure!(
-        broker.wait_connected(Duration::from_secs(15)).await,
-        "broker not reachable at {}",
-        amqp_url()
-    );
+    let broker = connected_broker(&settings.amqp, "testkit-receiver").await?;
     let (server, addr) = workos_sync_receiver::build_server(&settings, broker.clone())?;
     let handle = server.handle();
     tokio::spawn(server);
@@ -273,13 +266,28 @@ pub async fn spawn_worker(
 
 /// A broker handle on `prefix` (declares the topology), for publishing test messages.
 pub async fn test_broker(prefix: &str) -> anyhow::Result<Broker> {
-    let settings = test_settings(prefix, &[])?;
-    let broker = Broker::start(BrokerConfig::from_settings(&settings.amqp, "testkit"));
+    connected_broker(&test_settings(prefix, &[])?.amqp, "testkit").await
+}
+
+/// Starts a broker handle for `amqp` (declaring its topology) and waits until it is
+/// connected.
+pub async fn connected_broker(
+    amqp: &workos_sync_core::settings::AmqpSettings,
+    name: &str,
+) -> anyhow::Result<Broker> {
+    let broker = Broker::start(BrokerConfig::from_settings(amqp, name));
     anyhow::ensure!(
         broker.wait_connected(Duration::from_secs(15)).await,
-        "broker not reachable"
+        "broker not reachable at {}",
+        amqp_url()
     );
     Ok(broker)
+}
+
+/// The topology the services use for `prefix` with the default settings (to clean up
+/// after a test that did not keep a handle on it).
+pub fn test_topology(prefix: &str) -> anyhow::Result<Topology> {
+    Ok(Topology::from_settings(&test_settings(prefix, &[])?.amqp))
 }
 
 /// Publishes `body` to the events exchange of `broker` as the receiver would.
@@ -311,31 +319,10 @@ pub async fn publish_event(
 
 /// `host:port` of a postgres URL.
 pub fn postgres_addr(url: &str) -> anyhow::Result<SocketAddr> {
-    let rest = url.split("://").nth(1).context("no scheme")?;
-    let hostport = rest.rsplit('@').next().unwrap_or(rest);
-    let hostport = hostport
-        .split('/')
-        .next()
-        .unwrap_or(hostport)
-        .replace("localhost", "127.0.0.1");
-    let hostport = if hostport.contains(':') {
-        hostport
-    } else {
-        format!("{hostport}:5432")
-    };
-    hostport.parse().context("postgres host:port")
+    url_addr(url, 5432)
 }
 
 /// A postgres URL with host and port replaced by `addr`.
 pub fn postgres_url_via(url: &str, addr: SocketAddr) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
-    let (creds, hostpath) = match rest.rsplit_once('@') {
-        Some((c, h)) => (format!("{c}@"), h),
-        None => (String::new(), rest),
-    };
-    let path = hostpath
-        .split_once('/')
-        .map(|(_, p)| p)
-        .unwrap_or("postgres");
-    format!("{scheme}://{creds}{addr}/{path}")
+    url_via(url, addr, "postgres", "postgres")
 }

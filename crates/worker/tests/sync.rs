@@ -15,8 +15,8 @@ use wiremock::{
     matchers::{header, method, path, path_regex},
 };
 use workos_sync_testkit::{
-    TcpProxy, amqp_addr, amqp_url_via, delete_topology, eventually, fresh_database, publish_event,
-    spawn_worker, test_broker, unique_prefix,
+    TcpProxy, amqp_addr, amqp_url_via, connected_broker, delete_topology, eventually,
+    fresh_database, publish_event, spawn_worker, test_broker, unique_prefix,
 };
 use workos_sync_worker::sync::{self, EVENTS_CURSOR, RECONCILE_LOCK};
 use workos_sync_workos_api::{ApiConfig, Client};
@@ -182,14 +182,9 @@ async fn lazy_sync_creates_updates_removes_and_guards() {
     assert!(db.store.get_user("user_ls1").await.unwrap().is_none());
     assert!(db.store.is_tombstoned("user_ls1").await.unwrap());
 
+    let topology = w.broker.topology().clone();
     w.shutdown().await;
-    delete_topology(&workos_sync_queue::Topology::new(
-        prefix,
-        10,
-        &[5, 30, 120, 600, 3600],
-    ))
-    .await
-    .unwrap();
+    delete_topology(&topology).await.unwrap();
     db.teardown().await.unwrap();
 }
 
@@ -206,14 +201,9 @@ async fn lazy_sync_is_off_without_a_token() {
     )
     .await;
     assert_eq!(s, 404);
+    let topology = w.broker.topology().clone();
     w.shutdown().await;
-    delete_topology(&workos_sync_queue::Topology::new(
-        prefix,
-        10,
-        &[5, 30, 120, 600, 3600],
-    ))
-    .await
-    .unwrap();
+    delete_topology(&topology).await.unwrap();
     db.teardown().await.unwrap();
 }
 
@@ -496,11 +486,7 @@ async fn reconcile_cursor_moves_only_after_confirmed_publishes() {
     let proxy = TcpProxy::start(amqp_addr().unwrap()).await.unwrap();
     let mut settings = workos_sync_testkit::test_settings(&prefix, &[]).unwrap();
     settings.amqp.url = amqp_url_via(proxy.addr()).into();
-    let broker = workos_sync_queue::Broker::start(workos_sync_queue::BrokerConfig::from_settings(
-        &settings.amqp,
-        "t",
-    ));
-    assert!(broker.wait_connected(Duration::from_secs(10)).await);
+    let broker = connected_broker(&settings.amqp, "t").await.unwrap();
     proxy.cut();
     assert!(
         eventually(Duration::from_secs(5), || async {

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use workos_sync_queue::dlq;
 use workos_sync_testkit::{
-    ReceiverOptions, TcpProxy, delete_topology, eventually, fresh_database, postgres_addr,
-    postgres_url_via, publish_event, queue_len, sign_now, spawn_receiver, spawn_worker,
-    test_broker, unique_prefix, user_event,
+    ReceiverOptions, TcpProxy, connected_broker, delete_topology, eventually, fresh_database,
+    postgres_addr, postgres_url_via, publish_event, queue_len, sign_now, spawn_receiver,
+    spawn_worker, test_broker, unique_prefix, user_event,
 };
 
 fn ts(n: u32) -> String {
@@ -173,11 +173,7 @@ async fn transient_failure_walks_the_tiers_then_dlq_then_replay() {
     let prefix = unique_prefix();
     let env = [("WORKOS_SYNC__AMQP__RETRY_DELAYS_SECS", "1,2")];
     let settings = workos_sync_testkit::test_settings(&prefix, &env).unwrap();
-    let broker = workos_sync_queue::Broker::start(workos_sync_queue::BrokerConfig::from_settings(
-        &settings.amqp,
-        "t",
-    ));
-    assert!(broker.wait_connected(Duration::from_secs(10)).await);
+    let broker = connected_broker(&settings.amqp, "t").await.unwrap();
     let w = spawn_worker(&prefix, &db.url, &env).await.unwrap();
 
     // One batch holding the poison event between good ones.

@@ -290,12 +290,7 @@ async fn main() -> anyhow::Result<()> {
         .status();
     let _ = receiver.wait();
     let _ = worker.wait();
-    workos_sync_testkit::delete_topology(&workos_sync_queue::Topology::new(
-        prefix,
-        10,
-        &[5, 30, 120, 600, 3600],
-    ))
-    .await?;
+    workos_sync_testkit::delete_topology(&workos_sync_testkit::test_topology(&prefix)?).await?;
     db.teardown().await?;
     Ok(())
 }
