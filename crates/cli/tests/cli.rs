@@ -8,7 +8,8 @@ use std::{
 };
 
 use workos_sync_testkit::{
-    amqp_url, delete_topology, fresh_database, publish_event, queue_len, test_broker, unique_prefix,
+    amqp_url, close_and_delete, delete_topology, fresh_database, publish_event, queue_len,
+    test_broker, unique_prefix,
 };
 
 fn cli(prefix: &str, db_url: &str, args: &[&str], stdin: &str) -> (i32, String, String) {
@@ -137,8 +138,7 @@ async fn migrate_and_dlq_commands() {
     assert_eq!(code, 1);
     assert_eq!(err.lines().count(), 1, "{err}");
 
-    broker.close().await;
-    delete_topology(broker.topology()).await.unwrap();
+    close_and_delete(broker).await.unwrap();
     db.teardown().await.unwrap();
 }
 

@@ -5,7 +5,7 @@
 use std::{process::Command, time::Duration};
 
 use workos_sync_testkit::{
-    ReceiverOptions, TEST_SECRET, amqp_url, connected_broker, delete_topology, eventually,
+    ReceiverOptions, TEST_SECRET, amqp_url, close_and_delete, connected_broker, eventually,
     fresh_database, publish_event, spawn_receiver, spawn_worker, test_settings, unique_prefix,
 };
 
@@ -103,8 +103,7 @@ async fn status_reports_depths_of_a_prepared_broker() {
             .unwrap(),
         1
     );
-    broker.close().await;
-    delete_topology(broker.topology()).await.unwrap();
+    close_and_delete(broker).await.unwrap();
     db.teardown().await.unwrap();
 }
 

@@ -200,6 +200,12 @@ pub async fn delete_topology(topology: &Topology) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Closes a test's broker handle and deletes its queues and exchanges.
+pub async fn close_and_delete(broker: Broker) -> anyhow::Result<()> {
+    broker.close().await;
+    delete_topology(broker.topology()).await
+}
+
 /// Number of ready messages in `queue`.
 pub async fn queue_len(queue: &str) -> anyhow::Result<u32> {
     let conn = connect().await?;

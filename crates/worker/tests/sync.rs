@@ -15,8 +15,8 @@ use wiremock::{
     matchers::{header, method, path, path_regex},
 };
 use workos_sync_testkit::{
-    TcpProxy, amqp_addr, amqp_url_via, connected_broker, delete_topology, eventually,
-    fresh_database, publish_event, spawn_worker, test_broker, unique_prefix,
+    TcpProxy, amqp_addr, amqp_url_via, close_and_delete, connected_broker, delete_topology,
+    eventually, fresh_database, publish_event, spawn_worker, test_broker, unique_prefix,
 };
 use workos_sync_worker::sync::{self, EVENTS_CURSOR, RECONCILE_LOCK};
 use workos_sync_workos_api::{ApiConfig, Client};
@@ -463,8 +463,7 @@ async fn reconcile_applies_missing_events_once_with_a_single_leader() {
         snapshot_before
     );
     w.shutdown().await;
-    broker.close().await;
-    delete_topology(broker.topology()).await.unwrap();
+    close_and_delete(broker).await.unwrap();
     db.teardown().await.unwrap();
 }
 
@@ -518,7 +517,6 @@ async fn reconcile_cursor_moves_only_after_confirmed_publishes() {
             .unwrap(),
         30
     );
-    broker.close().await;
-    delete_topology(broker.topology()).await.unwrap();
+    close_and_delete(broker).await.unwrap();
     db.teardown().await.unwrap();
 }

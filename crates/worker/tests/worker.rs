@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use workos_sync_queue::dlq;
 use workos_sync_testkit::{
-    ReceiverOptions, TcpProxy, connected_broker, delete_topology, eventually, fresh_database,
+    ReceiverOptions, TcpProxy, close_and_delete, connected_broker, eventually, fresh_database,
     postgres_addr, postgres_url_via, publish_event, queue_len, sign_now, spawn_receiver,
     spawn_worker, test_broker, unique_prefix, user_event,
 };
@@ -151,8 +151,7 @@ async fn poison_goes_to_dlq_without_blocking_and_replay_is_a_duplicate() {
     assert_eq!(dlq::purge(&broker).await.unwrap(), 1);
     assert_eq!(queue_len(&dead_q).await.unwrap(), 0);
     w.shutdown().await;
-    broker.close().await;
-    delete_topology(broker.topology()).await.unwrap();
+    close_and_delete(broker).await.unwrap();
     db.teardown().await.unwrap();
 }
 
@@ -240,8 +239,7 @@ async fn transient_failure_walks_the_tiers_then_dlq_then_replay() {
     );
     assert_eq!(queue_len(&dead_q).await.unwrap(), 0);
     w.shutdown().await;
-    broker.close().await;
-    delete_topology(broker.topology()).await.unwrap();
+    close_and_delete(broker).await.unwrap();
     db.teardown().await.unwrap();
 }
 
@@ -329,7 +327,6 @@ async fn database_outage_dead_letters_nothing() {
     let rows = db.store.all_users().await.unwrap();
     assert_eq!(rows.len(), 20);
     w.shutdown().await;
-    broker.close().await;
-    delete_topology(broker.topology()).await.unwrap();
+    close_and_delete(broker).await.unwrap();
     db.teardown().await.unwrap();
 }
