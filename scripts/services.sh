@@ -31,10 +31,11 @@ pg_up || { echo "services: PostgreSQL is not reachable on 127.0.0.1:5432" >&2; e
 rabbit_up || { echo "services: RabbitMQ is not reachable on 127.0.0.1:5672" >&2; exit 1; }
 
 # Leftovers of interrupted test runs: queues named wst-* (testkit prefixes).
-rabbitmqctl -q list_queues name 2>/dev/null | grep -E '^wst-' | while read -r q; do
+# `|| true`: no leftovers is the normal case, and grep then exits 1 (pipefail).
+{ rabbitmqctl -q list_queues name 2>/dev/null | grep -E '^wst-' || true; } | while read -r q; do
   rabbitmqctl -q delete_queue "$q" >/dev/null 2>&1 || true
 done
-rabbitmqctl -q list_exchanges name 2>/dev/null | grep -E '^wst-' | while read -r x; do
+{ rabbitmqctl -q list_exchanges name 2>/dev/null | grep -E '^wst-' || true; } | while read -r x; do
   rabbitmqadmin delete exchange name="$x" >/dev/null 2>&1 || true
 done
 echo "services: PostgreSQL and RabbitMQ are up" >&2
