@@ -406,6 +406,11 @@ impl Store {
 /// planned for a 10-element array and for the table as small as it was then; on a
 /// growing processed_events that became a sequential scan (140 ms per batch at 50k
 /// rows, measured). Custom plans cost ~0.1 ms of planning and always use the index.
+///
+/// `random_page_cost = 1.1` (default 4.0, which models a spinning disk): the rows this
+/// service reads are hot in the buffer cache, and at 4.0 the planner chose a sequential
+/// scan of `users` over 100 index probes once the table held ~10k rows (EXPLAIN on a
+/// 10k-row table: seq scan cost 284 vs index 110 at 1.1). Only this pool's sessions.
 fn connect_with_custom_plans(
     url: &str,
 ) -> futures_util::future::BoxFuture<'_, diesel::ConnectionResult<AsyncPgConnection>> {
@@ -413,7 +418,7 @@ fn connect_with_custom_plans(
     Box::pin(async move {
         use diesel_async::SimpleAsyncConnection;
         let mut conn = AsyncPgConnection::establish(&url).await?;
-        conn.batch_execute("SET plan_cache_mode = force_custom_plan")
+        conn.batch_execute("SET plan_cache_mode = force_custom_plan; SET random_page_cost = 1.1")
             .await
             .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
         Ok(conn)
@@ -655,6 +660,25 @@ async fn apply_in_tx(
     Ok(plan.outcomes)
 }
 
+/// Which of `tags` are in use.
+async fn taken_tags(
+    c: &mut AsyncPgConnection,
+    tags: &[String],
+) -> Result<HashSet<String>, StoreError> {
+    if tags.is_empty() {
+        return Ok(HashSet::new());
+    }
+    Ok(
+        diesel::sql_query("SELECT usertag FROM users WHERE usertag = ANY($1::text[])")
+            .bind::<Array<Text>, _>(tags)
+            .load::<TagRow>(c)
+            .await?
+            .into_iter()
+            .map(|r| r.usertag)
+            .collect(),
+    )
+}
+
 /// Picks a free usertag for each new user: locks every base (sorted), reads which
 /// candidates are taken, then hands out the first free one, never the same twice.
 async fn allocate_usertags(
@@ -666,18 +690,23 @@ async fn allocate_usertags(
     unique_bases.sort();
     unique_bases.dedup();
     lock_keys(c, LOCK_USERTAG, &unique_bases).await?;
-    let all_candidates: Vec<String> = unique_bases
+    // Most bases are free: look up the bare bases first and the numbered candidates only
+    // of the bases already taken. Asking for every candidate at once (50 per base) made
+    // the planner scan the whole users table once per batch (measured: ~500 sequential
+    // scans of users while draining 100k events).
+    // A base shared by two new users of this batch needs its numbered candidates too
+    // (the second user gets one), even when the base itself is free.
+    let mut taken = taken_tags(c, &unique_bases).await?;
+    let shared: HashSet<&String> = {
+        let mut once = HashSet::new();
+        bases.iter().filter(|b| !once.insert(*b)).collect()
+    };
+    let numbered: Vec<String> = unique_bases
         .iter()
-        .flat_map(|b| usertag::candidates(b))
+        .filter(|b| taken.contains(*b) || shared.contains(b))
+        .flat_map(|b| usertag::candidates(b).into_iter().skip(1))
         .collect();
-    let mut taken: HashSet<String> =
-        diesel::sql_query("SELECT usertag FROM users WHERE usertag = ANY($1::text[])")
-            .bind::<Array<Text>, _>(&all_candidates)
-            .load::<TagRow>(c)
-            .await?
-            .into_iter()
-            .map(|r| r.usertag)
-            .collect();
+    taken.extend(taken_tags(c, &numbered).await?);
     let mut out = Vec::with_capacity(bases.len());
     for (base, user) in bases.iter().zip(new_users) {
         let mut chosen = usertag::candidates(base)

@@ -218,6 +218,42 @@ async fn concurrent_usertag_collisions_stay_unique() {
     db.teardown().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usertags_skip_numbered_tags_in_use_after_the_base_was_freed() {
+    let db = fresh_database().await.unwrap();
+    let s = &db.store;
+    let created = |id: &str, email: &str| {
+        event(
+            &format!("ev_{id}"),
+            EventKind::UserCreated(user(id, email, 1)),
+            1,
+        )
+    };
+    s.apply(&created("user_a", "ada@x.io")).await.unwrap();
+    s.apply(&created("user_b", "ada@y.io")).await.unwrap();
+    // user_a leaves: "ada" is free again while "ada2" is still in use.
+    s.apply(&event(
+        "del_a",
+        EventKind::UserDeleted(user("user_a", "ada@x.io", 2)),
+        2,
+    ))
+    .await
+    .unwrap();
+    // Two new users with the same base in one batch: one gets the bare base, the other
+    // must skip "ada2".
+    let outcomes = s
+        .apply_batch(&[created("user_c", "ada@z.io"), created("user_d", "Ada@w.io")])
+        .await
+        .unwrap();
+    assert_eq!(outcomes, vec![Outcome::Created, Outcome::Created]);
+    let mut tags = Vec::new();
+    for id in ["user_b", "user_c", "user_d"] {
+        tags.push(s.get_user(id).await.unwrap().unwrap().usertag);
+    }
+    assert_eq!(tags, ["ada2", "ada", "ada3"]);
+    db.teardown().await.unwrap();
+}
+
 /// What the table must hold after any interleaving: for each user, nothing if any
 /// delete was accepted, else the data of the newest `updated_at`.
 fn model(history: &[Event]) -> HashMap<String, Option<i64>> {
