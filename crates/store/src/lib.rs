@@ -24,6 +24,7 @@
 pub mod migrate;
 pub mod plan;
 pub mod schema;
+mod sql;
 pub mod usertag;
 
 use std::{
@@ -32,17 +33,13 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use diesel::{
-    prelude::*,
-    sql_types::{Array, Integer, Text},
-    upsert::excluded,
-};
+use diesel::{prelude::*, sql_types::Text};
 use diesel_async::{
     AsyncConnection, AsyncPgConnection, RunQueryDsl,
     pooled_connection::{AsyncDieselConnectionManager, deadpool::Pool},
 };
 use serde::Serialize;
-use workos_sync_core::{Event, User};
+use workos_sync_core::{Event, EventKind, User};
 
 pub use plan::Outcome;
 use plan::{Existing, Write};
@@ -100,50 +97,6 @@ pub struct UserRow {
     pub workos_updated_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-}
-
-#[derive(Insertable)]
-#[diesel(table_name = users)]
-struct NewUser {
-    id: String,
-    email: String,
-    name: Option<String>,
-    usertag: String,
-    avatar_url: Option<String>,
-    first_name: Option<String>,
-    last_name: Option<String>,
-    email_verified: bool,
-    external_id: Option<String>,
-    metadata: serde_json::Value,
-    locale: Option<String>,
-    last_sign_in_at: Option<DateTime<Utc>>,
-    workos_created_at: DateTime<Utc>,
-    workos_updated_at: DateTime<Utc>,
-}
-
-impl NewUser {
-    fn from_user(u: &User, usertag: String) -> Self {
-        Self {
-            id: u.id.clone(),
-            email: u.email.clone(),
-            name: u.display_name(),
-            usertag,
-            avatar_url: u.profile_picture_url.clone(),
-            first_name: u.first_name.clone(),
-            last_name: u.last_name.clone(),
-            email_verified: u.email_verified,
-            external_id: u.external_id.clone(),
-            metadata: u
-                .metadata
-                .as_ref()
-                .map(|m| serde_json::to_value(m).unwrap_or_default())
-                .unwrap_or_else(|| serde_json::json!({})),
-            locale: u.locale.clone(),
-            last_sign_in_at: u.last_sign_in_at,
-            workos_created_at: u.created_at,
-            workos_updated_at: u.updated_at,
-        }
-    }
 }
 
 /// The connection pool and every database operation of workos-sync.
@@ -456,25 +409,10 @@ struct TagRow {
     usertag: String,
 }
 
-async fn lock_keys(
-    c: &mut AsyncPgConnection,
-    namespace: i32,
-    keys: &[String],
-) -> Result<(), StoreError> {
-    if keys.is_empty() {
-        return Ok(());
-    }
-    // DISTINCT + ORDER BY in a subquery: every transaction takes its locks in the same
-    // order, so two batches cannot deadlock on each other's users.
-    diesel::sql_query(
-        "SELECT pg_advisory_xact_lock($1, k) FROM \
-         (SELECT DISTINCT hashtext(x) AS k FROM unnest($2::text[]) AS x ORDER BY 1) AS s",
-    )
-    .bind::<Integer, _>(namespace)
-    .bind::<Array<Text>, _>(keys)
-    .execute(c)
-    .await?;
-    Ok(())
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = Text)]
+    event_id: String,
 }
 
 /// What the database holds for `user_ids` (rows and tombstones, one round trip), and
@@ -488,15 +426,7 @@ async fn load_existing(
     if user_ids.is_empty() {
         return Ok((existing, tags));
     }
-    let rows: Vec<StateRow> = diesel::sql_query(
-        "SELECT 'u' AS kind, id, workos_updated_at AS updated_at, usertag, last_sign_in_at \
-         FROM users WHERE id = ANY($1::text[]) \
-         UNION ALL SELECT 't', user_id, NULL, NULL, NULL \
-         FROM user_tombstones WHERE user_id = ANY($1::text[])",
-    )
-    .bind::<Array<Text>, _>(user_ids)
-    .load(c)
-    .await?;
+    let rows: Vec<StateRow> = sql::LoadState { ids: user_ids }.load(c).await?;
     for r in rows {
         let e = existing.entry(r.id.clone()).or_default();
         if r.kind == "t" {
@@ -518,12 +448,39 @@ fn user_ids_of(events: &[Event]) -> Vec<String> {
     set.into_iter().map(str::to_owned).collect()
 }
 
+/// The usertag bases of every user the batch might create (any event carrying user data
+/// but a delete: an update of an unknown user creates it too).
+fn creatable_bases(events: &[Event]) -> Vec<String> {
+    let set: HashSet<String> = events
+        .iter()
+        .filter_map(|ev| match &ev.kind {
+            EventKind::UserCreated(u) | EventKind::UserUpdated(u) | EventKind::UserSnapshot(u) => {
+                Some(usertag::base(&u.email))
+            }
+            EventKind::UserDeleted(_) | EventKind::Other => None,
+        })
+        .collect();
+    set.into_iter().collect()
+}
+
 async fn apply_in_tx(
     c: &mut AsyncPgConnection,
     events: &[Event],
 ) -> Result<Vec<Outcome>, StoreError> {
     let user_ids = user_ids_of(events);
-    lock_keys(c, LOCK_USER, &user_ids).await?;
+    // Every lock of the transaction in one statement and one global order: the users,
+    // then the usertag bases of users it might create (needed before their tags are
+    // read, and taking them later could deadlock against another batch).
+    if !user_ids.is_empty() {
+        sql::LockKeys {
+            user_ns: LOCK_USER,
+            users: &user_ids,
+            tag_ns: LOCK_USERTAG,
+            bases: &creatable_bases(events),
+        }
+        .execute(c)
+        .await?;
+    }
 
     let (existing, tags) = load_existing(c, &user_ids).await?;
 
@@ -534,25 +491,18 @@ async fn apply_in_tx(
     // so that they count as duplicates and contribute no write.
     let mut plan = plan::plan(events, &existing, &HashSet::new());
     if !plan.processed.is_empty() {
-        let recs: Vec<_> = plan
-            .processed
-            .iter()
-            .map(|p| {
-                (
-                    processed_events::event_id.eq(&p.event_id),
-                    processed_events::event_type.eq(&p.event_type),
-                    processed_events::user_id.eq(p.user_id.as_deref()),
-                    processed_events::outcome.eq(p.outcome.as_str()),
-                )
-            })
-            .collect();
-        let inserted: HashSet<String> = diesel::insert_into(processed_events::table)
-            .values(&recs)
-            .on_conflict_do_nothing()
-            .returning(processed_events::event_id)
-            .get_results::<String>(c)
+        let mut rec = sql::RecordProcessed::default();
+        for p in &plan.processed {
+            rec.event_ids.push(&p.event_id);
+            rec.event_types.push(&p.event_type);
+            rec.user_ids.push(p.user_id.as_deref());
+            rec.outcomes.push(p.outcome.as_str());
+        }
+        let inserted: HashSet<String> = rec
+            .load::<IdRow>(c)
             .await?
             .into_iter()
+            .map(|r| r.event_id)
             .collect();
         if inserted.len() < plan.processed.len() {
             let seen: HashSet<String> = plan
@@ -565,97 +515,66 @@ async fn apply_in_tx(
         }
     }
 
-    let mut new_users: Vec<&User> = Vec::new();
-    let mut updates: Vec<&User> = Vec::new();
-    let mut deletes: Vec<(&str, DateTime<Utc>, &str)> = Vec::new();
-    let mut refreshes: Vec<(String, DateTime<Utc>)> = Vec::new();
+    let new_users: Vec<&User> = plan
+        .writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::Upsert { user, new: true } => Some(&**user),
+            _ => None,
+        })
+        .collect();
+    let mut new_tags = allocate_usertags(c, &new_users).await?.into_iter();
+
+    let mut batch = sql::WriteBatch::default();
     for w in &plan.writes {
         match w {
-            Write::Upsert { user, new: true } => new_users.push(user),
-            Write::Upsert { user, new: false } => updates.push(user),
+            Write::Upsert { user: u, new } => {
+                let tag = if *new {
+                    new_tags.next().unwrap_or_default()
+                } else {
+                    // Existing rows keep their usertag: it is not in the SET list.
+                    tags.get(&u.id).cloned().unwrap_or_default()
+                };
+                batch.id.push(&u.id);
+                batch.email.push(&u.email);
+                batch.name.push(u.display_name());
+                batch.usertag.push(tag);
+                batch.avatar_url.push(u.profile_picture_url.as_deref());
+                batch.first_name.push(u.first_name.as_deref());
+                batch.last_name.push(u.last_name.as_deref());
+                batch.email_verified.push(u.email_verified);
+                batch.external_id.push(u.external_id.as_deref());
+                batch.metadata.push(
+                    u.metadata
+                        .as_ref()
+                        .and_then(|m| serde_json::to_value(m).ok())
+                        .unwrap_or_else(|| serde_json::json!({})),
+                );
+                batch.locale.push(u.locale.as_deref());
+                batch.last_sign_in_at.push(u.last_sign_in_at);
+                batch.workos_created_at.push(u.created_at);
+                batch.workos_updated_at.push(u.updated_at);
+            }
+            Write::RefreshSignIn {
+                user_id,
+                last_sign_in_at,
+            } => {
+                batch.refresh_id.push(user_id);
+                batch.refresh_at.push(*last_sign_in_at);
+            }
             Write::Delete {
                 user_id,
                 deleted_at,
                 event_id,
-            } => deletes.push((user_id, *deleted_at, event_id)),
-            Write::RefreshSignIn {
-                user_id,
-                last_sign_in_at,
-            } => refreshes.push((user_id.clone(), *last_sign_in_at)),
+            } => {
+                batch.delete_id.push(user_id);
+                batch.deleted_at.push(*deleted_at);
+                batch.delete_event.push(event_id);
+            }
         }
     }
-
-    let mut rows: Vec<NewUser> = Vec::with_capacity(new_users.len() + updates.len());
-    if !new_users.is_empty() {
-        let tags = allocate_usertags(c, &new_users).await?;
-        for (u, tag) in new_users.iter().zip(tags) {
-            rows.push(NewUser::from_user(u, tag));
-        }
-    }
-    for u in &updates {
-        // Existing rows keep their usertag: it is not in the SET list below.
-        let tag = tags.get(&u.id).cloned().unwrap_or_default();
-        rows.push(NewUser::from_user(u, tag));
-    }
-    if !rows.is_empty() {
-        // InsertStatement implements FilterDsl (DO UPDATE ... WHERE), not QueryDsl.
-        use diesel::query_dsl::methods::FilterDsl;
-        diesel::insert_into(users::table)
-            .values(&rows)
-            .on_conflict(users::id)
-            .do_update()
-            .set((
-                users::email.eq(excluded(users::email)),
-                users::name.eq(excluded(users::name)),
-                users::avatar_url.eq(excluded(users::avatar_url)),
-                users::first_name.eq(excluded(users::first_name)),
-                users::last_name.eq(excluded(users::last_name)),
-                users::email_verified.eq(excluded(users::email_verified)),
-                users::external_id.eq(excluded(users::external_id)),
-                users::metadata.eq(excluded(users::metadata)),
-                users::locale.eq(excluded(users::locale)),
-                users::last_sign_in_at.eq(excluded(users::last_sign_in_at)),
-                users::workos_created_at.eq(excluded(users::workos_created_at)),
-                users::workos_updated_at.eq(excluded(users::workos_updated_at)),
-                users::updated_at.eq(diesel::dsl::now),
-            ))
-            // The version guard, also enforced in SQL: only strictly newer data wins.
-            .filter(users::workos_updated_at.lt(excluded(users::workos_updated_at)))
-            .execute(c)
-            .await?;
-    }
-    if !refreshes.is_empty() {
-        let (ids, times): (Vec<String>, Vec<DateTime<Utc>>) = refreshes.into_iter().unzip();
-        diesel::sql_query(
-            "UPDATE users SET last_sign_in_at = v.t, updated_at = now() \
-             FROM unnest($1::text[], $2::timestamptz[]) AS v(id, t) \
-             WHERE users.id = v.id AND (users.last_sign_in_at IS NULL OR users.last_sign_in_at < v.t)",
-        )
-        .bind::<Array<Text>, _>(&ids)
-        .bind::<Array<diesel::sql_types::Timestamptz>, _>(&times)
-        .execute(c)
-        .await?;
-    }
-    if !deletes.is_empty() {
-        let ids: Vec<&str> = deletes.iter().map(|d| d.0).collect();
-        diesel::delete(users::table.filter(users::id.eq_any(&ids)))
-            .execute(c)
-            .await?;
-        let tombs: Vec<_> = deletes
-            .iter()
-            .map(|(id, at, ev)| {
-                (
-                    user_tombstones::user_id.eq(*id),
-                    user_tombstones::deleted_at.eq(*at),
-                    user_tombstones::event_id.eq(*ev),
-                )
-            })
-            .collect();
-        diesel::insert_into(user_tombstones::table)
-            .values(&tombs)
-            .on_conflict_do_nothing()
-            .execute(c)
-            .await?;
+    if !batch.is_empty() {
+        batch.execute(c).await?;
     }
     Ok(plan.outcomes)
 }
@@ -668,28 +587,28 @@ async fn taken_tags(
     if tags.is_empty() {
         return Ok(HashSet::new());
     }
-    Ok(
-        diesel::sql_query("SELECT usertag FROM users WHERE usertag = ANY($1::text[])")
-            .bind::<Array<Text>, _>(tags)
-            .load::<TagRow>(c)
-            .await?
-            .into_iter()
-            .map(|r| r.usertag)
-            .collect(),
-    )
+    Ok(sql::TakenTags { tags }
+        .load::<TagRow>(c)
+        .await?
+        .into_iter()
+        .map(|r| r.usertag)
+        .collect())
 }
 
-/// Picks a free usertag for each new user: locks every base (sorted), reads which
-/// candidates are taken, then hands out the first free one, never the same twice.
+/// Picks a free usertag for each new user. The caller holds the lock of every base
+/// (taken with the user locks), so what is read here stays true until commit: read
+/// which candidates are taken, then hand out the first free one, never the same twice.
 async fn allocate_usertags(
     c: &mut AsyncPgConnection,
     new_users: &[&User],
 ) -> Result<Vec<String>, StoreError> {
+    if new_users.is_empty() {
+        return Ok(Vec::new());
+    }
     let bases: Vec<String> = new_users.iter().map(|u| usertag::base(&u.email)).collect();
     let mut unique_bases: Vec<String> = bases.clone();
     unique_bases.sort();
     unique_bases.dedup();
-    lock_keys(c, LOCK_USERTAG, &unique_bases).await?;
     // Most bases are free: look up the bare bases first and the numbered candidates only
     // of the bases already taken. Asking for every candidate at once (50 per base) made
     // the planner scan the whole users table once per batch (measured: ~500 sequential
