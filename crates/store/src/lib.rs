@@ -170,7 +170,7 @@ impl Store {
     /// it is shown, which is fine for a dry run).
     pub async fn preview(&self, events: &[Event]) -> Result<Vec<Outcome>, StoreError> {
         let mut conn = self.conn().await?;
-        let (existing, _) = load_existing(&mut conn, &user_ids_of(events)).await?;
+        let (existing, _) = load_existing(&conn, &user_ids_of(events)).await?;
         let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
         let seen: HashSet<String> = processed_events::table
             .filter(processed_events::event_id.eq_any(&ids))
@@ -418,7 +418,7 @@ struct IdRow {
 /// What the database holds for `user_ids` (rows and tombstones, one round trip), and
 /// the usertag of each existing row.
 async fn load_existing(
-    c: &mut AsyncPgConnection,
+    c: &AsyncPgConnection,
     user_ids: &[String],
 ) -> Result<(HashMap<String, Existing>, HashMap<String, String>), StoreError> {
     let mut existing: HashMap<String, Existing> = HashMap::new();
@@ -426,7 +426,7 @@ async fn load_existing(
     if user_ids.is_empty() {
         return Ok((existing, tags));
     }
-    let rows: Vec<StateRow> = sql::LoadState { ids: user_ids }.load(c).await?;
+    let rows: Vec<StateRow> = sql::LoadState { ids: user_ids }.load(&mut &*c).await?;
     for r in rows {
         let e = existing.entry(r.id.clone()).or_default();
         if r.kind == "t" {
@@ -468,67 +468,126 @@ async fn apply_in_tx(
     events: &[Event],
 ) -> Result<Vec<Outcome>, StoreError> {
     let user_ids = user_ids_of(events);
+    let bases = creatable_bases(events);
     // Every lock of the transaction in one statement and one global order: the users,
     // then the usertag bases of users it might create (needed before their tags are
-    // read, and taking them later could deadlock against another batch).
-    if !user_ids.is_empty() {
-        sql::LockKeys {
+    // read, and taking them later could deadlock against another batch). The read is
+    // pipelined behind it: Postgres runs the two in order, and the read's snapshot is
+    // taken when it starts, after every lock is held.
+    let (existing, tags) = if user_ids.is_empty() {
+        Default::default()
+    } else {
+        let conn: &AsyncPgConnection = c;
+        let lock = sql::LockKeys {
             user_ns: LOCK_USER,
             users: &user_ids,
             tag_ns: LOCK_USERTAG,
-            bases: &creatable_bases(events),
+            bases: &bases,
         }
-        .execute(c)
-        .await?;
+        .execute(&mut &*conn);
+        let read = load_existing(conn, &user_ids);
+        futures_util::try_join!(async { lock.await.map_err(StoreError::from) }, read)?.1
+    };
+
+    // Dedupe by writing: plan as if no id had been seen, and send the records and the
+    // writes in one statement whose writes are conditional on their source event being
+    // newly recorded. An id seen before has its effect in `existing` already, so it is
+    // never the source of a write unless the table was changed behind our back (the
+    // application deleted a row by hand); such users are re-planned with the seen ids
+    // and written by a second statement, so the result is exactly that of planning with
+    // the seen ids known. Other writes are the same either way: a seen event changes no
+    // other event's outcome.
+    let plan0 = plan::plan(events, &existing, &HashSet::new());
+    let mut batch = sql::WriteBatch::default();
+    for p in &plan0.processed {
+        batch.event_ids.push(&p.event_id);
+        batch.event_types.push(&p.event_type);
+        batch.user_ids.push(p.user_id.as_deref());
+        batch.outcomes.push(p.outcome.as_str());
     }
-
-    let (existing, tags) = load_existing(c, &user_ids).await?;
-
-    // Dedupe by writing: plan as if no id had been seen, record the ids with
-    // ON CONFLICT DO NOTHING, and the ids that come back are the new ones. An id seen
-    // before has its effect in `existing` already, so planning it again changes no other
-    // event's outcome; when there are such ids we plan once more (pure, no round trip)
-    // so that they count as duplicates and contribute no write.
-    let mut plan = plan::plan(events, &existing, &HashSet::new());
-    if !plan.processed.is_empty() {
-        let mut rec = sql::RecordProcessed::default();
-        for p in &plan.processed {
-            rec.event_ids.push(&p.event_id);
-            rec.event_types.push(&p.event_type);
-            rec.user_ids.push(p.user_id.as_deref());
-            rec.outcomes.push(p.outcome.as_str());
-        }
-        let inserted: HashSet<String> = rec
-            .load::<IdRow>(c)
-            .await?
-            .into_iter()
-            .map(|r| r.event_id)
-            .collect();
-        if inserted.len() < plan.processed.len() {
-            let seen: HashSet<String> = plan
-                .processed
-                .iter()
-                .filter(|p| !inserted.contains(&p.event_id))
-                .map(|p| p.event_id.clone())
-                .collect();
-            plan = plan::plan(events, &existing, &seen);
-        }
+    add_writes(c, &mut batch, &plan0.writes, &tags, true).await?;
+    if batch.is_empty() {
+        return Ok(plan0.outcomes);
     }
-
-    let new_users: Vec<&User> = plan
+    let inserted: HashSet<String> = batch
+        .load::<IdRow>(c)
+        .await?
+        .into_iter()
+        .map(|r| r.event_id)
+        .collect();
+    if inserted.len() == plan0.processed.len() {
+        return Ok(plan0.outcomes);
+    }
+    let seen: HashSet<String> = plan0
+        .processed
+        .iter()
+        .filter(|p| !inserted.contains(&p.event_id))
+        .map(|p| p.event_id.clone())
+        .collect();
+    let exact = plan::plan(events, &existing, &seen);
+    let skipped: HashSet<&str> = plan0
         .writes
         .iter()
         .filter_map(|w| match w {
-            Write::Upsert { user, new: true } => Some(&**user),
+            Write::Upsert {
+                user,
+                source: Some(src),
+                ..
+            } if seen.contains(src) => Some(user.id.as_str()),
+            Write::Delete {
+                user_id, event_id, ..
+            } if seen.contains(event_id) => Some(user_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    let redo: Vec<Write> = exact
+        .writes
+        .iter()
+        .filter(|w| skipped.contains(write_user(w)))
+        .cloned()
+        .collect();
+    if !redo.is_empty() {
+        let mut fix = sql::WriteBatch::default();
+        add_writes(c, &mut fix, &redo, &tags, false).await?;
+        fix.execute(c).await?;
+    }
+    Ok(exact.outcomes)
+}
+
+fn write_user(w: &Write) -> &str {
+    match w {
+        Write::Upsert { user, .. } => &user.id,
+        Write::RefreshSignIn { user_id, .. } | Write::Delete { user_id, .. } => user_id,
+    }
+}
+
+/// Adds `writes` to `batch`, allocating usertags for new users. With `conditional`,
+/// each write carries its source event id (skipped if that id was recorded before);
+/// otherwise every write is unconditional.
+async fn add_writes<'a>(
+    c: &mut AsyncPgConnection,
+    batch: &mut sql::WriteBatch<'a>,
+    writes: &'a [Write],
+    tags: &HashMap<String, String>,
+    conditional: bool,
+) -> Result<(), StoreError> {
+    let new_users: Vec<&User> = writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::Upsert {
+                user, new: true, ..
+            } => Some(&**user),
             _ => None,
         })
         .collect();
     let mut new_tags = allocate_usertags(c, &new_users).await?.into_iter();
-
-    let mut batch = sql::WriteBatch::default();
-    for w in &plan.writes {
+    for w in writes {
         match w {
-            Write::Upsert { user: u, new } => {
+            Write::Upsert {
+                user: u,
+                new,
+                source,
+            } => {
                 let tag = if *new {
                     new_tags.next().unwrap_or_default()
                 } else {
@@ -554,6 +613,7 @@ async fn apply_in_tx(
                 batch.last_sign_in_at.push(u.last_sign_in_at);
                 batch.workos_created_at.push(u.created_at);
                 batch.workos_updated_at.push(u.updated_at);
+                batch.source.push(source.as_deref().filter(|_| conditional));
             }
             Write::RefreshSignIn {
                 user_id,
@@ -570,13 +630,13 @@ async fn apply_in_tx(
                 batch.delete_id.push(user_id);
                 batch.deleted_at.push(*deleted_at);
                 batch.delete_event.push(event_id);
+                batch
+                    .delete_source
+                    .push(Some(event_id.as_str()).filter(|_| conditional));
             }
         }
     }
-    if !batch.is_empty() {
-        batch.execute(c).await?;
-    }
-    Ok(plan.outcomes)
+    Ok(())
 }
 
 /// Which of `tags` are in use.

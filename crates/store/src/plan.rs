@@ -60,8 +60,13 @@ pub struct Existing {
 /// The final write for one user.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Write {
-    /// Insert (when `new`) or guarded update with this WorkOS user.
-    Upsert { user: Box<User>, new: bool },
+    /// Insert (when `new`) or guarded update with this WorkOS user. `source` is the
+    /// recorded event whose data this is (`None` for a snapshot, which is not recorded).
+    Upsert {
+        user: Box<User>,
+        new: bool,
+        source: Option<String>,
+    },
     /// Set `last_sign_in_at` only (see [`Outcome::Refreshed`]).
     RefreshSignIn {
         user_id: String,
@@ -99,6 +104,7 @@ struct State {
     tombstoned: bool,
     newly_deleted: Option<(DateTime<Utc>, String)>,
     pending: Option<User>,
+    pending_source: Option<String>,
     refresh: Option<DateTime<Utc>>,
 }
 
@@ -176,6 +182,7 @@ pub fn plan(
                     st.last_sign_in_at = user.last_sign_in_at;
                     st.refresh = None;
                     st.pending = Some(user.clone());
+                    st.pending_source = (!snapshot).then(|| ev.id.clone());
                     if current.is_none() {
                         Outcome::Created
                     } else {
@@ -209,6 +216,7 @@ pub fn plan(
             plan.writes.push(Write::Upsert {
                 user: Box::new(user),
                 new: !st.existed,
+                source: st.pending_source,
             });
         } else if let Some(t) = st.refresh {
             plan.writes.push(Write::RefreshSignIn {
@@ -263,9 +271,11 @@ mod tests {
         );
         assert_eq!(p.writes.len(), 1);
         match &p.writes[0] {
-            Write::Upsert { user, new } => {
+            Write::Upsert { user, new, source } => {
                 assert!(new);
                 assert_eq!(user.updated_at.timestamp(), 3);
+                // The write is e3's: if e3 turns out to be a duplicate, it is not made.
+                assert_eq!(source.as_deref(), Some("e3"));
             }
             w => panic!("{w:?}"),
         }
@@ -352,6 +362,12 @@ mod tests {
         );
         assert!(p.processed.is_empty());
         assert_eq!(p.writes.len(), 2);
+        // Snapshots are not recorded, so their writes have no source to check.
+        assert!(
+            p.writes
+                .iter()
+                .all(|w| matches!(w, Write::Upsert { source: None, .. }))
+        );
     }
 
     #[test]

@@ -101,39 +101,20 @@ impl QueryFragment<Pg> for TakenTags<'_> {
     }
 }
 
-/// Records event ids; returns (as `IdRow`s) only the ids not recorded before.
+/// A batch's records and writes in one statement: records the event ids
+/// (`ON CONFLICT DO NOTHING`, returning as `IdRow`s only the ids not recorded before),
+/// then guarded upserts, sign-in refreshes, deletes and their tombstones. A write whose
+/// `source` event id turned out to be recorded before is skipped: the caller re-plans
+/// those users (see `apply_in_tx`). A `None` source is written unconditionally.
+/// The plan gives each user at most one write, so no two parts touch the same row (a
+/// statement may not modify a row twice).
 #[derive(Default)]
-pub(crate) struct RecordProcessed<'a> {
+pub(crate) struct WriteBatch<'a> {
+    // Processed-event records.
     pub event_ids: Vec<&'a str>,
     pub event_types: Vec<&'a str>,
     pub user_ids: Vec<Option<&'a str>>,
     pub outcomes: Vec<&'static str>,
-}
-raw_statement!(RecordProcessed);
-
-impl QueryFragment<Pg> for RecordProcessed<'_> {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        out.push_sql(
-            "INSERT INTO processed_events (event_id, event_type, user_id, outcome) \
-             SELECT * FROM unnest(",
-        );
-        out.push_bind_param::<Array<Text>, _>(&self.event_ids)?;
-        out.push_sql("::text[], ");
-        out.push_bind_param::<Array<Text>, _>(&self.event_types)?;
-        out.push_sql("::text[], ");
-        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.user_ids)?;
-        out.push_sql("::text[], ");
-        out.push_bind_param::<Array<Text>, _>(&self.outcomes)?;
-        out.push_sql("::text[]) ON CONFLICT DO NOTHING RETURNING event_id");
-        Ok(())
-    }
-}
-
-/// Every write of a batch in one statement: guarded upserts, sign-in refreshes, deletes
-/// and their tombstones. The plan gives each user at most one write, so no two parts
-/// touch the same row (a statement may not modify a row twice).
-#[derive(Default)]
-pub(crate) struct WriteBatch<'a> {
     // Upserts, one entry per column.
     pub id: Vec<&'a str>,
     pub email: Vec<&'a str>,
@@ -149,6 +130,7 @@ pub(crate) struct WriteBatch<'a> {
     pub last_sign_in_at: Vec<Option<DateTime<Utc>>>,
     pub workos_created_at: Vec<DateTime<Utc>>,
     pub workos_updated_at: Vec<DateTime<Utc>>,
+    pub source: Vec<Option<&'a str>>,
     // Sign-in refreshes.
     pub refresh_id: Vec<&'a str>,
     pub refresh_at: Vec<DateTime<Utc>>,
@@ -156,21 +138,40 @@ pub(crate) struct WriteBatch<'a> {
     pub delete_id: Vec<&'a str>,
     pub deleted_at: Vec<DateTime<Utc>>,
     pub delete_event: Vec<&'a str>,
+    pub delete_source: Vec<Option<&'a str>>,
 }
 raw_statement!(WriteBatch);
 
 impl WriteBatch<'_> {
     pub fn is_empty(&self) -> bool {
-        self.id.is_empty() && self.refresh_id.is_empty() && self.delete_id.is_empty()
+        self.event_ids.is_empty()
+            && self.id.is_empty()
+            && self.refresh_id.is_empty()
+            && self.delete_id.is_empty()
     }
 }
 
 impl QueryFragment<Pg> for WriteBatch<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         out.push_sql(
-            "WITH upserted AS (INSERT INTO users (id, email, name, usertag, avatar_url, \
+            "WITH recorded AS (INSERT INTO processed_events \
+             (event_id, event_type, user_id, outcome) SELECT * FROM unnest(",
+        );
+        out.push_bind_param::<Array<Text>, _>(&self.event_ids)?;
+        out.push_sql("::text[], ");
+        out.push_bind_param::<Array<Text>, _>(&self.event_types)?;
+        out.push_sql("::text[], ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.user_ids)?;
+        out.push_sql("::text[], ");
+        out.push_bind_param::<Array<Text>, _>(&self.outcomes)?;
+        out.push_sql(
+            "::text[]) ON CONFLICT DO NOTHING RETURNING event_id), \
+             upserted AS (INSERT INTO users (id, email, name, usertag, avatar_url, \
              first_name, last_name, email_verified, external_id, metadata, locale, \
-             last_sign_in_at, workos_created_at, workos_updated_at) SELECT * FROM unnest(",
+             last_sign_in_at, workos_created_at, workos_updated_at) \
+             SELECT id, email, name, usertag, avatar_url, first_name, last_name, \
+             email_verified, external_id, metadata, locale, last_sign_in_at, \
+             workos_created_at, workos_updated_at FROM unnest(",
         );
         out.push_bind_param::<Array<Text>, _>(&self.id)?;
         out.push_sql("::text[], ");
@@ -199,10 +200,16 @@ impl QueryFragment<Pg> for WriteBatch<'_> {
         out.push_bind_param::<Array<Timestamptz>, _>(&self.workos_created_at)?;
         out.push_sql("::timestamptz[], ");
         out.push_bind_param::<Array<Timestamptz>, _>(&self.workos_updated_at)?;
+        out.push_sql("::timestamptz[], ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.source)?;
         // Existing rows keep usertag, bio and details: they are not in the SET list.
         // The version guard, also enforced in SQL: only strictly newer data wins.
         out.push_sql(
-            "::timestamptz[]) ON CONFLICT (id) DO UPDATE SET email = excluded.email, \
+            "::text[]) AS r(id, email, name, usertag, avatar_url, first_name, last_name, \
+             email_verified, external_id, metadata, locale, last_sign_in_at, \
+             workos_created_at, workos_updated_at, src) \
+             WHERE r.src IS NULL OR r.src IN (SELECT event_id FROM recorded) \
+             ON CONFLICT (id) DO UPDATE SET email = excluded.email, \
              name = excluded.name, avatar_url = excluded.avatar_url, \
              first_name = excluded.first_name, last_name = excluded.last_name, \
              email_verified = excluded.email_verified, external_id = excluded.external_id, \
@@ -220,24 +227,31 @@ impl QueryFragment<Pg> for WriteBatch<'_> {
         out.push_sql(
             "::timestamptz[]) AS v(id, t) WHERE users.id = v.id \
              AND (users.last_sign_in_at IS NULL OR users.last_sign_in_at < v.t) RETURNING 1), \
-             deleted AS (DELETE FROM users WHERE id = ANY(",
+             deleted AS (DELETE FROM users WHERE id IN (SELECT d.id FROM unnest(",
         );
         out.push_bind_param::<Array<Text>, _>(&self.delete_id)?;
+        out.push_sql("::text[], ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.delete_source)?;
         out.push_sql(
-            "::text[]) RETURNING 1), tombstoned AS (INSERT INTO user_tombstones \
-             (user_id, deleted_at, event_id) SELECT * FROM unnest(",
+            "::text[]) AS d(id, src) \
+             WHERE d.src IS NULL OR d.src IN (SELECT event_id FROM recorded)) RETURNING 1), \
+             tombstoned AS (INSERT INTO user_tombstones (user_id, deleted_at, event_id) \
+             SELECT d.id, d.at, d.ev FROM unnest(",
         );
         out.push_bind_param::<Array<Text>, _>(&self.delete_id)?;
         out.push_sql("::text[], ");
         out.push_bind_param::<Array<Timestamptz>, _>(&self.deleted_at)?;
         out.push_sql("::timestamptz[], ");
         out.push_bind_param::<Array<Text>, _>(&self.delete_event)?;
+        out.push_sql("::text[], ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.delete_source)?;
         // Data-modifying CTEs run to completion whether or not the outer query reads
-        // them; the counts are for the caller's sanity only.
+        // them; the outer query returns the newly recorded ids.
         out.push_sql(
-            "::text[]) ON CONFLICT DO NOTHING RETURNING 1) \
-             SELECT (SELECT count(*) FROM upserted) + (SELECT count(*) FROM refreshed) \
-             + (SELECT count(*) FROM deleted) AS n",
+            "::text[]) AS d(id, at, ev, src) \
+             WHERE d.src IS NULL OR d.src IN (SELECT event_id FROM recorded) \
+             ON CONFLICT DO NOTHING RETURNING 1) \
+             SELECT event_id FROM recorded",
         );
         Ok(())
     }

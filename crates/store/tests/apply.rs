@@ -98,6 +98,34 @@ async fn same_event_twice_has_one_effect() {
     db.teardown().await.unwrap();
 }
 
+/// A duplicate never writes, even when the application deleted the row by hand (so the
+/// stored state does not show the duplicate's effect), and the batch's other events are
+/// planned as if the duplicate were not there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicates_do_not_write_after_the_app_deleted_the_row() {
+    let db = fresh_database().await.unwrap();
+    let s = &db.store;
+    let u = |v| user("user_h", "hand@x.io", v);
+    let e2 = event("e2", EventKind::UserCreated(u(2)), 2);
+    assert_eq!(s.apply(&e2).await.unwrap(), Outcome::Created);
+    db.exec("DELETE FROM users WHERE id = 'user_h'")
+        .await
+        .unwrap();
+    // Alone: a duplicate, and the row stays gone.
+    assert_eq!(s.apply(&e2).await.unwrap(), Outcome::Duplicate);
+    assert!(s.get_user("user_h").await.unwrap().is_none());
+    // With an older new event: the new one applies (the duplicate's newer data must not
+    // win), and is the row's data.
+    let e1 = event("e1", EventKind::UserUpdated(u(1)), 1);
+    let outcomes = s.apply_batch(&[e1, e2.clone()]).await.unwrap();
+    assert_eq!(outcomes, vec![Outcome::Created, Outcome::Duplicate]);
+    let row = s.get_user("user_h").await.unwrap().unwrap();
+    assert_eq!(row.workos_updated_at, t(1));
+    assert_eq!(row.first_name.as_deref(), Some("First1"));
+    assert_eq!(s.processed_count().await.unwrap(), 2);
+    db.teardown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn newest_wins_and_deletes_are_final() {
     let db = fresh_database().await.unwrap();
