@@ -2,7 +2,8 @@
 # Ingress benchmark, all in one run on this machine (release builds):
 #   0. trivial actix-web server + the same load generator (HTTP ceiling of the machine)
 #   a. raw persistent publish-with-confirm from lapin, 64 in flight (the target baseline)
-#   b. the receiver at concurrency 64: requests/s, p50/p99, peak RSS
+#   b. the receiver at concurrency 64: requests/s, p50/p99, peak RSS (load generator:
+#      a minimal keep-alive HTTP/1.1 client on one thread; then reqwest for comparison)
 # Usage: scripts/bench-ingress.sh [SECONDS]   (default 15)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +34,8 @@ WORKOS_WEBHOOK_SECRET="$SECRET" WORKOS_SYNC__AMQP__PREFIX="$PREFIX" \
 wait_port 18080
 for _ in $(seq 1 50); do curl -sf http://127.0.0.1:18080/readyz >/dev/null && break; sleep 0.1; done
 "$BIN/loadgen" --url http://127.0.0.1:18080/api/webhooks/workos --concurrency 64 --seconds "$SECS" --secret "$SECRET" --label receiver
+# The same with reqwest as the client: shows how much of the 2 cores the client takes.
+"$BIN/loadgen" --url http://127.0.0.1:18080/api/webhooks/workos --concurrency 64 --seconds "$SECS" --secret "$SECRET" --label receiver --client reqwest
 echo "receiver peak RSS: $(awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' /proc/$RX/status)"
 kill -TERM "$RX"; wait "$RX" 2>/dev/null || true
 for q in $(rabbitmqctl -q list_queues name | grep "^$PREFIX"); do rabbitmqctl -q delete_queue "$q" >/dev/null; done

@@ -1,6 +1,12 @@
 //! HTTP load generator for the receiver: `--concurrency` connections each posting
 //! freshly signed `user.updated` events with unique ids for `--seconds`. Prints
 //! requests/s, p50/p99 latency and the status codes seen.
+//!
+//! `--client raw` (default) speaks HTTP/1.1 keep-alive directly over one TCP stream per
+//! connection, on one thread: on a 2-core machine the load generator shares the cores
+//! with the server and RabbitMQ, and reqwest's client cost about as much CPU per request
+//! as the receiver itself. `--client reqwest` keeps the general-purpose client for
+//! comparison.
 
 #![allow(clippy::print_stdout)] // a benchmark reports its figures on stdout
 
@@ -31,11 +37,153 @@ struct Args {
     /// Label printed with the figures.
     #[arg(long, default_value = "receiver")]
     label: String,
+    /// `raw` (minimal HTTP/1.1 keep-alive client) or `reqwest`.
+    #[arg(long, default_value = "raw")]
+    client: String,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// One result per request: latency and status code (0 = transport error).
+type Results = (Vec<Duration>, BTreeMap<u16, u64>);
+
+fn next_body(run_id: &str, worker: usize, i: u64, secret: &str) -> (String, String) {
+    let id = format!("event_{run_id}_{worker}_{i}");
+    let body = workos_sync_testkit::user_event(
+        &id,
+        "user.updated",
+        &format!("user_{}", i % 1000),
+        "2026-01-01T00:00:00.000Z",
+    );
+    let sig = signature::signature_header(secret.as_bytes(), now_ms(), body.as_bytes());
+    (body, sig)
+}
+
+/// A minimal HTTP/1.1 client on one keep-alive connection: writes a request, reads the
+/// status line and headers, then `Content-Length` bytes of body. Reconnects when the
+/// server closes the connection.
+async fn raw_connection(
+    addr: String,
+    host: String,
+    path: String,
+    secret: String,
+    run_id: String,
+    worker: usize,
+    deadline: Instant,
+) -> Results {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut lat = Vec::new();
+    let mut codes: BTreeMap<u16, u64> = BTreeMap::new();
+    let mut stream: Option<tokio::net::TcpStream> = None;
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut req: Vec<u8> = Vec::with_capacity(4096);
+    let mut i = 0u64;
+    while Instant::now() < deadline {
+        i += 1;
+        let (body, sig) = next_body(&run_id, worker, i, &secret);
+        req.clear();
+        req.extend_from_slice(
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+                 WorkOS-Signature: {sig}\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        req.extend_from_slice(body.as_bytes());
+        let t = Instant::now();
+        let code = async {
+            if stream.is_none() {
+                let s = tokio::net::TcpStream::connect(&addr).await.ok()?;
+                s.set_nodelay(true).ok()?;
+                stream = Some(s);
+            }
+            let s = stream.as_mut()?;
+            s.write_all(&req).await.ok()?;
+            buf.clear();
+            // Headers.
+            let header_end = loop {
+                if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break p + 4;
+                }
+                let mut chunk = [0u8; 4096];
+                let n = s.read(&mut chunk).await.ok()?;
+                if n == 0 {
+                    return None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            };
+            let head = std::str::from_utf8(&buf[..header_end]).ok()?;
+            let code: u16 = head.get(9..12)?.parse().ok()?;
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            let close = head.to_ascii_lowercase().contains("connection: close");
+            while buf.len() < header_end + len {
+                let mut chunk = [0u8; 4096];
+                let n = s.read(&mut chunk).await.ok()?;
+                if n == 0 {
+                    return None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            if close {
+                stream = None;
+            }
+            Some(code)
+        }
+        .await;
+        if code.is_none() {
+            stream = None;
+        }
+        lat.push(t.elapsed());
+        *codes.entry(code.unwrap_or(0)).or_default() += 1;
+    }
+    (lat, codes)
+}
+
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // The raw client runs on one thread (its work is syscalls); reqwest on the default
+    // multi-thread runtime, as an application would use it.
+    let rt = if args.client == "raw" {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+    };
+    rt.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    if args.client == "raw" {
+        let url = reqwest::Url::parse(&args.url)?;
+        let host = url.host_str().unwrap_or("127.0.0.1").to_owned();
+        let port = url.port_or_known_default().unwrap_or(80);
+        let addr = format!("{host}:{port}");
+        let deadline = Instant::now() + Duration::from_secs(args.seconds);
+        let run_id = uuid::Uuid::new_v4().simple().to_string();
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for worker in 0..args.concurrency {
+            tasks.push(tokio::spawn(raw_connection(
+                addr.clone(),
+                format!("{host}:{port}"),
+                url.path().to_owned(),
+                args.secret.clone(),
+                run_id.clone(),
+                worker,
+                deadline,
+            )));
+        }
+        return report(&args, started, tasks).await;
+    }
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .timeout(Duration::from_secs(30))
@@ -55,14 +203,7 @@ async fn main() -> anyhow::Result<()> {
             let mut i = 0u64;
             while Instant::now() < deadline {
                 i += 1;
-                let id = format!("event_{run_id}_{worker}_{i}");
-                let body = workos_sync_testkit::user_event(
-                    &id,
-                    "user.updated",
-                    &format!("user_{}", i % 1000),
-                    "2026-01-01T00:00:00.000Z",
-                );
-                let sig = signature::signature_header(secret.as_bytes(), now_ms(), body.as_bytes());
+                let (body, sig) = next_body(&run_id, worker, i, &secret);
                 let t = Instant::now();
                 let code = match client
                     .post(&url)
@@ -80,6 +221,14 @@ async fn main() -> anyhow::Result<()> {
             (lat, codes)
         }));
     }
+    report(&args, started, tasks).await
+}
+
+async fn report(
+    args: &Args,
+    started: Instant,
+    tasks: Vec<tokio::task::JoinHandle<Results>>,
+) -> anyhow::Result<()> {
     let mut lat = Vec::new();
     let mut codes: BTreeMap<u16, u64> = BTreeMap::new();
     for t in tasks {
@@ -92,8 +241,9 @@ async fn main() -> anyhow::Result<()> {
     let elapsed = started.elapsed();
     let s = summarize(lat);
     println!(
-        "{} concurrency={} requests={} rate={:.0}/s p50={:.2}ms p99={:.2}ms max={:.1}ms codes={:?}",
+        "{} client={} concurrency={} requests={} rate={:.0}/s p50={:.2}ms p99={:.2}ms max={:.1}ms codes={:?}",
         args.label,
+        args.client,
         args.concurrency,
         s.count,
         s.count as f64 / elapsed.as_secs_f64(),
