@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Worker benchmark (release builds), one run: raw consume+ack, raw batched upserts, and
-# the worker binary draining a pre-filled queue, with a check of the final table.
+# the worker binary draining a pre-filled queue (5 runs, median), with a check of the
+# final table after each.
 # Usage: scripts/bench-worker.sh [EVENTS] [USERS]   (default 100000 10000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,5 +10,5 @@ export AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 bash scripts/services.sh
 cargo build --release --locked -q -p workos-sync-worker -p workos-sync-bench
-"$CARGO_TARGET_DIR/release/drain-bench" --events "${1:-100000}" --users "${2:-10000}" \
+"$CARGO_TARGET_DIR/release/drain-bench" --events "${1:-100000}" --users "${2:-10000}" --runs 5 \
   --worker-bin "$CARGO_TARGET_DIR/release/workos-sync-worker"

@@ -39,6 +39,19 @@ pub fn peak_rss_kib(pid: u32) -> Option<u64> {
         .and_then(|n| n.parse().ok())
 }
 
+/// A `user.updated` webhook body for `user_id` with event id `id`, and its freshly
+/// computed `WorkOS-Signature` header under `secret` (what the load generators send).
+pub fn signed_update(id: &str, user_id: &str, secret: &str) -> (String, String) {
+    let body =
+        workos_sync_testkit::user_event(id, "user.updated", user_id, "2026-01-01T00:00:00.000Z");
+    let sig = workos_sync_core::signature::signature_header(
+        secret.as_bytes(),
+        workos_sync_core::now_ms(),
+        body.as_bytes(),
+    );
+    (body, sig)
+}
+
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }

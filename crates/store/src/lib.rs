@@ -1,20 +1,25 @@
 //! The store: Diesel schema, embedded migrations and `apply` — the one idempotent step
 //! through which webhooks, lazy sync, backfill and reconciliation all write.
 //!
-//! A batch of events is applied in one transaction:
-//! 1. lock every user of the batch (`pg_advisory_xact_lock` on the id hash, in sorted
-//!    order, so batches never deadlock each other and one user's events are serialised
-//!    inside Postgres, whatever the number of workers);
-//! 2. read the stored `workos_updated_at`, usertags and tombstones (one statement);
-//! 3. decide outcomes in memory ([`plan`]) and record the event ids with
-//!    `ON CONFLICT DO NOTHING RETURNING`: ids that do not come back were applied before
-//!    and are re-planned as duplicates (planning them first is harmless: their effect is
-//!    already in what step 2 read, so they change no other event's outcome; only a row
-//!    the application deleted by hand can make a new event's *recorded* outcome label
-//!    differ, never what is written);
-//! 4. allocate usertags for new users under per-base locks (taken after all user locks,
-//!    again sorted: no lock cycle is possible);
-//! 5. write: guarded upserts, deletes with tombstones.
+//! A batch of events is applied in one transaction, in four round trips (the statements
+//! are in the private `sql` module, prepared once per connection):
+//! 1. lock every user of the batch, then the usertag base of every user it might create
+//!    (`pg_advisory_xact_lock` on the hashes, one statement, one global order: batches
+//!    never deadlock each other, and one user's events are serialised inside Postgres
+//!    whatever the number of workers); pipelined behind it, read the stored
+//!    `workos_updated_at`, usertags and tombstones (its snapshot is taken after the locks);
+//! 2. decide outcomes in memory ([`plan`]) as if no id had been seen; pick usertags for
+//!    new users (their bases are locked: what is read stays true until commit);
+//! 3. one statement records the event ids (`ON CONFLICT DO NOTHING RETURNING`) and makes
+//!    every write (guarded upserts, sign-in refreshes, deletes with tombstones), each
+//!    write skipped if its source event id was recorded before. Ids that do not come back
+//!    were applied before: the batch is re-planned with them as duplicates, and users
+//!    whose write was skipped get their exact write in a second statement (only possible
+//!    when the table changed behind our back, e.g. the application deleted a row; other
+//!    writes are the same either way, since a seen event's effect is already in what
+//!    step 1 read). Only such a row can make a new event's *recorded* outcome label
+//!    differ, never what is written;
+//! 4. commit.
 //!
 //! Failure model: [`StoreError::Unavailable`] means the database could not be reached
 //! (hold and retry later, never dead-letter); [`StoreError::Query`] is a failed

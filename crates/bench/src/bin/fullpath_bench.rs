@@ -18,7 +18,7 @@ use diesel::{QueryableByName, sql_types::BigInt, sql_types::Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use tokio::sync::{Mutex, Semaphore};
 use workos_sync_bench::{ms, peak_rss_kib, summarize};
-use workos_sync_core::{now_ms, signature};
+use workos_sync_core::now_ms;
 
 #[derive(Parser)]
 struct Args {
@@ -97,13 +97,8 @@ async fn run_at(
         let failures = failures.clone();
         let id = format!("event_{tag}_{i}");
         tasks.push(tokio::spawn(async move {
-            let body = workos_sync_testkit::user_event(
-                &id,
-                "user.updated",
-                &format!("user_{}", i % 5000),
-                "2026-01-01T00:00:00.000Z",
-            );
-            let sig = signature::signature_header(SECRET.as_bytes(), now_ms(), body.as_bytes());
+            let (body, sig) =
+                workos_sync_bench::signed_update(&id, &format!("user_{}", i % 5000), SECRET);
             let t = Instant::now();
             let status = http
                 .post(&url)

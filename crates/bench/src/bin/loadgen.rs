@@ -16,8 +16,7 @@ use std::{
 };
 
 use clap::Parser;
-use workos_sync_bench::{ms, summarize};
-use workos_sync_core::{now_ms, signature};
+use workos_sync_bench::{ms, signed_update, summarize};
 
 #[derive(Parser)]
 struct Args {
@@ -46,15 +45,11 @@ struct Args {
 type Results = (Vec<Duration>, BTreeMap<u16, u64>);
 
 fn next_body(run_id: &str, worker: usize, i: u64, secret: &str) -> (String, String) {
-    let id = format!("event_{run_id}_{worker}_{i}");
-    let body = workos_sync_testkit::user_event(
-        &id,
-        "user.updated",
+    signed_update(
+        &format!("event_{run_id}_{worker}_{i}"),
         &format!("user_{}", i % 1000),
-        "2026-01-01T00:00:00.000Z",
-    );
-    let sig = signature::signature_header(secret.as_bytes(), now_ms(), body.as_bytes());
-    (body, sig)
+        secret,
+    )
 }
 
 /// A minimal HTTP/1.1 client on one keep-alive connection: writes a request, reads the
