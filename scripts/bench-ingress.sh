@@ -33,9 +33,11 @@ WORKOS_WEBHOOK_SECRET="$SECRET" WORKOS_SYNC__AMQP__PREFIX="$PREFIX" \
   "$BIN/workos-sync-receiver" & RX=$!
 wait_port 18080
 for _ in $(seq 1 50); do curl -sf http://127.0.0.1:18080/readyz >/dev/null && break; sleep 0.1; done
+peak_rss() { awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' "/proc/$RX/status"; }
 "$BIN/loadgen" --url http://127.0.0.1:18080/api/webhooks/workos --concurrency 64 --seconds "$SECS" --secret "$SECRET" --label receiver
+echo "receiver peak RSS: $(peak_rss)"
 # The same with reqwest as the client: shows how much of the 2 cores the client takes.
 "$BIN/loadgen" --url http://127.0.0.1:18080/api/webhooks/workos --concurrency 64 --seconds "$SECS" --secret "$SECRET" --label receiver --client reqwest
-echo "receiver peak RSS: $(awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' /proc/$RX/status)"
+echo "receiver peak RSS after both runs: $(peak_rss)"
 kill -TERM "$RX"; wait "$RX" 2>/dev/null || true
 for q in $(rabbitmqctl -q list_queues name | grep "^$PREFIX"); do rabbitmqctl -q delete_queue "$q" >/dev/null; done
