@@ -103,8 +103,8 @@ struct State {
     last_sign_in_at: Option<DateTime<Utc>>,
     tombstoned: bool,
     newly_deleted: Option<(DateTime<Utc>, String)>,
-    pending: Option<User>,
-    pending_source: Option<String>,
+    /// The user data to write, and the recorded event it came from (`None`: a snapshot).
+    pending: Option<(User, Option<String>)>,
     refresh: Option<DateTime<Utc>>,
 }
 
@@ -169,7 +169,7 @@ pub fn plan(
                         Some(t) if snapshot && Some(t) > st.last_sign_in_at => {
                             st.last_sign_in_at = Some(t);
                             match st.pending.as_mut() {
-                                Some(p) => p.last_sign_in_at = Some(t),
+                                Some((p, _)) => p.last_sign_in_at = Some(t),
                                 None => st.refresh = Some(t),
                             }
                             Outcome::Refreshed
@@ -181,8 +181,7 @@ pub fn plan(
                     st.updated_at = Some(user.updated_at);
                     st.last_sign_in_at = user.last_sign_in_at;
                     st.refresh = None;
-                    st.pending = Some(user.clone());
-                    st.pending_source = (!snapshot).then(|| ev.id.clone());
+                    st.pending = Some((user.clone(), (!snapshot).then(|| ev.id.clone())));
                     if current.is_none() {
                         Outcome::Created
                     } else {
@@ -212,11 +211,11 @@ pub fn plan(
                 deleted_at,
                 event_id,
             });
-        } else if let Some(user) = st.pending {
+        } else if let Some((user, source)) = st.pending {
             plan.writes.push(Write::Upsert {
                 user: Box::new(user),
                 new: !st.existed,
-                source: st.pending_source,
+                source,
             });
         } else if let Some(t) = st.refresh {
             plan.writes.push(Write::RefreshSignIn {
