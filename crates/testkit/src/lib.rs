@@ -206,10 +206,17 @@ pub async fn close_and_delete(broker: Broker) -> anyhow::Result<()> {
     delete_topology(broker.topology()).await
 }
 
-/// Number of ready messages in `queue`.
+/// Number of ready messages in `queue` (on a connection of its own).
 pub async fn queue_len(queue: &str) -> anyhow::Result<u32> {
     let conn = connect().await?;
-    let ch = conn.create_channel().await?;
+    let n = queue_len_on(&conn.create_channel().await?, queue).await?;
+    conn.close(200, "bye".into()).await?;
+    Ok(n)
+}
+
+/// Number of ready messages in `queue`, asked on an open channel (a passive declare:
+/// cheap enough to poll).
+pub async fn queue_len_on(ch: &lapin::Channel, queue: &str) -> anyhow::Result<u32> {
     let q = ch
         .queue_declare(
             queue.into(),
@@ -220,7 +227,6 @@ pub async fn queue_len(queue: &str) -> anyhow::Result<u32> {
             FieldTable::default(),
         )
         .await?;
-    conn.close(200, "bye".into()).await?;
     Ok(q.message_count())
 }
 

@@ -79,7 +79,6 @@ async fn drain_once(
     queue: &str,
     db: &workos_sync_testkit::TestDb,
     prefix: &str,
-    unique: usize,
     history: &workos_sync_bench::History,
 ) -> anyhow::Result<(f64, u64, usize)> {
     let started = Instant::now();
@@ -102,23 +101,12 @@ async fn drain_once(
         // Cheap while messages wait in the queue (a passive declare); the processed
         // count (a scan of processed_events, ~3 ms at 90k rows, which would take CPU from
         // the worker under test) only for the tail.
-        let ready = probe
-            .queue_declare(
-                queue.into(),
-                lapin::options::QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await?
-            .message_count();
-        if ready > 0 {
+        if workos_sync_testkit::queue_len_on(probe, queue).await? > 0 {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         }
         let n = db.store.processed_count().await?;
-        if n as usize >= unique {
+        if n as usize >= history.unique {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -149,12 +137,11 @@ async fn drain_once(
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let history = generate_history(args.events, args.users, 7);
-    let unique = history.unique;
     let msgs = &history.deliveries;
     println!(
         "generated {} deliveries ({} unique events) over {} users",
         msgs.len(),
-        unique,
+        history.unique,
         args.users
     );
     let prefix = format!("wst-bench-drain-{}", std::process::id());
@@ -237,7 +224,6 @@ async fn main() -> anyhow::Result<()> {
             &topology.events_queue(),
             &db,
             &prefix,
-            unique,
             &history,
         )
         .await?;

@@ -15,7 +15,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use workos_sync_bench::{ms, signed_update, summarize};
 
 #[derive(Parser)]
@@ -36,106 +37,152 @@ struct Args {
     /// Label printed with the figures.
     #[arg(long, default_value = "receiver")]
     label: String,
-    /// `raw` (minimal HTTP/1.1 keep-alive client) or `reqwest`.
-    #[arg(long, default_value = "raw")]
-    client: String,
+    #[arg(long, value_enum, default_value_t = ClientKind::Raw)]
+    client: ClientKind,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ClientKind {
+    /// Minimal HTTP/1.1 keep-alive client, one thread.
+    Raw,
+    /// reqwest on the multi-thread runtime, as an application would use it.
+    Reqwest,
 }
 
 /// One result per request: latency and status code (0 = transport error).
 type Results = (Vec<Duration>, BTreeMap<u16, u64>);
 
-fn next_body(run_id: &str, worker: usize, i: u64, secret: &str) -> (String, String) {
-    signed_update(
-        &format!("event_{run_id}_{worker}_{i}"),
-        &format!("user_{}", i % 1000),
-        secret,
-    )
+/// How one connection sends a signed request; answers the status code, `None` on a
+/// transport error.
+enum Sender {
+    Raw(RawConnection),
+    Reqwest {
+        client: reqwest::Client,
+        url: String,
+    },
+}
+
+impl Sender {
+    async fn post(&mut self, body: String, sig: String) -> Option<u16> {
+        match self {
+            Self::Raw(c) => c.post(&body, &sig).await,
+            Self::Reqwest { client, url } => client
+                .post(url.as_str())
+                .header("WorkOS-Signature", sig)
+                .body(body)
+                .send()
+                .await
+                .ok()
+                .map(|r| r.status().as_u16()),
+        }
+    }
 }
 
 /// A minimal HTTP/1.1 client on one keep-alive connection: writes a request, reads the
-/// status line and headers, then `Content-Length` bytes of body. Reconnects when the
-/// server closes the connection.
-async fn raw_connection(
+/// status line and headers, then `Content-Length` bytes of body. Reconnects after the
+/// server closed the connection or an error.
+struct RawConnection {
     addr: String,
-    host: String,
     path: String,
-    secret: String,
-    run_id: String,
-    worker: usize,
-    deadline: Instant,
-) -> Results {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut lat = Vec::new();
-    let mut codes: BTreeMap<u16, u64> = BTreeMap::new();
-    let mut stream: Option<tokio::net::TcpStream> = None;
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
-    let mut req: Vec<u8> = Vec::with_capacity(4096);
-    let mut i = 0u64;
-    while Instant::now() < deadline {
-        i += 1;
-        let (body, sig) = next_body(&run_id, worker, i, &secret);
-        req.clear();
-        req.extend_from_slice(
+    stream: Option<tokio::net::TcpStream>,
+    buf: Vec<u8>,
+    req: Vec<u8>,
+}
+
+impl RawConnection {
+    fn new(addr: String, path: String) -> Self {
+        Self {
+            addr,
+            path,
+            stream: None,
+            buf: Vec::with_capacity(4096),
+            req: Vec::with_capacity(4096),
+        }
+    }
+
+    async fn post(&mut self, body: &str, sig: &str) -> Option<u16> {
+        let answer = self.exchange(body, sig).await;
+        if !matches!(answer, Some((_, true))) {
+            self.stream = None;
+        }
+        answer.map(|(code, _)| code)
+    }
+
+    /// Sends one request and reads its response: (status, keep the connection).
+    async fn exchange(&mut self, body: &str, sig: &str) -> Option<(u16, bool)> {
+        let (addr, path) = (&self.addr, &self.path);
+        self.req.clear();
+        self.req.extend_from_slice(
             format!(
-                "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+                "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
                  WorkOS-Signature: {sig}\r\nContent-Length: {}\r\n\r\n",
                 body.len()
             )
             .as_bytes(),
         );
-        req.extend_from_slice(body.as_bytes());
+        self.req.extend_from_slice(body.as_bytes());
+        if self.stream.is_none() {
+            let s = tokio::net::TcpStream::connect(addr).await.ok()?;
+            s.set_nodelay(true).ok()?;
+            self.stream = Some(s);
+        }
+        let s = self.stream.as_mut()?;
+        s.write_all(&self.req).await.ok()?;
+        self.buf.clear();
+        let header_end = loop {
+            if let Some(p) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break p + 4;
+            }
+            read_more(s, &mut self.buf).await?;
+        };
+        let head = std::str::from_utf8(&self.buf[..header_end]).ok()?;
+        let code: u16 = head.get(9..12)?.parse().ok()?;
+        let len: usize = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())?
+            })
+            .unwrap_or(0);
+        let keep = !head.to_ascii_lowercase().contains("connection: close");
+        while self.buf.len() < header_end + len {
+            read_more(s, &mut self.buf).await?;
+        }
+        Some((code, keep))
+    }
+}
+
+/// Appends what the socket has to `buf`; `None` at end of stream or on an error.
+async fn read_more(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Option<()> {
+    let mut chunk = [0u8; 4096];
+    let n = s.read(&mut chunk).await.ok()?;
+    buf.extend_from_slice(chunk.get(..n).filter(|c| !c.is_empty())?);
+    Some(())
+}
+
+/// One connection's requests until `deadline`: each a fresh event, freshly signed.
+async fn connection(
+    mut sender: Sender,
+    secret: String,
+    run_id: String,
+    worker: usize,
+    deadline: Instant,
+) -> Results {
+    let mut lat = Vec::new();
+    let mut codes: BTreeMap<u16, u64> = BTreeMap::new();
+    let mut i = 0u64;
+    while Instant::now() < deadline {
+        i += 1;
+        let (body, sig) = signed_update(
+            &format!("event_{run_id}_{worker}_{i}"),
+            &format!("user_{}", i % 1000),
+            &secret,
+        );
         let t = Instant::now();
-        let code = async {
-            if stream.is_none() {
-                let s = tokio::net::TcpStream::connect(&addr).await.ok()?;
-                s.set_nodelay(true).ok()?;
-                stream = Some(s);
-            }
-            let s = stream.as_mut()?;
-            s.write_all(&req).await.ok()?;
-            buf.clear();
-            // Headers.
-            let header_end = loop {
-                if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    break p + 4;
-                }
-                let mut chunk = [0u8; 4096];
-                let n = s.read(&mut chunk).await.ok()?;
-                if n == 0 {
-                    return None;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            };
-            let head = std::str::from_utf8(&buf[..header_end]).ok()?;
-            let code: u16 = head.get(9..12)?.parse().ok()?;
-            let len: usize = head
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse().ok())?
-                })
-                .unwrap_or(0);
-            let close = head.to_ascii_lowercase().contains("connection: close");
-            while buf.len() < header_end + len {
-                let mut chunk = [0u8; 4096];
-                let n = s.read(&mut chunk).await.ok()?;
-                if n == 0 {
-                    return None;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            if close {
-                stream = None;
-            }
-            Some(code)
-        }
-        .await;
-        if code.is_none() {
-            stream = None;
-        }
+        let code = sender.post(body, sig).await.unwrap_or(0);
         lat.push(t.elapsed());
-        *codes.entry(code.unwrap_or(0)).or_default() += 1;
+        *codes.entry(code).or_default() += 1;
     }
     (lat, codes)
 }
@@ -144,41 +191,24 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     // The raw client runs on one thread (its work is syscalls); reqwest on the default
     // multi-thread runtime, as an application would use it.
-    let rt = if args.client == "raw" {
-        tokio::runtime::Builder::new_current_thread()
+    let rt = match args.client {
+        ClientKind::Raw => tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .build()?
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
+            .build()?,
+        ClientKind::Reqwest => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
-            .build()?
+            .build()?,
     };
     rt.block_on(run(args))
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    if args.client == "raw" {
-        let url = reqwest::Url::parse(&args.url)?;
-        let host = url.host_str().unwrap_or("127.0.0.1").to_owned();
-        let port = url.port_or_known_default().unwrap_or(80);
-        let addr = format!("{host}:{port}");
-        let deadline = Instant::now() + Duration::from_secs(args.seconds);
-        let run_id = uuid::Uuid::new_v4().simple().to_string();
-        let started = Instant::now();
-        let mut tasks = Vec::new();
-        for worker in 0..args.concurrency {
-            tasks.push(tokio::spawn(raw_connection(
-                addr.clone(),
-                format!("{host}:{port}"),
-                url.path().to_owned(),
-                args.secret.clone(),
-                run_id.clone(),
-                worker,
-                deadline,
-            )));
-        }
-        return report(&args, started, tasks).await;
-    }
+    let url = reqwest::Url::parse(&args.url)?;
+    let addr = format!(
+        "{}:{}",
+        url.host_str().unwrap_or("127.0.0.1"),
+        url.port_or_known_default().unwrap_or(80)
+    );
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .timeout(Duration::from_secs(30))
@@ -186,36 +216,26 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for worker in 0..args.concurrency {
-        let client = client.clone();
-        let url = args.url.clone();
-        let secret = args.secret.clone();
-        let run_id = run_id.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            let mut codes: BTreeMap<u16, u64> = BTreeMap::new();
-            let mut i = 0u64;
-            while Instant::now() < deadline {
-                i += 1;
-                let (body, sig) = next_body(&run_id, worker, i, &secret);
-                let t = Instant::now();
-                let code = match client
-                    .post(&url)
-                    .header("WorkOS-Signature", sig)
-                    .body(body)
-                    .send()
-                    .await
-                {
-                    Ok(r) => r.status().as_u16(),
-                    Err(_) => 0,
-                };
-                lat.push(t.elapsed());
-                *codes.entry(code).or_default() += 1;
-            }
-            (lat, codes)
-        }));
-    }
+    let tasks = (0..args.concurrency)
+        .map(|worker| {
+            let sender = match args.client {
+                ClientKind::Raw => {
+                    Sender::Raw(RawConnection::new(addr.clone(), url.path().to_owned()))
+                }
+                ClientKind::Reqwest => Sender::Reqwest {
+                    client: client.clone(),
+                    url: args.url.clone(),
+                },
+            };
+            tokio::spawn(connection(
+                sender,
+                args.secret.clone(),
+                run_id.clone(),
+                worker,
+                deadline,
+            ))
+        })
+        .collect();
     report(&args, started, tasks).await
 }
 
@@ -238,7 +258,10 @@ async fn report(
     println!(
         "{} client={} concurrency={} requests={} rate={:.0}/s p50={:.2}ms p99={:.2}ms max={:.1}ms codes={:?}",
         args.label,
-        args.client,
+        match args.client {
+            ClientKind::Raw => "raw",
+            ClientKind::Reqwest => "reqwest",
+        },
         args.concurrency,
         s.count,
         s.count as f64 / elapsed.as_secs_f64(),
