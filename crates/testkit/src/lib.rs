@@ -209,7 +209,10 @@ pub async fn close_and_delete(broker: Broker) -> anyhow::Result<()> {
 /// Number of ready messages in `queue` (on a connection of its own).
 pub async fn queue_len(queue: &str) -> anyhow::Result<u32> {
     let conn = connect().await?;
-    let n = queue_len_on(&conn.create_channel().await?, queue).await?;
+    // Keep the channel open until the connection closes: dropping it first starts its
+    // own close, and the connection's close then fails on a channel in Closing state.
+    let ch = conn.create_channel().await?;
+    let n = queue_len_on(&ch, queue).await?;
     conn.close(200, "bye".into()).await?;
     Ok(n)
 }
