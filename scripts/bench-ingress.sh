@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # Ingress benchmark, all in one run on this machine (release builds):
 #   0. trivial actix-web server + the same load generator (HTTP ceiling of the machine)
+#   then RUNS alternating pairs of
 #   a. raw persistent publish-with-confirm from lapin, 64 in flight (the target baseline)
-#   b. the receiver at concurrency 64: requests/s, p50/p99, peak RSS (load generator:
-#      a minimal keep-alive HTTP/1.1 client on one thread; then reqwest for comparison)
-# Usage: scripts/bench-ingress.sh [SECONDS]   (default 15)
+#   b. the receiver at concurrency 64: requests/s, p50/p99 (load generator: a minimal
+#      keep-alive HTTP/1.1 client on one thread)
+#   and the median of the per-pair ratios b/a (single figures on this shared 2-core
+#   machine vary by ±15 %, so one pair decides nothing). Every pair starts from empty
+#   queues: the receiver's queue is purged before each run, as the baseline's is new.
+#   Last, peak RSS of the receiver, then one run with reqwest as the client for comparison.
+# Usage: scripts/bench-ingress.sh [SECONDS] [RUNS]   (defaults 15 and 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS="${1:-15}"
+RUNS="${2:-3}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/workos-sync-target}"
 export AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 bash scripts/services.sh
@@ -17,6 +23,8 @@ PREFIX="wst-bench-$$"
 SECRET="whsec_bench_secret"
 
 wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+# The `rate=N/s` figure of a benchmark line.
+rate_of() { sed -n 's/.* rate=\([0-9]*\)\/s.*/\1/p' <<<"$1"; }
 
 echo "== 0. trivial HTTP server (baseline for the HTTP stack and load generator)"
 "$BIN/trivial-server" 127.0.0.1:18090 & TS=$!
@@ -24,20 +32,35 @@ wait_port 18090
 "$BIN/loadgen" --url http://127.0.0.1:18090/api/webhooks/workos --concurrency 64 --seconds "$SECS" --secret "$SECRET" --label trivial-http
 kill "$TS"; wait "$TS" 2>/dev/null || true
 
-echo "== a. raw publish with confirm (lapin, 64 in flight, quorum queue)"
-"$BIN/publish-bench" --inflight 64 --seconds "$SECS" --prefix "$PREFIX-raw"
-
-echo "== b. receiver (verify + publish + confirm per request), concurrency 64"
 WORKOS_WEBHOOK_SECRET="$SECRET" WORKOS_SYNC__AMQP__PREFIX="$PREFIX" \
   WORKOS_SYNC__RECEIVER__BIND=127.0.0.1:18080 WORKOS_SYNC__LOG__FILTER=warn \
   "$BIN/workos-sync-receiver" & RX=$!
+trap 'kill -TERM "$RX" 2>/dev/null || true' EXIT
 wait_port 18080
 for _ in $(seq 1 50); do curl -sf http://127.0.0.1:18080/readyz >/dev/null && break; sleep 0.1; done
+
+ratios=()
+for i in $(seq 1 "$RUNS"); do
+  echo "== pair $i/$RUNS"
+  a=$("$BIN/publish-bench" --inflight 64 --seconds "$SECS" --prefix "$PREFIX-raw")
+  echo "a. $a"
+  rabbitmqctl -q purge_queue "$PREFIX.events" >/dev/null
+  b=$("$BIN/loadgen" --url http://127.0.0.1:18080/api/webhooks/workos --concurrency 64 --seconds "$SECS" --secret "$SECRET" --label receiver)
+  echo "b. $b"
+  ra=$(rate_of "$a"); rb=$(rate_of "$b")
+  ratio=$(awk -v a="$ra" -v b="$rb" 'BEGIN { printf "%.2f", (a > 0 ? b / a : 0) }')
+  echo "   ratio b/a = ${ratio}x"
+  ratios+=("$ratio")
+done
+median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }')
+echo "== receiver / raw publish, median of $RUNS pairs: ${median}x (pairs: ${ratios[*]})"
 peak_rss() { awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' "/proc/$RX/status"; }
-"$BIN/loadgen" --url http://127.0.0.1:18080/api/webhooks/workos --concurrency 64 --seconds "$SECS" --secret "$SECRET" --label receiver
-echo "receiver peak RSS: $(peak_rss)"
+echo "receiver peak RSS after the benchmarked runs: $(peak_rss)"
+
 # The same with reqwest as the client: shows how much of the 2 cores the client takes.
+rabbitmqctl -q purge_queue "$PREFIX.events" >/dev/null
 "$BIN/loadgen" --url http://127.0.0.1:18080/api/webhooks/workos --concurrency 64 --seconds "$SECS" --secret "$SECRET" --label receiver --client reqwest
-echo "receiver peak RSS after both runs: $(peak_rss)"
+echo "receiver peak RSS after the reqwest run too: $(peak_rss)"
 kill -TERM "$RX"; wait "$RX" 2>/dev/null || true
+trap - EXIT
 for q in $(rabbitmqctl -q list_queues name | grep "^$PREFIX"); do rabbitmqctl -q delete_queue "$q" >/dev/null; done
