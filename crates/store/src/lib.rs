@@ -63,6 +63,10 @@ pub enum StoreError {
     Query(#[from] diesel::result::Error),
     #[error("migration failed: {0}")]
     Migration(String),
+    /// The store broke one of its own invariants (a bug, not bad input or the database):
+    /// treated like any failed statement, so the event is retried and then dead-lettered.
+    #[error("store invariant broken: {0}")]
+    Invariant(&'static str),
 }
 
 impl StoreError {
@@ -217,7 +221,7 @@ impl Store {
         outcomes
             .into_iter()
             .next()
-            .ok_or_else(|| StoreError::Migration("empty outcome".into()))
+            .ok_or_else(|| StoreError::Invariant("a batch of one returned no outcome"))
     }
 
     /// Applies a batch in one transaction; returns one outcome per event, in order.
