@@ -16,12 +16,12 @@ case "$profile" in
   short)
     cargo build --locked -q --bins
     "$CARGO_TARGET_DIR/debug/fault-run" --bin-dir "$CARGO_TARGET_DIR/debug" \
-      --events 10000 --users 500 --broker-cut-secs 5 --db-outage-secs 10 --worker-kills 2 "$@"
+      --events 10000 --users 500 --broker-cut-secs 5 --db-outage-secs 10 --park-after-secs 4 --worker-kills 2 "$@"
     ;;
   full)
     cargo build --release --locked -q --bins
     "$CARGO_TARGET_DIR/release/fault-run" --bin-dir "$CARGO_TARGET_DIR/release" \
-      --events 100000 --users 5000 --broker-cut-secs 20 --db-outage-secs 60 --worker-kills 3 "$@"
+      --events 100000 --users 5000 --broker-cut-secs 20 --db-outage-secs 60 --park-after-secs 20 --worker-kills 3 "$@"
     ;;
   *) echo "usage: $0 short|full [args]" >&2; exit 2 ;;
 esac

@@ -93,6 +93,7 @@ pub struct WorkerSettings {
     pub prefetch: u16,
     pub batch_size: usize,
     pub partitions: usize,
+    pub park_after_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -219,6 +220,9 @@ impl Settings {
                 "amqp.prefix",
                 "must be non-empty ASCII letters, digits, '-', '_' or '.'",
             ));
+        }
+        if self.worker.park_after_secs == 0 {
+            return Err(invalid("worker.park_after_secs", "must be positive"));
         }
         if self.amqp.retry_delays_secs.contains(&0) {
             return Err(invalid("amqp.retry_delays_secs", "delays must be positive"));
@@ -368,6 +372,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("amqp.prefix"), "{e}");
+        let e = Settings::load_from(None, env(&[("WORKOS_SYNC__WORKER__PARK_AFTER_SECS", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("worker.park_after_secs"), "{e}");
     }
 
     #[test]

@@ -217,10 +217,23 @@ pub async fn queue_len(queue: &str) -> anyhow::Result<u32> {
     Ok(n)
 }
 
+/// Ready messages and consumers of `queue` (on a connection of its own).
+pub async fn queue_stats(queue: &str) -> anyhow::Result<(u32, u32)> {
+    let conn = connect().await?;
+    let ch = conn.create_channel().await?;
+    let q = passive_declare(&ch, queue).await?;
+    conn.close(200, "bye".into()).await?;
+    Ok((q.message_count(), q.consumer_count()))
+}
+
 /// Number of ready messages in `queue`, asked on an open channel (a passive declare:
 /// cheap enough to poll).
 pub async fn queue_len_on(ch: &lapin::Channel, queue: &str) -> anyhow::Result<u32> {
-    let q = ch
+    Ok(passive_declare(ch, queue).await?.message_count())
+}
+
+async fn passive_declare(ch: &lapin::Channel, queue: &str) -> anyhow::Result<lapin::Queue> {
+    Ok(ch
         .queue_declare(
             queue.into(),
             QueueDeclareOptions {
@@ -229,8 +242,7 @@ pub async fn queue_len_on(ch: &lapin::Channel, queue: &str) -> anyhow::Result<u3
             },
             FieldTable::default(),
         )
-        .await?;
-    Ok(q.message_count())
+        .await?)
 }
 
 /// Takes (gets and acks) every message currently in `queue`.

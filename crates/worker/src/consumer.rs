@@ -5,7 +5,12 @@
 //! acked only after the commit. Failures are classified:
 //! - undecodable body → DLQ at once (permanent: the same bytes fail again);
 //! - database unreachable → hold the batch unacked, wait with backoff until the
-//!   database answers, apply again (an outage of any length dead-letters nothing);
+//!   database answers, apply again. An outage longer than `park_after` parks instead:
+//!   every delivery this consumer holds is republished to the events queue (confirmed)
+//!   and acked, the consumer is cancelled, and consuming resumes once the database
+//!   answers. Held deliveries would otherwise outlive RabbitMQ's `consumer_timeout`,
+//!   whose requeue counts toward the delivery limit; so an outage of any length
+//!   dead-letters nothing;
 //! - any other failed statement → apply the batch's events one by one to isolate the
 //!   culprit; a failing event is republished to the next delay tier with `x-attempt`
 //!   (confirm first, then ack) and dead-lettered after the last tier.
@@ -41,6 +46,8 @@ pub struct ConsumerConfig {
     pub batch_size: usize,
     pub publish_timeout: Duration,
     pub hold_backoff_max: Duration,
+    /// How long one outage may hold deliveries before they are parked (handed back).
+    pub park_after: Duration,
     /// Parallel appliers, each owning a hash partition of the users.
     pub partitions: usize,
 }
@@ -61,6 +68,19 @@ enum BatchError {
     Publish(#[from] workos_sync_queue::PublishError),
     #[error("shutting down while holding")]
     Shutdown,
+    /// The database stayed unreachable for `park_after`: hand the deliveries back.
+    #[error("database unavailable for too long; parking deliveries")]
+    Park,
+}
+
+/// How one consume session ended without an error.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    /// Shutdown, or the broker ended the stream.
+    Stopped,
+    /// The deliveries were handed back during a database outage; wait for the database
+    /// before consuming again.
+    Parked,
 }
 
 impl Consumer {
@@ -70,11 +90,16 @@ impl Consumer {
             if !self.broker.wait_connected(Duration::from_secs(1)).await {
                 continue;
             }
+            // Take no work while the database is unreachable (after a park, or when the
+            // worker starts during an outage).
+            if !self.wait_for_database().await {
+                return;
+            }
             let Some(live) = self.broker.live().await else {
                 continue;
             };
             match self.consume(&live.connection).await {
-                Ok(()) => {}
+                Ok(Ended::Stopped | Ended::Parked) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "consumer stopped; restarting");
                     self.broker.report_failure();
@@ -87,7 +112,30 @@ impl Consumer {
         }
     }
 
-    async fn consume(self: &Arc<Self>, conn: &lapin::Connection) -> Result<(), BatchError> {
+    /// Waits until the database answers; false when shutdown came first.
+    async fn wait_for_database(&self) -> bool {
+        let mut backoff = Duration::from_millis(100);
+        let mut logged = false;
+        loop {
+            if self.store.ping().await.is_ok() {
+                if logged {
+                    tracing::info!("database reachable; consuming again");
+                }
+                return true;
+            }
+            if !logged {
+                tracing::error!("database unavailable; not consuming until it answers");
+                logged = true;
+            }
+            tokio::select! {
+                () = self.shutdown.cancelled() => return false,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(self.config.hold_backoff_max);
+        }
+    }
+
+    async fn consume(self: &Arc<Self>, conn: &lapin::Connection) -> Result<Ended, BatchError> {
         let ch = conn.create_channel().await?;
         // Prefetch bounds the unacked messages pushed to this consumer: enough to fill the
         // next batch while the current one commits, small enough to share the queue with
@@ -110,6 +158,9 @@ impl Consumer {
         // appliers of this process never wait on each other's user locks, and a user's
         // events stay in delivery order.
         let failed = self.shutdown.child_token();
+        // Cancelled by the first applier whose outage outlasts `park_after`: every
+        // delivery of this session is then handed back instead of applied.
+        let parking = CancellationToken::new();
         let mut senders = Vec::with_capacity(self.config.partitions);
         let mut appliers = tokio::task::JoinSet::new();
         for _ in 0..self.config.partitions.max(1) {
@@ -119,15 +170,18 @@ impl Consumer {
             let this = Arc::clone(self);
             let window = window.clone();
             let failed = failed.clone();
+            let parking = parking.clone();
             appliers.spawn(async move {
-                let r = this.apply_partition(rx, &window).await;
+                let r = this.apply_partition(rx, &window, &parking).await;
                 if r.is_err() {
                     failed.cancel();
                 }
                 r
             });
         }
-        let dispatched = self.dispatch(&mut stream, &senders, &window, &failed).await;
+        let dispatched = self
+            .dispatch(&mut stream, &senders, &window, &failed, &parking, &ch, &tag)
+            .await;
         drop(senders);
         let mut result = dispatched;
         while let Some(joined) = appliers.join_next().await {
@@ -145,22 +199,41 @@ impl Consumer {
                 .await;
             let _ = ch.close(200, "shutdown".into()).await;
         }
-        result
+        result?;
+        if parking.is_cancelled() {
+            // Everything was handed back and acked; the consumer is cancelled.
+            let _ = ch.close(200, "parked".into()).await;
+            return Ok(Ended::Parked);
+        }
+        Ok(Ended::Stopped)
     }
 
     /// Reads deliveries, decodes them (undecodable → DLQ at once) and hands each to the
     /// partition of its user. Ends on shutdown, on an applier failure, or when the
-    /// broker ends the stream.
+    /// broker ends the stream. When parking starts it cancels the consumer and keeps
+    /// forwarding what was already sent until the stream ends (the appliers park those).
+    #[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
     async fn dispatch(
         &self,
         stream: &mut lapin::Consumer,
         partitions: &[tokio::sync::mpsc::Sender<(Delivery, Event)>],
         window: &AckWindow,
         stop: &CancellationToken,
+        parking: &CancellationToken,
+        channel: &Channel,
+        tag: &str,
     ) -> Result<(), BatchError> {
+        let mut cancelled = false;
         loop {
             let next = tokio::select! {
                 () = stop.cancelled() => return Ok(()),
+                () = parking.cancelled(), if !cancelled => {
+                    cancelled = true;
+                    channel
+                        .basic_cancel(tag.into(), BasicCancelOptions::default())
+                        .await?;
+                    continue;
+                }
                 d = stream.next() => d,
             };
             let d = match next {
@@ -194,6 +267,7 @@ impl Consumer {
         &self,
         mut rx: tokio::sync::mpsc::Receiver<(Delivery, Event)>,
         window: &AckWindow,
+        parking: &CancellationToken,
     ) -> Result<(), BatchError> {
         while let Some(first) = rx.recv().await {
             let mut batch = vec![first];
@@ -203,22 +277,65 @@ impl Consumer {
                     Err(_) => break,
                 }
             }
-            metrics::histogram!("workos_sync_worker_batch_size").record(batch.len() as f64);
-            self.process(window, batch).await?;
+            let deliveries = if parking.is_cancelled() {
+                batch.into_iter().map(|(d, _)| d).collect()
+            } else {
+                metrics::histogram!("workos_sync_worker_batch_size").record(batch.len() as f64);
+                self.process(window, batch, parking).await?
+            };
+            self.park(window, &deliveries).await?;
         }
         Ok(())
     }
 
+    /// Hands deliveries back during a long database outage: each is republished to the
+    /// events queue as a new message (same body and properties, so its attempt header
+    /// is kept; a fresh delivery count) with a confirm, then acked. A crash between the
+    /// two leaves a duplicate, which the store ignores.
+    async fn park(&self, window: &AckWindow, deliveries: &[Delivery]) -> Result<(), BatchError> {
+        if deliveries.is_empty() {
+            return Ok(());
+        }
+        let queue = self.broker.topology().events_queue();
+        for d in deliveries {
+            self.broker
+                .publish(
+                    Outgoing {
+                        exchange: "",
+                        routing_key: &queue,
+                        body: &d.data,
+                        properties: dlq::republish_properties(&d.properties, &[]),
+                    },
+                    self.config.publish_timeout,
+                )
+                .await?;
+        }
+        let tags: Vec<u64> = deliveries.iter().map(|d| d.delivery_tag).collect();
+        window.resolve(&tags).await?;
+        tracing::warn!(
+            count = deliveries.len(),
+            "database unavailable for too long; deliveries handed back to the queue"
+        );
+        metrics::counter!("workos_sync_worker_messages_total", "outcome" => "parked", "reason" => "database_unavailable").increment(deliveries.len() as u64);
+        Ok(())
+    }
+
     /// Resolves every delivery of the batch: acked after commit, republished to a delay
-    /// tier, or dead-lettered.
+    /// tier, or dead-lettered. Returns the deliveries left unresolved because parking
+    /// started while they were held (the caller parks them).
     async fn process(
         &self,
         window: &AckWindow,
         batch: Vec<(Delivery, Event)>,
-    ) -> Result<(), BatchError> {
-        let (deliveries, events): (Vec<Delivery>, Vec<Event>) = batch.into_iter().unzip();
+        parking: &CancellationToken,
+    ) -> Result<Vec<Delivery>, BatchError> {
+        let (mut deliveries, events): (Vec<Delivery>, Vec<Event>) = batch.into_iter().unzip();
         let started = Instant::now();
-        match self.apply_holding(&events).await? {
+        let applied = match self.apply_holding(&events, parking).await {
+            Err(BatchError::Park) => return Ok(deliveries),
+            other => other?,
+        };
+        match applied {
             Ok(outcomes) => {
                 let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
                 for ((ev, d), outcome) in events.iter().zip(&deliveries).zip(outcomes) {
@@ -226,13 +343,18 @@ impl Consumer {
                 }
                 let tags: Vec<u64> = deliveries.iter().map(|d| d.delivery_tag).collect();
                 window.resolve(&tags).await?;
-                Ok(())
+                Ok(Vec::new())
             }
             Err(e) => {
                 tracing::warn!(batch = events.len(), error = %e, "batch failed; isolating events");
-                for (ev, d) in events.iter().zip(&deliveries) {
+                for (i, (ev, d)) in events.iter().zip(&deliveries).enumerate() {
                     let started = Instant::now();
-                    match self.apply_holding(std::slice::from_ref(ev)).await? {
+                    let applied = match self.apply_holding(std::slice::from_ref(ev), parking).await
+                    {
+                        Err(BatchError::Park) => return Ok(deliveries.split_off(i)),
+                        other => other?,
+                    };
+                    match applied {
                         Ok(outcomes) => {
                             let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
                             let outcome = outcomes.first().map_or("unknown", |o| o.as_str());
@@ -242,7 +364,7 @@ impl Consumer {
                     }
                     window.resolve(&[d.delivery_tag]).await?;
                 }
-                Ok(())
+                Ok(Vec::new())
             }
         }
     }
@@ -269,11 +391,14 @@ impl Consumer {
         );
     }
 
-    /// Applies, holding through database outages. The outer error is fatal for the
-    /// consumer (shutdown); the inner is a statement failure with the database up.
+    /// Applies, holding through database outages. The outer error is shutdown, or
+    /// [`BatchError::Park`] once the outage lasted `park_after` (this applier then
+    /// starts parking for the whole consumer) or another applier started parking; the
+    /// inner is a statement failure with the database up.
     async fn apply_holding(
         &self,
         events: &[Event],
+        parking: &CancellationToken,
     ) -> Result<Result<Vec<workos_sync_store::Outcome>, StoreError>, BatchError> {
         let mut backoff = Duration::from_millis(100);
         let mut held_since: Option<Instant> = None;
@@ -297,14 +422,23 @@ impl Consumer {
             if !err.is_unavailable() && self.store.ping().await.is_ok() {
                 return Ok(Err(err));
             }
-            if held_since.is_none() {
+            let since = *held_since.get_or_insert_with(|| {
                 tracing::error!(error = %err, "database unavailable; holding batch until it returns");
                 metrics::gauge!("workos_sync_worker_holding").set(1.0);
-                held_since = Some(Instant::now());
+                Instant::now()
+            });
+            let park_in = self.config.park_after.saturating_sub(since.elapsed());
+            if park_in.is_zero() {
+                parking.cancel();
             }
             tokio::select! {
+                biased;
                 () = self.shutdown.cancelled() => return Err(BatchError::Shutdown),
-                () = tokio::time::sleep(backoff) => {}
+                () = parking.cancelled() => {
+                    metrics::gauge!("workos_sync_worker_holding").set(0.0);
+                    return Err(BatchError::Park);
+                }
+                () = tokio::time::sleep(backoff.min(park_in)) => {}
             }
             backoff = (backoff * 2).min(self.config.hold_backoff_max);
         }

@@ -67,6 +67,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<WorkerHandle> {
             batch_size: settings.worker.batch_size.max(1),
             publish_timeout: Duration::from_millis(settings.receiver.confirm_timeout_ms),
             hold_backoff_max: Duration::from_secs(5),
+            park_after: Duration::from_secs(settings.worker.park_after_secs),
             partitions: settings.worker.partitions.max(1),
         },
         shutdown: shutdown.clone(),

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use workos_sync_queue::dlq;
 use workos_sync_testkit::{
     ReceiverOptions, TcpProxy, close_and_delete, connected_broker, eventually, fresh_database,
-    postgres_addr, postgres_url_via, publish_event, queue_len, sign_now, spawn_receiver,
-    spawn_worker, test_broker, unique_prefix, user_event,
+    postgres_addr, postgres_url_via, publish_event, queue_len, queue_stats, sign_now,
+    spawn_receiver, spawn_worker, test_broker, unique_prefix, user_event,
 };
 
 fn ts(n: u32) -> String {
@@ -326,6 +326,122 @@ async fn database_outage_dead_letters_nothing() {
     }
     let rows = db.store.all_users().await.unwrap();
     assert_eq!(rows.len(), 20);
+    w.shutdown().await;
+    close_and_delete(broker).await.unwrap();
+    db.teardown().await.unwrap();
+}
+
+/// An outage longer than `worker.park_after_secs`: the worker hands every delivery it
+/// holds back to the queue (all ready again, none unacked), stops consuming while the
+/// database is down, and applies everything once it returns. Holding deliveries past
+/// RabbitMQ's consumer_timeout instead would requeue them with a delivery count, and a
+/// long enough outage would dead-letter them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn long_database_outage_parks_deliveries_and_stops_consuming() {
+    let db = fresh_database().await.unwrap();
+    let proxy = TcpProxy::start(postgres_addr(&db.url).unwrap())
+        .await
+        .unwrap();
+    let via = postgres_url_via(&db.url, proxy.addr());
+    let prefix = unique_prefix();
+    let broker = test_broker(&prefix).await.unwrap();
+    let w = spawn_worker(
+        &prefix,
+        &via,
+        &[("WORKOS_SYNC__WORKER__PARK_AFTER_SECS", "2")],
+    )
+    .await
+    .unwrap();
+    let events_q = broker.topology().events_queue();
+    let send = |i: u32| {
+        let broker = broker.clone();
+        async move {
+            let id = format!("event_park{i}");
+            let ty = if i < 10 {
+                "user.created"
+            } else {
+                "user.updated"
+            };
+            let body = user_event(&id, ty, &format!("user_{}", i % 10), &ts(i));
+            publish_event(&broker, &id, ty, body.as_bytes())
+                .await
+                .unwrap();
+        }
+    };
+    for i in 0..10 {
+        send(i).await;
+    }
+    let store = db.store.clone();
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            store.processed_count().await.unwrap() == 10
+        })
+        .await
+    );
+
+    proxy.cut();
+    for i in 10..40 {
+        send(i).await;
+    }
+    // Parked: all 30 ready in the queue again and no consumer left.
+    let q = events_q.clone();
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            let q = q.clone();
+            async move { queue_stats(&q).await.unwrap() == (30, 0) }
+        })
+        .await,
+        "deliveries not handed back: {:?}",
+        queue_stats(&events_q).await.unwrap()
+    );
+    // While the database stays down the worker takes no work.
+    let watched = Instant::now();
+    while watched.elapsed() < Duration::from_secs(3) {
+        assert_eq!(queue_stats(&events_q).await.unwrap(), (30, 0));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let c = reqwest::Client::new();
+    let metrics = c
+        .get(format!("http://{}/metrics", w.http_addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let parked: f64 = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("workos_sync_worker_messages_total") && l.contains("outcome=\"parked\"")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(parked >= 30.0, "parked counter {parked}");
+
+    proxy.restore();
+    assert!(
+        eventually(Duration::from_secs(60), || async {
+            store.processed_count().await.unwrap() == 40
+        })
+        .await,
+        "events not all applied after the outage"
+    );
+    assert_eq!(queue_len(&broker.topology().dead_queue()).await.unwrap(), 0);
+    for q in broker.topology().retry_queues() {
+        assert_eq!(queue_len(&q).await.unwrap(), 0);
+    }
+    let rows = db.store.all_users().await.unwrap();
+    assert_eq!(rows.len(), 10);
+    for row in rows {
+        let n: u32 = row.id.trim_start_matches("user_").parse().unwrap();
+        // Newest version of user n is event 30 + n.
+        assert_eq!(
+            row.workos_updated_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            ts(30 + n)
+        );
+    }
     w.shutdown().await;
     close_and_delete(broker).await.unwrap();
     db.teardown().await.unwrap();

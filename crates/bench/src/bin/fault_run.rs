@@ -45,6 +45,10 @@ struct Args {
     /// Database outage, seconds (0: off).
     #[arg(long, default_value_t = 60)]
     db_outage_secs: u64,
+    /// The workers' `worker.park_after_secs`: shorter than the outage, so the run also
+    /// covers handing held deliveries back and resuming.
+    #[arg(long, default_value_t = 20)]
+    park_after_secs: u64,
     /// kill -9 of a worker, this many times.
     #[arg(long, default_value_t = 3)]
     worker_kills: usize,
@@ -70,6 +74,7 @@ struct Cluster {
     receiver_port: u16,
     receiver: Option<Child>,
     workers: Vec<Child>,
+    park_after_secs: u64,
 }
 
 impl Cluster {
@@ -105,6 +110,10 @@ impl Cluster {
         let child = self
             .base_cmd("workos-sync-worker")
             .env("WORKOS_SYNC__WORKER__HTTP_BIND", "127.0.0.1:0")
+            .env(
+                "WORKOS_SYNC__WORKER__PARK_AFTER_SECS",
+                self.park_after_secs.to_string(),
+            )
             .spawn()?;
         self.workers.push(child);
         Ok(())
@@ -172,6 +181,7 @@ async fn main() -> anyhow::Result<()> {
         receiver_port,
         receiver: None,
         workers: Vec::new(),
+        park_after_secs: args.park_after_secs,
     };
     cluster.start_receiver()?;
     cluster.start_worker()?;
@@ -253,7 +263,9 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     };
+    let topology = workos_sync_queue::Topology::new(prefix.clone(), 10, &[1, 2, 5]);
     let mut faults = Vec::new();
+    let mut parked_ok = true;
     if args.broker_cut_secs > 0 {
         wait_for(0.10).await;
         println!(
@@ -270,8 +282,18 @@ async fn main() -> anyhow::Result<()> {
         println!("fault: database unreachable for {} s", args.db_outage_secs);
         db_proxy.cut();
         tokio::time::sleep(Duration::from_secs(args.db_outage_secs)).await;
+        // Events kept arriving, so every worker met the outage; one that outlasted
+        // park_after has handed its deliveries back and stopped consuming.
+        let (ready, consumers) = workos_sync_testkit::queue_stats(&topology.events_queue()).await?;
+        println!("end of the outage: events queue {ready} ready, {consumers} consumers");
+        if args.db_outage_secs > args.park_after_secs + 2 {
+            parked_ok = consumers == 0;
+        }
         db_proxy.restore();
-        faults.push(format!("database outage {} s", args.db_outage_secs));
+        faults.push(format!(
+            "database outage {} s (workers park after {} s)",
+            args.db_outage_secs, args.park_after_secs
+        ));
     }
     for k in 0..args.worker_kills {
         wait_for(0.40 + 0.1 * k as f64).await;
@@ -308,7 +330,6 @@ async fn main() -> anyhow::Result<()> {
         .iter()
         .map(|i| history.deliveries[*i].id.as_str())
         .collect();
-    let topology = workos_sync_queue::Topology::new(prefix.clone(), 10, &[1, 2, 5]);
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         let processed = db.store.processed_count().await? as usize;
@@ -388,6 +409,10 @@ async fn main() -> anyhow::Result<()> {
     anyhow::ensure!(
         lost == 0 && stale == 0 && resurrected == 0 && double == 0 && dead == 0,
         "FAILED: guarantees violated"
+    );
+    anyhow::ensure!(
+        parked_ok,
+        "FAILED: workers kept consuming through a database outage longer than park_after"
     );
     println!("fault-run: OK");
     Ok(())
