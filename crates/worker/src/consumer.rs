@@ -121,10 +121,13 @@ impl Consumer {
                 if logged {
                     tracing::info!("database reachable; consuming again");
                 }
+                // Also ends the holding state a park left set.
+                metrics::gauge!("workos_sync_worker_holding").set(0.0);
                 return true;
             }
             if !logged {
                 tracing::error!("database unavailable; not consuming until it answers");
+                metrics::gauge!("workos_sync_worker_holding").set(1.0);
                 logged = true;
             }
             tokio::select! {
@@ -434,10 +437,8 @@ impl Consumer {
             tokio::select! {
                 biased;
                 () = self.shutdown.cancelled() => return Err(BatchError::Shutdown),
-                () = parking.cancelled() => {
-                    metrics::gauge!("workos_sync_worker_holding").set(0.0);
-                    return Err(BatchError::Park);
-                }
+                // The holding gauge stays 1: the worker still waits for the database.
+                () = parking.cancelled() => return Err(BatchError::Park),
                 () = tokio::time::sleep(backoff.min(park_in)) => {}
             }
             backoff = (backoff * 2).min(self.config.hold_backoff_max);
