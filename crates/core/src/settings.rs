@@ -78,6 +78,7 @@ pub struct AmqpSettings {
     pub reconnect_min_ms: u64,
     pub reconnect_max_ms: u64,
     pub connect_timeout_ms: u64,
+    pub frame_max: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -219,6 +220,12 @@ impl Settings {
             return Err(invalid(
                 "amqp.prefix",
                 "must be non-empty ASCII letters, digits, '-', '_' or '.'",
+            ));
+        }
+        if self.amqp.frame_max != 0 && self.amqp.frame_max < 4096 {
+            return Err(invalid(
+                "amqp.frame_max",
+                "must be 0 (the broker's choice) or at least 4096, AMQP's minimum",
             ));
         }
         if self.worker.park_after_secs == 0 {
@@ -376,6 +383,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("worker.park_after_secs"), "{e}");
+        let e = Settings::load_from(None, env(&[("WORKOS_SYNC__AMQP__FRAME_MAX", "1024")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("amqp.frame_max"), "{e}");
     }
 
     #[test]

@@ -81,7 +81,7 @@ impl BrokerConfig {
     pub fn from_settings(s: &workos_sync_core::settings::AmqpSettings, name: &str) -> Self {
         use secrecy::ExposeSecret;
         Self {
-            url: s.url.expose_secret().to_owned(),
+            url: with_frame_max(s.url.expose_secret(), s.frame_max),
             topology: Topology::from_settings(s),
             connection_name: name.to_owned(),
             reconnect_min: Duration::from_millis(s.reconnect_min_ms),
@@ -89,6 +89,16 @@ impl BrokerConfig {
             connect_timeout: Duration::from_millis(s.connect_timeout_ms),
         }
     }
+}
+
+/// `url` asking for `frame_max` (AMQP URI query parameter), unless it names one already
+/// or `frame_max` is 0 (the broker's choice).
+pub fn with_frame_max(url: &str, frame_max: u32) -> String {
+    if frame_max == 0 || url.contains("frame_max=") {
+        return url.to_owned();
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}frame_max={frame_max}")
 }
 
 /// One live connection with its confirm-mode publishing channel.
@@ -400,5 +410,30 @@ async fn sleep_or_shutdown(inner: &Inner, d: Duration) -> bool {
     tokio::select! {
         () = inner.shutdown.cancelled() => true,
         () = tokio::time::sleep(d) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_frame_max;
+
+    #[test]
+    fn frame_max_is_added_to_the_url_unless_it_names_one() {
+        assert_eq!(
+            with_frame_max("amqp://h/%2f", 16384),
+            "amqp://h/%2f?frame_max=16384"
+        );
+        assert_eq!(
+            with_frame_max("amqp://h/%2f?heartbeat=10", 16384),
+            "amqp://h/%2f?heartbeat=10&frame_max=16384"
+        );
+        assert_eq!(
+            with_frame_max("amqp://h/%2f?frame_max=8192", 16384),
+            "amqp://h/%2f?frame_max=8192"
+        );
+        assert_eq!(with_frame_max("amqp://h/%2f", 0), "amqp://h/%2f");
+        // The URL lapin parses asks for that frame size.
+        let uri: lapin::uri::AMQPUri = with_frame_max("amqp://h/%2f", 16384).parse().unwrap();
+        assert_eq!(uri.query.frame_max, Some(16384));
     }
 }
