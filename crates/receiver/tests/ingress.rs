@@ -91,6 +91,33 @@ async fn signed_request_is_queued_with_exact_bytes_and_properties() {
     r.teardown().await.unwrap();
 }
 
+/// A body just under the default 1 MiB limit travels as ~60 AMQP body frames of
+/// `amqp.frame_max` (16 KiB) and must reach the queue byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_near_the_size_limit_arrives_intact() {
+    let r = spawn_receiver(ReceiverOptions::default()).await.unwrap();
+    let mut event: serde_json::Value = serde_json::from_str(&user_event(
+        "event_big",
+        "user.updated",
+        "user_1",
+        "2026-01-01T00:00:00.000Z",
+    ))
+    .unwrap();
+    // Unknown fields are accepted; make the body ~1,000,000 bytes.
+    event["padding"] = serde_json::Value::String("p".repeat(1_000_000));
+    let body = serde_json::to_string(&event).unwrap();
+    assert!(body.len() > 1_000_000 && body.len() < r.settings.receiver.max_body_bytes);
+    let (status, json) = post(&client(), &r, &body, Some(&sign_now(body.as_bytes()))).await;
+    assert_eq!(status, 200, "{json}");
+    let msgs = drain(&r.topology().events_queue()).await.unwrap();
+    assert_eq!(msgs.len(), 1);
+    assert!(
+        msgs[0].delivery.data == body.as_bytes(),
+        "body changed in transit"
+    );
+    r.teardown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn legacy_body_without_id_gets_a_hash_id() {
     let r = spawn_receiver(ReceiverOptions::default()).await.unwrap();

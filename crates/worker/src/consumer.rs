@@ -66,11 +66,25 @@ enum BatchError {
     Amqp(#[from] lapin::Error),
     #[error("publish to retry/DLQ failed: {0}")]
     Publish(#[from] workos_sync_queue::PublishError),
-    #[error("shutting down while holding")]
-    Shutdown,
+    #[error("consumer session stopped while holding")]
+    Stopped,
+    #[error("applier task failed: {0}")]
+    Applier(String),
     /// The database stayed unreachable for `park_after`: hand the deliveries back.
     #[error("database unavailable for too long; parking deliveries")]
     Park,
+}
+
+/// What the dispatcher and the appliers of one consume session share.
+struct Session {
+    window: AckWindow,
+    /// Ends the session early: shutdown (this is a child token of it), or a failed
+    /// dispatcher or applier; appliers holding for the database give up their batch
+    /// (the channel closes and the broker requeues it).
+    stop: CancellationToken,
+    /// Cancelled by the first applier whose outage outlasts `park_after`: every
+    /// delivery of this session is then handed back instead of applied.
+    parking: CancellationToken,
 }
 
 /// How one consume session ended without an error.
@@ -156,14 +170,14 @@ impl Consumer {
             )
             .await?;
         tracing::info!(queue = %queue, partitions = self.config.partitions, "consuming");
-        let window = Arc::new(AckWindow::new(ch.clone()));
+        let session = Arc::new(Session {
+            window: AckWindow::new(ch.clone()),
+            stop: self.shutdown.child_token(),
+            parking: CancellationToken::new(),
+        });
         // Partitions by user: events of one user always go to the same applier, so the
         // appliers of this process never wait on each other's user locks, and a user's
         // events stay in delivery order.
-        let failed = self.shutdown.child_token();
-        // Cancelled by the first applier whose outage outlasts `park_after`: every
-        // delivery of this session is then handed back instead of applied.
-        let parking = CancellationToken::new();
         let mut senders = Vec::with_capacity(self.config.partitions);
         let mut appliers = tokio::task::JoinSet::new();
         for _ in 0..self.config.partitions.max(1) {
@@ -171,24 +185,29 @@ impl Consumer {
                 tokio::sync::mpsc::channel::<(Delivery, Event)>(self.config.batch_size * 2);
             senders.push(tx);
             let this = Arc::clone(self);
-            let window = window.clone();
-            let failed = failed.clone();
-            let parking = parking.clone();
+            let session = Arc::clone(&session);
             appliers.spawn(async move {
-                let r = this.apply_partition(rx, &window, &parking).await;
+                let r = this.apply_partition(rx, &session).await;
                 if r.is_err() {
-                    failed.cancel();
+                    session.stop.cancel();
                 }
                 r
             });
         }
         let dispatched = self
-            .dispatch(&mut stream, &senders, &window, &failed, &parking, &ch, &tag)
+            .dispatch(&mut stream, &senders, &session, &ch, &tag)
             .await;
+        if dispatched.is_err() {
+            // The channel is gone or going: holding appliers must not wait on for it.
+            session.stop.cancel();
+        }
         drop(senders);
         let mut result = dispatched;
         while let Some(joined) = appliers.join_next().await {
-            if let Ok(Err(e)) = joined
+            let joined = joined
+                .map_err(|e| BatchError::Applier(e.to_string()))
+                .and_then(|r| r);
+            if let Err(e) = joined
                 && result.is_ok()
             {
                 result = Err(e);
@@ -203,7 +222,7 @@ impl Consumer {
             let _ = ch.close(200, "shutdown".into()).await;
         }
         result?;
-        if parking.is_cancelled() {
+        if session.parking.is_cancelled() {
             // Everything was handed back and acked; the consumer is cancelled.
             let _ = ch.close(200, "parked".into()).await;
             return Ok(Ended::Parked);
@@ -213,28 +232,30 @@ impl Consumer {
 
     /// Reads deliveries, decodes them (undecodable → DLQ at once) and hands each to the
     /// partition of its user. Ends on shutdown, on an applier failure, or when the
-    /// broker ends the stream. When parking starts it cancels the consumer and keeps
-    /// forwarding what was already sent until the stream ends (the appliers park those).
-    #[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
+    /// broker ends the stream. When parking starts it cancels the consumer at once (also
+    /// while waiting for room in a partition) and keeps forwarding what was already
+    /// sent until the stream ends (the appliers park those).
     async fn dispatch(
         &self,
         stream: &mut lapin::Consumer,
         partitions: &[tokio::sync::mpsc::Sender<(Delivery, Event)>],
-        window: &AckWindow,
-        stop: &CancellationToken,
-        parking: &CancellationToken,
+        s: &Session,
         channel: &Channel,
         tag: &str,
     ) -> Result<(), BatchError> {
         let mut cancelled = false;
+        let cancel = || async {
+            channel
+                .basic_cancel(tag.into(), BasicCancelOptions::default())
+                .await
+        };
         loop {
             let next = tokio::select! {
-                () = stop.cancelled() => return Ok(()),
-                () = parking.cancelled(), if !cancelled => {
+                biased;
+                () = s.stop.cancelled() => return Ok(()),
+                () = s.parking.cancelled(), if !cancelled => {
                     cancelled = true;
-                    channel
-                        .basic_cancel(tag.into(), BasicCancelOptions::default())
-                        .await?;
+                    cancel().await?;
                     continue;
                 }
                 d = stream.next() => d,
@@ -244,13 +265,23 @@ impl Consumer {
                 Some(Err(e)) => return Err(e.into()),
                 Some(Ok(d)) => d,
             };
-            window.track(d.delivery_tag).await;
+            s.window.track(d.delivery_tag).await;
             match Event::decode(&d.data) {
                 Ok(ev) => {
                     let key = ev.user_id().unwrap_or(&ev.id);
-                    let i = partition_of(key, partitions.len());
-                    if partitions[i].send((d, ev)).await.is_err() {
-                        return Ok(());
+                    let tx = &partitions[partition_of(key, partitions.len())];
+                    let permit = tokio::select! {
+                        biased;
+                        () = s.parking.cancelled(), if !cancelled => {
+                            cancelled = true;
+                            cancel().await?;
+                            tx.reserve().await
+                        }
+                        p = tx.reserve() => p,
+                    };
+                    match permit {
+                        Ok(permit) => permit.send((d, ev)),
+                        Err(_) => return Ok(()),
                     }
                 }
                 Err(e) => {
@@ -258,7 +289,7 @@ impl Consumer {
                     tracing::error!(event.id = %id, reason = "undecodable", error = %e, "dead-lettering undecodable message");
                     metrics::counter!("workos_sync_worker_messages_total", "outcome" => "dead_lettered", "reason" => "undecodable").increment(1);
                     self.dead_letter(&d, "undecodable", &e.to_string()).await?;
-                    window.resolve(&[d.delivery_tag]).await?;
+                    s.window.resolve(&[d.delivery_tag]).await?;
                 }
             }
         }
@@ -269,8 +300,7 @@ impl Consumer {
     async fn apply_partition(
         &self,
         mut rx: tokio::sync::mpsc::Receiver<(Delivery, Event)>,
-        window: &AckWindow,
-        parking: &CancellationToken,
+        s: &Session,
     ) -> Result<(), BatchError> {
         while let Some(first) = rx.recv().await {
             let mut batch = vec![first];
@@ -280,13 +310,13 @@ impl Consumer {
                     Err(_) => break,
                 }
             }
-            let deliveries = if parking.is_cancelled() {
+            let deliveries = if s.parking.is_cancelled() {
                 batch.into_iter().map(|(d, _)| d).collect()
             } else {
                 metrics::histogram!("workos_sync_worker_batch_size").record(batch.len() as f64);
-                self.process(window, batch, parking).await?
+                self.process(s, batch).await?
             };
-            self.park(window, &deliveries).await?;
+            self.park(&s.window, &deliveries).await?;
         }
         Ok(())
     }
@@ -328,13 +358,12 @@ impl Consumer {
     /// started while they were held (the caller parks them).
     async fn process(
         &self,
-        window: &AckWindow,
+        s: &Session,
         batch: Vec<(Delivery, Event)>,
-        parking: &CancellationToken,
     ) -> Result<Vec<Delivery>, BatchError> {
         let (mut deliveries, events): (Vec<Delivery>, Vec<Event>) = batch.into_iter().unzip();
         let started = Instant::now();
-        let applied = match self.apply_holding(&events, parking).await {
+        let applied = match self.apply_holding(&events, s).await {
             Err(BatchError::Park) => return Ok(deliveries),
             other => other?,
         };
@@ -345,15 +374,14 @@ impl Consumer {
                     self.record_applied(ev, d, outcome.as_str(), duration_ms);
                 }
                 let tags: Vec<u64> = deliveries.iter().map(|d| d.delivery_tag).collect();
-                window.resolve(&tags).await?;
+                s.window.resolve(&tags).await?;
                 Ok(Vec::new())
             }
             Err(e) => {
                 tracing::warn!(batch = events.len(), error = %e, "batch failed; isolating events");
                 for (i, (ev, d)) in events.iter().zip(&deliveries).enumerate() {
                     let started = Instant::now();
-                    let applied = match self.apply_holding(std::slice::from_ref(ev), parking).await
-                    {
+                    let applied = match self.apply_holding(std::slice::from_ref(ev), s).await {
                         Err(BatchError::Park) => return Ok(deliveries.split_off(i)),
                         other => other?,
                     };
@@ -365,7 +393,7 @@ impl Consumer {
                         }
                         Err(e) => self.retry_or_dead_letter(ev, d, &e).await?,
                     }
-                    window.resolve(&[d.delivery_tag]).await?;
+                    s.window.resolve(&[d.delivery_tag]).await?;
                 }
                 Ok(Vec::new())
             }
@@ -394,14 +422,15 @@ impl Consumer {
         );
     }
 
-    /// Applies, holding through database outages. The outer error is shutdown, or
+    /// Applies, holding through database outages. The outer error is the session
+    /// stopping (shutdown, or the dispatcher or another applier failed), or
     /// [`BatchError::Park`] once the outage lasted `park_after` (this applier then
-    /// starts parking for the whole consumer) or another applier started parking; the
+    /// starts parking for the whole session) or another applier started parking; the
     /// inner is a statement failure with the database up.
     async fn apply_holding(
         &self,
         events: &[Event],
-        parking: &CancellationToken,
+        s: &Session,
     ) -> Result<Result<Vec<workos_sync_store::Outcome>, StoreError>, BatchError> {
         let mut backoff = Duration::from_millis(100);
         let mut held_since: Option<Instant> = None;
@@ -432,13 +461,13 @@ impl Consumer {
             });
             let park_in = self.config.park_after.saturating_sub(since.elapsed());
             if park_in.is_zero() {
-                parking.cancel();
+                s.parking.cancel();
             }
             tokio::select! {
                 biased;
-                () = self.shutdown.cancelled() => return Err(BatchError::Shutdown),
+                () = s.stop.cancelled() => return Err(BatchError::Stopped),
                 // The holding gauge stays 1: the worker still waits for the database.
-                () = parking.cancelled() => return Err(BatchError::Park),
+                () = s.parking.cancelled() => return Err(BatchError::Park),
                 () = tokio::time::sleep(backoff.min(park_in)) => {}
             }
             backoff = (backoff * 2).min(self.config.hold_backoff_max);

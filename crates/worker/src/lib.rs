@@ -58,6 +58,14 @@ pub async fn start(settings: &Settings) -> anyhow::Result<WorkerHandle> {
     if !broker.wait_connected(Duration::from_secs(10)).await {
         tracing::warn!("broker not reachable yet; consumers start when it is");
     }
+    if settings.worker.park_after_secs >= 1800 {
+        tracing::warn!(
+            park_after_secs = settings.worker.park_after_secs,
+            "worker.park_after_secs is not below RabbitMQ's default consumer_timeout (30 min): \
+             in a long database outage the broker may requeue held deliveries first, and each \
+             requeue counts toward the delivery limit"
+        );
+    }
     let shutdown = CancellationToken::new();
     let consumer = Arc::new(Consumer {
         broker: broker.clone(),
