@@ -85,6 +85,7 @@ pub struct AmqpSettings {
 pub struct DatabaseSettings {
     pub url: SecretString,
     pub pool_size: usize,
+    pub apply_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -227,6 +228,9 @@ impl Settings {
                 "amqp.frame_max",
                 "must be 0 (the broker's choice) or at least 4096, AMQP's minimum",
             ));
+        }
+        if self.database.apply_timeout_secs == 0 {
+            return Err(invalid("database.apply_timeout_secs", "must be positive"));
         }
         if self.worker.park_after_secs == 0 {
             return Err(invalid("worker.park_after_secs", "must be positive"));

@@ -67,6 +67,11 @@ pub enum StoreError {
     /// treated like any failed statement, so the event is retried and then dead-lettered.
     #[error("store invariant broken: {0}")]
     Invariant(&'static str),
+    /// A batch transaction took longer than the apply timeout and was abandoned (its
+    /// connection is discarded, so Postgres rolls it back). Not by itself a sign that
+    /// the database is down: callers ask [`Store::ping`] to tell.
+    #[error("batch not finished within {0:?}; abandoned")]
+    Timeout(Duration),
 }
 
 impl StoreError {
@@ -113,6 +118,7 @@ pub struct UserRow {
 pub struct Store {
     pool: Pool<AsyncPgConnection>,
     url: std::sync::Arc<str>,
+    apply_timeout: Duration,
 }
 
 /// A session-level advisory lock held on a dedicated connection (not pooled, so it can
@@ -140,12 +146,35 @@ struct Locked {
 
 type Conn = diesel_async::pooled_connection::deadpool::Object<AsyncPgConnection>;
 
+/// Default of [`Store::with_apply_timeout`] (`database.apply_timeout_secs`).
+const DEFAULT_APPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long [`Store::ping`] waits for `SELECT 1`.
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl Store {
     /// Builds the pool (no connection is opened yet). `size` connections at most; a
     /// connection attempt or a wait for a free connection gives up after `timeout`.
     pub fn new(url: &str, size: usize, timeout: Duration) -> Result<Self, StoreError> {
+        Self::with_apply_timeout(url, size, timeout, DEFAULT_APPLY_TIMEOUT)
+    }
+
+    /// Like [`Store::new`]; a batch transaction may take `apply_timeout` at most (see
+    /// [`StoreError::Timeout`]).
+    pub fn with_apply_timeout(
+        url: &str,
+        size: usize,
+        timeout: Duration,
+        apply_timeout: Duration,
+    ) -> Result<Self, StoreError> {
         let mut config = diesel_async::pooled_connection::ManagerConfig::default();
-        config.custom_setup = Box::new(connect_with_custom_plans);
+        // A transaction abandoned after `apply_timeout` (its connection hung, then was
+        // discarded) may live on in Postgres as "idle in transaction", holding its user
+        // locks, until the server notices the dead client (TCP keepalive: ~2 h). The
+        // server ends such sessions itself after twice the apply timeout; ours are never
+        // idle inside a transaction for more than a round trip.
+        let idle_in_tx = apply_timeout.saturating_mul(2);
+        config.custom_setup = Box::new(move |url| connect_pooled(url, idle_in_tx));
         let manager =
             AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
         let pool = Pool::builder(manager)
@@ -159,6 +188,7 @@ impl Store {
         Ok(Self {
             pool,
             url: url.into(),
+            apply_timeout,
         })
     }
 
@@ -195,7 +225,12 @@ impl Store {
         s: &workos_sync_core::settings::DatabaseSettings,
     ) -> Result<Self, StoreError> {
         use secrecy::ExposeSecret;
-        Self::new(s.url.expose_secret(), s.pool_size, Duration::from_secs(5))
+        Self::with_apply_timeout(
+            s.url.expose_secret(),
+            s.pool_size,
+            Duration::from_secs(5),
+            Duration::from_secs(s.apply_timeout_secs),
+        )
     }
 
     async fn conn(&self) -> Result<Conn, StoreError> {
@@ -205,14 +240,19 @@ impl Store {
             .map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 
-    /// `SELECT 1` on a pooled connection.
+    /// `SELECT 1` on a pooled connection, within [`PING_TIMEOUT`].
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn().await?;
-        diesel::sql_query("SELECT 1")
-            .execute(&mut conn)
+        let ping = async {
+            let mut conn = self.conn().await?;
+            diesel::sql_query("SELECT 1")
+                .execute(&mut conn)
+                .await
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            Ok(())
+        };
+        tokio::time::timeout(PING_TIMEOUT, ping)
             .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        Ok(())
+            .map_err(|_| StoreError::Unavailable(format!("no answer within {PING_TIMEOUT:?}")))?
     }
 
     /// Applies one event (a batch of one).
@@ -231,9 +271,15 @@ impl Store {
         }
         let started = Instant::now();
         let mut conn = self.conn().await?;
-        let outcomes = conn
-            .transaction::<_, StoreError, _>(async |c| apply_in_tx(c, events).await)
-            .await?;
+        // A connection whose network path silently drops packets hangs instead of
+        // failing (TCP gives up after ~15 min). Dropping the future mid-transaction
+        // leaves the connection's transaction open, so the pool discards it.
+        let outcomes = tokio::time::timeout(
+            self.apply_timeout,
+            conn.transaction::<_, StoreError, _>(async |c| apply_in_tx(c, events).await),
+        )
+        .await
+        .map_err(|_| StoreError::Timeout(self.apply_timeout))??;
         metrics::histogram!("workos_sync_apply_batch_seconds")
             .record(started.elapsed().as_secs_f64());
         for (ev, outcome) in events.iter().zip(&outcomes) {
@@ -373,16 +419,24 @@ impl Store {
 /// service reads are hot in the buffer cache, and at 4.0 the planner chose a sequential
 /// scan of `users` over 100 index probes once the table held ~10k rows (EXPLAIN on a
 /// 10k-row table: seq scan cost 284 vs index 110 at 1.1). Only this pool's sessions.
-fn connect_with_custom_plans(
+///
+/// `idle_in_transaction_session_timeout = idle_in_tx` (default 0 = never): see
+/// [`Store::with_apply_timeout`].
+fn connect_pooled(
     url: &str,
+    idle_in_tx: Duration,
 ) -> futures_util::future::BoxFuture<'_, diesel::ConnectionResult<AsyncPgConnection>> {
     let url = url.to_owned();
     Box::pin(async move {
         use diesel_async::SimpleAsyncConnection;
         let mut conn = AsyncPgConnection::establish(&url).await?;
-        conn.batch_execute("SET plan_cache_mode = force_custom_plan; SET random_page_cost = 1.1")
-            .await
-            .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+        conn.batch_execute(&format!(
+            "SET plan_cache_mode = force_custom_plan; SET random_page_cost = 1.1; \
+             SET idle_in_transaction_session_timeout = {}",
+            idle_in_tx.as_millis().max(1)
+        ))
+        .await
+        .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
         Ok(conn)
     })
 }

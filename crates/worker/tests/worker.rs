@@ -446,3 +446,111 @@ async fn long_database_outage_parks_deliveries_and_stops_consuming() {
     close_and_delete(broker).await.unwrap();
     db.teardown().await.unwrap();
 }
+
+/// A database whose connections go silent (packets dropped, no error) while a batch is
+/// in flight: the batch times out after `database.apply_timeout_secs` instead of hanging
+/// for TCP's ~15 minutes, the unanswered ping makes the worker hold, and after
+/// `worker.park_after_secs` it hands the deliveries back; with traffic flowing again,
+/// everything is applied, the slow user included. (The abandoned transaction holds that
+/// user's lock in Postgres until its connection closes, which the proxy does here when
+/// traffic returns; after a real partition `idle_in_transaction_session_timeout`, set on
+/// the pool's sessions to twice the apply timeout, ends it. Not observable here.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn silent_database_mid_batch_times_out_parks_and_recovers() {
+    let db = fresh_database().await.unwrap();
+    // One user's writes sleep 4 s while the flag row exists: a batch is then surely in
+    // flight when the network goes silent.
+    db.exec("CREATE TABLE slow_flag (x int)").await.unwrap();
+    db.exec("INSERT INTO slow_flag VALUES (1)").await.unwrap();
+    db.exec(
+        "CREATE FUNCTION slow_user() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN IF NEW.id = 'user_slow' AND EXISTS (SELECT 1 FROM slow_flag) THEN \
+         PERFORM pg_sleep(4); END IF; RETURN NEW; END $$",
+    )
+    .await
+    .unwrap();
+    db.exec("CREATE TRIGGER slow_user BEFORE INSERT OR UPDATE ON users FOR EACH ROW EXECUTE FUNCTION slow_user()")
+        .await
+        .unwrap();
+    let proxy = TcpProxy::start(postgres_addr(&db.url).unwrap())
+        .await
+        .unwrap();
+    let via = postgres_url_via(&db.url, proxy.addr());
+    let prefix = unique_prefix();
+    let broker = test_broker(&prefix).await.unwrap();
+    let w = spawn_worker(
+        &prefix,
+        &via,
+        &[
+            ("WORKOS_SYNC__DATABASE__APPLY_TIMEOUT_SECS", "2"),
+            ("WORKOS_SYNC__WORKER__PARK_AFTER_SECS", "2"),
+        ],
+    )
+    .await
+    .unwrap();
+    let events_q = broker.topology().events_queue();
+    let send = |i: u32, user: String| {
+        let broker = broker.clone();
+        async move {
+            let id = format!("event_silent{i}");
+            let body = user_event(&id, "user.created", &user, &ts(i));
+            publish_event(&broker, &id, "user.created", body.as_bytes())
+                .await
+                .unwrap();
+        }
+    };
+    for i in 0..10 {
+        send(i, format!("user_{i}")).await;
+    }
+    let store = db.store.clone();
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            store.processed_count().await.unwrap() == 10
+        })
+        .await
+    );
+
+    send(10, "user_slow".into()).await;
+    let sleeping = "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() \
+                    AND wait_event = 'PgSleep'";
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            db.exec(sleeping).await.unwrap() == 1
+        })
+        .await,
+        "the slow batch never started"
+    );
+    proxy.blackhole();
+    for i in 11..21 {
+        send(i, format!("user_{i}")).await;
+    }
+    let q = events_q.clone();
+    assert!(
+        eventually(Duration::from_secs(40), || {
+            let q = q.clone();
+            async move { queue_stats(&q).await.unwrap() == (11, 0) }
+        })
+        .await,
+        "a silent database must not hang the worker: {:?}",
+        queue_stats(&events_q).await.unwrap()
+    );
+    assert_eq!(queue_len(&broker.topology().dead_queue()).await.unwrap(), 0);
+
+    db.exec("DELETE FROM slow_flag").await.unwrap();
+    proxy.restore();
+    assert!(
+        eventually(Duration::from_secs(60), || async {
+            store.processed_count().await.unwrap() == 21
+        })
+        .await,
+        "events not all applied after traffic returned"
+    );
+    assert!(db.store.get_user("user_slow").await.unwrap().is_some());
+    assert_eq!(queue_len(&broker.topology().dead_queue()).await.unwrap(), 0);
+    for q in broker.topology().retry_queues() {
+        assert_eq!(queue_len(&q).await.unwrap(), 0);
+    }
+    w.shutdown().await;
+    close_and_delete(broker).await.unwrap();
+    db.teardown().await.unwrap();
+}
