@@ -331,17 +331,8 @@ impl Consumer {
         }
         let queue = self.broker.topology().events_queue();
         for d in deliveries {
-            self.broker
-                .publish(
-                    Outgoing {
-                        exchange: "",
-                        routing_key: &queue,
-                        body: &d.data,
-                        properties: dlq::republish_properties(&d.properties, &[]),
-                    },
-                    self.config.publish_timeout,
-                )
-                .await?;
+            let props = dlq::republish_properties(&d.properties, &[]);
+            self.republish(d, "", &queue, props).await?;
         }
         let tags: Vec<u64> = deliveries.iter().map(|d| d.delivery_tag).collect();
         window.resolve(&tags).await?;
@@ -500,17 +491,7 @@ impl Consumer {
                 (HEADER_FIRST_SEEN, AMQPValue::LongLongInt(first_seen)),
             ],
         );
-        self.broker
-            .publish(
-                Outgoing {
-                    exchange: "",
-                    routing_key: &queue,
-                    body: &d.data,
-                    properties: props,
-                },
-                self.config.publish_timeout,
-            )
-            .await?;
+        self.republish(d, "", &queue, props).await?;
         tracing::warn!(event.id = %ev.id, event.r#type = %ev.event_type, delivery.attempt = attempt, retry_queue = %queue, error = %err, "event failed; scheduled retry");
         metrics::counter!("workos_sync_worker_messages_total", "outcome" => "retried", "reason" => "apply_failed").increment(1);
         Ok(())
@@ -536,13 +517,24 @@ impl Consumer {
             ],
         );
         let exchange = self.broker.topology().dead_exchange();
+        self.republish(d, &exchange, "", props).await
+    }
+
+    /// Publishes `d`'s body with `properties` and waits for the confirm.
+    async fn republish(
+        &self,
+        d: &Delivery,
+        exchange: &str,
+        routing_key: &str,
+        properties: lapin::BasicProperties,
+    ) -> Result<(), BatchError> {
         self.broker
             .publish(
                 Outgoing {
-                    exchange: &exchange,
-                    routing_key: "",
+                    exchange,
+                    routing_key,
                     body: &d.data,
-                    properties: props,
+                    properties,
                 },
                 self.config.publish_timeout,
             )

@@ -5,12 +5,13 @@
 
 use std::time::{Duration, Instant};
 
-use workos_sync_queue::dlq;
+use workos_sync_queue::{Broker, dlq};
 use workos_sync_testkit::{
-    ReceiverOptions, TcpProxy, close_and_delete, connected_broker, eventually, fresh_database,
-    postgres_addr, postgres_url_via, publish_event, queue_len, queue_stats, sign_now,
-    spawn_receiver, spawn_worker, test_broker, unique_prefix, user_event,
+    ReceiverOptions, TcpProxy, TestDb, close_and_delete, connected_broker, eventually,
+    fresh_database, postgres_addr, postgres_url_via, publish_event, queue_len, queue_stats,
+    sign_now, spawn_receiver, spawn_worker, test_broker, unique_prefix, user_event,
 };
+use workos_sync_worker::WorkerHandle;
 
 fn ts(n: u32) -> String {
     format!("2026-02-01T00:00:{:02}.{:03}Z", n / 1000, n % 1000)
@@ -243,6 +244,84 @@ async fn transient_failure_walks_the_tiers_then_dlq_then_replay() {
     db.teardown().await.unwrap();
 }
 
+/// A worker on its own prefix that reaches its own database through a proxy the test
+/// can cut or silence, and a broker handle to publish with.
+struct OutageRig {
+    db: TestDb,
+    proxy: TcpProxy,
+    broker: Broker,
+    worker: WorkerHandle,
+}
+
+impl OutageRig {
+    async fn start(env: &[(&str, &str)]) -> Self {
+        let db = fresh_database().await.unwrap();
+        let proxy = TcpProxy::start(postgres_addr(&db.url).unwrap())
+            .await
+            .unwrap();
+        let via = postgres_url_via(&db.url, proxy.addr());
+        let prefix = unique_prefix();
+        let broker = test_broker(&prefix).await.unwrap();
+        let worker = spawn_worker(&prefix, &via, env).await.unwrap();
+        Self {
+            db,
+            proxy,
+            broker,
+            worker,
+        }
+    }
+
+    /// Publishes event `event_{tag}{i}` of `user` at version `ts(i)`: a create for
+    /// i < `creates`, an update after.
+    async fn send(&self, tag: &str, i: u32, creates: u32, user: &str) {
+        let id = format!("event_{tag}{i}");
+        let ty = if i < creates {
+            "user.created"
+        } else {
+            "user.updated"
+        };
+        let body = user_event(&id, ty, user, &ts(i));
+        publish_event(&self.broker, &id, ty, body.as_bytes())
+            .await
+            .unwrap();
+    }
+
+    async fn processed_within(&self, n: i64, within: Duration) -> bool {
+        let store = self.db.store.clone();
+        eventually(within, || async {
+            store.processed_count().await.unwrap() == n
+        })
+        .await
+    }
+
+    fn events_queue(&self) -> String {
+        self.broker.topology().events_queue()
+    }
+
+    /// DLQ and every delay tier are empty.
+    async fn assert_nothing_dead_or_retried(&self) {
+        let t = self.broker.topology();
+        assert_eq!(queue_len(&t.dead_queue()).await.unwrap(), 0);
+        for q in t.retry_queues() {
+            assert_eq!(queue_len(&q).await.unwrap(), 0);
+        }
+    }
+
+    async fn teardown(self) {
+        self.worker.shutdown().await;
+        close_and_delete(self.broker).await.unwrap();
+        self.db.teardown().await.unwrap();
+    }
+}
+
+/// Polls `queue` until it has `want` = (ready, consumers) or `within` passes.
+async fn queue_reaches(queue: &str, want: (u32, u32), within: Duration) -> bool {
+    eventually(within, || async {
+        queue_stats(queue).await.unwrap() == want
+    })
+    .await
+}
+
 /// The database is unreachable for 60 s while events keep arriving: nothing is
 /// dead-lettered, everything is applied once it returns.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -253,82 +332,40 @@ async fn database_outage_dead_letters_nothing() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(60),
     );
-    let db = fresh_database().await.unwrap();
-    let proxy = TcpProxy::start(postgres_addr(&db.url).unwrap())
-        .await
-        .unwrap();
-    let via = postgres_url_via(&db.url, proxy.addr());
-    let prefix = unique_prefix();
-    let broker = test_broker(&prefix).await.unwrap();
-    let w = spawn_worker(
-        &prefix,
-        &via,
-        &[("WORKOS_SYNC__AMQP__RETRY_DELAYS_SECS", "1")],
-    )
-    .await
-    .unwrap();
-
-    let send = |i: u32| {
-        let broker = broker.clone();
-        async move {
-            let id = format!("event_o{i}");
-            let body = user_event(
-                &id,
-                if i < 20 {
-                    "user.created"
-                } else {
-                    "user.updated"
-                },
-                &format!("user_{}", i % 20),
-                &ts(i),
-            );
-            publish_event(&broker, &id, "user.updated", body.as_bytes())
-                .await
-                .unwrap();
-        }
-    };
+    let rig = OutageRig::start(&[("WORKOS_SYNC__AMQP__RETRY_DELAYS_SECS", "1")]).await;
+    let user = |i: u32| format!("user_{}", i % 20);
     for i in 0..20 {
-        send(i).await;
+        rig.send("o", i, 20, &user(i)).await;
     }
-    let store = db.store.clone();
-    assert!(
-        eventually(Duration::from_secs(20), || async {
-            store.processed_count().await.unwrap() == 20
-        })
-        .await
-    );
+    assert!(rig.processed_within(20, Duration::from_secs(20)).await);
 
-    proxy.cut();
-    let ready_url = format!("http://{}/readyz", w.http_addr);
+    rig.proxy.cut();
+    let ready_url = format!("http://{}/readyz", rig.worker.http_addr);
     let c = reqwest::Client::new();
     let cut_at = Instant::now();
     let mut i = 20;
     while cut_at.elapsed() < outage {
-        send(i).await;
+        rig.send("o", i, 20, &user(i)).await;
         i += 1;
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let status = c.get(&ready_url).send().await.unwrap().status().as_u16();
     assert_eq!(status, 503, "readyz must report the database down");
-    assert_eq!(queue_len(&broker.topology().dead_queue()).await.unwrap(), 0);
-    proxy.restore();
-    let total = i as i64;
+    assert_eq!(
+        queue_len(&rig.broker.topology().dead_queue())
+            .await
+            .unwrap(),
+        0
+    );
+    rig.proxy.restore();
     assert!(
-        eventually(Duration::from_secs(60), || async {
-            store.processed_count().await.unwrap() == total
-        })
-        .await,
+        rig.processed_within(i as i64, Duration::from_secs(60))
+            .await,
         "events not all applied after the outage"
     );
-    assert_eq!(queue_len(&broker.topology().dead_queue()).await.unwrap(), 0);
-    for q in broker.topology().retry_queues() {
-        assert_eq!(queue_len(&q).await.unwrap(), 0);
-    }
-    let rows = db.store.all_users().await.unwrap();
-    assert_eq!(rows.len(), 20);
-    w.shutdown().await;
-    close_and_delete(broker).await.unwrap();
-    db.teardown().await.unwrap();
+    rig.assert_nothing_dead_or_retried().await;
+    assert_eq!(rig.db.store.all_users().await.unwrap().len(), 20);
+    rig.teardown().await;
 }
 
 /// An outage longer than `worker.park_after_secs`: the worker hands every delivery it
@@ -338,59 +375,21 @@ async fn database_outage_dead_letters_nothing() {
 /// long enough outage would dead-letter them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn long_database_outage_parks_deliveries_and_stops_consuming() {
-    let db = fresh_database().await.unwrap();
-    let proxy = TcpProxy::start(postgres_addr(&db.url).unwrap())
-        .await
-        .unwrap();
-    let via = postgres_url_via(&db.url, proxy.addr());
-    let prefix = unique_prefix();
-    let broker = test_broker(&prefix).await.unwrap();
-    let w = spawn_worker(
-        &prefix,
-        &via,
-        &[("WORKOS_SYNC__WORKER__PARK_AFTER_SECS", "2")],
-    )
-    .await
-    .unwrap();
-    let events_q = broker.topology().events_queue();
-    let send = |i: u32| {
-        let broker = broker.clone();
-        async move {
-            let id = format!("event_park{i}");
-            let ty = if i < 10 {
-                "user.created"
-            } else {
-                "user.updated"
-            };
-            let body = user_event(&id, ty, &format!("user_{}", i % 10), &ts(i));
-            publish_event(&broker, &id, ty, body.as_bytes())
-                .await
-                .unwrap();
-        }
-    };
+    let rig = OutageRig::start(&[("WORKOS_SYNC__WORKER__PARK_AFTER_SECS", "2")]).await;
+    let user = |i: u32| format!("user_{}", i % 10);
     for i in 0..10 {
-        send(i).await;
+        rig.send("park", i, 10, &user(i)).await;
     }
-    let store = db.store.clone();
-    assert!(
-        eventually(Duration::from_secs(20), || async {
-            store.processed_count().await.unwrap() == 10
-        })
-        .await
-    );
+    assert!(rig.processed_within(10, Duration::from_secs(20)).await);
 
-    proxy.cut();
+    rig.proxy.cut();
     for i in 10..40 {
-        send(i).await;
+        rig.send("park", i, 10, &user(i)).await;
     }
     // Parked: all 30 ready in the queue again and no consumer left.
-    let q = events_q.clone();
+    let events_q = rig.events_queue();
     assert!(
-        eventually(Duration::from_secs(30), || {
-            let q = q.clone();
-            async move { queue_stats(&q).await.unwrap() == (30, 0) }
-        })
-        .await,
+        queue_reaches(&events_q, (30, 0), Duration::from_secs(30)).await,
         "deliveries not handed back: {:?}",
         queue_stats(&events_q).await.unwrap()
     );
@@ -400,10 +399,7 @@ async fn long_database_outage_parks_deliveries_and_stops_consuming() {
         assert_eq!(queue_stats(&events_q).await.unwrap(), (30, 0));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let c = reqwest::Client::new();
-    let metrics = c
-        .get(format!("http://{}/metrics", w.http_addr))
-        .send()
+    let metrics = reqwest::get(format!("http://{}/metrics", rig.worker.http_addr))
         .await
         .unwrap()
         .text()
@@ -419,19 +415,13 @@ async fn long_database_outage_parks_deliveries_and_stops_consuming() {
         .unwrap_or(0.0);
     assert!(parked >= 30.0, "parked counter {parked}");
 
-    proxy.restore();
+    rig.proxy.restore();
     assert!(
-        eventually(Duration::from_secs(60), || async {
-            store.processed_count().await.unwrap() == 40
-        })
-        .await,
+        rig.processed_within(40, Duration::from_secs(60)).await,
         "events not all applied after the outage"
     );
-    assert_eq!(queue_len(&broker.topology().dead_queue()).await.unwrap(), 0);
-    for q in broker.topology().retry_queues() {
-        assert_eq!(queue_len(&q).await.unwrap(), 0);
-    }
-    let rows = db.store.all_users().await.unwrap();
+    rig.assert_nothing_dead_or_retried().await;
+    let rows = rig.db.store.all_users().await.unwrap();
     assert_eq!(rows.len(), 10);
     for row in rows {
         let n: u32 = row.id.trim_start_matches("user_").parse().unwrap();
@@ -442,9 +432,7 @@ async fn long_database_outage_parks_deliveries_and_stops_consuming() {
             ts(30 + n)
         );
     }
-    w.shutdown().await;
-    close_and_delete(broker).await.unwrap();
-    db.teardown().await.unwrap();
+    rig.teardown().await;
 }
 
 /// A database whose connections go silent (packets dropped, no error) while a batch is
@@ -457,7 +445,12 @@ async fn long_database_outage_parks_deliveries_and_stops_consuming() {
 /// the pool's sessions to twice the apply timeout, ends it. Not observable here.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn silent_database_mid_batch_times_out_parks_and_recovers() {
-    let db = fresh_database().await.unwrap();
+    let rig = OutageRig::start(&[
+        ("WORKOS_SYNC__DATABASE__APPLY_TIMEOUT_SECS", "2"),
+        ("WORKOS_SYNC__WORKER__PARK_AFTER_SECS", "2"),
+    ])
+    .await;
+    let db = &rig.db;
     // One user's writes sleep 4 s while the flag row exists: a batch is then surely in
     // flight when the network goes silent.
     db.exec("CREATE TABLE slow_flag (x int)").await.unwrap();
@@ -472,45 +465,12 @@ async fn silent_database_mid_batch_times_out_parks_and_recovers() {
     db.exec("CREATE TRIGGER slow_user BEFORE INSERT OR UPDATE ON users FOR EACH ROW EXECUTE FUNCTION slow_user()")
         .await
         .unwrap();
-    let proxy = TcpProxy::start(postgres_addr(&db.url).unwrap())
-        .await
-        .unwrap();
-    let via = postgres_url_via(&db.url, proxy.addr());
-    let prefix = unique_prefix();
-    let broker = test_broker(&prefix).await.unwrap();
-    let w = spawn_worker(
-        &prefix,
-        &via,
-        &[
-            ("WORKOS_SYNC__DATABASE__APPLY_TIMEOUT_SECS", "2"),
-            ("WORKOS_SYNC__WORKER__PARK_AFTER_SECS", "2"),
-        ],
-    )
-    .await
-    .unwrap();
-    let events_q = broker.topology().events_queue();
-    let send = |i: u32, user: String| {
-        let broker = broker.clone();
-        async move {
-            let id = format!("event_silent{i}");
-            let body = user_event(&id, "user.created", &user, &ts(i));
-            publish_event(&broker, &id, "user.created", body.as_bytes())
-                .await
-                .unwrap();
-        }
-    };
     for i in 0..10 {
-        send(i, format!("user_{i}")).await;
+        rig.send("silent", i, 100, &format!("user_{i}")).await;
     }
-    let store = db.store.clone();
-    assert!(
-        eventually(Duration::from_secs(20), || async {
-            store.processed_count().await.unwrap() == 10
-        })
-        .await
-    );
+    assert!(rig.processed_within(10, Duration::from_secs(20)).await);
 
-    send(10, "user_slow".into()).await;
+    rig.send("silent", 10, 100, "user_slow").await;
     let sleeping = "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() \
                     AND wait_event = 'PgSleep'";
     assert!(
@@ -520,37 +480,30 @@ async fn silent_database_mid_batch_times_out_parks_and_recovers() {
         .await,
         "the slow batch never started"
     );
-    proxy.blackhole();
+    rig.proxy.blackhole();
     for i in 11..21 {
-        send(i, format!("user_{i}")).await;
+        rig.send("silent", i, 100, &format!("user_{i}")).await;
     }
-    let q = events_q.clone();
+    let events_q = rig.events_queue();
     assert!(
-        eventually(Duration::from_secs(40), || {
-            let q = q.clone();
-            async move { queue_stats(&q).await.unwrap() == (11, 0) }
-        })
-        .await,
+        queue_reaches(&events_q, (11, 0), Duration::from_secs(40)).await,
         "a silent database must not hang the worker: {:?}",
         queue_stats(&events_q).await.unwrap()
     );
-    assert_eq!(queue_len(&broker.topology().dead_queue()).await.unwrap(), 0);
+    assert_eq!(
+        queue_len(&rig.broker.topology().dead_queue())
+            .await
+            .unwrap(),
+        0
+    );
 
     db.exec("DELETE FROM slow_flag").await.unwrap();
-    proxy.restore();
+    rig.proxy.restore();
     assert!(
-        eventually(Duration::from_secs(60), || async {
-            store.processed_count().await.unwrap() == 21
-        })
-        .await,
+        rig.processed_within(21, Duration::from_secs(60)).await,
         "events not all applied after traffic returned"
     );
     assert!(db.store.get_user("user_slow").await.unwrap().is_some());
-    assert_eq!(queue_len(&broker.topology().dead_queue()).await.unwrap(), 0);
-    for q in broker.topology().retry_queues() {
-        assert_eq!(queue_len(&q).await.unwrap(), 0);
-    }
-    w.shutdown().await;
-    close_and_delete(broker).await.unwrap();
-    db.teardown().await.unwrap();
+    rig.assert_nothing_dead_or_retried().await;
+    rig.teardown().await;
 }
