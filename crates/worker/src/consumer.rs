@@ -450,7 +450,11 @@ impl Consumer {
                 metrics::gauge!("workos_sync_worker_holding").set(1.0);
                 Instant::now()
             });
-            let park_in = self.config.park_after.saturating_sub(since.elapsed());
+            // Park when this hold has lasted park_after, or when any delivery has been
+            // unacked that long (a database that keeps coming back briefly lets holds
+            // restart while deliveries queued behind them keep waiting).
+            let oldest = s.window.oldest_unacked().await.unwrap_or(since).min(since);
+            let park_in = self.config.park_after.saturating_sub(oldest.elapsed());
             if park_in.is_zero() {
                 s.parking.cancel();
             }
@@ -577,7 +581,8 @@ pub struct AckWindow {
 
 #[derive(Default)]
 struct AckState {
-    outstanding: std::collections::BTreeSet<u64>,
+    /// Unacked deliveries and when each was received.
+    outstanding: std::collections::BTreeMap<u64, Instant>,
     done: std::collections::BTreeSet<u64>,
 }
 
@@ -586,7 +591,7 @@ impl AckState {
     fn resolve(&mut self, tags: &[u64]) -> Option<u64> {
         self.done.extend(tags.iter().copied());
         let mut upto = None;
-        while let Some(&first) = self.outstanding.first() {
+        while let Some((&first, _)) = self.outstanding.first_key_value() {
             if !self.done.remove(&first) {
                 break;
             }
@@ -594,6 +599,11 @@ impl AckState {
             upto = Some(first);
         }
         upto
+    }
+
+    /// When the oldest unacked delivery was received (tags arrive in order).
+    fn oldest(&self) -> Option<Instant> {
+        self.outstanding.first_key_value().map(|(_, at)| *at)
     }
 }
 
@@ -607,7 +617,16 @@ impl AckWindow {
 
     /// Records a delivery as received (call in delivery order).
     async fn track(&self, tag: u64) {
-        self.state.lock().await.outstanding.insert(tag);
+        self.state
+            .lock()
+            .await
+            .outstanding
+            .insert(tag, Instant::now());
+    }
+
+    /// When the oldest delivery not acked yet was received.
+    async fn oldest_unacked(&self) -> Option<Instant> {
+        self.state.lock().await.oldest()
     }
 
     /// Marks deliveries as resolved and acks the longest resolved prefix.
@@ -629,7 +648,8 @@ mod tests {
     #[test]
     fn ack_window_acks_only_resolved_prefixes_in_order() {
         let mut st = AckState::default();
-        st.outstanding.extend(1..=6);
+        let t0 = Instant::now();
+        st.outstanding.extend((1..=6).map(|t| (t, t0)));
         // Partition B finishes first: nothing can be acked yet.
         assert_eq!(st.resolve(&[2, 4]), None);
         // Partition A resolves 1 and 3: the prefix 1..=4 is complete.
@@ -638,9 +658,14 @@ mod tests {
         assert_eq!(st.resolve(&[5]), Some(6));
         assert!(st.outstanding.is_empty() && st.done.is_empty());
         // Tags arriving after a gap keep waiting for it.
-        st.outstanding.extend([7, 8]);
+        let t7 = t0 + Duration::from_secs(7);
+        st.outstanding
+            .extend([(7, t7), (8, t7 + Duration::from_secs(1))]);
         assert_eq!(st.resolve(&[8]), None);
+        // 8 is resolved but not acked: 7 is still the oldest unacked delivery.
+        assert_eq!(st.oldest(), Some(t7));
         assert_eq!(st.resolve(&[7]), Some(8));
+        assert_eq!(st.oldest(), None);
     }
 
     #[test]
