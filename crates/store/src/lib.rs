@@ -24,7 +24,9 @@
 //! Failure model: [`StoreError::Unavailable`] means the database could not be reached
 //! (hold and retry later, never dead-letter); [`StoreError::Query`] is a failed
 //! statement (serialisation failure, deadlock, a trigger raising…), retried by the caller
-//! per event through the delay tiers.
+//! per event through the delay tiers; [`StoreError::Timeout`] is a batch abandoned after
+//! the apply timeout (a hung connection; the caller pings to tell an unreachable
+//! database from a slow statement); [`StoreError::Invariant`] is a bug of the store.
 
 pub mod migrate;
 pub mod plan;
