@@ -87,16 +87,6 @@ struct Session {
     parking: CancellationToken,
 }
 
-/// How one consume session ended without an error.
-#[derive(Debug, PartialEq, Eq)]
-enum Ended {
-    /// Shutdown, or the broker ended the stream.
-    Stopped,
-    /// The deliveries were handed back during a database outage; wait for the database
-    /// before consuming again.
-    Parked,
-}
-
 impl Consumer {
     /// Runs until shutdown, reconnecting as needed.
     pub async fn run(self: Arc<Self>) {
@@ -113,7 +103,7 @@ impl Consumer {
                 continue;
             };
             match self.consume(&live.connection).await {
-                Ok(Ended::Stopped | Ended::Parked) => {}
+                Ok(()) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "consumer stopped; restarting");
                     self.broker.report_failure();
@@ -152,7 +142,9 @@ impl Consumer {
         }
     }
 
-    async fn consume(self: &Arc<Self>, conn: &lapin::Connection) -> Result<Ended, BatchError> {
+    /// One consume session, until shutdown, the broker ends the stream, or a park (after
+    /// which `run` waits for the database before the next session).
+    async fn consume(self: &Arc<Self>, conn: &lapin::Connection) -> Result<(), BatchError> {
         let ch = conn.create_channel().await?;
         // Prefetch bounds the unacked messages pushed to this consumer: enough to fill the
         // next batch while the current one commits, small enough to share the queue with
@@ -225,9 +217,8 @@ impl Consumer {
         if session.parking.is_cancelled() {
             // Everything was handed back and acked; the consumer is cancelled.
             let _ = ch.close(200, "parked".into()).await;
-            return Ok(Ended::Parked);
         }
-        Ok(Ended::Stopped)
+        Ok(())
     }
 
     /// Reads deliveries, decodes them (undecodable → DLQ at once) and hands each to the
@@ -450,10 +441,11 @@ impl Consumer {
                 metrics::gauge!("workos_sync_worker_holding").set(1.0);
                 Instant::now()
             });
-            // Park when this hold has lasted park_after, or when any delivery has been
-            // unacked that long (a database that keeps coming back briefly lets holds
-            // restart while deliveries queued behind them keep waiting).
-            let oldest = s.window.oldest_unacked().await.unwrap_or(since).min(since);
+            // Park once the oldest unacked delivery has waited park_after. That is never
+            // later than park_after into this hold (the held batch was received before
+            // it began), and it also counts the time deliveries waited through earlier
+            // holds of a database that keeps coming back briefly.
+            let oldest = s.window.oldest_unacked().await.unwrap_or(since);
             let park_in = self.config.park_after.saturating_sub(oldest.elapsed());
             if park_in.is_zero() {
                 s.parking.cancel();

@@ -286,6 +286,18 @@ impl OutageRig {
             .unwrap();
     }
 
+    /// Creates users `user_0` … `user_{n-1}` (events `0..n`) and waits until all are
+    /// applied.
+    async fn seed(&self, tag: &str, n: u32) {
+        for i in 0..n {
+            self.send(tag, i, n, &format!("user_{i}")).await;
+        }
+        assert!(
+            self.processed_within(i64::from(n), Duration::from_secs(20))
+                .await
+        );
+    }
+
     async fn processed_within(&self, n: i64, within: Duration) -> bool {
         let store = self.db.store.clone();
         eventually(within, || async {
@@ -334,10 +346,7 @@ async fn database_outage_dead_letters_nothing() {
     );
     let rig = OutageRig::start(&[("WORKOS_SYNC__AMQP__RETRY_DELAYS_SECS", "1")]).await;
     let user = |i: u32| format!("user_{}", i % 20);
-    for i in 0..20 {
-        rig.send("o", i, 20, &user(i)).await;
-    }
-    assert!(rig.processed_within(20, Duration::from_secs(20)).await);
+    rig.seed("o", 20).await;
 
     rig.proxy.cut();
     let ready_url = format!("http://{}/readyz", rig.worker.http_addr);
@@ -377,10 +386,7 @@ async fn database_outage_dead_letters_nothing() {
 async fn long_database_outage_parks_deliveries_and_stops_consuming() {
     let rig = OutageRig::start(&[("WORKOS_SYNC__WORKER__PARK_AFTER_SECS", "2")]).await;
     let user = |i: u32| format!("user_{}", i % 10);
-    for i in 0..10 {
-        rig.send("park", i, 10, &user(i)).await;
-    }
-    assert!(rig.processed_within(10, Duration::from_secs(20)).await);
+    rig.seed("park", 10).await;
 
     rig.proxy.cut();
     for i in 10..40 {
@@ -465,10 +471,7 @@ async fn silent_database_mid_batch_times_out_parks_and_recovers() {
     db.exec("CREATE TRIGGER slow_user BEFORE INSERT OR UPDATE ON users FOR EACH ROW EXECUTE FUNCTION slow_user()")
         .await
         .unwrap();
-    for i in 0..10 {
-        rig.send("silent", i, 100, &format!("user_{i}")).await;
-    }
-    assert!(rig.processed_within(10, Duration::from_secs(20)).await);
+    rig.seed("silent", 10).await;
 
     rig.send("silent", 10, 100, "user_slow").await;
     let sleeping = "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() \
