@@ -25,11 +25,16 @@ SECRET="whsec_bench_secret"
 wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 # The `rate=N/s` figure of a benchmark line.
 rate_of() { sed -n 's/.* rate=\([0-9]*\)\/s.*/\1/p' <<<"$1"; }
+# "share µs" from a `CPU (cores N% busy, X µs CPU per item)` line (machine-wide CPU).
+cpu_of() { sed -n 's/.*(cores \([0-9]*\)% busy, \([0-9.]*\) µs CPU per item).*/\1 \2/p' <<<"$1"; }
+CORES=$(nproc)
 
 echo "== 0. trivial HTTP server (baseline for the HTTP stack and load generator)"
 "$BIN/trivial-server" 127.0.0.1:18090 & TS=$!
 wait_port 18090
-"$BIN/loadgen" --url http://127.0.0.1:18090/api/webhooks/workos --concurrency 64 --seconds "$SECS" --secret "$SECRET" --label trivial-http
+t=$("$BIN/loadgen" --url http://127.0.0.1:18090/api/webhooks/workos --concurrency 64 --seconds "$SECS" --secret "$SECRET" --label trivial-http)
+echo "$t"
+read -r _ t_us <<<"$(cpu_of "$t")"
 kill "$TS"; wait "$TS" 2>/dev/null || true
 
 WORKOS_WEBHOOK_SECRET="$SECRET" WORKOS_SYNC__AMQP__PREFIX="$PREFIX" \
@@ -51,6 +56,16 @@ for i in $(seq 1 "$RUNS"); do
   ratio=$(awk -v a="$ra" -v b="$rb" 'BEGIN { printf "%.2f", (a > 0 ? b / a : 0) }')
   echo "   ratio b/a = ${ratio}x"
   ratios+=("$ratio")
+  # The receiver does at least what the baseline does (the same publish, the same
+  # broker work) plus what the trivial run cost (an HTTP server answering at once and
+  # the load generator): at the core use of this run, that alone would reach `ceiling`;
+  # 0.9x needs at most `budget` µs of CPU per request even with every core busy.
+  read -r _ a_us <<<"$(cpu_of "$a")"; read -r b_share b_us <<<"$(cpu_of "$b")"
+  if [ -n "${a_us:-}" ] && [ -n "${b_us:-}" ] && [ -n "${t_us:-}" ]; then
+    awk -v a="$ra" -v au="$a_us" -v tu="$t_us" -v bs="$b_share" -v bu="$b_us" -v n="$CORES" 'BEGIN {
+      floor = au + tu; ceiling = bs / 100 * n * 1e6 / floor / a; budget = n * 1e6 / (0.9 * a)
+      printf "   CPU: receiver run %.1f us per request; raw publish (%.1f) + trivial HTTP server and client (%.1f) = %.1f us would reach %.2fx at this run'"'"'s %d%% core use; 0.9x needs <= %.1f us with every core busy\n", bu, au, tu, floor, ceiling, bs, budget }'
+  fi
 done
 median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }')
 echo "== receiver / raw publish, median of $RUNS pairs: ${median}x (pairs: ${ratios[*]})"

@@ -1,8 +1,8 @@
-//! Benchmark helpers: latency summaries, peak RSS of a process, and realistic event
-//! bodies. The benchmarks are programs (see `src/bin/`), run by `scripts/bench-*.sh`;
+//! Benchmark helpers: latency summaries, peak RSS of a process, CPU accounting (the
+//! machine's and each process's, from /proc), and realistic event bodies. The benchmarks are programs (see `src/bin/`), run by `scripts/bench-*.sh`;
 //! they print figures next to a baseline measured in the same run.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 /// p50/p99/max of a set of latencies.
 pub struct Summary {
@@ -160,5 +160,136 @@ pub fn generate_history(events: usize, users: usize, seed: u64) -> History {
         deliveries: out,
         unique,
         epoch,
+    }
+}
+
+/// Machine-wide CPU time, from the first line of /proc/stat: lets a benchmark say how
+/// much of the cores a phase used and what one message cost in CPU, summed over every
+/// process (broker, database, the program under test, the load generator).
+#[derive(Clone, Copy)]
+pub struct CpuSample {
+    busy: u64,
+    total: u64,
+}
+
+impl CpuSample {
+    pub fn now() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let fields: Vec<u64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal (guest is included in user).
+        let idle = fields.get(3)? + fields.get(4).copied().unwrap_or(0);
+        let total: u64 = fields.iter().take(8).sum();
+        Some(Self {
+            busy: total - idle,
+            total,
+        })
+    }
+
+    /// CPU use of the machine since `self`, per item processed meanwhile.
+    pub fn since(self, items: usize) -> Option<CpuUse> {
+        let now = Self::now()?;
+        let total = now.total.checked_sub(self.total)?;
+        let busy = now.busy.checked_sub(self.busy)?;
+        if total == 0 || items == 0 {
+            return None;
+        }
+        // Jiffies are 1/100 s on Linux (USER_HZ).
+        Some(CpuUse {
+            share: busy as f64 / total as f64,
+            us_per_item: busy as f64 * 10_000.0 / items as f64,
+        })
+    }
+}
+
+/// How busy all cores were during a phase, and the CPU time (all processes) per item.
+#[derive(Clone, Copy)]
+pub struct CpuUse {
+    /// Busy share of all cores, 0..=1.
+    pub share: f64,
+    pub us_per_item: f64,
+}
+
+impl CpuUse {
+    /// Items per second the machine could do at `share` of its cores if each cost
+    /// `us_per_item` of CPU.
+    pub fn rate_at(us_per_item: f64, share: f64) -> f64 {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        share * cores as f64 * 1e6 / us_per_item
+    }
+}
+
+impl std::fmt::Display for CpuUse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cores {:.0}% busy, {:.1} µs CPU per item",
+            self.share * 100.0,
+            self.us_per_item
+        )
+    }
+}
+
+/// " (cores 87% busy, 41.2 µs CPU per item)" for a benchmark line; empty without /proc.
+pub fn cpu_note(since: Option<CpuSample>, items: usize) -> String {
+    match since.and_then(|s| s.since(items)) {
+        Some(u) => format!(" ({u})"),
+        None => String::new(),
+    }
+}
+
+/// CPU time used so far by every process, from /proc/<pid>/stat: (command, user +
+/// system ticks) by pid. The difference of two snapshots tells which program a phase's
+/// CPU went to (processes started in between count from zero).
+pub struct ProcCpu(HashMap<u32, (String, u64)>);
+
+impl ProcCpu {
+    pub fn now() -> Self {
+        let mut by_pid = HashMap::new();
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return Self(by_pid);
+        };
+        for entry in dir.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // "pid (comm) state ppid ... utime stime": comm may hold spaces, so split
+            // after its closing parenthesis; utime and stime are fields 14 and 15.
+            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+                continue;
+            };
+            let comm = stat[open + 1..close].to_string();
+            let rest: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+            let ticks = |i: usize| rest.get(i).and_then(|t| t.parse::<u64>().ok());
+            if let (Some(u), Some(s)) = (ticks(11), ticks(12)) {
+                by_pid.insert(pid, (comm, u + s));
+            }
+        }
+        Self(by_pid)
+    }
+
+    /// "postgres 35.1, beam.smp 20.3, …" µs of CPU per item since `earlier`, by
+    /// command, the `top` largest.
+    pub fn per_item_since(&self, earlier: &Self, items: usize, top: usize) -> String {
+        let mut by_comm: HashMap<&str, u64> = HashMap::new();
+        for (pid, (comm, ticks)) in &self.0 {
+            let before = earlier.0.get(pid).map_or(0, |(_, t)| *t);
+            *by_comm.entry(comm.as_str()).or_default() += ticks.saturating_sub(before);
+        }
+        let mut v: Vec<(&str, u64)> = by_comm.into_iter().filter(|(_, t)| *t > 0).collect();
+        v.sort_by_key(|b| std::cmp::Reverse(b.1));
+        v.truncate(top);
+        v.iter()
+            .map(|(c, t)| format!("{c} {:.1}", *t as f64 * 10_000.0 / items.max(1) as f64))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }

@@ -7,6 +7,10 @@
 //!      peak RSS, and a check of the final table against the model; `--runs` times,
 //!      each after a fresh (a), reporting the median rate and the median of the per-run
 //!      ratios c / a.
+//! Each phase also prints the CPU it cost (all processes, per message/row/event, and by
+//! process) and, per worker run, the ceiling of c / a for a worker doing no more than
+//! (a) + (b) at that run's core use: on 2 shared cores the worker's ratio is bounded by
+//! CPU, not by waiting, and these figures say by how much.
 
 #![allow(clippy::print_stdout)] // a benchmark reports its figures on stdout
 
@@ -27,7 +31,7 @@ use lapin::{
     },
     types::FieldTable,
 };
-use workos_sync_bench::{Delivery, generate_history, peak_rss_kib};
+use workos_sync_bench::{CpuSample, CpuUse, Delivery, ProcCpu, generate_history, peak_rss_kib};
 use workos_sync_queue::event_properties;
 
 #[derive(Parser)]
@@ -49,6 +53,23 @@ struct Args {
     runs: usize,
 }
 
+/// One raw-consume baseline (a).
+struct RawConsume {
+    rate: f64,
+    cpu: Option<CpuUse>,
+    by_process: String,
+}
+
+impl std::fmt::Display for RawConsume {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.0}/s", self.rate)?;
+        if let Some(cpu) = self.cpu {
+            write!(f, " ({cpu})")?;
+        }
+        write!(f, "\n   CPU µs per message by process: {}", self.by_process)
+    }
+}
+
 /// Prefills the events queue with `msgs` and consumes them with the worker's prefetch and
 /// ack strategy but no database work; returns messages per second.
 async fn raw_consume(
@@ -56,7 +77,7 @@ async fn raw_consume(
     conn: &Connection,
     topology: &workos_sync_queue::Topology,
     msgs: &[Delivery],
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<RawConsume> {
     prefill(conn, &topology.events_exchange(), msgs).await?;
     let ch = conn.create_channel().await?;
     ch.basic_qos(args.prefetch, BasicQosOptions::default())
@@ -70,6 +91,8 @@ async fn raw_consume(
         )
         .await?;
     let started = Instant::now();
+    let cpu = CpuSample::now();
+    let procs = ProcCpu::now();
     let mut got = 0;
     while got < msgs.len() {
         match tokio::time::timeout(Duration::from_secs(30), consumer.next()).await {
@@ -84,8 +107,13 @@ async fn raw_consume(
         }
     }
     let rate = got as f64 / started.elapsed().as_secs_f64();
+    let raw = RawConsume {
+        rate,
+        cpu: cpu.and_then(|c| c.since(got)),
+        by_process: ProcCpu::now().per_item_since(&procs, got, 4),
+    };
     ch.close(200, "done".into()).await?;
-    Ok(rate)
+    Ok(raw)
 }
 
 async fn prefill(conn: &Connection, exchange: &str, msgs: &[Delivery]) -> anyhow::Result<()> {
@@ -112,8 +140,7 @@ async fn prefill(conn: &Connection, exchange: &str, msgs: &[Delivery]) -> anyhow
     Ok(())
 }
 
-/// Runs the worker binary until every unique event is recorded; returns (events/s,
-/// peak RSS in KiB, users whose row differs from the model).
+/// Runs the worker binary until every unique event is recorded and checks the table.
 async fn drain_once(
     args: &Args,
     probe: &lapin::Channel,
@@ -121,8 +148,14 @@ async fn drain_once(
     db: &workos_sync_testkit::TestDb,
     prefix: &str,
     history: &workos_sync_bench::History,
-) -> anyhow::Result<(f64, u64, usize)> {
+) -> anyhow::Result<Drain> {
     let started = Instant::now();
+    let cpu = CpuSample::now();
+    let procs = ProcCpu::now();
+    let total = history.deliveries.len();
+    // When the worker took its first deliveries: the drain proper starts there (process
+    // start, connections and topology declaration come before; reported separately).
+    let mut consuming: Option<Instant> = None;
     let mut child = std::process::Command::new(&args.worker_bin)
         .env("DATABASE_URL", &db.url)
         .env("AMQP_URL", workos_sync_testkit::amqp_url())
@@ -142,8 +175,13 @@ async fn drain_once(
         // Cheap while messages wait in the queue (a passive declare); the processed
         // count (a scan of processed_events, ~3 ms at 90k rows, which would take CPU from
         // the worker under test) only for the tail.
-        if workos_sync_testkit::queue_len_on(probe, queue).await? > 0 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let ready = workos_sync_testkit::queue_len_on(probe, queue).await?;
+        if consuming.is_none() && (ready as usize) < total {
+            consuming = Some(Instant::now());
+        }
+        if ready > 0 {
+            let pause = if consuming.is_some() { 50 } else { 5 };
+            tokio::time::sleep(Duration::from_millis(pause)).await;
             continue;
         }
         let n = db.store.processed_count().await?;
@@ -152,11 +190,16 @@ async fn drain_once(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let elapsed = started.elapsed();
+    let done = Instant::now();
+    let cpu = cpu.and_then(|c| c.since(total));
+    // Before the worker exits, or its CPU time is gone with it.
+    let by_process = ProcCpu::now().per_item_since(&procs, total, 5);
     peak = peak.max(peak_rss_kib(pid).unwrap_or(0));
     let _ = child.kill();
     let _ = child.wait();
-    let rate = history.deliveries.len() as f64 / elapsed.as_secs_f64();
+    let consuming = consuming.unwrap_or(started);
+    let rate = total as f64 / (done - consuming).as_secs_f64();
+    let startup = consuming - started;
 
     // Check the table against the model.
     let rows = db.store.all_users().await?;
@@ -171,7 +214,31 @@ async fn drain_once(
             _ => true,
         })
         .count();
-    Ok((rate, peak, wrong))
+    Ok(Drain {
+        rate,
+        startup,
+        with_startup: total as f64 / (done - started).as_secs_f64(),
+        peak_kib: peak,
+        wrong,
+        cpu,
+        by_process,
+    })
+}
+
+/// One worker run (c).
+struct Drain {
+    /// Events per second from the first delivery taken to the last event recorded.
+    rate: f64,
+    /// Process start until the first delivery was taken.
+    startup: Duration,
+    /// Events per second including the startup.
+    with_startup: f64,
+    peak_kib: u64,
+    /// Users whose row differs from the model.
+    wrong: usize,
+    cpu: Option<CpuUse>,
+    /// CPU µs per event by process.
+    by_process: String,
 }
 
 #[tokio::main]
@@ -195,13 +262,15 @@ async fn main() -> anyhow::Result<()> {
     .await?;
 
     // a. raw consume + ack.
-    let raw_rate = raw_consume(&args, &conn, &topology, msgs).await?;
-    println!("a. raw consume+ack: {} msgs, {raw_rate:.0}/s", msgs.len());
+    let first_raw = raw_consume(&args, &conn, &topology, msgs).await?;
+    println!("a. raw consume+ack: {} msgs, {first_raw}", msgs.len());
 
     // b. raw batched upserts of the same rows.
     let db = workos_sync_testkit::fresh_database().await?;
     let mut pg = AsyncPgConnection::establish(&db.url).await?;
     let started = Instant::now();
+    let cpu = CpuSample::now();
+    let procs = ProcCpu::now();
     for chunk in msgs.chunks(100) {
         // One row per user per statement (ON CONFLICT cannot touch a row twice).
         let mut uids: Vec<String> = chunk.iter().map(|m| m.user.clone()).collect();
@@ -220,26 +289,36 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     }
     let upsert_rate = msgs.len() as f64 / started.elapsed().as_secs_f64();
-    println!("b. raw batched upserts (100/statement): {upsert_rate:.0} rows/s");
+    let upsert_cpu = cpu.and_then(|c| c.since(msgs.len()));
+    println!(
+        "b. raw batched upserts (100/statement): {upsert_rate:.0} rows/s{}\n   CPU µs per row by process: {}",
+        upsert_cpu.map(|c| format!(" ({c})")).unwrap_or_default(),
+        ProcCpu::now().per_item_since(&procs, msgs.len(), 4)
+    );
 
     // c. the worker draining the same deliveries, `--runs` times on emptied tables, each
     // run after a fresh raw-consume baseline (one figure of either is too noisy on 2
     // shared cores); the medians of the rates and of the per-run ratios are the result.
     let mut rates = Vec::new();
     let mut ratios = Vec::new();
+    let mut ceilings = Vec::new();
+    let mut first_raw = Some(first_raw);
     let mut wrong_total = 0;
     let probe = conn.create_channel().await?;
     for run in 1..=args.runs.max(1) {
-        let raw = if run == 1 {
-            raw_rate
-        } else {
-            raw_consume(&args, &conn, &topology, msgs).await?
+        let raw = match first_raw.take() {
+            Some(raw) => raw,
+            None => {
+                let raw = raw_consume(&args, &conn, &topology, msgs).await?;
+                println!("a. raw consume+ack before run {run}: {raw}");
+                raw
+            }
         };
         diesel::sql_query("TRUNCATE users, user_tombstones, processed_events")
             .execute(&mut pg)
             .await?;
         prefill(&conn, &topology.events_exchange(), msgs).await?;
-        let (rate, peak, wrong) = drain_once(
+        let d = drain_once(
             &args,
             &probe,
             &topology.events_queue(),
@@ -248,18 +327,48 @@ async fn main() -> anyhow::Result<()> {
             &history,
         )
         .await?;
+        let (rate, wrong) = (d.rate, d.wrong);
         println!(
-            "c. worker drain, run {run}: {} deliveries = {rate:.0} events/s ({:.2}x this run's raw consume of {raw:.0}/s), peak RSS {:.1} MiB, {wrong} users wrong",
+            "c. worker drain, run {run}: {} deliveries = {rate:.0} events/s ({:.2}x this run's raw consume of {:.0}/s){}; startup {} ms (with it {:.0}/s), peak RSS {:.1} MiB, {wrong} users wrong",
             msgs.len(),
-            rate / raw,
-            peak as f64 / 1024.0
+            rate / raw.rate,
+            raw.rate,
+            d.cpu.map(|c| format!(" ({c})")).unwrap_or_default(),
+            d.startup.as_millis(),
+            d.with_startup,
+            d.peak_kib as f64 / 1024.0
         );
+        println!("   CPU µs per event by process: {}", d.by_process);
+        // What a worker that did nothing but this run's raw consume plus the raw upsert
+        // of every delivery (no event-id records, no locks, no reads) could drain at the
+        // share of the cores this worker run kept busy; and the CPU per event the 0.7x
+        // target leaves even with every core busy.
+        if let (Some(a), Some(b), Some(c)) = (raw.cpu, upsert_cpu, d.cpu) {
+            let floor = a.us_per_item + b.us_per_item;
+            let ceiling = CpuUse::rate_at(floor, c.share) / raw.rate;
+            let budget = CpuUse::rate_at(1.0, 1.0) / (0.7 * raw.rate);
+            println!(
+                "   CPU: this worker {:.1} µs per event; consume ({:.1}) + bare upsert ({:.1}) = {floor:.1} µs would reach {ceiling:.2}x at the {:.0}% core use of this run; 0.7x needs <= {budget:.1} µs with every core busy",
+                c.us_per_item,
+                a.us_per_item,
+                b.us_per_item,
+                c.share * 100.0,
+            );
+            ceilings.push(ceiling);
+        }
         rates.push(rate);
-        ratios.push(rate / raw);
+        ratios.push(rate / raw.rate);
         wrong_total += wrong;
     }
     rates.sort_by(f64::total_cmp);
     ratios.sort_by(f64::total_cmp);
+    ceilings.sort_by(f64::total_cmp);
+    if let Some(c) = ceilings.get(ceilings.len() / 2) {
+        println!(
+            "ceiling of the ratio for consume + bare upsert alone, median of {}: {c:.2}x",
+            ceilings.len()
+        );
+    }
     let median = rates[rates.len() / 2];
     println!(
         "c. worker drain, median of {}: {median:.0} events/s; median ratio to the raw consume of the same run {:.2}x; {:.2}x raw upserts",

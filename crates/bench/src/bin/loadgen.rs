@@ -17,7 +17,7 @@ use std::{
 
 use clap::{Parser, ValueEnum};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use workos_sync_bench::{ms, signed_update, summarize};
+use workos_sync_bench::{CpuSample, ProcCpu, cpu_note, ms, signed_update, summarize};
 
 #[derive(Parser)]
 struct Args {
@@ -216,6 +216,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     let started = Instant::now();
+    let cpu = (CpuSample::now(), ProcCpu::now());
     let tasks = (0..args.concurrency)
         .map(|worker| {
             let sender = match args.client {
@@ -236,12 +237,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
             ))
         })
         .collect();
-    report(&args, started, tasks).await
+    report(&args, started, cpu, tasks).await
 }
 
 async fn report(
     args: &Args,
     started: Instant,
+    (cpu, procs): (Option<CpuSample>, ProcCpu),
     tasks: Vec<tokio::task::JoinHandle<Results>>,
 ) -> anyhow::Result<()> {
     let mut lat = Vec::new();
@@ -269,6 +271,11 @@ async fn report(
         ms(s.p99),
         ms(s.max),
         codes
+    );
+    println!(
+        "   CPU{}; µs per request by process: {}",
+        cpu_note(cpu, s.count),
+        ProcCpu::now().per_item_since(&procs, s.count, 5)
     );
     Ok(())
 }

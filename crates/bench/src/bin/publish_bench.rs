@@ -11,7 +11,7 @@ use std::{
 
 use clap::Parser;
 use tokio::sync::Semaphore;
-use workos_sync_bench::{ms, summarize};
+use workos_sync_bench::{CpuSample, ProcCpu, cpu_note, ms, summarize};
 use workos_sync_queue::{Broker, BrokerConfig, Outgoing, Topology, event_properties};
 
 #[derive(Parser)]
@@ -56,6 +56,7 @@ async fn main() -> anyhow::Result<()> {
     let sem = Arc::new(Semaphore::new(args.inflight));
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let started = Instant::now();
+    let (cpu, procs) = (CpuSample::now(), ProcCpu::now());
     let mut tasks = Vec::new();
     let mut n = 0u64;
     while Instant::now() < deadline {
@@ -102,6 +103,11 @@ async fn main() -> anyhow::Result<()> {
         s.count as f64 / elapsed.as_secs_f64(),
         ms(s.p50),
         ms(s.p99)
+    );
+    println!(
+        "   CPU{}; µs per message by process: {}",
+        cpu_note(cpu, s.count),
+        ProcCpu::now().per_item_since(&procs, s.count, 5)
     );
     let ch = broker.live().await.map(|l| l.connection.clone());
     broker.close().await;
