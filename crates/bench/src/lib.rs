@@ -276,6 +276,22 @@ impl ProcCpu {
         Self(by_pid)
     }
 
+    /// µs of CPU per item since `earlier` of the processes `pick(pid, command)` selects.
+    pub fn us_per_item_of(
+        &self,
+        earlier: &Self,
+        items: usize,
+        pick: impl Fn(u32, &str) -> bool,
+    ) -> f64 {
+        let ticks: u64 = self
+            .0
+            .iter()
+            .filter(|(pid, (comm, _))| pick(**pid, comm))
+            .map(|(pid, (_, t))| t.saturating_sub(earlier.0.get(pid).map_or(0, |(_, t)| *t)))
+            .sum();
+        ticks as f64 * 10_000.0 / items.max(1) as f64
+    }
+
     /// "postgres 35.1, beam.smp 20.3, …" µs of CPU per item since `earlier`, by
     /// command, the `top` largest.
     pub fn per_item_since(&self, earlier: &Self, items: usize, top: usize) -> String {
