@@ -510,3 +510,78 @@ async fn silent_database_mid_batch_times_out_parks_and_recovers() {
     rig.assert_nothing_dead_or_retried().await;
     rig.teardown().await;
 }
+
+/// A database that keeps coming back briefly: down 2.5 s, up 2 s, over and over, while
+/// every user write takes 0.5 s. Each batch then holds for ~3 s (less than
+/// `park_after_secs` = 5) before the database answers again and a batch or two get
+/// through, but the deliveries queued behind wait through one hold after another. The
+/// worker parks once the oldest unacked delivery has waited `park_after`; were the timer
+/// only the length of one hold, it would never park, and behind such a database
+/// deliveries could wait past RabbitMQ's consumer_timeout (which requeues them with a
+/// delivery count, toward the DLQ).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn flapping_database_parks_by_the_age_of_the_oldest_delivery() {
+    let rig = OutageRig::start(&[
+        ("WORKOS_SYNC__WORKER__PARK_AFTER_SECS", "5"),
+        ("WORKOS_SYNC__WORKER__BATCH_SIZE", "1"),
+        ("WORKOS_SYNC__WORKER__PARTITIONS", "1"),
+    ])
+    .await;
+    rig.seed("flap", 1).await;
+    let db = &rig.db;
+    db.exec(
+        "CREATE FUNCTION slow_write() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN PERFORM pg_sleep(0.5); RETURN NEW; END $$",
+    )
+    .await
+    .unwrap();
+    db.exec("CREATE TRIGGER slow_write BEFORE INSERT OR UPDATE ON users FOR EACH ROW EXECUTE FUNCTION slow_write()")
+        .await
+        .unwrap();
+
+    rig.proxy.cut();
+    let flapping = Instant::now();
+    for i in 1..=20 {
+        rig.send("flapx", i, 100, &format!("user_{i}")).await;
+    }
+    let events_q = rig.events_queue();
+    let mut down = true;
+    let mut parked = None;
+    while flapping.elapsed() < Duration::from_secs(25) {
+        let want_down = flapping.elapsed().as_millis() % 4500 < 2500;
+        if want_down != down {
+            if want_down {
+                rig.proxy.cut();
+            } else {
+                rig.proxy.restore();
+            }
+            down = want_down;
+        }
+        // Parked: no consumer, and every delivery not applied yet is back in the queue.
+        let (ready, consumers) = queue_stats(&events_q).await.unwrap();
+        if consumers == 0 && ready > 0 {
+            let applied = db.store.processed_count().await.unwrap() - 1;
+            if i64::from(ready) + applied == 20 {
+                parked = Some((flapping.elapsed(), applied));
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    rig.proxy.restore();
+    let (after, applied) = parked.expect("a flapping database never made the worker park");
+    // Holds did end in between: the database was flapping, not down for one long stretch.
+    assert!(
+        applied >= 1,
+        "nothing applied before parking at {after:?}: not a flapping database"
+    );
+
+    db.exec("DROP TRIGGER slow_write ON users").await.unwrap();
+    assert!(
+        rig.processed_within(21, Duration::from_secs(60)).await,
+        "events not all applied after the database settled"
+    );
+    rig.assert_nothing_dead_or_retried().await;
+    assert_eq!(db.store.all_users().await.unwrap().len(), 21);
+    rig.teardown().await;
+}
