@@ -5,7 +5,8 @@
 //! - [`TcpProxy::cut`]: every open connection is dropped (the client sees a reset/EOF)
 //!   and new connections are accepted and closed at once.
 //! - [`TcpProxy::blackhole`]: connections stay open but no bytes flow either way, as with
-//!   a network partition (only timeouts and heartbeats notice).
+//!   a network partition (only timeouts and heartbeats notice); a side that closes its
+//!   connection meanwhile is not seen closing by the other.
 //! - [`TcpProxy::restore`]: traffic flows again for new connections.
 
 use std::{
@@ -139,6 +140,12 @@ where
     loop {
         let n = r.read(&mut buf).await?;
         if n == 0 {
+            // A close does not cross a partition either: the other side keeps its
+            // connection (and, for Postgres, the session) until it notices by itself, or
+            // until the proxy is restored or cut.
+            if mode.load(Ordering::SeqCst) == BLACKHOLE {
+                std::future::pending::<()>().await;
+            }
             return Ok(());
         }
         // While blackholed, bytes are swallowed: the peer sees silence, not a close.

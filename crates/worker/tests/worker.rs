@@ -445,10 +445,10 @@ async fn long_database_outage_parks_deliveries_and_stops_consuming() {
 /// in flight: the batch times out after `database.apply_timeout_secs` instead of hanging
 /// for TCP's ~15 minutes, the unanswered ping makes the worker hold, and after
 /// `worker.park_after_secs` it hands the deliveries back; with traffic flowing again,
-/// everything is applied, the slow user included. (The abandoned transaction holds that
-/// user's lock in Postgres until its connection closes, which the proxy does here when
-/// traffic returns; after a real partition `idle_in_transaction_session_timeout`, set on
-/// the pool's sessions to twice the apply timeout, ends it. Not observable here.)
+/// everything is applied, the slow user included. The abandoned transaction, which holds
+/// that user's lock in Postgres, is ended by Postgres while the network is still silent
+/// (`idle_in_transaction_session_timeout`, set on the pool's sessions to twice the apply
+/// timeout).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn silent_database_mid_batch_times_out_parks_and_recovers() {
     let rig = OutageRig::start(&[
@@ -498,6 +498,20 @@ async fn silent_database_mid_batch_times_out_parks_and_recovers() {
             .await
             .unwrap(),
         0
+    );
+    // The abandoned transaction ends in Postgres too, while the network is still silent:
+    // once the slow write returns, its session sits idle in transaction waiting for a
+    // COMMIT that never comes, holding the slow user's lock; the pool set
+    // idle_in_transaction_session_timeout (2 x the apply timeout) on its sessions, so
+    // Postgres ends it instead of waiting for TCP to give up.
+    let lingering = "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() \
+                     AND (state LIKE 'idle in transaction%' OR wait_event = 'PgSleep')";
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            db.exec(lingering).await.unwrap() == 0
+        })
+        .await,
+        "the abandoned transaction lives on in Postgres"
     );
 
     db.exec("DELETE FROM slow_flag").await.unwrap();
