@@ -298,6 +298,22 @@ impl OutageRig {
         );
     }
 
+    /// Makes every write of a `users` row for which the SQL condition `when` holds (over
+    /// `NEW`) sleep `secs` inside Postgres: trigger `slow_write`.
+    async fn slow_writes(&self, when: &str, secs: f64) {
+        self.db
+            .exec(&format!(
+                "CREATE FUNCTION slow_write() RETURNS trigger LANGUAGE plpgsql AS $$ \
+                 BEGIN IF {when} THEN PERFORM pg_sleep({secs}); END IF; RETURN NEW; END $$"
+            ))
+            .await
+            .unwrap();
+        self.db
+            .exec("CREATE TRIGGER slow_write BEFORE INSERT OR UPDATE ON users FOR EACH ROW EXECUTE FUNCTION slow_write()")
+            .await
+            .unwrap();
+    }
+
     async fn processed_within(&self, n: i64, within: Duration) -> bool {
         let store = self.db.store.clone();
         eventually(within, || async {
@@ -461,16 +477,11 @@ async fn silent_database_mid_batch_times_out_parks_and_recovers() {
     // flight when the network goes silent.
     db.exec("CREATE TABLE slow_flag (x int)").await.unwrap();
     db.exec("INSERT INTO slow_flag VALUES (1)").await.unwrap();
-    db.exec(
-        "CREATE FUNCTION slow_user() RETURNS trigger LANGUAGE plpgsql AS $$ \
-         BEGIN IF NEW.id = 'user_slow' AND EXISTS (SELECT 1 FROM slow_flag) THEN \
-         PERFORM pg_sleep(4); END IF; RETURN NEW; END $$",
+    rig.slow_writes(
+        "NEW.id = 'user_slow' AND EXISTS (SELECT 1 FROM slow_flag)",
+        4.0,
     )
-    .await
-    .unwrap();
-    db.exec("CREATE TRIGGER slow_user BEFORE INSERT OR UPDATE ON users FOR EACH ROW EXECUTE FUNCTION slow_user()")
-        .await
-        .unwrap();
+    .await;
     rig.seed("silent", 10).await;
 
     rig.send("silent", 10, 100, "user_slow").await;
@@ -543,15 +554,7 @@ async fn flapping_database_parks_by_the_age_of_the_oldest_delivery() {
     .await;
     rig.seed("flap", 1).await;
     let db = &rig.db;
-    db.exec(
-        "CREATE FUNCTION slow_write() RETURNS trigger LANGUAGE plpgsql AS $$ \
-         BEGIN PERFORM pg_sleep(0.5); RETURN NEW; END $$",
-    )
-    .await
-    .unwrap();
-    db.exec("CREATE TRIGGER slow_write BEFORE INSERT OR UPDATE ON users FOR EACH ROW EXECUTE FUNCTION slow_write()")
-        .await
-        .unwrap();
+    rig.slow_writes("true", 0.5).await;
 
     rig.proxy.cut();
     let flapping = Instant::now();
