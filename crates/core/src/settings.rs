@@ -368,29 +368,26 @@ mod tests {
 
     #[test]
     fn bad_values_are_named() {
-        let e = Settings::load_from(
-            None,
-            env(&[("WORKOS_SYNC__RECEIVER__TOLERANCE_SECS", "soon")]),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("tolerance_secs"), "{e}");
-        let e = Settings::load_from(None, env(&[("WORKOS_SYNC__RECEIVER__ALLOWED_IPS", "nope")]))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("nope"), "{e}");
-        let e = Settings::load_from(None, env(&[("WORKOS_SYNC__AMQP__PREFIX", "a b")]))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("amqp.prefix"), "{e}");
-        let e = Settings::load_from(None, env(&[("WORKOS_SYNC__WORKER__PARK_AFTER_SECS", "0")]))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("worker.park_after_secs"), "{e}");
-        let e = Settings::load_from(None, env(&[("WORKOS_SYNC__AMQP__FRAME_MAX", "1024")]))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("amqp.frame_max"), "{e}");
+        for (var, value, named) in [
+            (
+                "WORKOS_SYNC__RECEIVER__TOLERANCE_SECS",
+                "soon",
+                "tolerance_secs",
+            ),
+            ("WORKOS_SYNC__RECEIVER__ALLOWED_IPS", "nope", "nope"),
+            ("WORKOS_SYNC__AMQP__PREFIX", "a b", "amqp.prefix"),
+            (
+                "WORKOS_SYNC__WORKER__PARK_AFTER_SECS",
+                "0",
+                "worker.park_after_secs",
+            ),
+            ("WORKOS_SYNC__AMQP__FRAME_MAX", "1024", "amqp.frame_max"),
+        ] {
+            let e = Settings::load_from(None, env(&[(var, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(named), "{var}={value}: {e}");
+        }
     }
 
     #[test]
