@@ -199,10 +199,9 @@ impl CpuSample {
         if total == 0 || items == 0 {
             return None;
         }
-        // Jiffies are 1/100 s on Linux (USER_HZ).
         Some(CpuUse {
             share: busy as f64 / total as f64,
-            us_per_item: busy as f64 * 10_000.0 / items as f64,
+            us_per_item: us_per_item(busy, items),
         })
     }
 }
@@ -236,11 +235,8 @@ impl std::fmt::Display for CpuUse {
 }
 
 /// " (cores 87% busy, 41.2 µs CPU per item)" for a benchmark line; empty without /proc.
-pub fn cpu_note(since: Option<CpuSample>, items: usize) -> String {
-    match since.and_then(|s| s.since(items)) {
-        Some(u) => format!(" ({u})"),
-        None => String::new(),
-    }
+pub fn cpu_note(cpu: Option<CpuUse>) -> String {
+    cpu.map(|u| format!(" ({u})")).unwrap_or_default()
 }
 
 /// CPU time used so far by every process, from /proc/<pid>/stat: (command, user +
@@ -276,6 +272,14 @@ impl ProcCpu {
         Self(by_pid)
     }
 
+    /// (pid, command, ticks used since `earlier`) of every process.
+    fn used_since<'a>(&'a self, earlier: &'a Self) -> impl Iterator<Item = (u32, &'a str, u64)> {
+        self.0.iter().map(|(pid, (comm, ticks))| {
+            let before = earlier.0.get(pid).map_or(0, |(_, t)| *t);
+            (*pid, comm.as_str(), ticks.saturating_sub(before))
+        })
+    }
+
     /// µs of CPU per item since `earlier` of the processes `pick(pid, command)` selects.
     pub fn us_per_item_of(
         &self,
@@ -284,28 +288,31 @@ impl ProcCpu {
         pick: impl Fn(u32, &str) -> bool,
     ) -> f64 {
         let ticks: u64 = self
-            .0
-            .iter()
-            .filter(|(pid, (comm, _))| pick(**pid, comm))
-            .map(|(pid, (_, t))| t.saturating_sub(earlier.0.get(pid).map_or(0, |(_, t)| *t)))
+            .used_since(earlier)
+            .filter(|(pid, comm, _)| pick(*pid, comm))
+            .map(|(_, _, t)| t)
             .sum();
-        ticks as f64 * 10_000.0 / items.max(1) as f64
+        us_per_item(ticks, items)
     }
 
     /// "postgres 35.1, beam.smp 20.3, …" µs of CPU per item since `earlier`, by
     /// command, the `top` largest.
     pub fn per_item_since(&self, earlier: &Self, items: usize, top: usize) -> String {
         let mut by_comm: HashMap<&str, u64> = HashMap::new();
-        for (pid, (comm, ticks)) in &self.0 {
-            let before = earlier.0.get(pid).map_or(0, |(_, t)| *t);
-            *by_comm.entry(comm.as_str()).or_default() += ticks.saturating_sub(before);
+        for (_, comm, ticks) in self.used_since(earlier) {
+            *by_comm.entry(comm).or_default() += ticks;
         }
         let mut v: Vec<(&str, u64)> = by_comm.into_iter().filter(|(_, t)| *t > 0).collect();
         v.sort_by_key(|b| std::cmp::Reverse(b.1));
         v.truncate(top);
         v.iter()
-            .map(|(c, t)| format!("{c} {:.1}", *t as f64 * 10_000.0 / items.max(1) as f64))
+            .map(|(c, t)| format!("{c} {:.1}", us_per_item(*t, items)))
             .collect::<Vec<_>>()
             .join(", ")
     }
+}
+
+/// Microseconds per item of `ticks` of CPU time (USER_HZ = 100 per second on Linux).
+fn us_per_item(ticks: u64, items: usize) -> f64 {
+    ticks as f64 * 10_000.0 / items.max(1) as f64
 }

@@ -31,7 +31,9 @@ use lapin::{
     },
     types::FieldTable,
 };
-use workos_sync_bench::{CpuSample, CpuUse, Delivery, ProcCpu, generate_history, peak_rss_kib};
+use workos_sync_bench::{
+    CpuSample, CpuUse, Delivery, ProcCpu, cpu_note, generate_history, peak_rss_kib,
+};
 use workos_sync_queue::event_properties;
 
 #[derive(Parser)]
@@ -62,11 +64,13 @@ struct RawConsume {
 
 impl std::fmt::Display for RawConsume {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:.0}/s", self.rate)?;
-        if let Some(cpu) = self.cpu {
-            write!(f, " ({cpu})")?;
-        }
-        write!(f, "\n   CPU µs per message by process: {}", self.by_process)
+        write!(
+            f,
+            "{:.0}/s{}\n   CPU µs per message by process: {}",
+            self.rate,
+            cpu_note(self.cpu),
+            self.by_process
+        )
     }
 }
 
@@ -299,7 +303,7 @@ async fn main() -> anyhow::Result<()> {
     });
     println!(
         "b. raw batched upserts (100/statement): {upsert_rate:.0} rows/s{}\n   CPU µs per row by process: {}; Postgres and client {upsert_us:.1}",
-        upsert_cpu.map(|c| format!(" ({c})")).unwrap_or_default(),
+        cpu_note(upsert_cpu),
         after.per_item_since(&procs, msgs.len(), 4)
     );
 
@@ -340,7 +344,7 @@ async fn main() -> anyhow::Result<()> {
             msgs.len(),
             rate / raw.rate,
             raw.rate,
-            d.cpu.map(|c| format!(" ({c})")).unwrap_or_default(),
+            cpu_note(d.cpu),
             d.startup.as_millis(),
             d.with_startup,
             d.peak_kib as f64 / 1024.0

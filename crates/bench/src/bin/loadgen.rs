@@ -274,7 +274,7 @@ async fn report(
     );
     println!(
         "   CPU{}; µs per request by process: {}",
-        cpu_note(cpu, s.count),
+        cpu_note(cpu.and_then(|c| c.since(s.count))),
         ProcCpu::now().per_item_since(&procs, s.count, 5)
     );
     Ok(())

@@ -106,7 +106,7 @@ async fn main() -> anyhow::Result<()> {
     );
     println!(
         "   CPU{}; µs per message by process: {}",
-        cpu_note(cpu, s.count),
+        cpu_note(cpu.and_then(|c| c.since(s.count))),
         ProcCpu::now().per_item_since(&procs, s.count, 5)
     );
     let ch = broker.live().await.map(|l| l.connection.clone());
