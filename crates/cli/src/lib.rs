@@ -15,6 +15,7 @@ use workos_sync_queue::{Broker, BrokerConfig, dlq};
 use workos_sync_worker::sync;
 
 pub mod ops;
+pub mod tombstones;
 
 #[derive(Parser)]
 #[command(
@@ -39,7 +40,13 @@ pub enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
-    /// Fetch one user from the WorkOS API now and apply it (404: removed locally).
+    /// List the tombstones of deleted users, or remove one written by mistake.
+    Tombstones {
+        #[command(subcommand)]
+        command: tombstones::TombstoneCommand,
+    },
+    /// Fetch one user from the WorkOS API now and apply it (WorkOS's entity_not_found:
+    /// removed locally).
     SyncUser {
         /// WorkOS user id (user_…).
         id: String,
@@ -83,9 +90,14 @@ pub enum Command {
     },
     /// Feed events missed by webhooks from the WorkOS Events API into the queue.
     Reconcile {
-        /// For the first run (no stored cursor): start at this time (RFC 3339).
+        /// Start at this time (RFC 3339) when no cursor is stored; with a stored cursor
+        /// it is ignored (and said so) unless --reset is given.
         #[arg(long)]
         since: Option<chrono::DateTime<chrono::Utc>>,
+        /// Forget the stored cursor and start from --since (or from the oldest event the
+        /// Events API still holds).
+        #[arg(long)]
+        reset: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -135,6 +147,10 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Dlq { command } => dlq_command(&settings, command, out).await,
+        Command::Tombstones { command } => {
+            let store = workos_sync_store::Store::from_settings(&settings.database)?;
+            tombstones::run(&store, command, out).await
+        }
         Command::SendTestEvent {
             event_type,
             url,
@@ -177,7 +193,8 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
         }
         Command::SyncUser { id } => {
             let (api, store) = api_and_store(&settings)?;
-            match sync::sync_user(&api, &store, &id).await? {
+            workos_sync_core::check_object_id(&id).with_context(|| format!("{id:?}"))?;
+            match sync::sync_user(&api, &store, &id, None).await? {
                 sync::SyncResult::Synced(row) => {
                     writeln!(out, "{}", serde_json::to_string_pretty(&row)?)?
                 }
@@ -229,26 +246,52 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
             )?;
             Ok(())
         }
-        Command::Reconcile { since, json } => {
+        Command::Reconcile { since, reset, json } => {
             let (api, store) = api_and_store(&settings)?;
             let broker = connect(&settings).await?;
-            let result =
-                sync::reconcile_once(&api, &broker, &store, since, Duration::from_secs(10)).await;
+            let request = sync::ReconcileRequest {
+                since,
+                reset,
+                publish_timeout: Duration::from_secs(10),
+            };
+            let result = sync::reconcile_once(&api, &broker, &store, &request).await;
             broker.close().await;
-            match result? {
-                None => anyhow::bail!("another reconciler is running"),
-                Some(r) if json => writeln!(
+            let Some(r) = result? else {
+                anyhow::bail!("another reconciler is running");
+            };
+            let start = match &r.start {
+                sync::Start::Cursor(c) => format!("the stored cursor {c}"),
+                sync::Start::Since(t) => t.to_rfc3339(),
+                sync::Start::Beginning => "the oldest event WorkOS holds".to_owned(),
+            };
+            if json {
+                writeln!(
                     out,
                     "{}",
-                    serde_json::json!({"pages": r.pages, "events": r.events, "cursor": r.cursor})
-                )?,
-                Some(r) => writeln!(
+                    serde_json::json!({
+                        "pages": r.pages,
+                        "events": r.events,
+                        "dead_lettered": r.dead_lettered,
+                        "started_from": start,
+                        "since_ignored": r.since_ignored,
+                        "cursor": r.cursor,
+                    })
+                )?;
+            } else {
+                if r.since_ignored {
+                    writeln!(
+                        out,
+                        "--since ignored: started from {start}; add --reset to start from --since"
+                    )?;
+                }
+                writeln!(
                     out,
-                    "published {} events from {} pages; cursor {}",
+                    "published {} events from {} pages (started from {start}; {} dead-lettered); cursor {}",
                     r.events,
                     r.pages,
+                    r.dead_lettered,
                     r.cursor.as_deref().unwrap_or("-")
-                )?,
+                )?;
             }
             Ok(())
         }

@@ -7,13 +7,10 @@ use std::{io::Write, time::Duration};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use lapin::{
-    options::{BasicGetOptions, QueueDeclareOptions},
-    types::FieldTable,
-};
+use lapin::{options::QueueDeclareOptions, types::FieldTable};
 use serde::Serialize;
 use workos_sync_core::{Settings, now_ms, signature};
-use workos_sync_queue::{Broker, HEADER_RECEIVED_AT, dlq, header_i64};
+use workos_sync_queue::{Broker, dlq};
 
 /// WorkOS retries failed deliveries for up to 3 days: an event id younger than that may
 /// still arrive again, so its dedupe record must stay.
@@ -117,6 +114,9 @@ pub struct Status {
     pub cursors: Vec<CursorStatus>,
 }
 
+/// Largest DLQ whose oldest message `status` reads (walking it republishes each one).
+const DLQ_AGE_MAX: u32 = 1000;
+
 pub async fn status(
     broker: &Broker,
     store: Option<&workos_sync_store::Store>,
@@ -136,20 +136,18 @@ pub async fn status(
         let info = ch
             .queue_declare(q.as_str().into(), passive, FieldTable::default())
             .await?;
+        // Only the DLQ's oldest message is read, by a lossless walk (see `dlq::walk`),
+        // and only while it is small. A `basic.get` handed back counts as a delivery of
+        // a quorum queue, so peeking at the events queue would push its head toward the
+        // delivery limit (and the DLQ) with every `status`.
         let mut oldest_age_secs = None;
-        if info.consumer_count() == 0
-            && info.message_count() > 0
-            && let Some(msg) = ch
-                .basic_get(q.as_str().into(), BasicGetOptions::default())
+        if q == t.dead_queue() && info.message_count() > 0 && info.message_count() <= DLQ_AGE_MAX {
+            let seen = dlq::list(broker)
                 .await?
-        {
-            let p = &msg.delivery.properties;
-            let seen = header_i64(p, dlq::HEADER_FIRST_SEEN)
-                .or_else(|| header_i64(p, HEADER_RECEIVED_AT))
-                .or_else(|| p.timestamp().map(|t| i64::try_from(t).unwrap_or(0) * 1000));
+                .iter()
+                .filter_map(|m| m.first_seen_at_ms)
+                .min();
             oldest_age_secs = seen.map(|ms| (dlq::now_ms_i64() - ms).max(0) / 1000);
-            // Not acked: returned to the queue when the channel closes (no consumer, so
-            // nothing else could have taken it).
         }
         queues.push(QueueStatus {
             queue: q,

@@ -232,3 +232,193 @@ async fn sync_user_backfill_and_reconcile_commands() {
     delete_topology(&topology).await.unwrap();
     db.teardown().await.unwrap();
 }
+
+/// Puts a message in the DLQ as the worker does (reason header, event id as message id).
+async fn dead_letter(broker: &workos_sync_queue::Broker, id: &str) {
+    let exchange = broker.topology().dead_exchange();
+    let props = workos_sync_queue::dlq::republish_properties(
+        &workos_sync_queue::event_properties(id, "user.updated", 1, false),
+        &[(
+            "x-dlq-reason",
+            workos_sync_queue::dlq::text("retries_exhausted"),
+        )],
+    );
+    broker
+        .publish(
+            workos_sync_queue::Outgoing {
+                exchange: &exchange,
+                routing_key: "",
+                body: format!("{{\"id\":\"{id}\"}}").as_bytes(),
+                properties: props,
+            },
+            std::time::Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+}
+
+/// Takes the head of `queue` without acking and hands it back by closing the channel:
+/// how the DLQ tools used to read it.
+async fn get_and_return(queue: &str) {
+    let conn = workos_sync_testkit::connect().await.unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let got = ch
+        .basic_get(queue.into(), lapin::options::BasicGetOptions::default())
+        .await
+        .unwrap();
+    assert!(got.is_some());
+    ch.close(200, "returned".into()).await.unwrap();
+    conn.close(200, "bye".into()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dlq_inspection_any_number_of_times_loses_nothing() {
+    let db = fresh_database().await.unwrap();
+    let prefix = unique_prefix();
+    let broker = test_broker(&prefix).await.unwrap();
+    let dead_q = broker.topology().dead_queue();
+    // RabbitMQ 4.x gives every quorum queue a delivery limit (20); give this DLQ one of
+    // 2, so that any inspection that hands messages back would drop them within three.
+    let _policy = workos_sync_testkit::QueuePolicy::set(
+        &format!("{prefix}-dlq-limit"),
+        &format!("^{}$", dead_q.replace('.', "\\.")),
+        r#"{"delivery-limit": 2}"#,
+    )
+    .unwrap();
+    for id in ["event_k1", "event_k2", "event_k3"] {
+        dead_letter(&broker, id).await;
+    }
+    for _ in 0..8 {
+        let (code, out, err) = cli(&prefix, &db.url, &["dlq", "list"], "");
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("3 message(s)"), "{out}");
+    }
+    for _ in 0..3 {
+        let (code, out, err) = cli(&prefix, &db.url, &["dlq", "show", "event_k2"], "");
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("retries_exhausted"), "{out}");
+        let (code, _, err) = cli(&prefix, &db.url, &["status"], "");
+        assert_eq!(code, 0, "{err}");
+    }
+    // Replaying one leaves the others, in their order, with their headers.
+    let (code, out, err) = cli(&prefix, &db.url, &["dlq", "replay", "event_k3"], "");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("replayed 1"), "{out}");
+    let (_, out, _) = cli(&prefix, &db.url, &["dlq", "list", "--json"], "");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let ids: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["event_k1", "event_k2"]);
+    assert!(
+        v.as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["reason"] == "retries_exhausted")
+    );
+    // The limit is real: reading the old way (get, hand back) drops a message by the
+    // third return.
+    for _ in 0..3 {
+        get_and_return(&dead_q).await;
+    }
+    assert_eq!(
+        queue_len(&dead_q).await.unwrap(),
+        1,
+        "the policy did not bite"
+    );
+    close_and_delete(broker).await.unwrap();
+    db.teardown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dlq_replay_all_stops_after_what_it_started_with() {
+    let db = fresh_database().await.unwrap();
+    let prefix = unique_prefix();
+    let broker = test_broker(&prefix).await.unwrap();
+    let t = broker.topology().clone();
+    for id in ["event_r1", "event_r2"] {
+        dead_letter(&broker, id).await;
+    }
+    // Every replayed message dies again at once: the events exchange also routes to
+    // the DLQ.
+    let conn = workos_sync_testkit::connect().await.unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    ch.queue_bind(
+        t.dead_queue().as_str().into(),
+        t.events_exchange().as_str().into(),
+        "#".into(),
+        lapin::options::QueueBindOptions::default(),
+        lapin::types::FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let prefix2 = prefix.clone();
+    let url = db.url.clone();
+    let run =
+        tokio::task::spawn_blocking(move || cli(&prefix2, &url, &["dlq", "replay", "--all"], ""));
+    let (code, out, err) = tokio::time::timeout(std::time::Duration::from_secs(30), run)
+        .await
+        .expect("replay --all did not stop")
+        .unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("replayed 2 message(s)"), "{out}");
+    assert_eq!(queue_len(&t.dead_queue()).await.unwrap(), 2);
+    assert_eq!(queue_len(&t.events_queue()).await.unwrap(), 2);
+    conn.close(200, "bye".into()).await.unwrap();
+    close_and_delete(broker).await.unwrap();
+    db.teardown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tombstones_list_and_remove() {
+    use workos_sync_core::{Event, event::sample_user_event};
+    let db = fresh_database().await.unwrap();
+    let prefix = unique_prefix();
+    let ev = |id: &str, ty: &str, at: &str| {
+        Event::decode(sample_user_event(id, ty, "user_tb1", "2026-01-01T00:00:00Z", at).as_bytes())
+            .unwrap()
+    };
+    db.store
+        .apply(&ev("event_tb1", "user.created", "2026-01-02T00:00:00Z"))
+        .await
+        .unwrap();
+    db.store
+        .apply(&ev("event_tb2", "user.deleted", "2026-01-03T00:00:00Z"))
+        .await
+        .unwrap();
+    let (code, out, err) = cli(&prefix, &db.url, &["tombstones", "list"], "");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("user_tb1") && out.contains("event_tb2") && out.contains("1 tombstone(s)"),
+        "{out}"
+    );
+    let (code, out, _) = cli(&prefix, &db.url, &["tombstones", "list", "--json"], "");
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v[0]["user_id"], "user_tb1");
+    // A newer event cannot bring the user back while the tombstone stands.
+    db.store
+        .apply(&ev("event_tb3", "user.updated", "2026-01-04T00:00:00Z"))
+        .await
+        .unwrap();
+    assert!(db.store.get_user("user_tb1").await.unwrap().is_none());
+    let (code, out, err) = cli(&prefix, &db.url, &["tombstones", "remove", "user_tb1"], "");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("removed the tombstone of user_tb1"), "{out}");
+    assert!(!db.store.is_tombstoned("user_tb1").await.unwrap());
+    let (code, _, err) = cli(&prefix, &db.url, &["tombstones", "remove", "user_tb1"], "");
+    assert_eq!(code, 1);
+    assert!(err.contains("no tombstone for user_tb1"), "{err}");
+    let (code, _, err) = cli(&prefix, &db.url, &["tombstones", "remove", "../x"], "");
+    assert_eq!(code, 1, "{err}");
+    // The next event brings the user back.
+    db.store
+        .apply(&ev("event_tb4", "user.updated", "2026-01-05T00:00:00Z"))
+        .await
+        .unwrap();
+    assert!(db.store.get_user("user_tb1").await.unwrap().is_some());
+    db.teardown().await.unwrap();
+}

@@ -25,6 +25,24 @@ pub enum DecodeError {
     BadUser(String, String),
     #[error("event {0} has no created_at")]
     MissingCreatedAt(String),
+    /// The id and the type travel as AMQP short strings (message id, type, routing key),
+    /// which hold [`MAX_FIELD_BYTES`] bytes; WorkOS's are a few dozen.
+    #[error("event {field} is longer than {MAX_FIELD_BYTES} bytes")]
+    FieldTooLong { field: &'static str },
+}
+
+/// Longest event id or type accepted: an AMQP short string.
+pub const MAX_FIELD_BYTES: usize = 255;
+
+/// Refuses an id or type that could not travel in the message properties.
+fn check_lengths(id: &str, event_type: &str) -> Result<(), DecodeError> {
+    if id.len() > MAX_FIELD_BYTES {
+        return Err(DecodeError::FieldTooLong { field: "id" });
+    }
+    if event_type.len() > MAX_FIELD_BYTES {
+        return Err(DecodeError::FieldTooLong { field: "type" });
+    }
+    Ok(())
 }
 
 /// The part of the body the receiver reads after verifying: enough to route and label.
@@ -58,6 +76,7 @@ impl Envelope {
             Some(id) => (id, false),
             None => (body_hash_id(body), true),
         };
+        check_lengths(&id, &raw.event)?;
         Ok(Self {
             id,
             event_type: raw.event,
@@ -207,6 +226,7 @@ impl Event {
             Some(id) => id,
             None => body_hash_id(body),
         };
+        check_lengths(&id, &raw.event)?;
         let user = |data: Option<&serde_json::value::RawValue>| {
             let text = data.map_or("null", serde_json::value::RawValue::get);
             serde_json::from_str::<User>(text)
@@ -353,6 +373,38 @@ mod tests {
         // A user event whose data is not a user is a permanent decode error.
         let bad = br#"{"id":"event_1","event":"user.updated","data":{"id":"user_1"}}"#;
         assert!(matches!(Event::decode(bad), Err(DecodeError::BadUser(..))));
+    }
+
+    #[test]
+    fn ids_and_types_fit_a_short_string() {
+        let body = |id: &str, ty: &str| {
+            sample_user_event(
+                id,
+                ty,
+                "user_1",
+                "2026-01-01T00:00:00Z",
+                "2026-01-01T00:00:00Z",
+            )
+        };
+        let long = "e".repeat(MAX_FIELD_BYTES + 1);
+        let fits = "e".repeat(MAX_FIELD_BYTES);
+        assert!(Envelope::decode(body(&fits, "user.created").as_bytes()).is_ok());
+        assert!(Event::decode(body(&fits, "user.created").as_bytes()).is_ok());
+        for (id, ty, field) in [
+            (long.as_str(), "user.created", "id"),
+            ("e1", long.as_str(), "type"),
+        ] {
+            let b = body(id, ty);
+            for r in [
+                Envelope::decode(b.as_bytes()).err(),
+                Event::decode(b.as_bytes()).err(),
+            ] {
+                assert!(
+                    matches!(r, Some(DecodeError::FieldTooLong { field: f }) if f == field),
+                    "{r:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -2,12 +2,14 @@
 //! logging setup. No network or database I/O lives here, so everything is unit-testable.
 
 pub mod event;
+pub mod ids;
 pub mod metrics_setup;
 pub mod settings;
 pub mod signature;
 pub mod telemetry;
 
 pub use event::{DecodeError, Envelope, Event, EventKind, User};
+pub use ids::{IdError, check_object_id};
 pub use settings::{Settings, SettingsError};
 pub use signature::SignatureError;
 

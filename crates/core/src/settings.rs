@@ -92,10 +92,17 @@ pub struct DatabaseSettings {
 pub struct WorkerSettings {
     pub http_bind: String,
     pub api_token: SecretString,
+    pub lazy_sync_timeout_ms: u64,
     pub prefetch: u16,
     pub batch_size: usize,
     pub partitions: usize,
     pub park_after_secs: u64,
+}
+
+impl WorkerSettings {
+    pub fn lazy_sync_timeout(&self) -> Duration {
+        Duration::from_millis(self.lazy_sync_timeout_ms)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -234,6 +241,9 @@ impl Settings {
         }
         if self.worker.park_after_secs == 0 {
             return Err(invalid("worker.park_after_secs", "must be positive"));
+        }
+        if self.worker.lazy_sync_timeout_ms == 0 {
+            return Err(invalid("worker.lazy_sync_timeout_ms", "must be positive"));
         }
         if self.amqp.retry_delays_secs.contains(&0) {
             return Err(invalid("amqp.retry_delays_secs", "delays must be positive"));

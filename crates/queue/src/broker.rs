@@ -25,6 +25,7 @@ use futures_util::StreamExt;
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties,
     options::{BasicPublishOptions, ConfirmSelectOptions},
+    types::ShortString,
 };
 use tokio::sync::{Notify, RwLock};
 use tokio_util::sync::CancellationToken;
@@ -50,6 +51,10 @@ pub enum PublishError {
     ConnectionLost(#[from] lapin::Error),
     #[error("channel is not in confirm mode")]
     NotConfirmed,
+    /// An exchange or routing key longer than an AMQP short string (255 bytes): refused
+    /// here, before lapin would panic building the frame.
+    #[error("{0} is longer than 255 bytes")]
+    TooLong(&'static str),
 }
 
 impl PublishError {
@@ -60,6 +65,7 @@ impl PublishError {
             Self::Nacked => "nacked",
             Self::Returned { .. } => "returned",
             Self::Timeout(_) => "timeout",
+            Self::TooLong(_) => "too_long",
             Self::ConnectionLost(_) => "connection_lost",
             Self::NotConfirmed => "not_confirmed",
         }
@@ -233,11 +239,15 @@ impl Broker {
         msg: Outgoing<'_>,
         timeout: Duration,
     ) -> Result<(), PublishError> {
+        let exchange =
+            ShortString::try_new(msg.exchange).map_err(|_| PublishError::TooLong("exchange"))?;
+        let routing_key = ShortString::try_new(msg.routing_key)
+            .map_err(|_| PublishError::TooLong("routing key"))?;
         let fut = async {
             let confirm = channel
                 .basic_publish(
-                    msg.exchange.into(),
-                    msg.routing_key.into(),
+                    exchange,
+                    routing_key,
                     // mandatory: an unroutable message comes back as a return instead of
                     // being acked and silently dropped.
                     BasicPublishOptions {

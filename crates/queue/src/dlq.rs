@@ -6,13 +6,25 @@
 //! Messages dead-lettered by RabbitMQ itself (delivery limit) carry `x-death` instead;
 //! both are shown.
 //!
-//! Reading the DLQ uses `basic.get` without ack on a channel of its own; closing the
-//! channel returns every unacked message, so listing changes nothing. Replay publishes a
-//! copy to the events exchange with a confirm, then acks the DLQ copy.
+//! Inspecting the DLQ never hands a message back to RabbitMQ. A `basic.get` that is
+//! returned unacked (by a nack, or by closing the channel) counts as a delivery of a
+//! quorum queue: on RabbitMQ 4.x every quorum queue has a delivery limit of 20 by
+//! default ("Quorum queues now have a default redelivery limit set to 20", 4.0.1 release
+//! notes), and `{p}.dead` has no dead-letter target, so a message inspected ~20 times
+//! would be dropped. Disabling the limit is no way out on every version: `-1` disables
+//! it on 4.x, but 3.10 accepts `x-delivery-limit = -1` and then drops every message on
+//! its first return, and refuses `delivery-limit: -1` in a policy. So every tool
+//! [`walk`]s the queue instead: it takes the messages that were in it when it started,
+//! one at a time, and for each either republishes an identical copy to the tail of the
+//! DLQ (kept) or publishes it to the events exchange (replayed), waits for the confirm,
+//! and only then acks the original. A full walk leaves the DLQ in its order; a crash
+//! between confirm and ack leaves a duplicate copy (which the store ignores on replay),
+//! never a loss. Replaying `--all` stops after the messages it started with, even when
+//! replayed ones die again at once.
 
 use lapin::{
     BasicProperties, Channel,
-    options::{BasicAckOptions, BasicGetOptions, QueuePurgeOptions},
+    options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions, QueuePurgeOptions},
     types::{AMQPValue, FieldTable},
 };
 use serde::Serialize;
@@ -158,69 +170,128 @@ async fn open(broker: &Broker) -> Result<Channel, DlqError> {
     Ok(live.connection.create_channel().await?)
 }
 
-/// Every message in the DLQ, oldest first; the queue is left as it was.
-pub async fn list(broker: &Broker) -> Result<Vec<DeadMessage>, DlqError> {
-    let ch = open(broker).await?;
-    let queue = broker.topology().dead_queue();
-    let mut out = Vec::new();
-    while let Some(msg) = ch
-        .basic_get(queue.as_str().into(), BasicGetOptions::default())
-        .await?
-    {
-        out.push(describe(&msg.delivery.properties, &msg.delivery.data));
-    }
-    // Closing the channel returns all unacked messages to the queue.
-    ch.close(200, "list done".into()).await?;
-    Ok(out)
+/// What a [`walk`] does with one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Put an identical copy at the tail of the DLQ.
+    Keep,
+    /// Send it back to the events exchange with its attempt count reset.
+    Replay,
 }
 
+/// What a [`walk`] saw and did.
+#[derive(Debug, Default)]
+pub struct Walk {
+    /// Every message taken, in queue order.
+    pub messages: Vec<DeadMessage>,
+    /// Ids of the messages replayed.
+    pub replayed: Vec<String>,
+}
+
+/// A kept copy's properties: everything, RabbitMQ's `x-death` history included (it is
+/// what `dlq show` reports for messages RabbitMQ dead-lettered itself, and the DLQ has
+/// no dead-letter target whose cycle detection it could confuse), but the delivery
+/// count, which belongs to the queue.
+fn kept_properties(props: &BasicProperties) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    if let Some(h) = props.headers() {
+        for (k, v) in h.inner() {
+            if k.as_str() != "x-delivery-count" {
+                headers.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    props.clone().with_headers(headers)
+}
+
+/// Takes each message that is in the DLQ when the walk starts (not the ones that
+/// arrive meanwhile) and keeps or replays it as `decide` says, each confirmed before the
+/// original is acked. Stops at the first failed publish; that message was not acked and
+/// goes back to the queue when the channel closes.
+pub async fn walk(
+    broker: &Broker,
+    timeout: std::time::Duration,
+    mut decide: impl FnMut(&DeadMessage) -> Step,
+) -> Result<Walk, DlqError> {
+    let ch = open(broker).await?;
+    let queue = broker.topology().dead_queue();
+    let exchange = broker.topology().events_exchange();
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    let waiting = ch
+        .queue_declare(queue.as_str().into(), passive, FieldTable::default())
+        .await?
+        .message_count();
+    let mut walked = Walk::default();
+    let mut result = Ok(());
+    for _ in 0..waiting {
+        let Some(msg) = ch
+            .basic_get(queue.as_str().into(), BasicGetOptions::default())
+            .await?
+        else {
+            break;
+        };
+        let d = describe(&msg.delivery.properties, &msg.delivery.data);
+        let step = decide(&d);
+        let (target_exchange, key, props) = match step {
+            Step::Keep => ("", queue.clone(), kept_properties(&msg.delivery.properties)),
+            Step::Replay => (
+                exchange.as_str(),
+                header_str(&msg.delivery.properties, HEADER_ORIGINAL_KEY)
+                    .unwrap_or_else(|| d.event_type.clone()),
+                copy_properties(
+                    &msg.delivery.properties,
+                    DEAD_LETTER_HEADERS,
+                    &[("x-replayed-at", AMQPValue::LongLongInt(now_ms_i64()))],
+                ),
+            ),
+        };
+        let out = Outgoing {
+            exchange: target_exchange,
+            routing_key: &key,
+            body: &msg.delivery.data,
+            properties: props,
+        };
+        if let Err(e) = broker.publish(out, timeout).await {
+            result = Err(e);
+            break;
+        }
+        msg.delivery.ack(BasicAckOptions::default()).await?;
+        if step == Step::Replay {
+            walked.replayed.push(d.id.clone());
+        }
+        walked.messages.push(d);
+    }
+    ch.close(200, "dlq walk done".into()).await?;
+    result?;
+    Ok(walked)
+}
+
+/// Every message in the DLQ, oldest first; the queue is left as it was (see [`walk`]).
+pub async fn list(broker: &Broker) -> Result<Vec<DeadMessage>, DlqError> {
+    Ok(walk(broker, LIST_CONFIRM_TIMEOUT, |_| Step::Keep)
+        .await?
+        .messages)
+}
+
+/// How long a kept copy may wait for its confirm.
+const LIST_CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Replays the selected messages (all when `ids` is `None`) to the events exchange with
-/// their attempt count reset. Returns the ids replayed.
+/// their attempt count reset; every other message stays. Returns the ids replayed.
 pub async fn replay(
     broker: &Broker,
     ids: Option<&[String]>,
     timeout: std::time::Duration,
 ) -> Result<Vec<String>, DlqError> {
-    let ch = open(broker).await?;
-    let queue = broker.topology().dead_queue();
-    let exchange = broker.topology().events_exchange();
-    let mut replayed = Vec::new();
-    let mut result = Ok(());
-    while let Some(msg) = ch
-        .basic_get(queue.as_str().into(), BasicGetOptions::default())
-        .await?
-    {
-        let d = describe(&msg.delivery.properties, &msg.delivery.data);
-        if ids.is_some_and(|ids| !ids.contains(&d.id)) {
-            continue;
-        }
-        let key = header_str(&msg.delivery.properties, HEADER_ORIGINAL_KEY)
-            .unwrap_or_else(|| d.event_type.clone());
-        let props = copy_properties(
-            &msg.delivery.properties,
-            DEAD_LETTER_HEADERS,
-            &[("x-replayed-at", AMQPValue::LongLongInt(now_ms_i64()))],
-        );
-        let out = Outgoing {
-            exchange: &exchange,
-            routing_key: &key,
-            body: &msg.delivery.data,
-            properties: props,
-        };
-        match broker.publish(out, timeout).await {
-            Ok(()) => {
-                msg.delivery.ack(BasicAckOptions::default()).await?;
-                replayed.push(d.id);
-            }
-            Err(e) => {
-                result = Err(e);
-                break;
-            }
-        }
-    }
-    ch.close(200, "replay done".into()).await?;
-    result?;
-    Ok(replayed)
+    let walked = walk(broker, timeout, |d| match ids {
+        Some(ids) if !ids.contains(&d.id) => Step::Keep,
+        _ => Step::Replay,
+    })
+    .await?;
+    Ok(walked.replayed)
 }
 
 /// Deletes every message in the DLQ; returns how many.

@@ -13,7 +13,7 @@ pub mod topology;
 
 use lapin::{
     BasicProperties,
-    types::{AMQPValue, FieldTable, LongString},
+    types::{AMQPValue, FieldTable, LongString, ShortString},
 };
 
 pub use broker::{Broker, BrokerConfig, Live, Outgoing, PublishError};
@@ -51,11 +51,22 @@ pub fn event_properties(
         headers.insert(HEADER_ID_FROM_HASH.into(), AMQPValue::Boolean(true));
     }
     BasicProperties::default()
-        .with_message_id(event_id.into())
-        .with_type(event_type.into())
+        .with_message_id(short(event_id))
+        .with_type(short(event_type))
         .with_content_type("application/json".into())
         .with_timestamp(received_at_ms / 1000)
         .with_headers(headers)
+}
+
+/// `s` as an AMQP short string, cut at 255 bytes (on a character boundary) instead of
+/// panicking as lapin's `From` does. Event ids and types are refused above that length
+/// when bodies are decoded, so the cut is only a guard.
+pub fn short(s: &str) -> ShortString {
+    let mut end = s.len().min(lapin::types::MAX_SHORT_STRING_LENGTH);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    ShortString::try_new(&s[..end]).unwrap_or_default()
 }
 
 /// Reads a string header.

@@ -3,13 +3,13 @@
 //!
 //! A batch of events is applied in one transaction, in four round trips (the statements
 //! are in the private `sql` module, prepared once per connection):
-//! 1. lock every user of the batch, then the usertag base of every user it might create
+//! 1. lock every user of the batch, then the usertag lock root of every user it might create
 //!    (`pg_advisory_xact_lock` on the hashes, one statement, one global order: batches
 //!    never deadlock each other, and one user's events are serialised inside Postgres
 //!    whatever the number of workers); pipelined behind it, read the stored
 //!    `workos_updated_at`, usertags and tombstones (its snapshot is taken after the locks);
 //! 2. decide outcomes in memory ([`plan`]) as if no id had been seen; pick usertags for
-//!    new users (their bases are locked: what is read stays true until commit);
+//!    new users (their bases' roots are locked: what is read stays true until commit);
 //! 3. one statement records the event ids (`ON CONFLICT DO NOTHING RETURNING`) and makes
 //!    every write (guarded upserts, sign-in refreshes, deletes with tombstones), each
 //!    write skipped if its source event id was recorded before. Ids that do not come back
@@ -32,6 +32,7 @@ pub mod migrate;
 pub mod plan;
 pub mod schema;
 mod sql;
+pub mod tombstones;
 pub mod usertag;
 
 use std::{
@@ -51,9 +52,10 @@ use workos_sync_core::{Event, EventKind, User};
 pub use plan::Outcome;
 use plan::{Existing, Write};
 use schema::{processed_events, sync_cursors, user_tombstones, users};
+pub use tombstones::Tombstone;
 
 /// Advisory-lock namespaces (first key of the two-key form).
-const LOCK_USER: i32 = 0x5753_0001;
+pub(crate) const LOCK_USER: i32 = 0x5753_0001;
 const LOCK_USERTAG: i32 = 0x5753_0002;
 pub(crate) const LOCK_MIGRATE: i64 = 0x5753_0003;
 
@@ -513,14 +515,15 @@ fn user_ids_of(events: &[Event]) -> Vec<String> {
     set.into_iter().map(str::to_owned).collect()
 }
 
-/// The usertag bases of every user the batch might create (any event carrying user data
-/// but a delete: an update of an unknown user creates it too).
+/// The usertag lock roots ([`usertag::lock_root`]) of every user the batch might create
+/// (any event carrying user data but a delete: an update of an unknown user creates it
+/// too).
 fn creatable_bases(events: &[Event]) -> Vec<String> {
     let set: HashSet<String> = events
         .iter()
         .filter_map(|ev| match &ev.kind {
             EventKind::UserCreated(u) | EventKind::UserUpdated(u) | EventKind::UserSnapshot(u) => {
-                Some(usertag::base(&u.email))
+                Some(usertag::lock_root(&usertag::base(&u.email)).to_owned())
             }
             EventKind::UserDeleted(_) | EventKind::Other => None,
         })
@@ -720,8 +723,8 @@ async fn taken_tags(
         .collect())
 }
 
-/// Picks a free usertag for each new user. The caller holds the lock of every base
-/// (taken with the user locks), so what is read here stays true until commit: read
+/// Picks a free usertag for each new user. The caller holds the lock of every base's
+/// root (taken with the user locks), so what is read here stays true until commit: read
 /// which candidates are taken, then hand out the first free one, never the same twice.
 async fn allocate_usertags(
     c: &mut AsyncPgConnection,
@@ -758,12 +761,13 @@ async fn allocate_usertags(
             .find(|t| !taken.contains(t));
         if chosen.is_none() {
             // Every numbered candidate is taken: derive a suffix from the user id, and
-            // make sure it is free (the base lock is held, so the answer holds).
+            // make sure it is free (the root lock is held, so the answer holds). `-`
+            // is never in a base, so no other root can hand out the same tag.
             let digest = workos_sync_core::event::body_hash_id(user.id.as_bytes());
             for n in 0..8usize {
                 let start = 7 + n * 6;
                 let suffix = digest.get(start..start + 6).unwrap_or("0");
-                let t = format!("{base}_{suffix}");
+                let t = format!("{base}-{suffix}");
                 let exists: i64 = users::table
                     .filter(users::usertag.eq(&t))
                     .count()
@@ -775,7 +779,7 @@ async fn allocate_usertags(
                 }
             }
         }
-        let tag = chosen.unwrap_or_else(|| format!("{base}_{}", user.id.to_ascii_lowercase()));
+        let tag = chosen.unwrap_or_else(|| format!("{base}-{}", user.id.to_ascii_lowercase()));
         taken.insert(tag.clone());
         out.push(tag);
     }

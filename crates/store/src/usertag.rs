@@ -1,10 +1,17 @@
 //! Usertags: a handle derived once, at creation, from the email's local part:
 //! lowercase ASCII letters and digits, other characters folded to `_`, at most
 //! [`MAX_BASE_LEN`] characters, `user` when nothing is left. Uniqueness comes from
-//! suffixes (`ada`, `ada2`, `ada3`, …) chosen under a per-base advisory lock.
+//! numbered suffixes (`ada`, `ada2`, `ada3`, …) chosen under an advisory lock.
+//!
+//! The lock is not the base's but its [`lock_root`]'s (the base without trailing
+//! digits): `ada`'s candidate `ada2` is also the base of `ada2@…`, and the candidates
+//! of both (`ada`, `ada2`, `ada22`, …) all have root `ada`, so every allocation that
+//! could hand out the same tag runs under the same lock. After
+//! [`NUMBERED_CANDIDATES`] the suffix is `-` and six hex digits of a hash of the user
+//! id: a `-` never appears in a base, so such a tag cannot be another root's candidate.
 
 pub const MAX_BASE_LEN: usize = 24;
-/// Numbered candidates tried before a random suffix.
+/// Numbered candidates tried before a hashed suffix.
 pub const NUMBERED_CANDIDATES: u32 = 50;
 
 /// The base tag of an email address.
@@ -38,6 +45,12 @@ pub fn base(email: &str) -> String {
     }
 }
 
+/// The key of the advisory lock under which tags of `base` are allocated: `base`
+/// without its trailing digits (`ada2` → `ada`, `r2d2` → `r2d`, `1999` → ``).
+pub fn lock_root(base: &str) -> &str {
+    base.trim_end_matches(|c: char| c.is_ascii_digit())
+}
+
 /// Candidates in order of preference: `base`, `base2` … `base{NUMBERED_CANDIDATES}`.
 pub fn candidates(base: &str) -> Vec<String> {
     std::iter::once(base.to_owned())
@@ -60,6 +73,18 @@ mod tests {
             MAX_BASE_LEN
         );
         assert_eq!(base("noatsign"), "noatsign");
+    }
+
+    #[test]
+    fn candidates_share_their_base_root() {
+        assert_eq!(lock_root("ada2"), "ada");
+        assert_eq!(lock_root("r2d2"), "r2d");
+        assert_eq!(lock_root("1999"), "");
+        for b in ["ada", "ada2", "r2d2", "1999", "t7q"] {
+            for c in candidates(b) {
+                assert_eq!(lock_root(&c), lock_root(b), "{c} of {b}");
+            }
+        }
     }
 
     #[test]

@@ -252,6 +252,47 @@ async fn concurrent_usertag_collisions_stay_unique() {
     db.teardown().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn usertags_of_neighbouring_bases_never_collide() {
+    // `tNq`'s second user is offered `tNq2`, which is also the base of `tNq2@…`: two
+    // batches creating both at once must still hand out distinct tags, with no failed
+    // batch (a unique violation would be retried, then dead-lettered).
+    let db = fresh_database().await.unwrap();
+    for wave in 0..24 {
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+        let mut tasks = Vec::new();
+        for (side, local) in [("a", format!("t{wave}q")), ("b", format!("t{wave}q2"))] {
+            let s = db.store.clone();
+            let barrier = barrier.clone();
+            tasks.push(tokio::spawn(async move {
+                let events: Vec<Event> = (0..2)
+                    .map(|i| {
+                        let id = format!("user_{side}{wave}_{i}");
+                        event(
+                            &format!("ev_{id}"),
+                            EventKind::UserCreated(user(&id, &format!("{local}@x.io"), 1)),
+                            1,
+                        )
+                    })
+                    .collect();
+                barrier.wait().await;
+                s.apply_batch(&events).await
+            }));
+        }
+        for t in tasks {
+            let r = t.await.unwrap();
+            assert!(r.is_ok(), "wave {wave}: {r:?}");
+        }
+    }
+    let rows = db.store.all_users().await.unwrap();
+    assert_eq!(rows.len(), 24 * 4);
+    let mut tags: Vec<_> = rows.iter().map(|r| r.usertag.clone()).collect();
+    tags.sort();
+    tags.dedup();
+    assert_eq!(tags.len(), 24 * 4, "usertags collided");
+    db.teardown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usertags_skip_numbered_tags_in_use_after_the_base_was_freed() {
     let db = fresh_database().await.unwrap();

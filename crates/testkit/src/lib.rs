@@ -7,6 +7,7 @@
 //! unwrap them.
 
 pub mod db;
+pub mod policy;
 pub mod proxy;
 
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
@@ -19,6 +20,7 @@ use lapin::{
     options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions},
     types::FieldTable,
 };
+pub use policy::QueuePolicy;
 pub use proxy::TcpProxy;
 use workos_sync_core::{Settings, now_ms, signature};
 use workos_sync_queue::{Broker, BrokerConfig, Topology};

@@ -2,12 +2,17 @@
 //! broker connection is open; 503 otherwise, with which one failed), `/metrics`, and
 //! lazy sync `POST /v1/users/{id}/sync` behind a bearer token (off without a token).
 //!
-//! Lazy sync answers: 200 with the stored row, 404 when WorkOS has no such user (the
-//! local row is gone too), 401 bad token, 502 WorkOS failed or refused our key, 503
-//! WorkOS rate limit (with `Retry-After`) or database unreachable. WorkOS failures never
-//! touch the local row.
+//! Lazy sync answers: 200 with the stored row, 404 when WorkOS said `entity_not_found`
+//! for that id (the local row is gone too), 400 for an id that cannot be a WorkOS id
+//! (never sent to WorkOS nor to the store), 401 bad token, 502 WorkOS failed or refused
+//! (our key, or any other 404), 503 with `Retry-After` when WorkOS rate-limits us, the
+//! call's time budget (`worker.lazy_sync_timeout_ms`) is spent, or the database is
+//! unreachable. WorkOS failures never touch the local row.
 
-use std::{net::SocketAddr, time::Instant};
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, dev::Server, http::header, web};
 use secrecy::{ExposeSecret, SecretString};
@@ -23,6 +28,8 @@ pub struct State {
     pub store: Store,
     pub api: Option<Client>,
     pub api_token: SecretString,
+    /// Longest a lazy sync call waits for WorkOS.
+    pub lazy_sync_timeout: Duration,
 }
 
 pub fn build(bind: &str, state: State) -> std::io::Result<(Server, SocketAddr)> {
@@ -78,25 +85,34 @@ async fn lazy_sync(
             ),
             "unauthorized",
         )
+    } else if let Err(e) = workos_sync_core::check_object_id(&id) {
+        (
+            error(S::BAD_REQUEST, "invalid_id", &e.to_string()),
+            "invalid_id",
+        )
     } else if let Some(api) = state.api.as_ref().filter(|a| a.has_key()) {
-        match sync_user(api, &state.store, &id).await {
+        match sync_user(api, &state.store, &id, Some(state.lazy_sync_timeout)).await {
             Ok(SyncResult::Synced(row)) => (HttpResponse::Ok().json(row), "synced"),
             Ok(SyncResult::Gone) => (
                 error(S::NOT_FOUND, "not_found", "WorkOS has no such user"),
                 "gone",
             ),
-            Err(SyncError::Api(ApiError::RateLimited { retry_after })) => {
-                let mut r = error(
-                    S::SERVICE_UNAVAILABLE,
+            Err(SyncError::Api(ApiError::RateLimited { retry_after })) => (
+                unavailable(
                     "workos_rate_limited",
                     "WorkOS rate limit reached; retry later",
-                );
-                let secs = retry_after.map_or(5, |d| d.as_secs().max(1));
-                if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
-                    r.headers_mut().insert(header::RETRY_AFTER, v);
-                }
-                (r, "rate_limited")
-            }
+                    retry_after,
+                ),
+                "rate_limited",
+            ),
+            Err(SyncError::Api(ApiError::OutOfTime { retry_after })) => (
+                unavailable(
+                    "workos_timeout",
+                    "WorkOS did not answer in time; retry later",
+                    retry_after,
+                ),
+                "timeout",
+            ),
             Err(SyncError::Api(e)) => (
                 error(S::BAD_GATEWAY, "workos_unavailable", &e.to_string()),
                 "workos_error",
@@ -129,6 +145,20 @@ async fn lazy_sync(
         tracing::info!(user.id = %id, outcome, status, duration_ms, "lazy sync");
     }
     resp
+}
+
+/// A 503 with `Retry-After` (WorkOS's hint when it gave one, else 5 s).
+fn unavailable(code: &str, message: &str, retry_after: Option<Duration>) -> HttpResponse {
+    let mut r = error(
+        actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+        code,
+        message,
+    );
+    let secs = retry_after.map_or(5, |d| d.as_secs().max(1));
+    if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
 }
 
 fn bearer_matches(req: &HttpRequest, token: &str) -> bool {

@@ -106,6 +106,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<WorkerHandle> {
         store: store.clone(),
         api,
         api_token: settings.worker.api_token.clone(),
+        lazy_sync_timeout: settings.worker.lazy_sync_timeout(),
     };
     let (server, http_addr) = http::build(&settings.worker.http_bind, state)?;
     let http = server.handle();
@@ -156,13 +157,17 @@ async fn reconcile_loop(
     shutdown: CancellationToken,
 ) {
     loop {
-        match sync::reconcile_once(&api, &broker, &store, None, Duration::from_secs(10)).await {
+        let request = sync::ReconcileRequest::from_cursor(Duration::from_secs(10));
+        match sync::reconcile_once(&api, &broker, &store, &request).await {
             Ok(Some(report)) => {
                 metrics::gauge!("workos_sync_reconcile_last_success_timestamp_seconds")
                     .set(chrono::Utc::now().timestamp() as f64);
                 tracing::debug!(events = report.events, "reconciled");
             }
             Ok(None) => {}
+            Err(e @ sync::SyncError::CursorRejected { .. }) => {
+                tracing::error!(error = %e, "reconciliation stopped");
+            }
             Err(e) => tracing::warn!(error = %e, "reconciliation failed; will retry"),
         }
         tokio::select! {

@@ -137,10 +137,30 @@ async fn lazy_sync_creates_updates_removes_and_guards() {
     }
     assert_eq!(db.store.all_users().await.unwrap().len(), 1);
 
-    // WorkOS failures leave the row untouched: 500 → 502, malformed → 502, 429 → 503.
+    // WorkOS failures leave the row untouched: 500 → 502, malformed → 502, 429 → 503,
+    // and every 404 that is not WorkOS's own entity_not_found about this id → 502 (a
+    // wrong base URL, a proxy's page, an error about another object).
     let before = db.store.get_user("user_ls1").await.unwrap().unwrap();
     for (resp, want) in [
         (ResponseTemplate::new(500), 502),
+        (
+            ResponseTemplate::new(404)
+                .set_body_raw("<html><body>Not Found</body></html>", "text/html"),
+            502,
+        ),
+        (ResponseTemplate::new(404), 502),
+        (
+            ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"})),
+            502,
+        ),
+        (
+            ResponseTemplate::new(404).set_body_json(json!({
+                "message": "User not found 'user_other'",
+                "code": "entity_not_found",
+                "entity_id": "user_other"
+            })),
+            502,
+        ),
         (ResponseTemplate::new(200).set_body_string("{not json"), 502),
         (
             ResponseTemplate::new(401).set_body_json(json!({"message": "bad key"})),
@@ -166,12 +186,24 @@ async fn lazy_sync_creates_updates_removes_and_guards() {
         );
     }
 
-    // WorkOS 404: the local row goes, tombstoned, and the answer is 404.
+    // An id that cannot be a WorkOS id is refused before anything is asked or written.
     workos.reset().await;
-    let not_found: Value = serde_json::from_str(include_str!(
+    for bad in ["user%20ls1", "_user", "user.ls1", &"u".repeat(101)] {
+        let (s, body) = sync_post(&c, w.http_addr, bad, Some("tok")).await;
+        assert_eq!(s, 400, "{bad}: {body}");
+        assert_eq!(body["error"], "invalid_id");
+    }
+    assert!(workos.received_requests().await.unwrap().is_empty());
+    assert!(!db.store.is_tombstoned("user_ls1").await.unwrap());
+
+    // WorkOS's own 404 (the documented error shape, about this id): the local row goes,
+    // tombstoned, and the answer is 404.
+    let mut not_found: Value = serde_json::from_str(include_str!(
         "../../../tests/fixtures/workos/error.user-not-found.node-fixture.json"
     ))
     .unwrap();
+    not_found["entity_id"] = json!("user_ls1");
+    not_found["message"] = json!("User not found 'user_ls1'");
     Mock::given(method("GET"))
         .and(path(users_path))
         .respond_with(ResponseTemplate::new(404).set_body_json(not_found))
@@ -182,6 +214,78 @@ async fn lazy_sync_creates_updates_removes_and_guards() {
     assert!(db.store.get_user("user_ls1").await.unwrap().is_none());
     assert!(db.store.is_tombstoned("user_ls1").await.unwrap());
 
+    let topology = w.broker.topology().clone();
+    w.shutdown().await;
+    delete_topology(&topology).await.unwrap();
+    db.teardown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lazy_sync_answers_within_its_budget() {
+    let workos = MockServer::start().await;
+    let db = fresh_database().await.unwrap();
+    let prefix = unique_prefix();
+    let base = workos.uri();
+    let w = spawn_worker(
+        &prefix,
+        &db.url,
+        &[
+            ("WORKOS_API_KEY", "sk_test_fake"),
+            ("WORKOS_API_BASE_URL", &base),
+            ("WORKOS_SYNC__WORKER__API_TOKEN", "tok"),
+            ("WORKOS_SYNC__WORKER__LAZY_SYNC_TIMEOUT_MS", "1000"),
+            ("WORKOS_SYNC__RECONCILE__INTERVAL_SECS", "0"),
+        ],
+    )
+    .await
+    .unwrap();
+    let c = reqwest::Client::new();
+    // WorkOS asks for 30 s (the client would honour up to 120 s, six times over), then
+    // a WorkOS that answers only after 20 s: both end in a prompt 503 with Retry-After.
+    for (id, resp, retry_after) in [
+        (
+            "user_rl",
+            ResponseTemplate::new(429).insert_header("Retry-After", "30"),
+            "30",
+        ),
+        (
+            "user_slow",
+            ResponseTemplate::new(200)
+                .set_body_json(user_json("user_slow", 1))
+                .set_delay(Duration::from_secs(20)),
+            "5",
+        ),
+    ] {
+        Mock::given(method("GET"))
+            .and(path(format!("/user_management/users/{id}")))
+            .respond_with(resp)
+            .mount(&workos)
+            .await;
+        let started = std::time::Instant::now();
+        let resp = c
+            .post(format!("http://{}/v1/users/{id}/sync", w.http_addr))
+            .bearer_auth("tok")
+            .send()
+            .await
+            .unwrap();
+        let took = started.elapsed();
+        assert_eq!(resp.status().as_u16(), 503, "{id}");
+        assert_eq!(
+            resp.headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()),
+            Some(retry_after),
+            "{id}"
+        );
+        assert!(
+            took < Duration::from_secs(3),
+            "{id} held the caller {took:?}"
+        );
+        let body: Value = resp.json().await.unwrap();
+        assert!(body["error"].is_string(), "{body}");
+        assert!(db.store.get_user(id).await.unwrap().is_none());
+        assert!(!db.store.is_tombstoned(id).await.unwrap());
+    }
     let topology = w.broker.topology().clone();
     w.shutdown().await;
     delete_topology(&topology).await.unwrap();
@@ -322,9 +426,14 @@ fn event_json(id: &str, ty: &str, user: &str, v: u64) -> Value {
     json!({"object": "event", "id": id, "event": ty, "data": user_json(user, v), "created_at": ts(v), "context": {}})
 }
 
-/// Serves `events` 100 per page after an event-id cursor.
+/// Serves `events` 100 per page after an event-id cursor, as the Events API documents
+/// it: the type filter as `events[]` (required here), and newest first unless
+/// `order=asc` is asked for.
 struct EventPages {
     events: Vec<Value>,
+    /// Answer an unknown cursor with the first page (as WorkOS's emulator does) instead
+    /// of an empty one.
+    restart_on_unknown: bool,
 }
 
 impl Respond for EventPages {
@@ -334,20 +443,29 @@ impl Respond for EventPages {
             .query_pairs()
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
-        let types = q
+        let types: Vec<&str> = q
             .iter()
-            .find(|(k, _)| k == "events")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
-        assert_eq!(types, "user.created,user.updated,user.deleted");
+            .filter(|(k, _)| k == "events[]")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(types, ["user.created", "user.updated", "user.deleted"]);
+        let asc = q.iter().any(|(k, v)| k == "order" && v == "asc");
+        let mut ordered = self.events.clone();
+        if !asc {
+            ordered.reverse();
+        }
         let after = q.iter().find(|(k, _)| k == "after").map(|(_, v)| v.clone());
         let start = after.map_or(0, |a| {
-            self.events
-                .iter()
-                .position(|e| e["id"] == a.as_str())
-                .map_or(self.events.len(), |i| i + 1)
+            ordered.iter().position(|e| e["id"] == a.as_str()).map_or(
+                if self.restart_on_unknown {
+                    0
+                } else {
+                    ordered.len()
+                },
+                |i| i + 1,
+            )
         });
-        let page: Vec<Value> = self.events.iter().skip(start).take(100).cloned().collect();
+        let page: Vec<Value> = ordered.iter().skip(start).take(100).cloned().collect();
         let after = page.last().map(|e| e["id"].clone());
         ResponseTemplate::new(200).set_body_json(
             json!({"object": "list", "data": page, "list_metadata": {"after": after}}),
@@ -394,6 +512,7 @@ async fn reconcile_applies_missing_events_once_with_a_single_leader() {
         .and(path("/events"))
         .respond_with(EventPages {
             events: events.clone(),
+            restart_on_unknown: false,
         })
         .with_priority(2)
         .mount(&workos)
@@ -427,19 +546,29 @@ async fn reconcile_applies_missing_events_once_with_a_single_leader() {
         .await
         .unwrap()
         .unwrap();
-    let skipped = sync::reconcile_once(&api, &broker, &db.store, None, Duration::from_secs(5))
-        .await
-        .unwrap();
+    let skipped = sync::reconcile_once(
+        &api,
+        &broker,
+        &db.store,
+        &sync::ReconcileRequest::from_cursor(Duration::from_secs(5)),
+    )
+    .await
+    .unwrap();
     assert!(skipped.is_none());
     assert_eq!(db.store.cursor(EVENTS_CURSOR).await.unwrap(), None);
     // The holder crashes (its connection closes): the lock is free again.
     drop(other);
 
     let started = std::time::Instant::now();
-    let report = sync::reconcile_once(&api, &broker, &db.store, None, Duration::from_secs(5))
-        .await
-        .unwrap()
-        .unwrap();
+    let report = sync::reconcile_once(
+        &api,
+        &broker,
+        &db.store,
+        &sync::ReconcileRequest::from_cursor(Duration::from_secs(5)),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert!(
         started.elapsed() >= Duration::from_secs(3),
         "Retry-After was not honoured"
@@ -477,7 +606,10 @@ async fn reconcile_cursor_moves_only_after_confirmed_publishes() {
         .collect();
     Mock::given(method("GET"))
         .and(path_regex("^/events$"))
-        .respond_with(EventPages { events })
+        .respond_with(EventPages {
+            events,
+            restart_on_unknown: false,
+        })
         .mount(&workos)
         .await;
     let api = fast_client(&workos.uri());
@@ -493,7 +625,13 @@ async fn reconcile_cursor_moves_only_after_confirmed_publishes() {
         })
         .await
     );
-    let err = sync::reconcile_once(&api, &broker, &db.store, None, Duration::from_secs(1)).await;
+    let err = sync::reconcile_once(
+        &api,
+        &broker,
+        &db.store,
+        &sync::ReconcileRequest::from_cursor(Duration::from_secs(1)),
+    )
+    .await;
     assert!(err.is_err());
     assert_eq!(
         db.store.cursor(EVENTS_CURSOR).await.unwrap(),
@@ -502,10 +640,15 @@ async fn reconcile_cursor_moves_only_after_confirmed_publishes() {
     );
     proxy.restore();
     assert!(broker.wait_connected(Duration::from_secs(15)).await);
-    let report = sync::reconcile_once(&api, &broker, &db.store, None, Duration::from_secs(5))
-        .await
-        .unwrap()
-        .unwrap();
+    let report = sync::reconcile_once(
+        &api,
+        &broker,
+        &db.store,
+        &sync::ReconcileRequest::from_cursor(Duration::from_secs(5)),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!(report.events, 30);
     assert_eq!(
         db.store.cursor(EVENTS_CURSOR).await.unwrap().as_deref(),
@@ -517,6 +660,130 @@ async fn reconcile_cursor_moves_only_after_confirmed_publishes() {
             .unwrap(),
         30
     );
+    close_and_delete(broker).await.unwrap();
+    db.teardown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_cursor_only_moves_forward_and_a_refused_cursor_is_said() {
+    let workos = MockServer::start().await;
+    let db = fresh_database().await.unwrap();
+    let prefix = unique_prefix();
+    let broker = test_broker(&prefix).await.unwrap();
+    let mut events: Vec<Value> = (0..20u64)
+        .map(|i| event_json(&format!("event_fw{i:02}"), "user.updated", "user_fw", 1 + i))
+        .collect();
+    // One event the API returns but that cannot travel in AMQP properties.
+    let long_id = format!("event_{}", "x".repeat(300));
+    events.insert(5, event_json(&long_id, "user.updated", "user_fw", 6));
+    // A cursor the API no longer accepts (past its retention).
+    Mock::given(method("GET"))
+        .and(path("/events"))
+        .and(wiremock::matchers::query_param("after", "event_expired"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "message": "Cursor is older than the retention period", "code": "invalid_cursor"
+        })))
+        .with_priority(1)
+        .mount(&workos)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/events"))
+        .respond_with(EventPages {
+            events,
+            restart_on_unknown: true,
+        })
+        .with_priority(2)
+        .mount(&workos)
+        .await;
+    let api = fast_client(&workos.uri());
+    let since = chrono::DateTime::parse_from_rfc3339("2026-03-01T00:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let request = |since, reset| sync::ReconcileRequest {
+        since,
+        reset,
+        publish_timeout: Duration::from_secs(5),
+    };
+
+    // First run from a time: every event, the long one dead-lettered, cursor at the newest.
+    let r = sync::reconcile_once(&api, &broker, &db.store, &request(Some(since), false))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.start, sync::Start::Since(since));
+    assert_eq!((r.events, r.dead_lettered), (20, 1));
+    assert!(!r.since_ignored);
+    assert_eq!(r.cursor.as_deref(), Some("event_fw19"));
+    let dead = workos_sync_queue::dlq::list(&broker).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].reason, "undecodable");
+    assert!(dead[0].body.contains(&long_id));
+
+    // --since with a stored cursor: the cursor is used, and the report says so.
+    let r = sync::reconcile_once(&api, &broker, &db.store, &request(Some(since), false))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.start, sync::Start::Cursor("event_fw19".into()));
+    assert!(r.since_ignored);
+    assert_eq!(r.events, 0);
+
+    // A cursor the API does not know (it named a newer event) is answered with its
+    // first page (older events): they are published again (the store dedupes), but the
+    // cursor stays where it was.
+    db.store
+        .set_cursor(EVENTS_CURSOR, Some("event_unknown"))
+        .await
+        .unwrap();
+    db.store
+        .set_cursor(sync::EVENTS_CURSOR_AT, Some("2026-03-01T01:00:00Z"))
+        .await
+        .unwrap();
+    let r = sync::reconcile_once(
+        &api,
+        &broker,
+        &db.store,
+        &sync::ReconcileRequest::from_cursor(Duration::from_secs(5)),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(r.events > 0);
+    assert_eq!(
+        db.store.cursor(EVENTS_CURSOR).await.unwrap().as_deref(),
+        Some("event_unknown"),
+        "the cursor moved back in time"
+    );
+
+    // A refused cursor is one clear error that names the way out.
+    db.store
+        .set_cursor(EVENTS_CURSOR, Some("event_expired"))
+        .await
+        .unwrap();
+    let err = sync::reconcile_once(
+        &api,
+        &broker,
+        &db.store,
+        &sync::ReconcileRequest::from_cursor(Duration::from_secs(5)),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, sync::SyncError::CursorRejected { .. }),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("event_expired") && text.contains("--reset"),
+        "{text}"
+    );
+    // --reset starts again from --since.
+    let r = sync::reconcile_once(&api, &broker, &db.store, &request(Some(since), true))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.start, sync::Start::Since(since));
+    assert_eq!(r.cursor.as_deref(), Some("event_fw19"));
     close_and_delete(broker).await.unwrap();
     db.teardown().await.unwrap();
 }

@@ -1,15 +1,22 @@
 //! A typed client for the parts of the WorkOS API that workos-sync reads:
 //! `GET /user_management/users/{id}`, `GET /user_management/users` (cursor pages) and
-//! `GET /events` (the Events API, oldest first behind an `after` cursor).
+//! `GET /events` (the Events API, asked oldest first with `order=asc` behind an `after`
+//! cursor: the API's default order is newest first).
 //!
 //! Failure model: every call has a timeout; 429 and 5xx (and connection failures) are
-//! retried with exponential backoff and full jitter, honouring `Retry-After`; a
-//! client-side budget keeps reads below WorkOS's documented 1,000 per 10 s. What is left
-//! comes back as an [`ApiError`] whose variant decides the caller's answer: `NotFound`
-//! (the user is gone), `Unauthorized` (bad key), `RateLimited` / `Unavailable` (try
-//! later), `BadResponse` (WorkOS said something we cannot read).
+//! retried with exponential backoff and equal jitter (half the delay fixed, half
+//! random), honouring `Retry-After`; a client-side budget keeps reads below WorkOS's
+//! documented 1,000 per 10 s. A call may also carry a deadline (lazy sync): it never
+//! waits past it and ends with [`ApiError::OutOfTime`]. What is left comes back as an
+//! [`ApiError`] whose variant decides the caller's answer. Only `NotFound` may remove a
+//! row, so it is given only for WorkOS's own JSON `entity_not_found` about the very id
+//! asked for; any other 404 (a wrong base URL, a proxy's HTML page) is `Refused`.
 
-use std::{num::NonZeroU32, sync::Arc, time::Duration};
+use std::{
+    num::NonZeroU32,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use chrono::{DateTime, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -18,23 +25,48 @@ use reqwest::{StatusCode, header};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use workos_sync_core::User;
+use workos_sync_core::{IdError, User};
 
 /// The user event types the reconciler asks for.
 pub const USER_EVENTS: &[&str] = &["user.created", "user.updated", "user.deleted"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// WorkOS answered 404 `entity_not_found` for this id: the object is gone.
     #[error("not found in WorkOS")]
     NotFound,
+    /// The id cannot be a WorkOS id; nothing was sent.
+    #[error("not a WorkOS id: {0}")]
+    InvalidId(#[from] IdError),
     #[error("WorkOS refused the API key ({0})")]
     Unauthorized(u16),
     #[error("rate limited by WorkOS (retry after {retry_after:?})")]
     RateLimited { retry_after: Option<Duration> },
     #[error("WorkOS unavailable: {0}")]
     Unavailable(String),
+    /// The caller's deadline came before an answer; `retry_after` is WorkOS's own hint
+    /// when the last answer was a 429.
+    #[error("WorkOS did not answer within the time allowed")]
+    OutOfTime { retry_after: Option<Duration> },
+    /// A 4xx other than 401/403/429 and WorkOS's own not-found, e.g. a 404 page that is
+    /// not WorkOS's JSON, or a cursor the Events API no longer accepts.
+    #[error("WorkOS refused the request: HTTP {status}{}", describe_refusal(.code, .message))]
+    Refused {
+        status: u16,
+        code: Option<String>,
+        message: Option<String>,
+    },
     #[error("unexpected WorkOS response: {0}")]
     BadResponse(String),
+}
+
+fn describe_refusal(code: &Option<String>, message: &Option<String>) -> String {
+    match (code, message) {
+        (Some(c), Some(m)) => format!(" {c}: {m}"),
+        (Some(c), None) => format!(" {c}"),
+        (None, Some(m)) => format!(": {m}"),
+        (None, None) => String::new(),
+    }
 }
 
 impl ApiError {
@@ -98,11 +130,25 @@ struct RawList<T> {
     list_metadata: Option<ListMetadata>,
 }
 
+/// WorkOS's error body: `{"message", "code", "entity_id"}` (every field optional).
 #[derive(Deserialize)]
 struct ErrorBody {
     #[serde(default)]
     code: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    entity_id: Option<String>,
 }
+
+impl ErrorBody {
+    fn parse(body: &[u8]) -> Option<Self> {
+        serde_json::from_slice(body).ok()
+    }
+}
+
+/// Longest error message kept from a WorkOS answer.
+const MAX_MESSAGE: usize = 200;
 
 #[derive(Clone)]
 pub struct Client {
@@ -136,17 +182,31 @@ impl Client {
         format!("{}{path}", self.config.base_url.trim_end_matches('/'))
     }
 
-    /// One GET with retries; returns the body of a 2xx.
+    /// One GET with retries; returns the body of a 2xx. With a `deadline`, no wait
+    /// (budget, backoff, `Retry-After`, the request itself) goes past it.
     async fn get(
         &self,
         path: &str,
         query: &[(&str, String)],
+        entity_id: Option<&str>,
+        deadline: Option<Instant>,
     ) -> Result<bytes_body::Body, ApiError> {
         let mut attempt = 0;
+        let mut last_retry_after = None;
         loop {
             attempt += 1;
-            self.budget.until_ready().await;
-            let result = self.get_once(path, query).await;
+            let out_of_time = ApiError::OutOfTime {
+                retry_after: last_retry_after,
+            };
+            within(deadline, self.budget.until_ready(), || out_of_time).await?;
+            let out_of_time = ApiError::OutOfTime {
+                retry_after: last_retry_after,
+            };
+            let result = within(deadline, self.get_once(path, query, entity_id), || {
+                out_of_time
+            })
+            .await
+            .and_then(|r| r);
             match result {
                 Ok(body) => return Ok(body),
                 Err(e) if e.retryable() && attempt < self.config.max_attempts => {
@@ -156,6 +216,16 @@ impl Client {
                         } => *d,
                         _ => self.backoff(attempt),
                     };
+                    if let ApiError::RateLimited { retry_after } = &e {
+                        last_retry_after = *retry_after;
+                    }
+                    if deadline.is_some_and(|d| Instant::now() + wait > d) {
+                        // Waiting would pass the deadline: give up now, and say when
+                        // WorkOS asked us to come back.
+                        return Err(ApiError::OutOfTime {
+                            retry_after: last_retry_after.or(Some(wait)),
+                        });
+                    }
                     tracing::warn!(path, attempt, wait_ms = wait.as_millis() as u64, error = %e, "WorkOS call failed; retrying");
                     metrics::counter!("workos_sync_workos_api_retries_total").increment(1);
                     tokio::time::sleep(wait).await;
@@ -165,7 +235,7 @@ impl Client {
         }
     }
 
-    /// Exponential backoff with full jitter.
+    /// Exponential backoff with equal jitter: a random delay in `[d/2, d]`.
     fn backoff(&self, attempt: u32) -> Duration {
         let exp = self
             .config
@@ -176,10 +246,13 @@ impl Client {
         Duration::from_millis(rand::rng().random_range(ms / 2..=ms))
     }
 
+    /// One request. `entity_id` is the object a 404 may be about (see
+    /// [`is_entity_not_found`]); list calls have none, so their 404 is never `NotFound`.
     async fn get_once(
         &self,
         path: &str,
         query: &[(&str, String)],
+        entity_id: Option<&str>,
     ) -> Result<bytes_body::Body, ApiError> {
         let started = std::time::Instant::now();
         let resp = self
@@ -206,21 +279,24 @@ impl Client {
             .map_err(|e| ApiError::Unavailable(without_url(&e)))?;
         match status {
             s if s.is_success() => Ok(bytes_body::Body(body.to_vec())),
-            StatusCode::NOT_FOUND => {
-                let code = serde_json::from_slice::<ErrorBody>(&body)
-                    .ok()
-                    .and_then(|b| b.code);
-                match code.as_deref() {
-                    Some("entity_not_found") | None => Err(ApiError::NotFound),
-                    Some(other) => Err(ApiError::BadResponse(format!("404 {other}"))),
-                }
+            StatusCode::NOT_FOUND if is_entity_not_found(&body, entity_id) => {
+                Err(ApiError::NotFound)
             }
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                 Err(ApiError::Unauthorized(status.as_u16()))
             }
             StatusCode::TOO_MANY_REQUESTS => Err(ApiError::RateLimited { retry_after }),
             s if s.is_server_error() => Err(ApiError::Unavailable(format!("HTTP {}", s.as_u16()))),
-            s => Err(ApiError::BadResponse(format!("HTTP {}", s.as_u16()))),
+            s => {
+                let parsed = ErrorBody::parse(&body);
+                let short =
+                    |v: Option<String>| v.map(|m| m.chars().take(MAX_MESSAGE).collect::<String>());
+                Err(ApiError::Refused {
+                    status: s.as_u16(),
+                    code: short(parsed.as_ref().and_then(|b| b.code.clone())),
+                    message: short(parsed.and_then(|b| b.message)),
+                })
+            }
         }
     }
 
@@ -230,7 +306,7 @@ impl Client {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<Page<T>, ApiError> {
-        let body = self.get(path, query).await?;
+        let body = self.get(path, query, None, None).await?;
         let list: RawList<T> =
             serde_json::from_slice(&body.0).map_err(|e| ApiError::BadResponse(e.to_string()))?;
         Ok(Page {
@@ -244,16 +320,26 @@ impl Client {
 
     /// `GET /user_management/users/{id}`.
     pub async fn get_user(&self, id: &str) -> Result<User, ApiError> {
-        // Ids are opaque; refuse anything that would change the path.
-        if id.is_empty()
-            || !id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        {
-            return Err(ApiError::NotFound);
-        }
+        self.fetch_user(id, None).await
+    }
+
+    /// `GET /user_management/users/{id}`, giving up with [`ApiError::OutOfTime`] rather
+    /// than waiting past `budget` (lazy sync answers a caller who is waiting).
+    pub async fn get_user_within(&self, id: &str, budget: Duration) -> Result<User, ApiError> {
+        self.fetch_user(id, Some(Instant::now() + budget)).await
+    }
+
+    async fn fetch_user(&self, id: &str, deadline: Option<Instant>) -> Result<User, ApiError> {
+        // Ids are opaque, but one that cannot be a WorkOS id is never sent: it could
+        // change the path, and any answer would say nothing about a real user.
+        workos_sync_core::check_object_id(id)?;
         let body = self
-            .get(&format!("/user_management/users/{id}"), &[])
+            .get(
+                &format!("/user_management/users/{id}"),
+                &[],
+                Some(id),
+                deadline,
+            )
             .await?;
         serde_json::from_slice(&body.0).map_err(|e| ApiError::BadResponse(e.to_string()))
     }
@@ -281,7 +367,15 @@ impl Client {
         range_start: Option<DateTime<Utc>>,
         limit: u32,
     ) -> Result<Page<Box<RawValue>>, ApiError> {
-        let mut q = vec![("events", types.join(",")), ("limit", limit.to_string())];
+        // `events[]` once per type is the documented form (a comma list is ignored by
+        // WorkOS's emulator), and `order=asc` is sent explicitly: the API's default is
+        // newest first, and an `after` cursor only moves forward oldest first.
+        let mut q: Vec<(&str, String)> = types
+            .iter()
+            .map(|t| ("events[]", (*t).to_owned()))
+            .collect();
+        q.push(("order", "asc".to_owned()));
+        q.push(("limit", limit.to_string()));
         match (after, range_start) {
             (Some(a), _) => q.push(("after", a.to_string())),
             (None, Some(t)) => q.push((
@@ -292,6 +386,34 @@ impl Client {
         }
         self.get_page("/events", &q).await
     }
+}
+
+/// `fut`, unless `deadline` comes first: then `late()`.
+async fn within<T>(
+    deadline: Option<Instant>,
+    fut: impl std::future::Future<Output = T>,
+    late: impl FnOnce() -> ApiError,
+) -> Result<T, ApiError> {
+    match deadline {
+        None => Ok(fut.await),
+        Some(d) => tokio::time::timeout_at(d.into(), fut)
+            .await
+            .map_err(|_| late()),
+    }
+}
+
+/// True when a 404 body is WorkOS's own JSON `entity_not_found` about `entity_id`: the
+/// code must be there, and an `entity_id` in the body must be the one asked for. A 404
+/// of a list call (`entity_id` None) never is.
+fn is_entity_not_found(body: &[u8], entity_id: Option<&str>) -> bool {
+    let Some(asked) = entity_id else {
+        return false;
+    };
+    let Some(err) = ErrorBody::parse(body) else {
+        return false;
+    };
+    err.code.as_deref() == Some("entity_not_found")
+        && err.entity_id.as_deref().is_none_or(|id| id == asked)
 }
 
 /// reqwest errors print the URL; keep them short and free of query strings.

@@ -53,10 +53,11 @@ async fn decodes_the_documented_shapes() {
         .await;
     Mock::given(method("GET"))
         .and(path("/events"))
-        .and(query_param(
-            "events",
-            "user.created,user.updated,user.deleted",
-        ))
+        // The documented filter form (one `events[]` per type) and oldest first.
+        .and(query_param("events[]", "user.created"))
+        .and(query_param("events[]", "user.updated"))
+        .and(query_param("events[]", "user.deleted"))
+        .and(query_param("order", "asc"))
         .and(query_param("range_start", "2026-01-01T00:00:00.000Z"))
         .respond_with(ResponseTemplate::new(200).set_body_raw(
             fixture("events.list-response.openapi-example.json"),
@@ -91,7 +92,19 @@ async fn decodes_the_documented_shapes() {
 #[tokio::test]
 async fn errors_are_typed() {
     let s = MockServer::start().await;
+    // WorkOS's error shape, about the id asked for.
+    let not_found =
+        fixture("error.user-not-found.node-fixture.json").replace("user_123", "user_404");
     Mock::given(path("/user_management/users/user_404"))
+        .respond_with(ResponseTemplate::new(404).set_body_raw(not_found, "application/json"))
+        .mount(&s)
+        .await;
+    // 404s that are not WorkOS saying so about this id.
+    Mock::given(path("/user_management/users/user_html404"))
+        .respond_with(ResponseTemplate::new(404).set_body_raw("<h1>Not Found</h1>", "text/html"))
+        .mount(&s)
+        .await;
+    Mock::given(path("/user_management/users/user_other404"))
         .respond_with(ResponseTemplate::new(404).set_body_raw(
             fixture("error.user-not-found.node-fixture.json"),
             "application/json",
@@ -119,6 +132,15 @@ async fn errors_are_typed() {
         c.get_user("user_404").await,
         Err(ApiError::NotFound)
     ));
+    for id in ["user_html404", "user_other404", "user_unmounted"] {
+        assert!(
+            matches!(
+                c.get_user(id).await,
+                Err(ApiError::Refused { status: 404, .. })
+            ),
+            "{id}"
+        );
+    }
     assert!(matches!(
         c.get_user("user_401").await,
         Err(ApiError::Unauthorized(401))
@@ -140,13 +162,22 @@ async fn errors_are_typed() {
     // An id that would change the path is never sent.
     assert!(matches!(
         c.get_user("../events").await,
-        Err(ApiError::NotFound)
+        Err(ApiError::InvalidId(_))
     ));
+    assert!(!reqs_contain(&s, "events").await);
     // 500 was retried (2 attempts), 401 was not.
     let reqs = s.received_requests().await.unwrap();
     let count = |p: &str| reqs.iter().filter(|r| r.url.path() == p).count();
     assert_eq!(count("/user_management/users/user_500"), 2);
     assert_eq!(count("/user_management/users/user_401"), 1);
+}
+
+async fn reqs_contain(s: &MockServer, needle: &str) -> bool {
+    s.received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .any(|r| r.url.path().contains(needle))
 }
 
 #[tokio::test]
