@@ -15,8 +15,17 @@
 //!   culprit; a failing event is republished to the next delay tier with `x-attempt`
 //!   (confirm first, then ack) and dead-lettered after the last tier.
 //!
-//! A broker connection loss ends the consumer's stream; unacked messages go back to the
-//! queue and the consumer starts again on the next connection.
+//! Shutdown (SIGTERM) hands nothing back unresolved: the consumer is cancelled, the
+//! deliveries already pushed to this worker (up to the prefetch window) are still
+//! applied and acked, and if the database is unreachable then, they are parked
+//! (republished and acked) instead of held. A delivery returned by a closing channel
+//! counts toward the events queue's delivery limit, so returning a prefetch window at
+//! every restart or scale-down during a backlog would dead-letter events that never
+//! failed.
+//!
+//! A broker connection loss (or `kill -9`) ends the consumer's stream; unacked messages
+//! go back to the queue, each counted as a delivery, and the consumer starts again on
+//! the next connection.
 
 use std::{
     sync::Arc,
@@ -38,6 +47,9 @@ use workos_sync_queue::{
     header_i64,
 };
 use workos_sync_store::{Store, StoreError};
+
+/// How long a cancelled consumer waits for the broker to end its stream.
+const CANCEL_DRAIN: Duration = Duration::from_secs(10);
 
 /// Consumer parameters.
 #[derive(Debug, Clone)]
@@ -78,9 +90,9 @@ enum BatchError {
 /// What the dispatcher and the appliers of one consume session share.
 struct Session {
     window: AckWindow,
-    /// Ends the session early: shutdown (this is a child token of it), or a failed
-    /// dispatcher or applier; appliers holding for the database give up their batch
-    /// (the channel closes and the broker requeues it).
+    /// Ends the session early: a failed dispatcher or applier; appliers holding for the
+    /// database give up their batch (the channel closes and the broker requeues it).
+    /// Shutdown is not such an end: it drains (see the module header).
     stop: CancellationToken,
     /// Cancelled by the first applier whose outage outlasts `park_after`: every
     /// delivery of this session is then handed back instead of applied.
@@ -164,7 +176,7 @@ impl Consumer {
         tracing::info!(queue = %queue, partitions = self.config.partitions, "consuming");
         let session = Arc::new(Session {
             window: AckWindow::new(ch.clone()),
-            stop: self.shutdown.child_token(),
+            stop: CancellationToken::new(),
             parking: CancellationToken::new(),
         });
         // Partitions by user: events of one user always go to the same applier, so the
@@ -222,10 +234,11 @@ impl Consumer {
     }
 
     /// Reads deliveries, decodes them (undecodable → DLQ at once) and hands each to the
-    /// partition of its user. Ends on shutdown, on an applier failure, or when the
-    /// broker ends the stream. When parking starts it cancels the consumer at once (also
-    /// while waiting for room in a partition) and keeps forwarding what was already
-    /// sent until the stream ends (the appliers park those).
+    /// partition of its user. Ends on an applier failure or when the stream ends. On
+    /// shutdown, and when parking starts, it cancels the consumer at once (also while
+    /// waiting for room in a partition) and keeps forwarding what was already sent until
+    /// the stream ends after the broker's cancel-ok (the appliers apply those, or park
+    /// them).
     async fn dispatch(
         &self,
         stream: &mut lapin::Consumer,
@@ -235,6 +248,9 @@ impl Consumer {
         tag: &str,
     ) -> Result<(), BatchError> {
         let mut cancelled = false;
+        // After the cancel, the broker's cancel-ok ends the stream once the deliveries
+        // sent before it are in; a broker that never answers must not hold shutdown.
+        let mut drain_until = tokio::time::Instant::now();
         let cancel = || async {
             channel
                 .basic_cancel(tag.into(), BasicCancelOptions::default())
@@ -246,8 +262,20 @@ impl Consumer {
                 () = s.stop.cancelled() => return Ok(()),
                 () = s.parking.cancelled(), if !cancelled => {
                     cancelled = true;
+                    drain_until = tokio::time::Instant::now() + CANCEL_DRAIN;
                     cancel().await?;
                     continue;
+                }
+                () = self.shutdown.cancelled(), if !cancelled => {
+                    cancelled = true;
+                    drain_until = tokio::time::Instant::now() + CANCEL_DRAIN;
+                    tracing::info!("shutting down: consumer cancelled, applying what was delivered");
+                    cancel().await?;
+                    continue;
+                }
+                () = tokio::time::sleep_until(drain_until), if cancelled => {
+                    tracing::warn!("no cancel-ok from the broker; closing the channel");
+                    return Ok(());
                 }
                 d = stream.next() => d,
             };
@@ -265,6 +293,13 @@ impl Consumer {
                         biased;
                         () = s.parking.cancelled(), if !cancelled => {
                             cancelled = true;
+                            drain_until = tokio::time::Instant::now() + CANCEL_DRAIN;
+                            cancel().await?;
+                            tx.reserve().await
+                        }
+                        () = self.shutdown.cancelled(), if !cancelled => {
+                            cancelled = true;
+                            drain_until = tokio::time::Instant::now() + CANCEL_DRAIN;
                             cancel().await?;
                             tx.reserve().await
                         }
@@ -405,8 +440,8 @@ impl Consumer {
     }
 
     /// Applies, holding through database outages. The outer error is the session
-    /// stopping (shutdown, or the dispatcher or another applier failed), or
-    /// [`BatchError::Park`] once the outage lasted `park_after` (this applier then
+    /// stopping (the dispatcher or another applier failed), or [`BatchError::Park`] once
+    /// the outage lasted `park_after` or shutdown came while holding (this applier then
     /// starts parking for the whole session) or another applier started parking; the
     /// inner is a statement failure with the database up.
     async fn apply_holding(
@@ -447,7 +482,10 @@ impl Consumer {
             // holds of a database that keeps coming back briefly.
             let oldest = s.window.oldest_unacked().await.unwrap_or(since);
             let park_in = self.config.park_after.saturating_sub(oldest.elapsed());
-            if park_in.is_zero() {
+            // Shutting down while the database is away: hand everything back now rather
+            // than let the closing channel return it (each return counts toward the
+            // delivery limit).
+            if park_in.is_zero() || self.shutdown.is_cancelled() {
                 s.parking.cancel();
             }
             tokio::select! {
@@ -455,6 +493,10 @@ impl Consumer {
                 () = s.stop.cancelled() => return Err(BatchError::Stopped),
                 // The holding gauge stays 1: the worker still waits for the database.
                 () = s.parking.cancelled() => return Err(BatchError::Park),
+                () = self.shutdown.cancelled() => {
+                    s.parking.cancel();
+                    return Err(BatchError::Park);
+                }
                 () = tokio::time::sleep(backoff.min(park_in)) => {}
             }
             backoff = (backoff * 2).min(self.config.hold_backoff_max);

@@ -602,3 +602,119 @@ async fn flapping_database_parks_by_the_age_of_the_oldest_delivery() {
     assert_eq!(db.store.all_users().await.unwrap().len(), 21);
     rig.teardown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn restarts_during_a_backlog_dead_letter_nothing() {
+    use futures_util::StreamExt;
+    let db = fresh_database().await.unwrap();
+    let prefix = unique_prefix();
+    // A delivery limit of 2 makes any handed-back prefetch window visible at once: a
+    // delivery returned twice by closing channels would be dead-lettered.
+    let env = [
+        ("WORKOS_SYNC__AMQP__DELIVERY_LIMIT", "2"),
+        ("WORKOS_SYNC__WORKER__PREFETCH", "1000"),
+        ("WORKOS_SYNC__RECONCILE__INTERVAL_SECS", "0"),
+    ];
+    let settings = workos_sync_testkit::test_settings(&prefix, &env).unwrap();
+    let broker = connected_broker(&settings.amqp, "t").await.unwrap();
+    const USERS: u32 = 2000;
+    const VERSIONS: u32 = 15;
+    const DELETED: u32 = 100;
+    let mut bodies = Vec::new();
+    for v in 1..=VERSIONS {
+        for u in 0..USERS {
+            let ty = if v == 1 {
+                "user.created"
+            } else {
+                "user.updated"
+            };
+            bodies.push((
+                format!("event_bk_{u}_{v}"),
+                ty,
+                user_event(
+                    &format!("event_bk_{u}_{v}"),
+                    ty,
+                    &format!("user_bk{u:04}"),
+                    &ts(v),
+                ),
+            ));
+        }
+    }
+    for u in 0..DELETED {
+        let id = format!("event_bk_{u}_del");
+        bodies.push((
+            id.clone(),
+            "user.deleted",
+            user_event(
+                &id,
+                "user.deleted",
+                &format!("user_bk{u:04}"),
+                &ts(VERSIONS + 1),
+            ),
+        ));
+    }
+    let total = bodies.len() as i64;
+    let published: Vec<anyhow::Result<()>> = futures_util::stream::iter(bodies.iter())
+        .map(|(id, ty, body)| publish_event(&broker, id, ty, body.as_bytes()))
+        .buffer_unordered(128)
+        .collect()
+        .await;
+    assert!(published.iter().all(Result::is_ok));
+
+    let mut stopped_with_backlog = 0;
+    let mut last = 0;
+    for _ in 0..15 {
+        let w = spawn_worker(&prefix, &db.url, &env).await.unwrap();
+        let store = db.store.clone();
+        eventually(Duration::from_secs(60), || async {
+            let n = store.processed_count().await.unwrap();
+            n >= last + 200 || n == total
+        })
+        .await;
+        w.shutdown().await;
+        last = db.store.processed_count().await.unwrap();
+        if last < total {
+            stopped_with_backlog += 1;
+        }
+    }
+    assert!(
+        stopped_with_backlog >= 10,
+        "only {stopped_with_backlog} restarts met a backlog"
+    );
+    let w = spawn_worker(&prefix, &db.url, &env).await.unwrap();
+    let store = db.store.clone();
+    assert!(
+        eventually(Duration::from_secs(120), || async {
+            store.processed_count().await.unwrap() == total
+        })
+        .await,
+        "not everything applied"
+    );
+    w.shutdown().await;
+    let t = broker.topology();
+    assert_eq!(
+        queue_len(&t.dead_queue()).await.unwrap(),
+        0,
+        "dead-lettered"
+    );
+    assert_eq!(queue_len(&t.events_queue()).await.unwrap(), 0);
+    let rows = db.store.all_users().await.unwrap();
+    assert_eq!(
+        rows.len(),
+        (USERS - DELETED) as usize,
+        "resurrected or lost users"
+    );
+    for row in rows {
+        let n: u32 = row.id.trim_start_matches("user_bk").parse().unwrap();
+        assert!(n >= DELETED, "{} was deleted", row.id);
+        assert_eq!(
+            row.workos_updated_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            ts(VERSIONS),
+            "{} is stale",
+            row.id
+        );
+    }
+    close_and_delete(broker).await.unwrap();
+    db.teardown().await.unwrap();
+}
