@@ -50,6 +50,8 @@ pub struct ReceiverSettings {
     pub path: String,
     pub tolerance_secs: u64,
     pub max_body_bytes: usize,
+    pub max_inflight_body_bytes: usize,
+    pub max_connections: usize,
     #[serde(deserialize_with = "list")]
     pub allowed_ips: Vec<IpNet>,
     #[serde(deserialize_with = "list")]
@@ -279,6 +281,17 @@ impl Settings {
         }
         if r.max_body_bytes == 0 {
             return Err(invalid("receiver.max_body_bytes", "must be positive"));
+        }
+        if r.max_inflight_body_bytes < r.max_body_bytes
+            || u32::try_from(r.max_inflight_body_bytes).is_err()
+        {
+            return Err(invalid(
+                "receiver.max_inflight_body_bytes",
+                "must be at least receiver.max_body_bytes and below 4 GiB",
+            ));
+        }
+        if r.max_connections == 0 {
+            return Err(invalid("receiver.max_connections", "must be positive"));
         }
         if r.confirm_timeout_ms == 0 {
             return Err(invalid("receiver.confirm_timeout_ms", "must be positive"));

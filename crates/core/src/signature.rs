@@ -2,7 +2,8 @@
 //! (header, raw body, secrets, now, tolerance). No I/O, no JSON.
 //!
 //! Header: `WorkOS-Signature: t=<ms since epoch>, v1=<hex>`. Parsed leniently: split on
-//! `,`, trim, `key=value` in any order, unknown keys ignored, several `v1` allowed. A `t`
+//! `,`, trim, `key=value` in any order, unknown keys ignored, up to [`MAX_SIGNATURES`]
+//! `v1` entries. A `t`
 //! below 10^11 is taken as seconds (WorkOS's local emulator sends seconds). The MAC is
 //! HMAC-SHA256 keyed by the secret's UTF-8 bytes over `t + "." + body` (the `t` exactly as
 //! sent), lowercase hex, compared in constant time (`Mac::verify_slice`).
@@ -17,6 +18,11 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
+
+/// Most `v1` entries one header may carry. A sender rotating secrets signs with two or
+/// three; each entry costs an HMAC comparison per configured secret, so an unbounded
+/// list would let an unauthenticated client buy CPU with header bytes.
+pub const MAX_SIGNATURES: usize = 8;
 
 /// Timestamps below this are seconds, not milliseconds (10^11 ms is March 1973, 10^11 s
 /// is the year 5138), so the two ranges cannot be confused.
@@ -102,6 +108,9 @@ pub fn parse_header(header: &str) -> Result<SignatureHeader<'_>, SignatureError>
                 if value.len() != 64 {
                     return Err(SignatureError::MalformedHeader("v1 is not 64 hex digits"));
                 }
+                if signatures.len() == MAX_SIGNATURES {
+                    return Err(SignatureError::MalformedHeader("too many v1 entries"));
+                }
                 let bytes = hex::decode(value)
                     .map_err(|_| SignatureError::MalformedHeader("v1 is not hex"))?;
                 signatures.push(bytes);
@@ -143,6 +152,20 @@ pub fn verify<S: AsRef<[u8]>>(
     now_ms: u64,
     tolerance: Duration,
 ) -> Result<(), SignatureError> {
+    let parsed = precheck(header, secrets, now_ms, tolerance)?;
+    verify_body(&parsed, body, secrets)
+}
+
+/// Every check that needs no body: the header is there and well-formed, a secret is
+/// configured, and the timestamp is within `tolerance` of `now_ms`. The receiver runs
+/// it before reading a byte of the body, so a request that cannot pass costs no
+/// buffer.
+pub fn precheck<'h, S: AsRef<[u8]>>(
+    header: Option<&'h str>,
+    secrets: &[S],
+    now_ms: u64,
+    tolerance: Duration,
+) -> Result<SignatureHeader<'h>, SignatureError> {
     let header = header.ok_or(SignatureError::MissingHeader)?;
     let parsed = parse_header(header)?;
     if secrets.is_empty() {
@@ -167,6 +190,16 @@ pub fn verify<S: AsRef<[u8]>>(
             });
         }
     }
+    Ok(parsed)
+}
+
+/// The MAC check of a header that passed [`precheck`]: some `v1` must be the HMAC of
+/// `t.body` under some secret.
+pub fn verify_body<S: AsRef<[u8]>>(
+    parsed: &SignatureHeader<'_>,
+    body: &[u8],
+    secrets: &[S],
+) -> Result<(), SignatureError> {
     for secret in secrets {
         let Ok(mut mac) = HmacSha256::new_from_slice(secret.as_ref()) else {
             continue;
@@ -248,6 +281,24 @@ mod tests {
         let bad = "0".repeat(64);
         let h = format!(" v0=zzz , v1={bad},  v1={good} ,t={t}, foo=bar");
         assert_eq!(check(Some(&h), BODY), Ok(()));
+    }
+
+    #[test]
+    fn at_most_max_signatures_v1_entries() {
+        let t = NOW.to_string();
+        let good = sign(SECRET.as_bytes(), &t, BODY);
+        let bad = format!("v1={}", "0".repeat(64));
+        let with = |n_bad: usize| {
+            let mut parts = vec![bad.as_str(); n_bad];
+            let last = format!("v1={good}");
+            parts.push(&last);
+            format!("t={t}, {}", parts.join(", "))
+        };
+        assert_eq!(check(Some(&with(MAX_SIGNATURES - 1)), BODY), Ok(()));
+        assert_eq!(
+            check(Some(&with(MAX_SIGNATURES)), BODY),
+            Err(SignatureError::MalformedHeader("too many v1 entries"))
+        );
     }
 
     #[test]

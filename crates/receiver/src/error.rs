@@ -26,6 +26,9 @@ pub enum IngressError {
     Body(#[from] DecodeError),
     #[error("event not stored: {0}")]
     Publish(#[from] PublishError),
+    /// The in-flight body budget is spent: come back shortly.
+    #[error("too many request bodies in flight; retry later")]
+    Busy,
 }
 
 impl IngressError {
@@ -39,7 +42,7 @@ impl IngressError {
             Self::Signature(SignatureError::NoSecret) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Signature(e) if e.is_auth_failure() => StatusCode::UNAUTHORIZED,
             Self::Signature(_) => StatusCode::BAD_REQUEST,
-            Self::Publish(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Publish(_) | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -54,6 +57,7 @@ impl IngressError {
             Self::Signature(e) => e.reason(),
             Self::Body(_) => "malformed_body",
             Self::Publish(_) => "broker_unavailable",
+            Self::Busy => "overloaded",
         }
     }
 
@@ -66,11 +70,30 @@ impl IngressError {
         }
     }
 
+    /// True when the refusal came before the body was read whole. The connection is
+    /// then closed after the answer: reading (or draining) a body we refused would only
+    /// hold buffers for it.
+    pub fn body_unread(&self) -> bool {
+        !matches!(
+            self,
+            Self::Signature(SignatureError::Mismatch) | Self::Body(_) | Self::Publish(_)
+        )
+    }
+
     pub fn response(&self) -> HttpResponse {
         let mut resp = HttpResponse::build(self.status());
-        if matches!(self, Self::Publish(_)) {
+        if self.body_unread() {
+            resp.force_close();
+        }
+        match self {
             // Tell well-behaved senders when to come back.
-            resp.insert_header(("Retry-After", "5"));
+            Self::Publish(_) => {
+                resp.insert_header(("Retry-After", "5"));
+            }
+            Self::Busy => {
+                resp.insert_header(("Retry-After", "1"));
+            }
+            _ => {}
         }
         resp.json(serde_json::json!({
             "error": self.reason(),

@@ -1,9 +1,17 @@
 //! The webhook receiver: HTTP ingress only (no database).
 //!
-//! `POST {path}`: allowlist → Content-Encoding → size → signature over the raw bytes →
-//! envelope decode → persistent publish with a confirm → 200. Each refusal is an
-//! [`IngressError`] with its status code, JSON body, one log line and a metric. A 200 is
-//! given only after RabbitMQ confirmed a routed, persistent publish (invariant 1).
+//! `POST {path}`: allowlist → Content-Encoding → declared size → signature header
+//! (present, well-formed, fresh) → body read within the in-flight body budget →
+//! signature over the raw bytes → envelope decode → persistent publish with a confirm →
+//! 200. Each refusal is an [`IngressError`] with its status code, JSON body, one log
+//! line and a metric. A 200 is given only after RabbitMQ confirmed a routed, persistent
+//! publish (invariant 1).
+//!
+//! Memory before authentication is bounded: everything that can be refused from the
+//! headers is refused before a byte of the body is read, and the bodies of all requests
+//! together may hold at most `receiver.max_inflight_body_bytes` (a request that would
+//! go over gets a prompt 503 with `Retry-After`, never a wait); connections per HTTP
+//! worker are capped by `receiver.max_connections`.
 //!
 //! actix-web is built without default features, so request bodies are never
 //! decompressed: the HMAC is checked over the bytes on the wire, and an encoded body is
@@ -31,6 +39,12 @@ use workos_sync_queue::{Broker, Outgoing, event_properties};
 pub use client_ip::IpPolicy;
 pub use error::IngressError;
 
+/// Largest body that may use the whole in-flight budget; larger ones (and bodies of
+/// unknown length) leave 1/[`SMALL_BODY_SHARE`] of it to small ones. WorkOS events are
+/// a few KiB.
+const SMALL_BODY: usize = 64 * 1024;
+const SMALL_BODY_SHARE: usize = 4;
+
 /// Time allowed for the whole body to arrive once headers are in.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -42,6 +56,12 @@ pub struct AppState {
     pub secrets: Vec<Vec<u8>>,
     pub tolerance: Duration,
     pub max_body_bytes: usize,
+    /// Body bytes held by all requests together, in permits of one byte.
+    pub body_budget: Arc<tokio::sync::Semaphore>,
+    /// The part of the budget that bodies over [`SMALL_BODY`] (or of unknown length) may
+    /// use: the rest stays free for small bodies, which real webhooks are, so a flood
+    /// of large ones cannot crowd them out.
+    pub large_body_budget: Arc<tokio::sync::Semaphore>,
     pub confirm_timeout: Duration,
     pub ip_policy: IpPolicy,
 }
@@ -54,6 +74,13 @@ impl AppState {
             secrets: settings.webhook_secrets(),
             tolerance: settings.receiver.tolerance(),
             max_body_bytes: settings.receiver.max_body_bytes,
+            body_budget: Arc::new(tokio::sync::Semaphore::new(
+                settings.receiver.max_inflight_body_bytes,
+            )),
+            large_body_budget: Arc::new(tokio::sync::Semaphore::new(
+                settings.receiver.max_inflight_body_bytes
+                    - settings.receiver.max_inflight_body_bytes / SMALL_BODY_SHARE,
+            )),
             confirm_timeout: settings.receiver.confirm_timeout(),
             ip_policy: IpPolicy {
                 allowed: settings.receiver.allowed_ips.clone(),
@@ -88,6 +115,7 @@ pub fn build_server(settings: &Settings, broker: Broker) -> std::io::Result<(Ser
             .default_service(web::to(not_found))
     })
     .workers(workers)
+    .max_connections(settings.receiver.max_connections)
     // Headers must arrive within 5 s (slowloris guard); the body has BODY_TIMEOUT.
     .client_request_timeout(Duration::from_secs(5))
     .shutdown_timeout(settings.receiver.shutdown_timeout_secs)
@@ -127,7 +155,7 @@ async fn webhook(
             metrics::counter!("workos_sync_webhooks_total", "outcome" => reason).increment(1);
             let status = err.status().as_u16();
             let (id, ty) = env.map(|e| (e.id, e.event_type)).unwrap_or_default();
-            if status >= 500 {
+            if status >= 500 && !matches!(err, IngressError::Busy) {
                 tracing::error!(event.id = %id, event.r#type = %ty, outcome = reason, status, duration_ms, error = %err, "webhook not stored");
             } else {
                 tracing::warn!(event.id = %id, event.r#type = %ty, outcome = reason, status, duration_ms, error = %err, "webhook refused");
@@ -144,13 +172,27 @@ async fn accept(
     payload: web::Payload,
     state: &AppState,
 ) -> Result<Envelope, Refusal> {
-    let forwarded = req
-        .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
+    // Every X-Forwarded-For line is part of one chain (RFC 7230 §3.2.2: repeated
+    // fields combine in order): a proxy that appends its own line must not leave the
+    // client's first line as the only one read. A line that is not text poisons the
+    // chain (the policy then stops at the peer).
+    let forwarded: Option<String> = if state.ip_policy.is_enabled() {
+        let lines: Option<Vec<&str>> = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .map(|v| v.to_str().ok())
+            .collect();
+        match lines {
+            Some(l) if l.is_empty() => None,
+            Some(l) => Some(l.join(",")),
+            None => Some("unreadable".to_owned()),
+        }
+    } else {
+        None
+    };
     state
         .ip_policy
-        .check(req.peer_addr().map(|a| a.ip()), forwarded)
+        .check(req.peer_addr().map(|a| a.ip()), forwarded.as_deref())
         .map_err(|ip| (IngressError::Forbidden(ip), None))?;
 
     for value in req.headers().get_all(header::CONTENT_ENCODING) {
@@ -160,10 +202,17 @@ async fn accept(
         }
     }
 
-    let body = read_body(req, payload, state.max_body_bytes)
-        .await
-        .map_err(|e| (e, None))?;
+    let declared = declared_length(req).map_err(|e| (e, None))?;
+    if declared.is_some_and(|n| n > state.max_body_bytes) {
+        return Err((
+            IngressError::TooLarge {
+                limit: state.max_body_bytes,
+            },
+            None,
+        ));
+    }
 
+    // Everything the signature header alone can refuse, before the body is read.
     let sig = match req.headers().get("workos-signature") {
         None => None,
         Some(v) => Some(v.to_str().map_err(|_| {
@@ -175,8 +224,14 @@ async fn accept(
             )
         })?),
     };
-    signature::verify(sig, &body, &state.secrets, now_ms(), state.tolerance)
+    let parsed = signature::precheck(sig, &state.secrets, now_ms(), state.tolerance)
         .map_err(|e| (e.into(), None))?;
+
+    // `_held` keeps the body's share of the budget until the request is answered.
+    let (body, _held) = read_body(payload, declared, state)
+        .await
+        .map_err(|e| (e, None))?;
+    signature::verify_body(&parsed, &body, &state.secrets).map_err(|e| (e.into(), None))?;
 
     let env = Envelope::decode(&body).map_err(|e| (e.into(), None))?;
 
@@ -193,20 +248,62 @@ async fn accept(
     }
 }
 
-/// Reads the raw body up to `limit` bytes within [`BODY_TIMEOUT`].
-async fn read_body(
-    req: &HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
-) -> Result<Bytes, IngressError> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(IngressError::TooLarge { limit });
+/// The request's `Content-Length`, if it declares one; an unreadable one is refused.
+fn declared_length(req: &HttpRequest) -> Result<Option<usize>, IngressError> {
+    match req.headers().get(header::CONTENT_LENGTH) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .map(Some)
+            .ok_or_else(|| IngressError::BodyRead("unreadable Content-Length".into())),
     }
+}
+
+/// A body's share of the budget(s), given back when dropped.
+struct Held {
+    _permits: [Option<tokio::sync::OwnedSemaphorePermit>; 2],
+}
+
+/// Takes `n` bytes of the in-flight body budget into `held`, or fails at once.
+fn reserve(
+    budget: &Arc<tokio::sync::Semaphore>,
+    held: &mut Option<tokio::sync::OwnedSemaphorePermit>,
+    n: usize,
+) -> Result<(), IngressError> {
+    if n == 0 {
+        return Ok(());
+    }
+    let n = u32::try_from(n).map_err(|_| IngressError::Busy)?;
+    let permit = budget
+        .clone()
+        .try_acquire_many_owned(n)
+        .map_err(|_| IngressError::Busy)?;
+    match held {
+        Some(h) => h.merge(permit),
+        None => *held = Some(permit),
+    }
+    Ok(())
+}
+
+/// Reads the raw body up to `max_body_bytes` within [`BODY_TIMEOUT`], holding its size
+/// in the in-flight body budget: all of a declared length up front, chunk by chunk
+/// otherwise. Returns the body and its share of the budget.
+async fn read_body(
+    mut payload: web::Payload,
+    declared: Option<usize>,
+    state: &AppState,
+) -> Result<(Bytes, Held), IngressError> {
+    let limit = state.max_body_bytes;
+    let mut held = None;
+    let mut held_large = None;
+    let large = declared.is_none_or(|n| n > SMALL_BODY);
+    let mut reserved = declared.unwrap_or(0);
+    if large {
+        reserve(&state.large_body_budget, &mut held_large, reserved)?;
+    }
+    reserve(&state.body_budget, &mut held, reserved)?;
     let read = async {
         let mut buf = BytesMut::with_capacity(declared.unwrap_or(4096).min(limit));
         while let Some(chunk) = payload.next().await {
@@ -214,13 +311,26 @@ async fn read_body(
             if buf.len() + chunk.len() > limit {
                 return Err(IngressError::TooLarge { limit });
             }
+            // No declared length (chunked): account for what arrives.
+            let beyond = (buf.len() + chunk.len()).saturating_sub(reserved);
+            if large {
+                reserve(&state.large_body_budget, &mut held_large, beyond)?;
+            }
+            reserve(&state.body_budget, &mut held, beyond)?;
+            reserved += beyond;
             buf.extend_from_slice(&chunk);
         }
         Ok(buf.freeze())
     };
-    tokio::time::timeout(BODY_TIMEOUT, read)
+    let body = tokio::time::timeout(BODY_TIMEOUT, read)
         .await
-        .map_err(|_| IngressError::BodyTimeout)?
+        .map_err(|_| IngressError::BodyTimeout)??;
+    Ok((
+        body,
+        Held {
+            _permits: [held, held_large],
+        },
+    ))
 }
 
 async fn healthz() -> HttpResponse {

@@ -37,7 +37,8 @@ async fn thousand_hostile_requests_get_only_4xx() {
         let path = r.settings.receiver.path.clone();
         slow.push(tokio::spawn(async move {
             let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-            let head = format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\nWorkOS-Signature: t=1, v1={}\r\n\r\nabc", "0".repeat(64));
+            // A fresh, well-formed (wrong) signature: only the body can refute it.
+            let head = format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\nWorkOS-Signature: t={}, v1={}\r\n\r\nabc", now_ms(), "0".repeat(64));
             s.write_all(head.as_bytes()).await.unwrap();
             let mut buf = vec![0u8; 512];
             let n = tokio::time::timeout(Duration::from_secs(30), tokio::io::AsyncReadExt::read(&mut s, &mut buf)).await.unwrap().unwrap_or(0);

@@ -356,6 +356,18 @@ async fn allowlist_and_trusted_proxy() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 403);
+    // A proxy that appends a line of its own instead of extending the client's: both
+    // lines are one chain, so the forged first line does not win.
+    let resp = c
+        .post(&r.url)
+        .header("X-Forwarded-For", "3.3.3.3")
+        .header("X-Forwarded-For", "9.9.9.9")
+        .header("WorkOS-Signature", sign_now(body.as_bytes()))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
     assert_eq!(queue_len(&r.topology().events_queue()).await.unwrap(), 1);
     r.teardown().await.unwrap();
 }

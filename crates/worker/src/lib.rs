@@ -3,7 +3,8 @@
 //!
 //! [`start`] wires the parts and returns a [`WorkerHandle`]; [`run`] is the binary's
 //! main loop (start, wait for SIGTERM/SIGINT, shut down gracefully: stop consuming,
-//! finish and ack the batch in hand, close the connection).
+//! apply and ack what was delivered, close the connection). Every background task runs
+//! under [`supervise`]: a panic is logged, counted and the task restarted.
 
 pub mod consumer;
 pub mod http;
@@ -81,11 +82,14 @@ pub async fn start(settings: &Settings) -> anyhow::Result<WorkerHandle> {
         shutdown: shutdown.clone(),
     });
     let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(consumer.clone().run()));
-    tasks.push(tokio::spawn(sample_queue_depths(
-        broker.clone(),
-        shutdown.clone(),
-    )));
+    tasks.push(supervise("consumer", shutdown.clone(), {
+        let consumer = consumer.clone();
+        move || consumer.clone().run()
+    }));
+    tasks.push(supervise("queue_depths", shutdown.clone(), {
+        let (broker, shutdown) = (broker.clone(), shutdown.clone());
+        move || sample_queue_depths(broker.clone(), shutdown.clone())
+    }));
     let api = workos_sync_workos_api::Client::new(
         workos_sync_workos_api::ApiConfig::from_settings(&settings.workos),
     )
@@ -93,13 +97,19 @@ pub async fn start(settings: &Settings) -> anyhow::Result<WorkerHandle> {
     if let Some(api) = api.clone().filter(|a| a.has_key())
         && settings.reconcile.interval_secs > 0
     {
-        tasks.push(tokio::spawn(reconcile_loop(
-            api,
-            broker.clone(),
-            store.clone(),
-            Duration::from_secs(settings.reconcile.interval_secs),
-            shutdown.clone(),
-        )));
+        let interval = Duration::from_secs(settings.reconcile.interval_secs);
+        tasks.push(supervise("reconciler", shutdown.clone(), {
+            let (broker, store, shutdown) = (broker.clone(), store.clone(), shutdown.clone());
+            move || {
+                reconcile_loop(
+                    api.clone(),
+                    broker.clone(),
+                    store.clone(),
+                    interval,
+                    shutdown.clone(),
+                )
+            }
+        }));
     }
     let state = http::State {
         broker: broker.clone(),
@@ -119,6 +129,32 @@ pub async fn start(settings: &Settings) -> anyhow::Result<WorkerHandle> {
         shutdown,
         tasks,
         http,
+    })
+}
+
+/// Runs the task `make()` builds until it returns; a panic is logged, counted
+/// (`workos_sync_task_restarts_total{task}`) and the task started again after a second,
+/// unless shutdown began. No background task of the worker can die silently.
+pub fn supervise<F, Fut>(task: &'static str, shutdown: CancellationToken, make: F) -> JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            match tokio::spawn(make()).await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::error!(task, error = %e, "worker task failed; restarting it");
+                    metrics::counter!("workos_sync_task_restarts_total", "task" => task)
+                        .increment(1);
+                }
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
     })
 }
 
@@ -207,5 +243,34 @@ async fn sample_queue_depths(broker: Broker, shutdown: CancellationToken) {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(Duration::from_secs(10)) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    };
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_task_is_restarted() {
+        let runs = Arc::new(AtomicU32::new(0));
+        let counted = runs.clone();
+        let task = supervise("test", CancellationToken::new(), move || {
+            let runs = counted.clone();
+            async move {
+                if runs.fetch_add(1, Ordering::SeqCst) == 0 {
+                    panic!("first run fails");
+                }
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .unwrap_or_else(|_| panic!("not restarted"))
+            .unwrap_or_else(|e| panic!("supervisor died: {e}"));
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
     }
 }
