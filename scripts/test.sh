@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The test command of the README: starts the local services if needed, then runs every
-# test of the workspace against the real PostgreSQL and RabbitMQ.
+# The test command of the README: starts the local services if needed, installs WorkOS's
+# emulator (npm workos@0.14.0) for the contract tests if needed, then runs every test of
+# the workspace against the real PostgreSQL and RabbitMQ.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/services.sh
+WORKOS_EMULATOR_BIN="$(bash scripts/emulator.sh)"
+export WORKOS_EMULATOR_BIN
 export AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 exec cargo test --workspace --locked "$@"

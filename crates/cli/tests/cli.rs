@@ -422,3 +422,19 @@ async fn tombstones_list_and_remove() {
     assert!(db.store.get_user("user_tb1").await.unwrap().is_some());
     db.teardown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_to_a_pipe_carry_no_colour_codes() {
+    let prefix = unique_prefix();
+    // An unreachable broker makes the supervisor warn (to stderr, a pipe here).
+    let out = Command::new(env!("CARGO_BIN_EXE_workos-sync"))
+        .args(["status"])
+        .env("AMQP_URL", "amqp://guest:guest@127.0.0.1:1/%2f")
+        .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")
+        .env("WORKOS_SYNC__AMQP__PREFIX", &prefix)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("broker connect failed"), "{err}");
+    assert!(!err.contains('\u{1b}'), "colour codes in a pipe: {err:?}");
+}

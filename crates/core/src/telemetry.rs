@@ -3,6 +3,8 @@
 //!
 //! Fails only if a global subscriber is already installed, which is reported, not fatal.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::{EnvFilter, fmt, layer::SubscriberExt, util::SubscriberInitExt};
 
 use crate::settings::{LogFormat, LogSettings};
@@ -23,20 +25,28 @@ pub fn init(log: &LogSettings) {
                     .with_span_list(false),
             )
             .try_init(),
-        LogFormat::Text => registry.with(fmt::layer()).try_init(),
+        // Colour only on a terminal: escape codes in a file or a log pipeline are noise.
+        LogFormat::Text => registry
+            .with(fmt::layer().with_ansi(std::io::stdout().is_terminal()))
+            .try_init(),
     };
     if let Err(e) = result {
         eprintln!("logging already initialised: {e}");
     }
 }
 
-/// Text logs on stderr, for the CLI (stdout carries the command's output).
+/// Text logs on stderr, for the CLI (stdout carries the command's output), coloured
+/// only when stderr is a terminal.
 pub fn init_stderr(log: &LogSettings) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&log.filter))
         .unwrap_or_else(|_| EnvFilter::new("warn"));
     let _ = tracing_subscriber::registry()
         .with(filter)
-        .with(fmt::layer().with_writer(std::io::stderr))
+        .with(
+            fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal()),
+        )
         .try_init();
 }

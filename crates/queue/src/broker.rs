@@ -291,7 +291,8 @@ async fn connect_once(inner: &Inner) -> Result<Live, QueueError> {
     let cfg = &inner.config;
     let props =
         ConnectionProperties::default().with_connection_name(cfg.connection_name.clone().into());
-    let connection = Connection::connect(&cfg.url, props).await?;
+    let uri = parse_url(&cfg.url)?;
+    let connection = Connection::connect_uri(uri, props).await?;
     // Declare on a throwaway channel: a failed declaration closes its channel.
     let setup = connection.create_channel().await?;
     cfg.topology.declare(&setup).await?;
@@ -415,6 +416,26 @@ async fn supervise(inner: Arc<Inner>) {
     }
 }
 
+/// Parses an AMQP URL. The parser's error quotes the whole URL, password included, and
+/// it would reach the log on every reconnect attempt: the password is masked first.
+fn parse_url(url: &str) -> Result<lapin::uri::AMQPUri, QueueError> {
+    url.parse::<lapin::uri::AMQPUri>()
+        .map_err(|e| QueueError::BadUrl(mask_password(&e, url)))
+}
+
+/// `text` with the password of `url` (`scheme://user:password@host…`) replaced by
+/// `***`, wherever it appears.
+pub fn mask_password(text: &str, url: &str) -> String {
+    let creds = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.rsplit_once('@'))
+        .map(|(creds, _)| creds);
+    match creds.and_then(|c| c.split_once(':')).map(|(_, pw)| pw) {
+        Some(pw) if !pw.is_empty() => text.replace(pw, "***"),
+        _ => text.to_owned(),
+    }
+}
+
 /// Sleeps for `d`; returns true when shutdown was requested meanwhile.
 async fn sleep_or_shutdown(inner: &Inner, d: Duration) -> bool {
     tokio::select! {
@@ -425,7 +446,24 @@ async fn sleep_or_shutdown(inner: &Inner, d: Duration) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::with_frame_max;
+    use super::{parse_url, with_frame_max};
+
+    #[test]
+    fn a_malformed_url_never_shows_its_password() {
+        for url in [
+            "amqp://user:pw_supersecret@host:notaport/%2f",
+            "amqq://user:pw_supersecret@host/%2f",
+            "amqp://user:pw_supersecret@/%2f?frame_max=abc",
+        ] {
+            let err = parse_url(url)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.starts_with("invalid AMQP URL"), "{url}: {err}");
+            assert!(!err.contains("supersecret"), "{err}");
+        }
+        assert!(parse_url("amqp://user:pw@host:5672/%2f").is_ok());
+    }
 
     #[test]
     fn frame_max_is_added_to_the_url_unless_it_names_one() {

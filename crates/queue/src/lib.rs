@@ -25,6 +25,9 @@ pub use topology::Topology;
 pub enum QueueError {
     #[error("amqp: {0}")]
     Amqp(#[from] lapin::Error),
+    /// `AMQP_URL` does not parse; the text has its password masked.
+    #[error("invalid AMQP URL: {0}")]
+    BadUrl(String),
 }
 
 /// Header with the time (ms since epoch) the receiver accepted the webhook.

@@ -7,6 +7,7 @@
 //! unwrap them.
 
 pub mod db;
+pub mod emulator;
 pub mod policy;
 pub mod proxy;
 
@@ -14,6 +15,7 @@ use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 use anyhow::Context;
 pub use db::{TestDb, fresh_database};
+pub use emulator::{EMULATOR_API_KEY, Emulator};
 use lapin::{
     Connection, ConnectionProperties,
     message::BasicGetMessage,
