@@ -1,5 +1,6 @@
-//! The admin CLI `workos-sync`: migrations and the DLQ tools. Each command is a function
-//! returning `anyhow::Result`, so `main` prints one line and exits non-zero on error.
+//! The admin CLI `workos-sync`: migrate, dlq, tombstones, sync-user, backfill, reconcile,
+//! send-test-event, status, prune. Each command is a function returning
+//! `anyhow::Result`, so `main` prints one line and exits non-zero on error.
 
 use std::{
     io::{BufRead, Write},
@@ -11,8 +12,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use secrecy::ExposeSecret;
 use workos_sync_core::Settings;
+use workos_sync_pull as sync;
 use workos_sync_queue::{Broker, BrokerConfig, dlq};
-use workos_sync_worker::sync;
 
 pub mod ops;
 pub mod tombstones;
@@ -63,7 +64,7 @@ pub enum Command {
     /// Sign and post a realistic event to a receiver (like WorkOS's test button).
     SendTestEvent {
         /// user.created, user.updated or user.deleted.
-        #[arg(long = "type", default_value = "user.created")]
+        #[arg(long = "type", default_value = workos_sync_core::event_type::USER_CREATED)]
         event_type: String,
         /// Receiver URL (default: this host's receiver.bind port and receiver.path).
         #[arg(long)]

@@ -50,7 +50,7 @@ pub async fn send_test_event(
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<()> {
     anyhow::ensure!(
-        ["user.created", "user.updated", "user.deleted"].contains(&event_type),
+        workos_sync_core::event_type::USER_EVENTS.contains(&event_type),
         "--type must be user.created, user.updated or user.deleted"
     );
     let secrets = settings.webhook_secrets();

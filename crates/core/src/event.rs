@@ -14,6 +14,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::event_type;
+
 /// Why a body could not be decoded. Always permanent: retrying the same bytes fails again.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
@@ -233,9 +235,9 @@ impl Event {
                 .map_err(|e| DecodeError::BadUser(id.clone(), e.to_string()))
         };
         let kind = match raw.event.as_str() {
-            "user.created" => EventKind::UserCreated(user(raw.data)?),
-            "user.updated" => EventKind::UserUpdated(user(raw.data)?),
-            "user.deleted" => EventKind::UserDeleted(user(raw.data)?),
+            event_type::USER_CREATED => EventKind::UserCreated(user(raw.data)?),
+            event_type::USER_UPDATED => EventKind::UserUpdated(user(raw.data)?),
+            event_type::USER_DELETED => EventKind::UserDeleted(user(raw.data)?),
             _ => EventKind::Other,
         };
         let created_at = match (raw.created_at, &kind) {
@@ -262,7 +264,7 @@ impl Event {
     pub fn snapshot(user: User) -> Self {
         Self {
             id: format!("sync:{}:{}", user.id, user.updated_at.timestamp_millis()),
-            event_type: "user.snapshot".into(),
+            event_type: event_type::USER_SNAPSHOT.into(),
             created_at: Utc::now(),
             kind: EventKind::UserSnapshot(user),
         }

@@ -1,8 +1,11 @@
 //! workos-sync core: the WorkOS event model, webhook signature verification, settings and
 //! logging setup. No network or database I/O lives here, so everything is unit-testable.
 
+pub mod backoff;
 pub mod event;
+pub mod event_type;
 pub mod ids;
+pub mod metric;
 pub mod metrics_setup;
 pub mod settings;
 pub mod signature;

@@ -29,19 +29,20 @@ pub fn prometheus() -> Option<PrometheusHandle> {
             // The full-name matcher is registered first and wins over the suffix.
             let handle = PrometheusBuilder::new()
                 .set_buckets_for_metric(
-                    Matcher::Full("workos_sync_event_lag_seconds".into()),
+                    Matcher::Full(crate::metric::EVENT_LAG_SECONDS.into()),
                     LAG_BUCKETS,
                 )
                 .ok()?
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
                 .ok()?
                 .set_buckets_for_metric(
-                    Matcher::Full("workos_sync_worker_batch_size".into()),
+                    Matcher::Full(crate::metric::WORKER_BATCH_SIZE.into()),
                     &[1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0],
                 )
                 .ok()?
                 .install_recorder()
                 .ok()?;
+            crate::metric::describe();
             // The exporter needs periodic upkeep to drain histogram buffers.
             let upkeep = handle.clone();
             std::thread::Builder::new()

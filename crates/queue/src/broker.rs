@@ -228,7 +228,7 @@ impl Broker {
             Err(PublishError::ConnectionLost(_)) => self.inner.wake.notify_one(),
             Err(_) => {}
         }
-        metrics::histogram!("workos_sync_publish_confirm_seconds")
+        metrics::histogram!(workos_sync_core::metric::PUBLISH_CONFIRM_SECONDS)
             .record(started.elapsed().as_secs_f64());
         result
     }
@@ -310,7 +310,10 @@ async fn connect_once(inner: &Inner) -> Result<Live, QueueError> {
 }
 
 async fn supervise(inner: Arc<Inner>) {
-    let mut backoff = inner.config.reconnect_min;
+    let mut backoff = workos_sync_core::backoff::Backoff::new(
+        inner.config.reconnect_min,
+        inner.config.reconnect_max,
+    );
     loop {
         if inner.shutdown.is_cancelled() {
             return;
@@ -320,32 +323,34 @@ async fn supervise(inner: Arc<Inner>) {
         let live = match attempt {
             Ok(Ok(live)) => live,
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "broker connect failed");
-                metrics::counter!("workos_sync_amqp_connect_failures_total").increment(1);
-                if sleep_or_shutdown(&inner, backoff).await {
+                let wait = backoff.next_delay();
+                tracing::warn!(error = %e, backoff_ms = wait.as_millis() as u64, "broker connect failed");
+                metrics::counter!(workos_sync_core::metric::AMQP_CONNECT_FAILURES_TOTAL)
+                    .increment(1);
+                if sleep_or_shutdown(&inner, wait).await {
                     return;
                 }
-                backoff = (backoff * 2).min(inner.config.reconnect_max);
                 continue;
             }
             Err(_) => {
+                let wait = backoff.next_delay();
                 tracing::warn!(
-                    backoff_ms = backoff.as_millis() as u64,
+                    backoff_ms = wait.as_millis() as u64,
                     "broker connect timed out"
                 );
-                metrics::counter!("workos_sync_amqp_connect_failures_total").increment(1);
-                if sleep_or_shutdown(&inner, backoff).await {
+                metrics::counter!(workos_sync_core::metric::AMQP_CONNECT_FAILURES_TOTAL)
+                    .increment(1);
+                if sleep_or_shutdown(&inner, wait).await {
                     return;
                 }
-                backoff = (backoff * 2).min(inner.config.reconnect_max);
                 continue;
             }
         };
-        backoff = inner.config.reconnect_min;
+        backoff.reset();
         inner.consecutive_timeouts.store(0, Ordering::Relaxed);
         tracing::info!(generation = live.generation, "broker connected");
-        metrics::counter!("workos_sync_amqp_connects_total").increment(1);
-        metrics::gauge!("workos_sync_amqp_connected").set(1.0);
+        metrics::counter!(workos_sync_core::metric::AMQP_CONNECTS_TOTAL).increment(1);
+        metrics::gauge!(workos_sync_core::metric::AMQP_CONNECTED).set(1.0);
         *inner.live.write().await = Some(live.clone());
         inner.connected.notify_waiters();
 
@@ -394,7 +399,7 @@ async fn supervise(inner: Arc<Inner>) {
             }
         }
         errors_done.cancel();
-        metrics::gauge!("workos_sync_amqp_connected").set(0.0);
+        metrics::gauge!(workos_sync_core::metric::AMQP_CONNECTED).set(0.0);
         {
             let mut guard = inner.live.write().await;
             if guard.as_ref().map(|l| l.generation) == Some(live.generation) {

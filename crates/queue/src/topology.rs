@@ -1,4 +1,4 @@
-//! The RabbitMQ topology of DESIGN.md, every name under one prefix `{p}`:
+//! The RabbitMQ topology (docs/architecture.md), every name under one prefix `{p}`:
 //!
 //! - `{p}.events`: topic exchange, durable; the receiver publishes with routing key = event
 //!   type.

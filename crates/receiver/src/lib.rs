@@ -136,11 +136,12 @@ async fn webhook(
     let started = Instant::now();
     let result = accept(&req, payload, &state).await;
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-    metrics::histogram!("workos_sync_webhook_duration_seconds")
+    metrics::histogram!(workos_sync_core::metric::WEBHOOK_DURATION_SECONDS)
         .record(started.elapsed().as_secs_f64());
     match result {
         Ok(env) => {
-            metrics::counter!("workos_sync_webhooks_total", "outcome" => "accepted").increment(1);
+            metrics::counter!(workos_sync_core::metric::WEBHOOKS_TOTAL, "outcome" => "accepted")
+                .increment(1);
             tracing::info!(
                 event.id = %env.id,
                 event.r#type = %env.event_type,
@@ -152,7 +153,8 @@ async fn webhook(
         }
         Err((err, env)) => {
             let reason = err.reason();
-            metrics::counter!("workos_sync_webhooks_total", "outcome" => reason).increment(1);
+            metrics::counter!(workos_sync_core::metric::WEBHOOKS_TOTAL, "outcome" => reason)
+                .increment(1);
             let status = err.status().as_u16();
             let (id, ty) = env.map(|e| (e.id, e.event_type)).unwrap_or_default();
             if status >= 500 && !matches!(err, IngressError::Busy) {
@@ -353,7 +355,8 @@ async fn metrics_endpoint() -> HttpResponse {
 }
 
 async fn method_not_allowed() -> HttpResponse {
-    metrics::counter!("workos_sync_webhooks_total", "outcome" => "method_not_allowed").increment(1);
+    metrics::counter!(workos_sync_core::metric::WEBHOOKS_TOTAL, "outcome" => "method_not_allowed")
+        .increment(1);
     HttpResponse::MethodNotAllowed()
         .insert_header((header::ALLOW, "POST"))
         .json(serde_json::json!({"error": "method_not_allowed", "message": "use POST"}))

@@ -2,7 +2,7 @@
 //! holds for their users (read under the users' locks), decide each event's outcome and
 //! the final state to write. No I/O, so the ordering rules are unit- and property-tested.
 //!
-//! Rules (DESIGN.md invariants 3-4): an event id seen before is a duplicate and changes
+//! Rules (docs/architecture.md, invariants 3-4): an event id seen before is a duplicate and changes
 //! nothing; a user upsert applies only when its `updated_at` is strictly newer than the
 //! stored one; a delete tombstones the user for good, and nothing after (or before)
 //! brings a tombstoned id back.
@@ -230,6 +230,7 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use workos_sync_core::event_type;
 
     fn user(id: &str, t: i64) -> User {
         User {
@@ -242,9 +243,9 @@ mod tests {
 
     fn ev(id: &str, kind: EventKind, t: i64) -> Event {
         let event_type = match &kind {
-            EventKind::UserCreated(_) => "user.created",
-            EventKind::UserUpdated(_) => "user.updated",
-            EventKind::UserDeleted(_) => "user.deleted",
+            EventKind::UserCreated(_) => event_type::USER_CREATED,
+            EventKind::UserUpdated(_) => event_type::USER_UPDATED,
+            EventKind::UserDeleted(_) => event_type::USER_DELETED,
             EventKind::UserSnapshot(_) => "snapshot",
             EventKind::Other => "organization.created",
         };

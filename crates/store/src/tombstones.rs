@@ -11,7 +11,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use serde::Serialize;
 
-use crate::{LOCK_USER, Store, StoreError, schema::user_tombstones};
+use crate::{Store, StoreError, locks::LOCK_USER, schema::user_tombstones};
 
 /// One tombstone.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Serialize)]

@@ -21,7 +21,7 @@ use workos_sync_queue::Broker;
 use workos_sync_store::Store;
 use workos_sync_workos_api::{ApiError, Client};
 
-use crate::sync::{SyncError, SyncResult, sync_user};
+use workos_sync_pull::{SyncError, SyncResult, sync_user};
 
 pub struct State {
     pub broker: Broker,
@@ -137,7 +137,7 @@ async fn lazy_sync(
         )
     };
     let status = resp.status().as_u16();
-    metrics::counter!("workos_sync_lazy_sync_total", "outcome" => outcome).increment(1);
+    metrics::counter!(workos_sync_core::metric::LAZY_SYNC_TOTAL, "outcome" => outcome).increment(1);
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     if status >= 500 {
         tracing::warn!(user.id = %id, outcome, status, duration_ms, "lazy sync failed");

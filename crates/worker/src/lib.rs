@@ -8,7 +8,9 @@
 
 pub mod consumer;
 pub mod http;
-pub mod sync;
+
+/// The WorkOS pull paths (lazy sync, backfill, reconcile), from their own crate.
+pub use workos_sync_pull as sync;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -146,7 +148,7 @@ where
                 Ok(()) => return,
                 Err(e) => {
                     tracing::error!(task, error = %e, "worker task failed; restarting it");
-                    metrics::counter!("workos_sync_task_restarts_total", "task" => task)
+                    metrics::counter!(workos_sync_core::metric::TASK_RESTARTS_TOTAL, "task" => task)
                         .increment(1);
                 }
             }
@@ -196,7 +198,7 @@ async fn reconcile_loop(
         let request = sync::ReconcileRequest::from_cursor(Duration::from_secs(10));
         match sync::reconcile_once(&api, &broker, &store, &request).await {
             Ok(Some(report)) => {
-                metrics::gauge!("workos_sync_reconcile_last_success_timestamp_seconds")
+                metrics::gauge!(workos_sync_core::metric::RECONCILE_LAST_SUCCESS_TIMESTAMP_SECONDS)
                     .set(chrono::Utc::now().timestamp() as f64);
                 tracing::debug!(events = report.events, "reconciled");
             }
@@ -231,9 +233,9 @@ async fn sample_queue_depths(broker: Broker, shutdown: CancellationToken) {
                     .queue_declare(q.as_str().into(), passive, FieldTable::default())
                     .await
                 {
-                    metrics::gauge!("workos_sync_queue_messages", "queue" => q.clone())
+                    metrics::gauge!(workos_sync_core::metric::QUEUE_MESSAGES, "queue" => q.clone())
                         .set(f64::from(info.message_count()));
-                    metrics::gauge!("workos_sync_queue_consumers", "queue" => q.clone())
+                    metrics::gauge!(workos_sync_core::metric::QUEUE_CONSUMERS, "queue" => q.clone())
                         .set(f64::from(info.consumer_count()));
                 }
             }

@@ -7,11 +7,11 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use workos_sync_pull as sync;
 use workos_sync_testkit::{
     EMULATOR_API_KEY, Emulator, ReceiverOptions, TEST_SECRET, eventually, fresh_database,
     spawn_receiver, spawn_worker, unique_prefix,
 };
-use workos_sync_worker::sync;
 use workos_sync_workos_api::{ApiConfig, Client};
 
 async fn lazy_sync(c: &reqwest::Client, addr: std::net::SocketAddr, id: &str) -> (u16, Value) {

@@ -14,11 +14,11 @@ use wiremock::{
     Mock, MockServer, Request, Respond, ResponseTemplate,
     matchers::{header, method, path, path_regex},
 };
+use workos_sync_pull::{self as sync, EVENTS_CURSOR, LOCK_RECONCILE};
 use workos_sync_testkit::{
     TcpProxy, amqp_addr, amqp_url_via, close_and_delete, connected_broker, delete_topology,
     eventually, fresh_database, publish_event, spawn_worker, test_broker, unique_prefix,
 };
-use workos_sync_worker::sync::{self, EVENTS_CURSOR, RECONCILE_LOCK};
 use workos_sync_workos_api::{ApiConfig, Client};
 
 fn ts(v: u64) -> String {
@@ -542,7 +542,7 @@ async fn reconcile_applies_missing_events_once_with_a_single_leader() {
     // Another reconciler holds the lock: this one does nothing.
     let other = db
         .store
-        .try_session_lock(RECONCILE_LOCK)
+        .try_session_lock(LOCK_RECONCILE)
         .await
         .unwrap()
         .unwrap();

@@ -28,7 +28,7 @@ use serde_json::value::RawValue;
 use workos_sync_core::{IdError, User};
 
 /// The user event types the reconciler asks for.
-pub const USER_EVENTS: &[&str] = &["user.created", "user.updated", "user.deleted"];
+pub use workos_sync_core::event_type::USER_EVENTS;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -227,7 +227,8 @@ impl Client {
                         });
                     }
                     tracing::warn!(path, attempt, wait_ms = wait.as_millis() as u64, error = %e, "WorkOS call failed; retrying");
-                    metrics::counter!("workos_sync_workos_api_retries_total").increment(1);
+                    metrics::counter!(workos_sync_core::metric::WORKOS_API_RETRIES_TOTAL)
+                        .increment(1);
                     tokio::time::sleep(wait).await;
                 }
                 Err(e) => return Err(e),
@@ -264,9 +265,9 @@ impl Client {
             .await
             .map_err(|e| ApiError::Unavailable(without_url(&e)))?;
         let status = resp.status();
-        metrics::histogram!("workos_sync_workos_api_seconds")
+        metrics::histogram!(workos_sync_core::metric::WORKOS_API_SECONDS)
             .record(started.elapsed().as_secs_f64());
-        metrics::counter!("workos_sync_workos_api_requests_total", "status" => status.as_u16().to_string()).increment(1);
+        metrics::counter!(workos_sync_core::metric::WORKOS_API_REQUESTS_TOTAL, "status" => status.as_u16().to_string()).increment(1);
         let retry_after = resp
             .headers()
             .get(header::RETRY_AFTER)

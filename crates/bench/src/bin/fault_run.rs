@@ -225,7 +225,10 @@ async fn main() -> anyhow::Result<()> {
                 let next = queue.lock().await.pop();
                 let Some((i, _)) = next else { return };
                 let body = &deliveries[i].body;
-                let mut backoff = Duration::from_millis(50);
+                let mut backoff = workos_sync_core::backoff::Backoff::new(
+                    Duration::from_millis(50),
+                    Duration::from_secs(2),
+                );
                 loop {
                     let sig = signature::signature_header(SECRET.as_bytes(), now_ms(), body);
                     match http
@@ -247,8 +250,7 @@ async fn main() -> anyhow::Result<()> {
                             counters.other_failures.fetch_add(1, Ordering::Relaxed);
                         }
                     }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    tokio::time::sleep(backoff.next_delay()).await;
                 }
             }
         }));

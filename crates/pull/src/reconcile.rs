@@ -1,175 +1,19 @@
-//! Lazy sync, backfill and Events API reconciliation: everything that reads the WorkOS
-//! API. All three write through the store's one `apply` step, so dedupe, version guard,
-//! tombstones and per-user locking hold here exactly as for webhooks.
-//!
-//! - [`sync_user`]: fetch one user now; WorkOS's own `entity_not_found` for that id
-//!   removes and tombstones it locally. Any other answer (another 404, 5xx, a timeout)
-//!   leaves the row untouched.
-//! - [`backfill`]: page through all users; the cursor is saved after each applied page,
-//!   so a killed run resumes where it stopped.
-//! - [`reconcile_once`]: page through `GET /events` oldest first from the stored cursor,
-//!   publish every event to the events exchange with a confirm (the webhook path), and
-//!   advance the cursor only after the page was confirmed, and never to an older event.
-//!   An event that cannot be queued goes to the DLQ instead. A refused cursor is
-//!   [`SyncError::CursorRejected`] (one clear line, a metric). Only the holder of a
-//!   Postgres advisory lock runs; a crashed holder's lock dies with its connection.
+//! Events API reconciliation: page through `GET /events` oldest first from the stored
+//! cursor, publish every event to the events exchange with a confirm (the webhook path
+//! from there), and advance the cursor only after the page was confirmed, and never to
+//! an older event. An event that cannot be queued goes to the DLQ. Only the holder of
+//! the reconciler's session lock runs. Failures are [`SyncError`]s; a refused cursor is
+//! [`SyncError::CursorRejected`] (one clear line, a metric).
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use workos_sync_core::{Envelope, Event, EventKind, User};
-use workos_sync_queue::{Broker, Outgoing, PublishError, event_properties};
-use workos_sync_store::{Outcome, Store, StoreError, UserRow};
+use workos_sync_core::Envelope;
+use workos_sync_queue::{Broker, Outgoing, event_properties};
+use workos_sync_store::{Store, locks::LOCK_RECONCILE};
 use workos_sync_workos_api::{ApiError, Client, USER_EVENTS};
 
-/// Cursor names in `sync_cursors`.
-pub const BACKFILL_CURSOR: &str = "backfill";
-pub const EVENTS_CURSOR: &str = "events";
-/// The `created_at` of the event the events cursor names (RFC 3339).
-pub const EVENTS_CURSOR_AT: &str = "events_at";
-/// Advisory lock key of the reconciler.
-pub const RECONCILE_LOCK: i64 = 0x5753_0004;
-
-#[derive(Debug, thiserror::Error)]
-pub enum SyncError {
-    #[error(transparent)]
-    Api(#[from] ApiError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Publish(#[from] PublishError),
-    /// The Events API refused the stored cursor: most often it is older than the API's
-    /// retention (30 days by its reference).
-    #[error(
-        "WorkOS refused the stored events cursor {cursor} ({detail}); it is probably older \
-         than the Events API's retention. Run `workos-sync reconcile --reset --since <RFC 3339 time>` \
-         to start again from a time"
-    )]
-    CursorRejected { cursor: String, detail: String },
-}
-
-/// What lazy sync found.
-#[derive(Debug)]
-pub enum SyncResult {
-    /// The user as now stored.
-    Synced(Box<UserRow>),
-    /// WorkOS has no such user (or it was deleted): no local row either.
-    Gone,
-}
-
-fn deletion_event(id: &str) -> Event {
-    let now = Utc::now();
-    Event {
-        id: format!("sync-deleted:{id}"),
-        event_type: "user.deleted".into(),
-        created_at: now,
-        kind: EventKind::UserDeleted(User::stub(id, now)),
-    }
-}
-
-/// Fetches one user from WorkOS and applies it. With a `budget`, the WorkOS call gives
-/// up with [`ApiError::OutOfTime`] rather than wait past it (the store step is bounded
-/// by its own apply timeout). Only WorkOS's own `entity_not_found` removes the row.
-pub async fn sync_user(
-    api: &Client,
-    store: &Store,
-    id: &str,
-    budget: Option<Duration>,
-) -> Result<SyncResult, SyncError> {
-    let fetched = match budget {
-        Some(b) => api.get_user_within(id, b).await,
-        None => api.get_user(id).await,
-    };
-    match fetched {
-        Ok(user) => {
-            let outcome = store.apply(&Event::snapshot(user)).await?;
-            if outcome == Outcome::Tombstoned {
-                return Ok(SyncResult::Gone);
-            }
-            Ok(store
-                .get_user(id)
-                .await?
-                .map_or(SyncResult::Gone, |row| SyncResult::Synced(Box::new(row))))
-        }
-        Err(ApiError::NotFound) => {
-            store.apply(&deletion_event(id)).await?;
-            Ok(SyncResult::Gone)
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Counts of a backfill run.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct BackfillReport {
-    pub pages: u64,
-    pub users: u64,
-    pub created: u64,
-    pub updated: u64,
-    pub unchanged: u64,
-    pub tombstoned: u64,
-}
-
-impl BackfillReport {
-    fn count(&mut self, o: Outcome) {
-        match o {
-            Outcome::Created => self.created += 1,
-            Outcome::Updated => self.updated += 1,
-            Outcome::Tombstoned => self.tombstoned += 1,
-            _ => self.unchanged += 1,
-        }
-    }
-}
-
-/// Pages through every WorkOS user and applies them. Resumes from the saved cursor
-/// unless `restart`; with `dry_run` nothing is written (cursor included) and the report
-/// says what would change.
-pub async fn backfill(
-    api: &Client,
-    store: &Store,
-    restart: bool,
-    dry_run: bool,
-    mut progress: impl FnMut(&BackfillReport),
-) -> Result<BackfillReport, SyncError> {
-    let mut cursor = if restart || dry_run {
-        None
-    } else {
-        store.cursor(BACKFILL_CURSOR).await?
-    };
-    if restart && !dry_run {
-        store.set_cursor(BACKFILL_CURSOR, None).await?;
-    }
-    let mut report = BackfillReport::default();
-    loop {
-        let page = api.list_users(cursor.as_deref(), 100).await?;
-        report.pages += 1;
-        report.users += page.data.len() as u64;
-        let events: Vec<Event> = page.data.into_iter().map(Event::snapshot).collect();
-        let outcomes = if dry_run {
-            store.preview(&events).await?
-        } else {
-            store.apply_batch(&events).await?
-        };
-        for o in outcomes {
-            report.count(o);
-        }
-        progress(&report);
-        match page.after {
-            Some(after) => {
-                if !dry_run {
-                    store.set_cursor(BACKFILL_CURSOR, Some(&after)).await?;
-                }
-                cursor = Some(after);
-            }
-            None => break,
-        }
-    }
-    if !dry_run {
-        // Done: the next run starts from the beginning again (idempotent).
-        store.set_cursor(BACKFILL_CURSOR, None).await?;
-    }
-    Ok(report)
-}
+use crate::{EVENTS_CURSOR, EVENTS_CURSOR_AT, SyncError};
 
 /// Where a reconciliation pass started.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,7 +69,7 @@ pub async fn reconcile_once(
     store: &Store,
     request: &ReconcileRequest,
 ) -> Result<Option<ReconcileReport>, SyncError> {
-    let Some(leader) = store.try_session_lock(RECONCILE_LOCK).await? else {
+    let Some(leader) = store.try_session_lock(LOCK_RECONCILE).await? else {
         tracing::info!("another reconciler is running; skipping");
         return Ok(None);
     };
@@ -233,10 +77,11 @@ pub async fn reconcile_once(
     leader.release().await;
     match &result {
         Err(SyncError::CursorRejected { .. }) => {
-            metrics::counter!("workos_sync_reconcile_cursor_rejected_total").increment(1);
-            metrics::gauge!("workos_sync_reconcile_cursor_rejected").set(1.0);
+            metrics::counter!(workos_sync_core::metric::RECONCILE_CURSOR_REJECTED_TOTAL)
+                .increment(1);
+            metrics::gauge!(workos_sync_core::metric::RECONCILE_CURSOR_REJECTED).set(1.0);
         }
-        Ok(_) => metrics::gauge!("workos_sync_reconcile_cursor_rejected").set(0.0),
+        Ok(_) => metrics::gauge!(workos_sync_core::metric::RECONCILE_CURSOR_REJECTED).set(0.0),
         Err(_) => {}
     }
     result.map(Some)
@@ -354,7 +199,8 @@ async fn reconcile_pages(
                 newest = Some((id, at));
             }
         }
-        metrics::counter!("workos_sync_reconcile_events_total").increment(page.data.len() as u64);
+        metrics::counter!(workos_sync_core::metric::RECONCILE_EVENTS_TOTAL)
+            .increment(page.data.len() as u64);
         // Every event of the page is confirmed: only now move the cursor, and only
         // forward in time.
         let moved = match newest {
@@ -402,7 +248,7 @@ async fn dead_letter_unqueueable(
     use workos_sync_queue::dlq;
     let id = workos_sync_core::event::body_hash_id(body);
     tracing::error!(event.id = %id, error = %error, "event from the Events API cannot be queued; dead-lettered");
-    metrics::counter!("workos_sync_reconcile_dead_lettered_total").increment(1);
+    metrics::counter!(workos_sync_core::metric::RECONCILE_DEAD_LETTERED_TOTAL).increment(1);
     let props = dlq::republish_properties(
         &event_properties(&id, "unknown", workos_sync_core::now_ms(), true),
         &[

@@ -1,0 +1,59 @@
+//! Advisory locks: every key workos-sync takes in Postgres, named once here, and the
+//! session lock that makes one process the leader of a periodic job.
+//!
+//! Two kinds: transaction-scoped locks of the apply path (`pg_advisory_xact_lock(ns,
+//! hashtext(key))` on users and usertag lock roots, released at commit), and session
+//! locks on a dedicated connection (migrations, the reconciler). Failure model: taking
+//! a lock fails only with the database ([`StoreError`]); a crashed holder's session lock
+//! disappears with its connection.
+
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+
+use crate::{Store, StoreError};
+
+/// Namespace (first key of the two-key form) of the per-user locks of the apply path.
+pub const LOCK_USER: i32 = 0x5753_0001;
+/// Namespace of the usertag lock roots (`usertag::lock_root`).
+pub const LOCK_USERTAG: i32 = 0x5753_0002;
+/// Session lock of `migrate` (several replicas may run it at once).
+pub const LOCK_MIGRATE: i64 = 0x5753_0003;
+/// Session lock of the Events API reconciler (one leader at a time).
+pub const LOCK_RECONCILE: i64 = 0x5753_0004;
+
+/// A session-level advisory lock held on a dedicated connection (not pooled, so it can
+/// never leak back into the pool). Dropping it closes the connection, which releases
+/// the lock; a crashed holder's lock disappears with its connection.
+pub struct SessionLock {
+    conn: AsyncPgConnection,
+    key: i64,
+}
+
+impl SessionLock {
+    pub async fn release(mut self) {
+        let _ = diesel::sql_query("SELECT pg_advisory_unlock($1)")
+            .bind::<diesel::sql_types::BigInt, _>(self.key)
+            .execute(&mut self.conn)
+            .await;
+    }
+}
+
+#[derive(QueryableByName)]
+struct Locked {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    locked: bool,
+}
+
+impl Store {
+    /// Takes the session advisory lock `key` if free; `None` when someone holds it.
+    pub async fn try_session_lock(&self, key: i64) -> Result<Option<SessionLock>, StoreError> {
+        let mut conn = AsyncPgConnection::establish(&self.url)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let got: Locked = diesel::sql_query("SELECT pg_try_advisory_lock($1) AS locked")
+            .bind::<diesel::sql_types::BigInt, _>(key)
+            .get_result(&mut conn)
+            .await?;
+        Ok(got.locked.then_some(SessionLock { conn, key }))
+    }
+}

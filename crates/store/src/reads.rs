@@ -1,0 +1,79 @@
+//! Plain reads of the synced tables and housekeeping of `processed_events`, off the
+//! apply path. Failures are [`StoreError`]s.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use crate::{
+    Store, StoreError, UserRow,
+    schema::{processed_events, user_tombstones, users},
+};
+
+impl Store {
+    /// A user row by id.
+    pub async fn get_user(&self, id: &str) -> Result<Option<UserRow>, StoreError> {
+        let mut conn = self.conn().await?;
+        Ok(users::table
+            .find(id)
+            .select(UserRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()?)
+    }
+
+    /// True when `id` has a tombstone.
+    pub async fn is_tombstoned(&self, id: &str) -> Result<bool, StoreError> {
+        let mut conn = self.conn().await?;
+        let n: i64 = user_tombstones::table
+            .filter(user_tombstones::user_id.eq(id))
+            .count()
+            .get_result(&mut conn)
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// All user rows ordered by id (tests, checks).
+    pub async fn all_users(&self) -> Result<Vec<UserRow>, StoreError> {
+        let mut conn = self.conn().await?;
+        Ok(users::table
+            .order(users::id)
+            .select(UserRow::as_select())
+            .load(&mut conn)
+            .await?)
+    }
+
+    /// Number of processed-event records.
+    pub async fn processed_count(&self) -> Result<i64, StoreError> {
+        let mut conn = self.conn().await?;
+        Ok(processed_events::table
+            .count()
+            .get_result(&mut conn)
+            .await?)
+    }
+
+    /// Deletes processed-event records older than `before`, `batch` rows per statement
+    /// (short transactions, no long lock on the table). Returns how many were deleted.
+    pub async fn prune_processed(
+        &self,
+        before: DateTime<Utc>,
+        batch: i64,
+    ) -> Result<u64, StoreError> {
+        let mut total = 0u64;
+        loop {
+            let mut conn = self.conn().await?;
+            let n = diesel::sql_query(
+                "DELETE FROM processed_events WHERE event_id IN \
+                 (SELECT event_id FROM processed_events WHERE processed_at < $1 LIMIT $2)",
+            )
+            .bind::<diesel::sql_types::Timestamptz, _>(before)
+            .bind::<diesel::sql_types::BigInt, _>(batch.max(1))
+            .execute(&mut conn)
+            .await?;
+            total += n as u64;
+            if (n as i64) < batch.max(1) {
+                return Ok(total);
+            }
+        }
+    }
+}
