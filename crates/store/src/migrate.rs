@@ -60,6 +60,15 @@ pub async fn revert_all(url: &str) -> Result<Vec<String>, StoreError> {
     locked(url, |h| h.revert_all_migrations(MIGRATIONS).map(versions)).await
 }
 
+/// The names of the embedded migrations, in order (what a migrated database holds; the
+/// test kit keys its template database by them).
+pub fn embedded_names() -> Vec<String> {
+    use diesel::migration::MigrationSource;
+    MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)
+        .map(|v| v.iter().map(|m| m.name().to_string()).collect())
+        .unwrap_or_default()
+}
+
 /// Migrations not yet applied.
 pub async fn pending(url: &str) -> Result<Vec<String>, StoreError> {
     let conn = connect(url).await?;

@@ -1,8 +1,19 @@
-//! A fresh Postgres database per test: `wst_<8 hex>`, migrated, dropped by `teardown`.
-//! Leftovers of crashed runs are dropped by `scripts/services.sh`.
+//! A fresh Postgres database per test, `wst_<8 hex>`, cloned from a migrated template
+//! (`CREATE DATABASE … TEMPLATE`, as crates.io's test databases are), and dropped when
+//! the [`TestDb`] drops, also when the test panics. `teardown` drops it explicitly.
+//!
+//! The template, `wst_tpl_<hash of the migration names>`, is migrated once per set of
+//! migrations: a new migration gets a new template. Creating a database from a template
+//! needs the template free of sessions, so template work is serialised across processes
+//! by an advisory lock on the server. Leftovers of killed runs are dropped by
+//! `scripts/services.sh`.
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use sha2::{Digest, Sha256};
 use workos_sync_store::Store;
+
+/// Serialises template creation and cloning across test processes.
+const TEMPLATE_LOCK: i64 = 0x5753_7e57;
 
 /// The server URL tests use (`DATABASE_URL`, default the local trust-auth server).
 pub fn database_url() -> String {
@@ -21,43 +32,142 @@ pub struct TestDb {
     pub name: String,
     pub url: String,
     pub store: Store,
+    dropped: bool,
 }
 
 async fn admin() -> anyhow::Result<AsyncPgConnection> {
     Ok(AsyncPgConnection::establish(&url_for("postgres")).await?)
 }
 
-/// Creates and migrates a fresh database.
+/// The template's name for the embedded migrations.
+fn template_name() -> String {
+    let names = workos_sync_store::migrate::embedded_names().join("\n");
+    let hash = hex::encode(Sha256::digest(names.as_bytes()));
+    format!("{}_tpl_{}", crate::TEST_PREFIX_STEM, &hash[..12])
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// Creates and migrates the template if it does not exist yet (the caller holds
+/// [`TEMPLATE_LOCK`]).
+async fn ensure_template(conn: &mut AsyncPgConnection, template: &str) -> anyhow::Result<()> {
+    let found: Count =
+        diesel::sql_query("SELECT count(*) AS n FROM pg_database WHERE datname = $1")
+            .bind::<diesel::sql_types::Text, _>(template)
+            .get_result(conn)
+            .await?;
+    if found.n > 0 {
+        return Ok(());
+    }
+    // Built under another name and renamed when complete, so a run killed half way
+    // never leaves a half-migrated template behind this name.
+    let building = format!("{template}_building");
+    diesel::sql_query(format!(
+        "DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"
+    ))
+    .execute(conn)
+    .await?;
+    diesel::sql_query(format!("CREATE DATABASE \"{building}\""))
+        .execute(conn)
+        .await?;
+    workos_sync_store::migrate::run(&url_for(&building)).await?;
+    diesel::sql_query(format!(
+        "ALTER DATABASE \"{building}\" RENAME TO \"{template}\""
+    ))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Creates a fresh, migrated database (a copy of the template).
 pub async fn fresh_database() -> anyhow::Result<TestDb> {
     let id = uuid::Uuid::new_v4().simple().to_string();
     let name = format!("{}_{}", crate::TEST_PREFIX_STEM, &id[..8]);
+    let template = template_name();
     let mut conn = admin().await?;
-    diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
+    diesel::sql_query("SELECT pg_advisory_lock($1)")
+        .bind::<diesel::sql_types::BigInt, _>(TEMPLATE_LOCK)
         .execute(&mut conn)
         .await?;
+    let made = async {
+        ensure_template(&mut conn, &template).await?;
+        // The migration's own session may still be closing on the server side.
+        let mut tries = 0;
+        loop {
+            let created = diesel::sql_query(format!(
+                "CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""
+            ))
+            .execute(&mut conn)
+            .await;
+            match created {
+                Ok(_) => return Ok::<_, anyhow::Error>(()),
+                Err(e) if tries < 50 && e.to_string().contains("being accessed by other users") => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    .await;
+    let _ = diesel::sql_query("SELECT pg_advisory_unlock($1)")
+        .bind::<diesel::sql_types::BigInt, _>(TEMPLATE_LOCK)
+        .execute(&mut conn)
+        .await;
+    made?;
     let url = url_for(&name);
-    workos_sync_store::migrate::run(&url).await?;
     let store = Store::new(&url, 8, std::time::Duration::from_secs(5))?;
-    Ok(TestDb { name, url, store })
+    Ok(TestDb {
+        name,
+        url,
+        store,
+        dropped: false,
+    })
+}
+
+async fn drop_database(name: &str) -> anyhow::Result<()> {
+    let mut conn = admin().await?;
+    diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .execute(&mut conn)
+        .await?;
+    Ok(())
 }
 
 impl TestDb {
     /// Drops the database (closing any connection still open to it).
-    pub async fn teardown(self) -> anyhow::Result<()> {
-        drop(self.store);
-        let mut conn = admin().await?;
-        diesel::sql_query(format!(
-            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-            self.name
-        ))
-        .execute(&mut conn)
-        .await?;
-        Ok(())
+    pub async fn teardown(mut self) -> anyhow::Result<()> {
+        self.dropped = true;
+        drop_database(&self.name).await
     }
 
     /// Runs raw SQL against the test database (to play the application's part).
     pub async fn exec(&self, sql: &str) -> anyhow::Result<usize> {
         let mut conn = AsyncPgConnection::establish(&self.url).await?;
         Ok(diesel::sql_query(sql).execute(&mut conn).await?)
+    }
+}
+
+impl Drop for TestDb {
+    /// A test that panicked (or forgot `teardown`) still drops its database: on a thread
+    /// of its own with a runtime of its own, since `Drop` cannot await.
+    fn drop(&mut self) {
+        if self.dropped {
+            return;
+        }
+        let name = self.name.clone();
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(drop_database(&name))
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("testkit: could not drop test database {}", self.name);
+        }
     }
 }
