@@ -5,6 +5,9 @@
 #   a. raw persistent publish-with-confirm from lapin, 64 in flight (the target baseline)
 #   b. the receiver at concurrency 64: requests/s, p50/p99 (load generator: a minimal
 #      keep-alive HTTP/1.1 client on one thread)
+#   c. the bare relay (crates/bench/src/bin/bare_relay.rs: the same actix-web and lapin
+#      publisher, publishing the raw body with a confirm and nothing else), the same way:
+#      b/c is what everything the receiver does beyond relaying costs
 #   and the median of the per-pair ratios b/a (single figures on this shared 2-core
 #   machine vary by ±15 %, so one pair decides nothing). Every pair starts from empty
 #   queues: the receiver's queue is purged before each run, as the baseline's is new.
@@ -43,8 +46,12 @@ WORKOS_WEBHOOK_SECRET="$SECRET" WORKOS_SYNC__AMQP__PREFIX="$PREFIX" \
 trap 'kill -TERM "$RX" 2>/dev/null || true' EXIT
 wait_port 18080
 for _ in $(seq 1 50); do curl -sf http://127.0.0.1:18080/readyz >/dev/null && break; sleep 0.1; done
+AMQP_URL="$AMQP_URL" "$BIN/bare-relay" 127.0.0.1:18082 "$PREFIX-relay" & RELAY=$!
+trap 'kill -TERM "$RX" "$RELAY" 2>/dev/null || true' EXIT
+wait_port 18082
 
 ratios=()
+relay_ratios=()
 for i in $(seq 1 "$RUNS"); do
   echo "== pair $i/$RUNS"
   a=$("$BIN/publish-bench" --inflight 64 --seconds "$SECS" --prefix "$PREFIX-raw")
@@ -56,6 +63,13 @@ for i in $(seq 1 "$RUNS"); do
   ratio=$(awk -v a="$ra" -v b="$rb" 'BEGIN { printf "%.2f", (a > 0 ? b / a : 0) }')
   echo "   ratio b/a = ${ratio}x"
   ratios+=("$ratio")
+  rabbitmqctl -q purge_queue "$PREFIX-relay.events" >/dev/null
+  c=$("$BIN/loadgen" --url http://127.0.0.1:18082/api/webhooks/workos --concurrency 64 --seconds "$SECS" --secret "$SECRET" --label bare-relay)
+  echo "c. $c"
+  rc=$(rate_of "$c")
+  relay_ratio=$(awk -v b="$rb" -v c="$rc" 'BEGIN { printf "%.2f", (c > 0 ? b / c : 0) }')
+  echo "   ratio b/c (receiver / bare relay) = ${relay_ratio}x"
+  relay_ratios+=("$relay_ratio")
   # The receiver does at least what the baseline does (the same publish, the same
   # broker work) plus what the trivial run cost (an HTTP server answering at once and
   # the load generator): at the core use of this run, that alone would reach `ceiling`;
@@ -69,6 +83,8 @@ for i in $(seq 1 "$RUNS"); do
 done
 median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }')
 echo "== receiver / raw publish, median of $RUNS pairs: ${median}x (pairs: ${ratios[*]})"
+relay_median=$(printf '%s\n' "${relay_ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }')
+echo "== receiver / bare relay, median of $RUNS pairs: ${relay_median}x (pairs: ${relay_ratios[*]})"
 peak_rss() { awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' "/proc/$RX/status"; }
 echo "receiver peak RSS after the benchmarked runs: $(peak_rss)"
 
@@ -76,6 +92,6 @@ echo "receiver peak RSS after the benchmarked runs: $(peak_rss)"
 rabbitmqctl -q purge_queue "$PREFIX.events" >/dev/null
 "$BIN/loadgen" --url http://127.0.0.1:18080/api/webhooks/workos --concurrency 64 --seconds "$SECS" --secret "$SECRET" --label receiver --client reqwest
 echo "receiver peak RSS after the reqwest run too: $(peak_rss)"
-kill -TERM "$RX"; wait "$RX" 2>/dev/null || true
+kill -TERM "$RX" "$RELAY"; wait "$RX" "$RELAY" 2>/dev/null || true
 trap - EXIT
 for q in $(rabbitmqctl -q list_queues name | grep "^$PREFIX"); do rabbitmqctl -q delete_queue "$q" >/dev/null; done

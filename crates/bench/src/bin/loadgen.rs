@@ -129,23 +129,25 @@ impl RawConnection {
         let s = self.stream.as_mut()?;
         s.write_all(&self.req).await.ok()?;
         self.buf.clear();
-        let header_end = loop {
-            if let Some(p) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break p + 4;
+        // The response head, parsed by httparse as soon as it is complete.
+        let (header_end, code, len, keep) = loop {
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut resp = httparse::Response::new(&mut headers);
+            if let httparse::Status::Complete(end) = resp.parse(&self.buf).ok()? {
+                let header = |name: &str| {
+                    resp.headers
+                        .iter()
+                        .find(|h| h.name.eq_ignore_ascii_case(name))
+                        .and_then(|h| std::str::from_utf8(h.value).ok())
+                };
+                let len: usize = header("content-length")
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                let keep = !header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
+                break (end, resp.code?, len, keep);
             }
             read_more(s, &mut self.buf).await?;
         };
-        let head = std::str::from_utf8(&self.buf[..header_end]).ok()?;
-        let code: u16 = head.get(9..12)?.parse().ok()?;
-        let len: usize = head
-            .lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case("content-length")
-                    .then(|| v.trim().parse().ok())?
-            })
-            .unwrap_or(0);
-        let keep = !head.to_ascii_lowercase().contains("connection: close");
         while self.buf.len() < header_end + len {
             read_more(s, &mut self.buf).await?;
         }
