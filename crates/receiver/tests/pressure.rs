@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use workos_sync_core::now_ms;
-use workos_sync_testkit::{
-    ReceiverOptions, TestReceiver, drain, sign_now, spawn_receiver, user_event,
-};
+/// The `updated_at` of the test users.
+const AT: &str = "2026-01-01T00:00:00.000Z";
+
+use workos_sync_testkit::{ReceiverOptions, TestReceiver, drain, spawn_receiver, user_event};
 
 /// Sends a request head (and `body_part` of its body) on a raw connection; returns the
 /// stream, to read the answer from or to keep open.
@@ -96,7 +97,6 @@ async fn bodies_in_flight_share_a_budget_and_valid_requests_still_pass() {
         held.push(raw_request(&r, &hog(i), &[b'x'; 1000]).await);
     }
     // Give the receiver the moment it needs to take their share (poll, bounded).
-    let c = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(5);
     let third = loop {
         let mut s = raw_request(&r, &hog(2), b"").await;
@@ -108,50 +108,23 @@ async fn bodies_in_flight_share_a_budget_and_valid_requests_still_pass() {
     assert_eq!(third, 503, "a third large body must be refused at once");
     // A small body that does not fit what is left is refused too; the refusal says when
     // to come back, in the usual JSON shape.
-    let resp = c
-        .post(&r.url)
-        .header(
-            "WorkOS-Signature",
-            format!("t={}, v1={}", now_ms(), "0".repeat(64)),
-        )
-        .body(vec![b'y'; 64 * 1024])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 503);
-    assert_eq!(resp.headers()["retry-after"], "1");
-    let json: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(json["error"], "overloaded");
+    let wrong = || format!("t={}, v1={}", now_ms(), "0".repeat(64));
+    let posted = r.post(vec![b'y'; 64 * 1024], Some(&wrong())).await.unwrap();
+    assert_eq!(posted.status, 503);
+    assert_eq!(posted.headers["retry-after"], "1");
+    assert_eq!(posted.json["error"], "overloaded");
     // A real webhook (a few KiB) still fits and is stored.
-    let body = user_event(
-        "event_budget",
-        "user.created",
-        "user_1",
-        "2026-01-01T00:00:00.000Z",
-    );
-    let resp = c
-        .post(&r.url)
-        .header("WorkOS-Signature", sign_now(body.as_bytes()))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
+    let body = user_event("event_budget", "user.created", "user_1", AT);
+    assert_eq!(r.post_signed(&body).await.unwrap().status, 200);
     // When the hogs go, their share comes back (as soon as the receiver sees them close).
     drop(held);
     let deadline = Instant::now() + Duration::from_secs(5);
     let status = loop {
-        let resp = c
-            .post(&r.url)
-            .header(
-                "WorkOS-Signature",
-                format!("t={}, v1={}", now_ms(), "0".repeat(64)),
-            )
-            .body(vec![b'y'; 90_000])
-            .send()
+        let status = r
+            .post(vec![b'y'; 90_000], Some(&wrong()))
             .await
-            .unwrap();
-        let status = resp.status().as_u16();
+            .unwrap()
+            .status;
         if status != 503 || Instant::now() > deadline {
             break status;
         }
@@ -165,45 +138,20 @@ async fn bodies_in_flight_share_a_budget_and_valid_requests_still_pass() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_ids_and_types_too_long_for_amqp_are_400() {
     let r = spawn_receiver(ReceiverOptions::default()).await.unwrap();
-    let c = reqwest::Client::new();
     let long = "e".repeat(300);
     for body in [
-        user_event(&long, "user.created", "user_1", "2026-01-01T00:00:00.000Z"),
-        user_event(
-            "event_lt",
-            &format!("user.{long}"),
-            "user_1",
-            "2026-01-01T00:00:00.000Z",
-        ),
+        user_event(&long, "user.created", "user_1", AT),
+        user_event("event_lt", &format!("user.{long}"), "user_1", AT),
     ] {
         for _ in 0..3 {
-            let resp = c
-                .post(&r.url)
-                .header("WorkOS-Signature", sign_now(body.as_bytes()))
-                .body(body.clone())
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(resp.status().as_u16(), 400);
-            let json: serde_json::Value = resp.json().await.unwrap();
-            assert_eq!(json["error"], "malformed_body");
+            let posted = r.post_signed(&body).await.unwrap();
+            assert_eq!(posted.status, 400);
+            assert_eq!(posted.json["error"], "malformed_body");
         }
     }
     // Still serving, nothing queued but the valid one.
-    let body = user_event(
-        "event_ok",
-        "user.created",
-        "user_1",
-        "2026-01-01T00:00:00.000Z",
-    );
-    let resp = c
-        .post(&r.url)
-        .header("WorkOS-Signature", sign_now(body.as_bytes()))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
+    let body = user_event("event_ok", "user.created", "user_1", AT);
+    assert_eq!(r.post_signed(&body).await.unwrap().status, 200);
     assert_eq!(drain(&r.topology().events_queue()).await.unwrap().len(), 1);
     r.teardown().await.unwrap();
 }

@@ -137,6 +137,13 @@ pub struct TestReceiver {
     handle: actix_web::dev::ServerHandle,
 }
 
+/// A receiver's answer to [`TestReceiver::post`].
+pub struct Posted {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub json: serde_json::Value,
+}
+
 /// Options for [`spawn_receiver`].
 #[derive(Default)]
 pub struct ReceiverOptions<'a> {
@@ -180,6 +187,34 @@ impl TestReceiver {
 
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Posts `body` to the webhook path with `signature` (none: no header); the status,
+    /// the headers and the JSON body (null when there is none).
+    pub async fn post(
+        &self,
+        body: impl Into<reqwest::Body>,
+        signature: Option<&str>,
+    ) -> anyhow::Result<Posted> {
+        let mut req = reqwest::Client::new().post(&self.url).body(body);
+        if let Some(sig) = signature {
+            req = req.header("WorkOS-Signature", sig);
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let json = resp.json().await.unwrap_or(serde_json::Value::Null);
+        Ok(Posted {
+            status,
+            headers,
+            json,
+        })
+    }
+
+    /// Posts `body` signed now with [`TEST_SECRET`].
+    pub async fn post_signed(&self, body: &str) -> anyhow::Result<Posted> {
+        self.post(body.to_owned(), Some(&sign_now(body.as_bytes())))
+            .await
     }
 
     /// Stops the server, deletes the test's queues and exchanges, closes the broker.

@@ -59,24 +59,29 @@ async fn sync_post(
     )
 }
 
+/// A worker on a fresh prefix whose WorkOS API is `workos`, lazy sync on with token
+/// `tok`, the reconciler off.
+async fn lazy_sync_worker(
+    db: &workos_sync_testkit::TestDb,
+    workos: &MockServer,
+    extra: &[(&str, &str)],
+) -> workos_sync_worker::WorkerHandle {
+    let base = workos.uri();
+    let mut env = vec![
+        ("WORKOS_API_KEY", "sk_test_fake"),
+        ("WORKOS_API_BASE_URL", base.as_str()),
+        ("WORKOS_SYNC__WORKER__API_TOKEN", "tok"),
+        ("WORKOS_SYNC__RECONCILE__INTERVAL_SECS", "0"),
+    ];
+    env.extend_from_slice(extra);
+    spawn_worker(&unique_prefix(), &db.url, &env).await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn lazy_sync_creates_updates_removes_and_guards() {
     let workos = MockServer::start().await;
     let db = fresh_database().await.unwrap();
-    let prefix = unique_prefix();
-    let base = workos.uri();
-    let w = spawn_worker(
-        &prefix,
-        &db.url,
-        &[
-            ("WORKOS_API_KEY", "sk_test_fake"),
-            ("WORKOS_API_BASE_URL", &base),
-            ("WORKOS_SYNC__WORKER__API_TOKEN", "tok"),
-            ("WORKOS_SYNC__RECONCILE__INTERVAL_SECS", "0"),
-        ],
-    )
-    .await
-    .unwrap();
+    let w = lazy_sync_worker(&db, &workos, &[]).await;
     let c = reqwest::Client::new();
     let users_path = "/user_management/users/user_ls1";
     let mount = |body: Value| {
@@ -224,21 +229,12 @@ async fn lazy_sync_creates_updates_removes_and_guards() {
 async fn lazy_sync_answers_within_its_budget() {
     let workos = MockServer::start().await;
     let db = fresh_database().await.unwrap();
-    let prefix = unique_prefix();
-    let base = workos.uri();
-    let w = spawn_worker(
-        &prefix,
-        &db.url,
-        &[
-            ("WORKOS_API_KEY", "sk_test_fake"),
-            ("WORKOS_API_BASE_URL", &base),
-            ("WORKOS_SYNC__WORKER__API_TOKEN", "tok"),
-            ("WORKOS_SYNC__WORKER__LAZY_SYNC_TIMEOUT_MS", "1000"),
-            ("WORKOS_SYNC__RECONCILE__INTERVAL_SECS", "0"),
-        ],
+    let w = lazy_sync_worker(
+        &db,
+        &workos,
+        &[("WORKOS_SYNC__WORKER__LAZY_SYNC_TIMEOUT_MS", "1000")],
     )
-    .await
-    .unwrap();
+    .await;
     let c = reqwest::Client::new();
     // WorkOS asks for 30 s (the client would honour up to 120 s, six times over), then
     // a WorkOS that answers only after 20 s: both end in a prompt 503 with Retry-After.

@@ -220,10 +220,14 @@ impl Client {
                         last_retry_after = *retry_after;
                     }
                     if deadline.is_some_and(|d| Instant::now() + wait > d) {
-                        // Waiting would pass the deadline: give up now, and say when
-                        // WorkOS asked us to come back.
-                        return Err(ApiError::OutOfTime {
-                            retry_after: last_retry_after.or(Some(wait)),
+                        // Waiting would pass the deadline: give up now. A rate limit
+                        // says when WorkOS asked us to come back; any other failure is
+                        // reported as it was.
+                        return Err(match e {
+                            ApiError::RateLimited { retry_after } => ApiError::OutOfTime {
+                                retry_after: retry_after.or(Some(wait)),
+                            },
+                            other => other,
                         });
                     }
                     tracing::warn!(path, attempt, wait_ms = wait.as_millis() as u64, error = %e, "WorkOS call failed; retrying");
