@@ -165,6 +165,16 @@ if [ -z "$PROMTOOL" ]; then
     echo "validate-deploy: WARNING: promtool unavailable; PromQL checks and alert unit tests skipped"
 fi
 
+# What the binaries declare and emit, from the binary itself (`workos-sync debug
+# topology|metrics`), not from a mirror: WORKOS_SYNC_CLI if set, else built here. A tree
+# without the sources (the self-test's copies of deploy/) falls back to the checker's
+# hand-kept mirror.
+if [ -z "${WORKOS_SYNC_CLI:-}" ] && [ -f "$ROOT/Cargo.toml" ] && command -v cargo >/dev/null 2>&1; then
+    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/workos-sync-target}"
+    (cd "$ROOT" && cargo build -q --locked -p workos-sync-cli) || fail "cannot build workos-sync"
+    export WORKOS_SYNC_CLI="$CARGO_TARGET_DIR/debug/workos-sync"
+fi
+
 checker_args=("$ROOT")
 [ -z "$KUSTOMIZE" ] || checker_args+=(--kustomize "$KUSTOMIZE")
 [ -z "$PROMTOOL" ] || checker_args+=(--promtool "$PROMTOOL")

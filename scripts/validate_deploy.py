@@ -21,16 +21,18 @@ deploy/k8s       Every kustomization (base and each overlay) is rendered twice: 
                  which cover the fields we use and borrow Kubernetes' own definitions
                  (ObjectMeta, HPA behaviour). Then cross-references: selectors, ports,
                  Secret keys, ConfigMap keys against config/default.toml, security context.
-deploy/rabbitmq  definitions.json against the topology the app declares (names and
-                 arguments mirrored by hand from crates/queue/src/topology.rs, values from
-                 config/default.toml; a guard fails when topology.rs uses an argument this
-                 mirror does not know). When a local RabbitMQ node answers `rabbitmqctl`, the
+deploy/rabbitmq  definitions.json against the topology the app declares: as printed by
+                 `workos-sync debug topology` when WORKOS_SYNC_CLI names the binary
+                 (validate-deploy.sh builds it), else as mirrored by hand from
+                 crates/queue/src/topology.rs (the mirror must also agree with the binary;
+                 a guard fails when topology.rs uses an argument the mirror does not know). When a local RabbitMQ node answers `rabbitmqctl`, the
                  file is also imported into a throwaway vhost and read back.
 deploy/observability
                  prometheus-rules.yaml: structure, then `promtool check rules` and
                  `promtool test rules` (prometheus-rules.test.yaml). grafana-dashboard.json:
                  structure, every panel has queries, every query parses (promtool, as
-                 recording rules). Every metric named in either exists in crates/*/src.
+                 recording rules). Every metric named in either is one the binaries emit
+                 (`workos-sync debug metrics`; without the binary, a name in crates/*/src).
 """
 
 from __future__ import annotations
@@ -863,6 +865,41 @@ def expected_topology(amqp: dict) -> dict:
     }
 
 
+def binary_json(*args: str):
+    """`$WORKOS_SYNC_CLI debug <args>` on the default settings, parsed; None without it."""
+    cli = os.environ.get("WORKOS_SYNC_CLI")
+    if not cli:
+        return None
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKOS_SYNC__") and k != "AMQP_URL"}
+    try:
+        p = subprocess.run([cli, "debug", *args], capture_output=True, text=True, timeout=60, env=env)
+    except OSError as e:
+        error(f"{cli} debug {' '.join(args)}: {e}")
+        return None
+    if p.returncode != 0:
+        error(f"{cli} debug {' '.join(args)} failed: {p.stderr.strip()}")
+        return None
+    return json.loads(p.stdout)
+
+
+def app_topology(amqp: dict) -> tuple[dict, str]:
+    """The topology the app declares for the defaults, and where it came from: printed by
+    the binary itself when WORKOS_SYNC_CLI names it (validate-deploy.sh builds it), else
+    the hand-kept mirror, which must then agree with the binary too."""
+    mirror = expected_topology(amqp)
+    printed = binary_json("topology")
+    if printed is None:
+        return mirror, "arguments mirrored from topology.rs"
+    topo = {
+        "exchanges": printed["exchanges"],
+        "queues": printed["queues"],
+        "bindings": {tuple(b) for b in printed["bindings"]},
+    }
+    if not strictly_equal({**topo, "bindings": sorted(topo["bindings"])}, {**mirror, "bindings": sorted(mirror["bindings"])}):
+        error("scripts/validate_deploy.py: expected_topology() no longer matches `workos-sync debug topology`: update the mirror")
+    return topo, "as printed by `workos-sync debug topology`"
+
+
 def strictly_equal(a, b) -> bool:
     """Equal with the same JSON types (True is not 1, 10.0 is not 10)."""
     if type(a) is not type(b):
@@ -888,7 +925,7 @@ def check_rabbitmq(root: Path, defaults: dict) -> dict | None:
             f"crates/queue/src/topology.rs uses arguments {sorted(used)}, the check mirrors {sorted(MIRRORED_ARGS)}: "
             "update expected_topology() in scripts/validate_deploy.py and definitions.json together"
         )
-    exp = expected_topology(defaults["amqp"])
+    exp, source = app_topology(defaults["amqp"])
     unknown = set(defs) - {"vhosts", "policies", "exchanges", "queues", "bindings", "users", "permissions",
                            "topic_permissions", "parameters", "global_parameters", "rabbit_version",
                            "rabbitmq_version", "product_name", "product_version"}
@@ -958,7 +995,7 @@ def check_rabbitmq(root: Path, defaults: dict) -> dict | None:
         say(
             f"{rel}: {len(qs)} queues, {len(xs)} exchanges, {len(bs)} bindings, "
             f"{len(defs.get('policies') or [])} policies match the app's topology for prefix "
-            f"{defaults['amqp']['prefix']!r} (config/default.toml; arguments mirrored from topology.rs)"
+            f"{defaults['amqp']['prefix']!r} (config/default.toml; {source})"
         )
     return defs
 
@@ -998,7 +1035,7 @@ def check_rabbitmq_live(defs: dict, defaults: dict) -> None:
         if p.returncode != 0:
             error(f"deploy/rabbitmq/definitions.json: RabbitMQ refused the import:\n{(p.stdout + p.stderr).strip()}")
             return
-        exp = expected_topology(defaults["amqp"])
+        exp, _ = app_topology(defaults["amqp"])
         got: dict = {}
         for _ in range(40):  # the import is asynchronous
             p = ctl_run("list_queues", "-p", vhost, "name", "durable", "arguments", "policy", "--formatter", "json")
@@ -1046,6 +1083,9 @@ METRIC_RE = re.compile(r"\bworkos_sync_[a-z0-9_]+")
 
 
 def code_metrics(root: Path) -> set[str]:
+    printed = binary_json("metrics")
+    if printed is not None:
+        return set(printed)
     names: set[str] = set()
     for f in root.glob("crates/*/src/**/*.rs"):
         names |= set(re.findall(r'"(workos_sync_[a-z0-9_]+)"', f.read_text()))

@@ -34,6 +34,12 @@ pub enum Command {
         #[command(subcommand)]
         command: cmd::dlq::DlqCommand,
     },
+    /// What the binaries declare and emit, as JSON (for checks of the deploy files).
+    #[command(hide = true)]
+    Debug {
+        #[command(subcommand)]
+        command: cmd::debug::DebugCommand,
+    },
     /// List the tombstones of deleted users, or remove one written by mistake.
     Tombstones {
         #[command(subcommand)]
@@ -102,6 +108,7 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command {
         Command::Migrate => cmd::migrate::run(&settings, out).await,
+        Command::Debug { command } => cmd::debug::run(&settings, command, out),
         Command::Dlq { command } => cmd::dlq::run(&settings, command, out).await,
         Command::Tombstones { command } => {
             let store = workos_sync_store::Store::from_settings(&settings.database)?;

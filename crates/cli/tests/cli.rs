@@ -438,3 +438,26 @@ async fn logs_to_a_pipe_carry_no_colour_codes() {
     assert!(err.contains("broker connect failed"), "{err}");
     assert!(!err.contains('\u{1b}'), "colour codes in a pipe: {err:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_prints_the_declared_topology_and_the_metric_names() {
+    let prefix = unique_prefix();
+    let out = Command::new(env!("CARGO_BIN_EXE_workos-sync"))
+        .args(["debug", "topology"])
+        .env("WORKOS_SYNC__AMQP__PREFIX", &prefix)
+        .env("WORKOS_SYNC__AMQP__DELIVERY_LIMIT", "7")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let events = &v["queues"][format!("{prefix}.events")];
+    assert_eq!(events["x-delivery-limit"], 7);
+    assert_eq!(events["x-dead-letter-exchange"], format!("{prefix}.dead"));
+    assert_eq!(v["exchanges"][format!("{prefix}.events")], "topic");
+    let out = Command::new(env!("CARGO_BIN_EXE_workos-sync"))
+        .args(["debug", "metrics"])
+        .output()
+        .unwrap();
+    let names: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(names.contains(&"workos_sync_webhooks_total".to_owned()));
+}

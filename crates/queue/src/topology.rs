@@ -26,6 +26,16 @@ use lapin::{
 
 use crate::QueueError;
 
+/// What [`Topology::declare`] creates.
+pub struct Plan {
+    /// Durable exchanges and their kind.
+    pub exchanges: Vec<(String, ExchangeKind)>,
+    /// Durable queues and their arguments.
+    pub queues: Vec<(String, FieldTable)>,
+    /// (exchange, queue, routing key).
+    pub bindings: Vec<(String, String, String)>,
+}
+
 /// Names and arguments of the topology.
 #[derive(Debug, Clone)]
 pub struct Topology {
@@ -141,58 +151,88 @@ impl Topology {
         args
     }
 
+    /// Everything the topology consists of, in declaration order: the one list that
+    /// [`Topology::declare`] creates and [`Topology::describe`] prints.
+    pub fn plan(&self) -> Plan {
+        let mut queues = vec![
+            (self.dead_queue(), Self::quorum_args()),
+            (self.events_queue(), self.events_queue_args()),
+        ];
+        for (i, delay) in self.retry_delays.iter().enumerate() {
+            if let Some(name) = self.retry_queue(i) {
+                queues.push((name, self.retry_queue_args(*delay)));
+            }
+        }
+        Plan {
+            exchanges: vec![
+                (self.events_exchange(), ExchangeKind::Topic),
+                (self.dead_exchange(), ExchangeKind::Fanout),
+            ],
+            queues,
+            bindings: vec![
+                (self.dead_exchange(), self.dead_queue(), String::new()),
+                (self.events_exchange(), self.events_queue(), "#".to_owned()),
+            ],
+        }
+    }
+
     /// Declares everything. Idempotent; run on every (re)connect.
     pub async fn declare(&self, ch: &Channel) -> Result<(), QueueError> {
         let durable = ExchangeDeclareOptions {
             durable: true,
             ..ExchangeDeclareOptions::default()
         };
-        ch.exchange_declare(
-            self.events_exchange().into(),
-            ExchangeKind::Topic,
-            durable,
-            FieldTable::default(),
-        )
-        .await?;
-        ch.exchange_declare(
-            self.dead_exchange().into(),
-            ExchangeKind::Fanout,
-            durable,
-            FieldTable::default(),
-        )
-        .await?;
+        let plan = self.plan();
+        for (name, kind) in plan.exchanges {
+            ch.exchange_declare(name.into(), kind, durable, FieldTable::default())
+                .await?;
+        }
         let queue_opts = lapin::options::QueueDeclareOptions::durable();
-        ch.queue_declare(self.dead_queue().into(), queue_opts, Self::quorum_args())
+        for (name, args) in plan.queues {
+            ch.queue_declare(name.into(), queue_opts, args).await?;
+        }
+        for (exchange, queue, key) in plan.bindings {
+            ch.queue_bind(
+                queue.into(),
+                exchange.into(),
+                key.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
             .await?;
-        ch.queue_bind(
-            self.dead_queue().into(),
-            self.dead_exchange().into(),
-            "".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-        ch.queue_declare(
-            self.events_queue().into(),
-            queue_opts,
-            self.events_queue_args(),
-        )
-        .await?;
-        ch.queue_bind(
-            self.events_queue().into(),
-            self.events_exchange().into(),
-            "#".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-        for (i, delay) in self.retry_delays.iter().enumerate() {
-            if let Some(name) = self.retry_queue(i) {
-                ch.queue_declare(name.into(), queue_opts, self.retry_queue_args(*delay))
-                    .await?;
-            }
         }
         Ok(())
+    }
+
+    /// The topology as JSON, as `workos-sync debug topology` prints it (and
+    /// `scripts/validate-deploy.sh` compares `deploy/rabbitmq/definitions.json` with):
+    /// `{"exchanges": {name: kind}, "queues": {name: {argument: value}},
+    /// "bindings": [[exchange, queue, routing key]]}`.
+    pub fn describe(&self) -> serde_json::Value {
+        let plan = self.plan();
+        let kind = |k: &ExchangeKind| match k {
+            ExchangeKind::Topic => "topic",
+            ExchangeKind::Fanout => "fanout",
+            ExchangeKind::Direct => "direct",
+            ExchangeKind::Headers => "headers",
+            ExchangeKind::Custom(_) => "custom",
+        };
+        let value = |v: &AMQPValue| match v {
+            AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into(),
+            AMQPValue::ShortString(s) => s.as_str().into(),
+            AMQPValue::Boolean(b) => (*b).into(),
+            other => crate::amqp_i64(other).map_or(serde_json::Value::Null, Into::into),
+        };
+        serde_json::json!({
+            "exchanges": plan.exchanges.iter().map(|(n, k)| (n.clone(), kind(k).into()))
+                .collect::<serde_json::Map<_, _>>(),
+            "queues": plan.queues.iter().map(|(n, args)| {
+                let args: serde_json::Map<_, _> =
+                    args.inner().iter().map(|(k, v)| (k.to_string(), value(v))).collect();
+                (n.clone(), args.into())
+            }).collect::<serde_json::Map<_, _>>(),
+            "bindings": plan.bindings,
+        })
     }
 
     /// Deletes everything (tests clean up with this).

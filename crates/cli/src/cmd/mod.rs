@@ -7,6 +7,7 @@ use workos_sync_core::Settings;
 use workos_sync_queue::{Broker, BrokerConfig};
 
 pub mod backfill;
+pub mod debug;
 pub mod dlq;
 pub mod migrate;
 pub mod prune;
