@@ -422,6 +422,17 @@ fn event_json(id: &str, ty: &str, user: &str, v: u64) -> Value {
     json!({"object": "event", "id": id, "event": ty, "data": user_json(user, v), "created_at": ts(v), "context": {}})
 }
 
+/// One reconciliation pass from the stored cursor, publishes confirmed within `secs`.
+async fn reconcile_from_cursor(
+    api: &Client,
+    broker: &workos_sync_queue::Broker,
+    store: &workos_sync_store::Store,
+    secs: u64,
+) -> Result<Option<sync::ReconcileReport>, sync::SyncError> {
+    let request = sync::ReconcileRequest::from_cursor(Duration::from_secs(secs));
+    sync::reconcile_once(api, broker, store, &request).await
+}
+
 /// Serves `events` 100 per page after an event-id cursor, as the Events API documents
 /// it: the type filter as `events[]` (required here), and newest first unless
 /// `order=asc` is asked for.
@@ -542,29 +553,19 @@ async fn reconcile_applies_missing_events_once_with_a_single_leader() {
         .await
         .unwrap()
         .unwrap();
-    let skipped = sync::reconcile_once(
-        &api,
-        &broker,
-        &db.store,
-        &sync::ReconcileRequest::from_cursor(Duration::from_secs(5)),
-    )
-    .await
-    .unwrap();
+    let skipped = reconcile_from_cursor(&api, &broker, &db.store, 5)
+        .await
+        .unwrap();
     assert!(skipped.is_none());
     assert_eq!(db.store.cursor(EVENTS_CURSOR).await.unwrap(), None);
     // The holder crashes (its connection closes): the lock is free again.
     drop(other);
 
     let started = std::time::Instant::now();
-    let report = sync::reconcile_once(
-        &api,
-        &broker,
-        &db.store,
-        &sync::ReconcileRequest::from_cursor(Duration::from_secs(5)),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let report = reconcile_from_cursor(&api, &broker, &db.store, 5)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(
         started.elapsed() >= Duration::from_secs(3),
         "Retry-After was not honoured"
@@ -621,13 +622,7 @@ async fn reconcile_cursor_moves_only_after_confirmed_publishes() {
         })
         .await
     );
-    let err = sync::reconcile_once(
-        &api,
-        &broker,
-        &db.store,
-        &sync::ReconcileRequest::from_cursor(Duration::from_secs(1)),
-    )
-    .await;
+    let err = reconcile_from_cursor(&api, &broker, &db.store, 1).await;
     assert!(err.is_err());
     assert_eq!(
         db.store.cursor(EVENTS_CURSOR).await.unwrap(),
@@ -636,15 +631,10 @@ async fn reconcile_cursor_moves_only_after_confirmed_publishes() {
     );
     proxy.restore();
     assert!(broker.wait_connected(Duration::from_secs(15)).await);
-    let report = sync::reconcile_once(
-        &api,
-        &broker,
-        &db.store,
-        &sync::ReconcileRequest::from_cursor(Duration::from_secs(5)),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let report = reconcile_from_cursor(&api, &broker, &db.store, 5)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(report.events, 30);
     assert_eq!(
         db.store.cursor(EVENTS_CURSOR).await.unwrap().as_deref(),
@@ -735,15 +725,10 @@ async fn reconcile_cursor_only_moves_forward_and_a_refused_cursor_is_said() {
         .set_cursor(sync::EVENTS_CURSOR_AT, Some("2026-03-01T01:00:00Z"))
         .await
         .unwrap();
-    let r = sync::reconcile_once(
-        &api,
-        &broker,
-        &db.store,
-        &sync::ReconcileRequest::from_cursor(Duration::from_secs(5)),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let r = reconcile_from_cursor(&api, &broker, &db.store, 5)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(r.events > 0);
     assert_eq!(
         db.store.cursor(EVENTS_CURSOR).await.unwrap().as_deref(),
@@ -756,14 +741,9 @@ async fn reconcile_cursor_only_moves_forward_and_a_refused_cursor_is_said() {
         .set_cursor(EVENTS_CURSOR, Some("event_expired"))
         .await
         .unwrap();
-    let err = sync::reconcile_once(
-        &api,
-        &broker,
-        &db.store,
-        &sync::ReconcileRequest::from_cursor(Duration::from_secs(5)),
-    )
-    .await
-    .unwrap_err();
+    let err = reconcile_from_cursor(&api, &broker, &db.store, 5)
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, sync::SyncError::CursorRejected { .. }),
         "{err}"
