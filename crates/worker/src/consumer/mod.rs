@@ -221,8 +221,8 @@ impl Consumer {
             }
         }
         if self.shutdown.is_cancelled() {
-            // Stop taking work; unacked prefetched messages return to the queue when the
-            // channel closes.
+            // The dispatcher drained what was delivered; whatever a failed session left
+            // unacked returns to the queue when the channel closes.
             let _ = ch
                 .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
                 .await;
@@ -250,33 +250,35 @@ impl Consumer {
         channel: &Channel,
         tag: &str,
     ) -> Result<(), BatchError> {
-        let mut cancelled = false;
-        // After the cancel, the broker's cancel-ok ends the stream once the deliveries
-        // sent before it are in; a broker that never answers must not hold shutdown.
-        let mut drain_until = tokio::time::Instant::now();
-        let cancel = || async {
-            channel
-                .basic_cancel(tag.into(), BasicCancelOptions::default())
-                .await
+        // Parking or shutdown: take no more deliveries, forward what was sent.
+        let stop_taking = async {
+            tokio::select! {
+                () = s.parking.cancelled() => {}
+                () = self.shutdown.cancelled() => {}
+            }
+        };
+        tokio::pin!(stop_taking);
+        // Set once the consumer is cancelled: the broker's cancel-ok ends the stream once
+        // the deliveries sent before it are in, and a broker that never answers must not
+        // hold shutdown past this.
+        let mut drain_until: Option<tokio::time::Instant> = None;
+        let cancel = |drain_until: &mut Option<tokio::time::Instant>| {
+            *drain_until = Some(tokio::time::Instant::now() + CANCEL_DRAIN);
+            if !s.parking.is_cancelled() {
+                tracing::info!("shutting down: consumer cancelled, applying what was delivered");
+            }
+            channel.basic_cancel(tag.into(), BasicCancelOptions::default())
         };
         loop {
             let next = tokio::select! {
                 biased;
                 () = s.stop.cancelled() => return Ok(()),
-                () = s.parking.cancelled(), if !cancelled => {
-                    cancelled = true;
-                    drain_until = tokio::time::Instant::now() + CANCEL_DRAIN;
-                    cancel().await?;
+                () = &mut stop_taking, if drain_until.is_none() => {
+                    cancel(&mut drain_until).await?;
                     continue;
                 }
-                () = self.shutdown.cancelled(), if !cancelled => {
-                    cancelled = true;
-                    drain_until = tokio::time::Instant::now() + CANCEL_DRAIN;
-                    tracing::info!("shutting down: consumer cancelled, applying what was delivered");
-                    cancel().await?;
-                    continue;
-                }
-                () = tokio::time::sleep_until(drain_until), if cancelled => {
+                () = tokio::time::sleep_until(drain_until.unwrap_or_else(tokio::time::Instant::now)),
+                    if drain_until.is_some() => {
                     tracing::warn!("no cancel-ok from the broker; closing the channel");
                     return Ok(());
                 }
@@ -294,16 +296,8 @@ impl Consumer {
                     let tx = &partitions[partition_of(key, partitions.len())];
                     let permit = tokio::select! {
                         biased;
-                        () = s.parking.cancelled(), if !cancelled => {
-                            cancelled = true;
-                            drain_until = tokio::time::Instant::now() + CANCEL_DRAIN;
-                            cancel().await?;
-                            tx.reserve().await
-                        }
-                        () = self.shutdown.cancelled(), if !cancelled => {
-                            cancelled = true;
-                            drain_until = tokio::time::Instant::now() + CANCEL_DRAIN;
-                            cancel().await?;
+                        () = &mut stop_taking, if drain_until.is_none() => {
+                            cancel(&mut drain_until).await?;
                             tx.reserve().await
                         }
                         p = tx.reserve() => p,
