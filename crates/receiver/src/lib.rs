@@ -263,20 +263,48 @@ fn declared_length(req: &HttpRequest) -> Result<Option<usize>, IngressError> {
     }
 }
 
-/// A body's share of the budget(s), given back when dropped.
+/// A body's share of the in-flight budget, given back when dropped: its bytes in the
+/// whole budget, and also in the large bodies' part when it is large (over
+/// [`SMALL_BODY`], or of unknown length).
 struct Held {
-    _permits: [Option<tokio::sync::OwnedSemaphorePermit>; 2],
+    large: bool,
+    /// Bytes held so far.
+    bytes: usize,
+    all: Option<tokio::sync::OwnedSemaphorePermit>,
+    large_part: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
-/// Takes `n` bytes of the in-flight body budget into `held`, or fails at once.
-fn reserve(
+impl Held {
+    fn new(declared: Option<usize>) -> Self {
+        Self {
+            large: declared.is_none_or(|n| n > SMALL_BODY),
+            bytes: 0,
+            all: None,
+            large_part: None,
+        }
+    }
+
+    /// Holds `total` bytes in all, taking what is missing, or fails at once.
+    fn hold(&mut self, state: &AppState, total: usize) -> Result<(), IngressError> {
+        let more = total.saturating_sub(self.bytes);
+        if more == 0 {
+            return Ok(());
+        }
+        if self.large {
+            take(&state.large_body_budget, &mut self.large_part, more)?;
+        }
+        take(&state.body_budget, &mut self.all, more)?;
+        self.bytes = total;
+        Ok(())
+    }
+}
+
+/// Takes `n` bytes of `budget` into `held`, or fails at once.
+fn take(
     budget: &Arc<tokio::sync::Semaphore>,
     held: &mut Option<tokio::sync::OwnedSemaphorePermit>,
     n: usize,
 ) -> Result<(), IngressError> {
-    if n == 0 {
-        return Ok(());
-    }
     let n = u32::try_from(n).map_err(|_| IngressError::Busy)?;
     let permit = budget
         .clone()
@@ -298,14 +326,8 @@ async fn read_body(
     state: &AppState,
 ) -> Result<(Bytes, Held), IngressError> {
     let limit = state.max_body_bytes;
-    let mut held = None;
-    let mut held_large = None;
-    let large = declared.is_none_or(|n| n > SMALL_BODY);
-    let mut reserved = declared.unwrap_or(0);
-    if large {
-        reserve(&state.large_body_budget, &mut held_large, reserved)?;
-    }
-    reserve(&state.body_budget, &mut held, reserved)?;
+    let mut held = Held::new(declared);
+    held.hold(state, declared.unwrap_or(0))?;
     let read = async {
         let mut buf = BytesMut::with_capacity(declared.unwrap_or(4096).min(limit));
         while let Some(chunk) = payload.next().await {
@@ -314,12 +336,7 @@ async fn read_body(
                 return Err(IngressError::TooLarge { limit });
             }
             // No declared length (chunked): account for what arrives.
-            let beyond = (buf.len() + chunk.len()).saturating_sub(reserved);
-            if large {
-                reserve(&state.large_body_budget, &mut held_large, beyond)?;
-            }
-            reserve(&state.body_budget, &mut held, beyond)?;
-            reserved += beyond;
+            held.hold(state, buf.len() + chunk.len())?;
             buf.extend_from_slice(&chunk);
         }
         Ok(buf.freeze())
@@ -327,12 +344,7 @@ async fn read_body(
     let body = tokio::time::timeout(BODY_TIMEOUT, read)
         .await
         .map_err(|_| IngressError::BodyTimeout)??;
-    Ok((
-        body,
-        Held {
-            _permits: [held, held_large],
-        },
-    ))
+    Ok((body, held))
 }
 
 async fn healthz() -> HttpResponse {
