@@ -147,19 +147,10 @@ async fn reconcile_pages(
             .await
         {
             Ok(page) => page,
-            Err(ApiError::Refused {
-                status,
-                code,
-                message,
-            }) if cursor.is_some() => {
+            Err(e @ ApiError::Refused { .. }) if cursor.is_some() => {
                 return Err(SyncError::CursorRejected {
                     cursor: cursor.unwrap_or_default(),
-                    detail: ApiError::Refused {
-                        status,
-                        code,
-                        message,
-                    }
-                    .to_string(),
+                    detail: e.to_string(),
                 });
             }
             Err(e) => return Err(e.into()),

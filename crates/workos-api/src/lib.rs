@@ -195,16 +195,12 @@ impl Client {
         let mut last_retry_after = None;
         loop {
             attempt += 1;
-            let out_of_time = ApiError::OutOfTime {
-                retry_after: last_retry_after,
-            };
-            within(deadline, self.budget.until_ready(), || out_of_time).await?;
-            let out_of_time = ApiError::OutOfTime {
-                retry_after: last_retry_after,
-            };
-            let result = within(deadline, self.get_once(path, query, entity_id), || {
-                out_of_time
-            })
+            within(deadline, last_retry_after, self.budget.until_ready()).await?;
+            let result = within(
+                deadline,
+                last_retry_after,
+                self.get_once(path, query, entity_id),
+            )
             .await
             .and_then(|r| r);
             match result {
@@ -393,17 +389,18 @@ impl Client {
     }
 }
 
-/// `fut`, unless `deadline` comes first: then `late()`.
+/// `fut`, unless `deadline` comes first: then [`ApiError::OutOfTime`] with WorkOS's last
+/// `Retry-After`.
 async fn within<T>(
     deadline: Option<Instant>,
+    retry_after: Option<Duration>,
     fut: impl std::future::Future<Output = T>,
-    late: impl FnOnce() -> ApiError,
 ) -> Result<T, ApiError> {
     match deadline {
         None => Ok(fut.await),
         Some(d) => tokio::time::timeout_at(d.into(), fut)
             .await
-            .map_err(|_| late()),
+            .map_err(|_| ApiError::OutOfTime { retry_after }),
     }
 }
 
