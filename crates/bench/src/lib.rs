@@ -31,10 +31,20 @@ pub fn summarize(mut v: Vec<Duration>) -> Summary {
 
 /// Peak resident set size (VmHWM) of `pid` in KiB, from /proc.
 pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    proc_status_kib(pid, "VmHWM:")
+}
+
+/// Resident set size now (VmRSS) of `pid` in KiB, from /proc.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    proc_status_kib(pid, "VmRSS:")
+}
+
+/// A `… kB` line of /proc/<pid>/status.
+fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|n| n.parse().ok())
 }

@@ -6,12 +6,14 @@
 
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use workos_sync_core::now_ms;
+use workos_sync_testkit::{
+    ReceiverOptions, TestReceiver, drain, read_status, spawn_receiver, user_event,
+};
+
 /// The `updated_at` of the test users.
 const AT: &str = "2026-01-01T00:00:00.000Z";
-
-use workos_sync_testkit::{ReceiverOptions, TestReceiver, drain, spawn_receiver, user_event};
 
 /// Sends a request head (and `body_part` of its body) on a raw connection; returns the
 /// stream, to read the answer from or to keep open.
@@ -24,19 +26,6 @@ async fn raw_request(r: &TestReceiver, headers: &str, body_part: &[u8]) -> tokio
     s.write_all(head.as_bytes()).await.unwrap();
     s.write_all(body_part).await.unwrap();
     s
-}
-
-/// The status code of the answer on `s`, or 0 if none came within `within`.
-async fn status_of(s: &mut tokio::net::TcpStream, within: Duration) -> u16 {
-    let mut buf = vec![0u8; 1024];
-    let n = tokio::time::timeout(within, s.read(&mut buf))
-        .await
-        .map_or(0, |r| r.unwrap_or(0));
-    String::from_utf8_lossy(&buf[..n])
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,7 +44,7 @@ async fn headers_that_fail_are_refused_before_the_body_is_read() {
         let started = Instant::now();
         let mut s = raw_request(&r, &format!("Content-Length: 900000\r\n{sig_line}"), b"").await;
         assert_eq!(
-            status_of(&mut s, Duration::from_secs(5)).await,
+            read_status(&mut s, Duration::from_secs(5)).await,
             want,
             "{sig_line}"
         );
@@ -68,7 +57,7 @@ async fn headers_that_fail_are_refused_before_the_body_is_read() {
         b"{",
     )
     .await;
-    assert_eq!(status_of(&mut s, Duration::from_secs(15)).await, 408);
+    assert_eq!(read_status(&mut s, Duration::from_secs(15)).await, 408);
     r.teardown().await.unwrap();
 }
 
@@ -100,7 +89,7 @@ async fn bodies_in_flight_share_a_budget_and_valid_requests_still_pass() {
     let deadline = Instant::now() + Duration::from_secs(5);
     let third = loop {
         let mut s = raw_request(&r, &hog(2), b"").await;
-        let status = status_of(&mut s, Duration::from_secs(2)).await;
+        let status = read_status(&mut s, Duration::from_secs(2)).await;
         if status == 503 || Instant::now() > deadline {
             break status;
         }

@@ -230,6 +230,21 @@ pub async fn connect() -> anyhow::Result<Connection> {
     Ok(Connection::connect(&amqp_url(), ConnectionProperties::default()).await?)
 }
 
+/// The status code of the HTTP answer that arrives on a raw connection within `within`;
+/// 0 when none came (or the connection closed first).
+pub async fn read_status(s: &mut tokio::net::TcpStream, within: Duration) -> u16 {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(within, s.read(&mut buf))
+        .await
+        .map_or(0, |r| r.unwrap_or(0));
+    String::from_utf8_lossy(&buf[..n])
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Deletes a test topology.
 pub async fn delete_topology(topology: &Topology) -> anyhow::Result<()> {
     let conn = connect().await?;

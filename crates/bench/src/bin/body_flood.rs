@@ -17,8 +17,8 @@ use std::{
 };
 
 use clap::Parser;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use workos_sync_bench::{ms, peak_rss_kib, signed_update, summarize};
+use tokio::io::AsyncWriteExt;
+use workos_sync_bench::{ms, peak_rss_kib, rss_kib, signed_update, summarize};
 
 #[derive(Parser)]
 struct Args {
@@ -45,15 +45,6 @@ struct Args {
     prefix: Option<String>,
 }
 
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|n| n.parse().ok())
-}
-
 /// One flood request on a fresh connection; the status code, 0 when none came.
 async fn hog(addr: &str, path: &str, body_bytes: usize) -> u16 {
     let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
@@ -77,15 +68,7 @@ async fn hog(addr: &str, path: &str, body_bytes: usize) -> u16 {
         }
         sent += n;
     }
-    let mut buf = vec![0u8; 512];
-    let n = tokio::time::timeout(Duration::from_secs(30), s.read(&mut buf))
-        .await
-        .map_or(0, |r| r.unwrap_or(0));
-    String::from_utf8_lossy(&buf[..n])
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
+    workos_sync_testkit::read_status(&mut s, Duration::from_secs(30)).await
 }
 
 /// Sends valid webhooks every 50 ms until `stop`; latencies and statuses.
