@@ -135,7 +135,7 @@ fn user_ids_of(events: &[Event]) -> Vec<String> {
 /// The usertag lock roots ([`usertag::lock_root`]) of every user the batch might create
 /// (any event carrying user data but a delete: an update of an unknown user creates it
 /// too).
-fn creatable_bases(events: &[Event]) -> Vec<String> {
+fn creatable_roots(events: &[Event]) -> Vec<String> {
     let set: HashSet<String> = events
         .iter()
         .filter_map(|ev| match &ev.kind {
@@ -153,9 +153,9 @@ async fn apply_in_tx(
     events: &[Event],
 ) -> Result<Vec<Outcome>, StoreError> {
     let user_ids = user_ids_of(events);
-    let bases = creatable_bases(events);
+    let roots = creatable_roots(events);
     // Every lock of the transaction in one statement and one global order: the users,
-    // then the usertag bases of users it might create (needed before their tags are
+    // then the usertag lock roots of users it might create (needed before their tags are
     // read, and taking them later could deadlock against another batch). The read is
     // pipelined behind it: Postgres runs the two in order, and the read's snapshot is
     // taken when it starts, after every lock is held.
@@ -167,7 +167,7 @@ async fn apply_in_tx(
             user_ns: LOCK_USER,
             users: &user_ids,
             tag_ns: LOCK_USERTAG,
-            bases: &bases,
+            roots: &roots,
         }
         .execute(&mut &*conn);
         let read = load_existing(conn, &user_ids);

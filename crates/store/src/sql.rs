@@ -36,12 +36,12 @@ macro_rules! raw_statement {
 
 /// Takes the transaction-scoped advisory locks of a batch in one statement, in one
 /// global order (namespace, then key), so two batches can never deadlock: users in
-/// `user_ns`, usertag bases in `tag_ns` (taken before any usertag is read).
+/// `user_ns`, usertag lock roots (`usertag::lock_root`) in `tag_ns` (taken before any usertag is read).
 pub(crate) struct LockKeys<'a> {
     pub user_ns: i32,
     pub users: &'a [String],
     pub tag_ns: i32,
-    pub bases: &'a [String],
+    pub roots: &'a [String],
 }
 raw_statement!(LockKeys);
 
@@ -57,7 +57,7 @@ impl QueryFragment<Pg> for LockKeys<'_> {
         out.push_sql("::text[]) AS x UNION ALL SELECT ");
         out.push_bind_param::<Integer, _>(&self.tag_ns)?;
         out.push_sql("::int4, x FROM unnest(");
-        out.push_bind_param::<Array<Text>, _>(self.bases)?;
+        out.push_bind_param::<Array<Text>, _>(self.roots)?;
         out.push_sql("::text[]) AS x) AS keys ORDER BY 1, 2) AS sorted");
         Ok(())
     }
