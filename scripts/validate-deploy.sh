@@ -6,16 +6,23 @@
 #     depends_on condition), and checks that every build context exists.
 #   - deploy/Dockerfile: builds the three binaries and runs as a non-root USER (grep).
 #   - deploy/k8s (every kustomization), deploy/rabbitmq/definitions.json and
-#     deploy/observability (alerts, their unit tests, the Grafana dashboard), by
-#     scripts/validate_deploy.py: see its docstring for what is checked and how.
+#     deploy/observability (alerts, their unit tests, the Grafana dashboard), by the
+#     scripts/validate_deploy package (`python3 -m validate_deploy`): see its __init__.py
+#     for what is checked and how, and each module's docstring.
 #
-# Tools, installed on first use into a cache directory (VALIDATE_DEPLOY_CACHE, default
+# Required, and not installed here:
+#   - kustomize: `kustomize` (as `kustomize build`) or `kubectl kustomize`; this script
+#     fails without either (no registry we can reach ships it).
+#   - the workos-sync binary, whose `debug topology` and `debug metrics` are what
+#     definitions.json and the alerts and dashboard are compared with: WORKOS_SYNC_CLI, or
+#     built here (cargo build -p workos-sync-cli) when ROOT has a Cargo.toml. A ROOT
+#     without the sources (the self-test's copies of deploy/) needs WORKOS_SYNC_CLI.
+# Installed on first use into a cache directory (VALIDATE_DEPLOY_CACHE, default
 # ~/.cache/workos-sync-validate-deploy) when missing:
 #   - Python packages pinned in PY_PACKAGES below (kubernetes-validate bundles the
 #     Kubernetes JSON schemas: no network needed once installed), with pip --target;
 #   - promtool, from Debian's `prometheus` package (extracted, not installed: no daemon);
-#   - kustomize: `kustomize` or `kubectl kustomize` when present (no registry we can reach
-#     ships it); without it the fallback renderer in validate_deploy.py is used alone.
+#     without it (not Debian, say) its checks are skipped, except in CI, where it fails.
 # A local RabbitMQ node (rabbitmqctl), when one answers, is used to import
 # definitions.json into a throwaway vhost; VALIDATE_DEPLOY_LIVE_RABBITMQ=0 skips that.
 #
@@ -131,13 +138,12 @@ if ! py_ok; then
     py_ok || fail "the Python packages do not import after installing them"
 fi
 
-KUSTOMIZE=""
 if command -v kustomize >/dev/null 2>&1; then
     KUSTOMIZE="kustomize build"
 elif command -v kubectl >/dev/null 2>&1 && kubectl kustomize --help >/dev/null 2>&1; then
     KUSTOMIZE="kubectl kustomize"
 else
-    echo "validate-deploy: no kustomize or kubectl: rendering with the fallback renderer only"
+    fail "kustomize is required to render deploy/k8s: install kustomize or kubectl (kubectl kustomize)"
 fi
 
 PROMTOOL="$(command -v promtool || true)"
@@ -166,20 +172,23 @@ if [ -z "$PROMTOOL" ]; then
 fi
 
 # What the binaries declare and emit, from the binary itself (`workos-sync debug
-# topology|metrics`), not from a mirror: WORKOS_SYNC_CLI if set, else built here. A tree
-# without the sources (the self-test's copies of deploy/) falls back to the checker's
-# hand-kept mirror.
-if [ -z "${WORKOS_SYNC_CLI:-}" ] && [ -f "$ROOT/Cargo.toml" ] && command -v cargo >/dev/null 2>&1; then
+# topology|metrics`), the single source: WORKOS_SYNC_CLI if set, else built here.
+if [ -z "${WORKOS_SYNC_CLI:-}" ]; then
+    [ -f "$ROOT/Cargo.toml" ] || fail "WORKOS_SYNC_CLI is not set and $ROOT has no sources to build it from: set it to the workos-sync binary"
+    command -v cargo >/dev/null 2>&1 || fail "WORKOS_SYNC_CLI is not set and there is no cargo to build it: set it to the workos-sync binary"
     export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/workos-sync-target}"
     (cd "$ROOT" && cargo build -q --locked -p workos-sync-cli) || fail "cannot build workos-sync"
     export WORKOS_SYNC_CLI="$CARGO_TARGET_DIR/debug/workos-sync"
 fi
+[ -f "$WORKOS_SYNC_CLI" ] && [ -x "$WORKOS_SYNC_CLI" ] \
+    || fail "WORKOS_SYNC_CLI=$WORKOS_SYNC_CLI is not an executable file"
+export WORKOS_SYNC_CLI
 
-checker_args=("$ROOT")
-[ -z "$KUSTOMIZE" ] || checker_args+=(--kustomize "$KUSTOMIZE")
+checker_args=("$ROOT" --kustomize "$KUSTOMIZE")
 [ -z "$PROMTOOL" ] || checker_args+=(--promtool "$PROMTOOL")
 [ "${VALIDATE_DEPLOY_LIVE_RABBITMQ:-1}" != "0" ] || checker_args+=(--no-live-rabbitmq)
-PYTHONPATH="$PYDEPS${PYTHONPATH:+:$PYTHONPATH}" python3 "$SCRIPT_DIR/validate_deploy.py" "${checker_args[@]}" \
+# -P: the package and its dependencies come from PYTHONPATH only, not from the current directory.
+PYTHONPATH="$SCRIPT_DIR:$PYDEPS${PYTHONPATH:+:$PYTHONPATH}" python3 -P -m validate_deploy "${checker_args[@]}" \
     || fail "deploy/ is invalid (see above)"
 
 echo "validate-deploy: ok"

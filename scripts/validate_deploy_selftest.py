@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
 """Proves scripts/validate-deploy.sh catches mistakes: copies the repository's deploy
 inputs to a temporary directory once per case, introduces one typo, runs the validator on
-the copy and expects a non-zero exit with a telling message. Not run by CI (about a
-minute); run it after changing the validator:
+the copy and expects a non-zero exit with a telling message. CI runs it after
+validate-deploy.sh (.ci/run); it takes about two minutes.
 
-    python3 scripts/validate_deploy_selftest.py [-k SUBSTRING] [-v]
+The copies have no sources to build the workos-sync binary from, and the validator needs
+it (`workos-sync debug topology|metrics`), so WORKOS_SYNC_CLI must name it:
+
+    WORKOS_SYNC_CLI=/var/tmp/workos-sync-target/debug/workos-sync \
+        python3 scripts/validate_deploy_selftest.py [-k SUBSTRING] [-v]
 """
 
 from __future__ import annotations
@@ -64,9 +68,15 @@ CASES = [
     ("overlay patch path typo", "deploy/k8s/overlays/production/kustomization.yaml",
      "path: /spec/minReplicas\n", "path: /spec/minReplica\n",
      "deploy/k8s/overlays/production", False),
-    ("overlay feature the fallback renderer does not implement", "deploy/k8s/overlays/production/kustomization.yaml",
-     "resources:\n  - ../../base\n", "resources:\n  - ../../base\ncommonLabels:\n  team: x\n",
-     "not implemented by the fallback renderer", False),
+    ("overlay patch target typo (kustomize skips the patch)", "deploy/k8s/overlays/production/kustomization.yaml",
+     "      kind: Ingress\n      name: workos-sync-receiver\n", "      kind: Ingress\n      name: workos-sync-recever\n",
+     "selects no resource", False),
+    ("overlay patch replaces a missing field (kustomize adds it)", "deploy/k8s/overlays/production/kustomization.yaml",
+     "        path: /spec/minAvailable\n", "        path: /spec/minAvailabe\n",
+     "replace /spec/minAvailabe: PodDisruptionBudget/workos-sync-receiver has no such field", False),
+    ("kustomization field typo", "deploy/k8s/overlays/production/kustomization.yaml",
+     "resources:\n  - ../../base\n", "resorces:\n  - ../../base\n",
+     "invalid Kustomization: json: unknown field", False),
     ("definitions: delivery limit as a string", "deploy/rabbitmq/definitions.json",
      '"x-delivery-limit": 10', '"x-delivery-limit": "10"',
      "PRECONDITION_FAILED", False),
@@ -104,14 +114,28 @@ CASES = [
 
 
 def copy_tree(dst: Path) -> None:
+    """The validator's inputs; no sources (the binary comes from WORKOS_SYNC_CLI)."""
     for name in ("docker-compose.yml", "deploy", "config", "docs", "scripts", "migrations"):
         src = ROOT / name
         if src.is_dir():
             shutil.copytree(src, dst / name)
         elif src.is_file():
             shutil.copy(src, dst / name)
-    for src in ROOT.glob("crates/*/src"):
-        shutil.copytree(src, dst / src.relative_to(ROOT))
+
+
+def cli_from_env() -> str | None:
+    """WORKOS_SYNC_CLI, made absolute; None (said why) when it names no executable."""
+    cli = os.environ.get("WORKOS_SYNC_CLI")
+    if not cli:
+        print("validate_deploy_selftest: WORKOS_SYNC_CLI is not set: it must name the workos-sync binary "
+              "(the copies of deploy/ have no sources to build it from), e.g. "
+              "WORKOS_SYNC_CLI=/var/tmp/workos-sync-target/debug/workos-sync", file=sys.stderr)
+        return None
+    path = Path(cli).resolve()
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        print(f"validate_deploy_selftest: WORKOS_SYNC_CLI={cli} is not an executable file", file=sys.stderr)
+        return None
+    return str(path)
 
 
 def main() -> int:
@@ -119,6 +143,9 @@ def main() -> int:
     ap.add_argument("-k", help="only cases whose name contains this")
     ap.add_argument("-v", action="store_true", help="print the validator's output")
     args = ap.parse_args()
+    cli = cli_from_env()
+    if cli is None:
+        return 2
     failures = 0
     ran = 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -138,7 +165,7 @@ def main() -> int:
                 failures += 1
                 continue
             f.write_text(text.replace(old, new, 1))
-            env = dict(os.environ, VALIDATE_DEPLOY_LIVE_RABBITMQ="1" if live else "0")
+            env = dict(os.environ, WORKOS_SYNC_CLI=cli, VALIDATE_DEPLOY_LIVE_RABBITMQ="1" if live else "0")
             started = time.monotonic()
             p = subprocess.run(["bash", str(ROOT / "scripts/validate-deploy.sh"), str(case)],
                                capture_output=True, text=True, env=env)

@@ -8,13 +8,15 @@
 //! JSON object with a string `event` is a [`DecodeError`], which the receiver answers
 //! with 400 and the worker dead-letters.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::event_type;
+use crate::{
+    entity::Entity,
+    event_type,
+    record::{Domain, Organization, Record, Role, User},
+};
 
 /// Why a body could not be decoded. Always permanent: retrying the same bytes fails again.
 #[derive(Debug, thiserror::Error)]
@@ -23,8 +25,12 @@ pub enum DecodeError {
     Json(#[from] serde_json::Error),
     #[error("event type is empty")]
     EmptyType,
-    #[error("event {0} has no usable user in data: {1}")]
-    BadUser(String, String),
+    #[error("event {id} has no usable {entity} record in data: {reason}")]
+    BadRecord {
+        id: String,
+        entity: Entity,
+        reason: String,
+    },
     #[error("event {0} has no created_at")]
     MissingCreatedAt(String),
     /// The id and the type travel as AMQP short strings (message id, type, routing key),
@@ -122,77 +128,20 @@ pub fn sample_user_event(
     .to_string()
 }
 
-/// A WorkOS user as found in `data` of user events and in API responses.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct User {
-    pub id: String,
-    pub email: String,
-    #[serde(default)]
-    pub email_verified: bool,
-    #[serde(default)]
-    pub first_name: Option<String>,
-    #[serde(default)]
-    pub last_name: Option<String>,
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub profile_picture_url: Option<String>,
-    #[serde(default)]
-    pub external_id: Option<String>,
-    #[serde(default)]
-    pub metadata: Option<BTreeMap<String, serde_json::Value>>,
-    #[serde(default)]
-    pub last_sign_in_at: Option<DateTime<Utc>>,
-    #[serde(default)]
-    pub locale: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl User {
-    /// A user known only by id (a deletion learnt from the API's 404), stamped `at`.
-    pub fn stub(id: &str, at: DateTime<Utc>) -> Self {
-        Self {
-            id: id.to_owned(),
-            email: String::new(),
-            email_verified: false,
-            first_name: None,
-            last_name: None,
-            name: None,
-            profile_picture_url: None,
-            external_id: None,
-            metadata: None,
-            last_sign_in_at: None,
-            locale: None,
-            created_at: at,
-            updated_at: at,
-        }
-    }
-
-    /// First and last name joined by a space and trimmed; `None` when both are empty.
-    pub fn display_name(&self) -> Option<String> {
-        let joined = format!(
-            "{} {}",
-            self.first_name.as_deref().unwrap_or("").trim(),
-            self.last_name.as_deref().unwrap_or("").trim()
-        );
-        let joined = joined.trim();
-        (!joined.is_empty()).then(|| joined.to_owned())
-    }
-}
-
 /// What an event asks the store to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventKind {
-    UserCreated(User),
-    UserUpdated(User),
-    /// The user as last stored; the deletion time is the event's `created_at`.
-    UserDeleted(User),
-    /// The user as the WorkOS API returns it now (lazy sync, backfill). Applied like an
+    /// A `*.created`, `*.updated` (or domain `verified` / `verification_failed`) event:
+    /// insert, or update under the version guard.
+    Upsert(Record),
+    /// A `*.deleted` event: the record as last sent; the deletion time is the event's
+    /// `created_at`. Final: the key is tombstoned.
+    Delete(Record),
+    /// The object as the WorkOS API returns it now (lazy sync, backfill). Applied like an
     /// update, under the same version guard, but never deduplicated or recorded by id:
     /// a snapshot is idempotent by its `updated_at`, and it must be able to restore a
     /// row the application removed by hand.
-    UserSnapshot(User),
+    Snapshot(Record),
     /// Any other event type: verified and recorded as ignored.
     Other,
 }
@@ -211,11 +160,51 @@ struct RawEvent<'a> {
     #[serde(default)]
     id: Option<String>,
     event: String,
-    /// Kept as raw text and parsed once, straight into [`User`], for user events only.
+    /// Kept as raw text and parsed once, straight into the entity's type.
     #[serde(default, borrow)]
     data: Option<&'a serde_json::value::RawValue>,
     #[serde(default)]
     created_at: Option<DateTime<Utc>>,
+}
+
+/// Decodes `data` of an event of `entity` (typed `event_type`).
+fn decode_record(entity: Entity, event_type: &str, text: &str) -> Result<Record, String> {
+    let e = |e: serde_json::Error| e.to_string();
+    Ok(match entity {
+        Entity::Users => Record::User(serde_json::from_str(text).map_err(e)?),
+        Entity::Organizations => {
+            let mut org: Organization = serde_json::from_str(text).map_err(e)?;
+            for d in &mut org.domains {
+                if d.organization_id.is_empty() {
+                    d.organization_id.clone_from(&org.id);
+                }
+            }
+            Record::Organization(org)
+        }
+        Entity::OrganizationDomains => {
+            let d: Domain = serde_json::from_str(text).map_err(e)?;
+            if d.organization_id.is_empty() {
+                return Err("organization domain without organization_id".into());
+            }
+            Record::Domain(d)
+        }
+        Entity::OrganizationMemberships => {
+            Record::Membership(serde_json::from_str(text).map_err(e)?)
+        }
+        Entity::Roles => {
+            let mut role: Role = serde_json::from_str(text).map_err(e)?;
+            if event_type.starts_with("organization_role.") {
+                if role.organization_id.as_deref().is_none_or(str::is_empty) {
+                    return Err("organization role without organization_id".into());
+                }
+            } else {
+                // An environment role: its key is its slug alone, whatever else is sent.
+                role.organization_id = None;
+            }
+            Record::Role(role)
+        }
+        Entity::Permissions => Record::Permission(serde_json::from_str(text).map_err(e)?),
+    })
 }
 
 impl Event {
@@ -229,56 +218,77 @@ impl Event {
             None => body_hash_id(body),
         };
         check_lengths(&id, &raw.event)?;
-        let user = |data: Option<&serde_json::value::RawValue>| {
-            let text = data.map_or("null", serde_json::value::RawValue::get);
-            serde_json::from_str::<User>(text)
-                .map_err(|e| DecodeError::BadUser(id.clone(), e.to_string()))
+        let Some(entity) = Entity::of_event_type(&raw.event) else {
+            return Ok(Self {
+                created_at: raw.created_at.unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
+                id,
+                event_type: raw.event,
+                kind: EventKind::Other,
+            });
         };
-        let kind = match raw.event.as_str() {
-            event_type::USER_CREATED => EventKind::UserCreated(user(raw.data)?),
-            event_type::USER_UPDATED => EventKind::UserUpdated(user(raw.data)?),
-            event_type::USER_DELETED => EventKind::UserDeleted(user(raw.data)?),
-            _ => EventKind::Other,
-        };
-        let created_at = match (raw.created_at, &kind) {
-            (Some(t), _) => t,
+        let text = raw.data.map_or("null", serde_json::value::RawValue::get);
+        let mut record =
+            decode_record(entity, &raw.event, text).map_err(|reason| DecodeError::BadRecord {
+                id: id.clone(),
+                entity,
+                reason,
+            })?;
+        let delete = event_type::DELETIONS.contains(&raw.event.as_str());
+        let created_at = match raw.created_at {
+            Some(t) => t,
             // A deletion time is needed for the tombstone; other events can fall back to
-            // the user's updated_at.
-            (None, EventKind::UserDeleted(_)) => return Err(DecodeError::MissingCreatedAt(id)),
-            (
-                None,
-                EventKind::UserCreated(u) | EventKind::UserUpdated(u) | EventKind::UserSnapshot(u),
-            ) => u.updated_at,
-            (None, EventKind::Other) => DateTime::<Utc>::UNIX_EPOCH,
+            // the record's updated_at.
+            None if delete => return Err(DecodeError::MissingCreatedAt(id)),
+            None => record.updated_at(),
         };
+        record.fill_version(created_at);
         Ok(Self {
             id,
             event_type: raw.event,
             created_at,
-            kind,
+            kind: if delete {
+                EventKind::Delete(record)
+            } else {
+                EventKind::Upsert(record)
+            },
         })
     }
 
-    /// A user as the WorkOS API returns it now (lazy sync, backfill), as an event for the
-    /// store: see [`EventKind::UserSnapshot`].
-    pub fn snapshot(user: User) -> Self {
+    /// An object as the WorkOS API returns it now (lazy sync, backfill), as an event for
+    /// the store: see [`EventKind::Snapshot`].
+    pub fn snapshot(record: Record) -> Self {
+        let (prefix, event_type) = match record.entity() {
+            Entity::Users => ("sync", event_type::USER_SNAPSHOT),
+            e => (e.name(), event_type::SNAPSHOT),
+        };
         Self {
-            id: format!("sync:{}:{}", user.id, user.updated_at.timestamp_millis()),
-            event_type: event_type::USER_SNAPSHOT.into(),
+            id: format!(
+                "{prefix}:{}:{}",
+                record.key(),
+                record.updated_at().timestamp_millis()
+            ),
+            event_type: event_type.into(),
             created_at: Utc::now(),
-            kind: EventKind::UserSnapshot(user),
+            kind: EventKind::Snapshot(record),
         }
     }
 
-    /// The WorkOS user id this event is about, if it is a user event.
-    pub fn user_id(&self) -> Option<&str> {
+    /// A user as the WorkOS API returns it now: [`Event::snapshot`] of a user.
+    pub fn user_snapshot(user: User) -> Self {
+        Self::snapshot(Record::User(user))
+    }
+
+    /// The record this event carries (none for other types).
+    pub fn record(&self) -> Option<&Record> {
         match &self.kind {
-            EventKind::UserCreated(u)
-            | EventKind::UserUpdated(u)
-            | EventKind::UserDeleted(u)
-            | EventKind::UserSnapshot(u) => Some(&u.id),
+            EventKind::Upsert(r) | EventKind::Delete(r) | EventKind::Snapshot(r) => Some(r),
             EventKind::Other => None,
         }
+    }
+
+    /// The WorkOS user this event is about: a user event's user, a membership event's.
+    pub fn user_id(&self) -> Option<&str> {
+        self.record().and_then(Record::user_id)
     }
 }
 
@@ -322,7 +332,7 @@ mod tests {
     #[test]
     fn current_shape_fields() {
         let ev = Event::decode(&fixture("user.created.sdk-fixture.json")).unwrap();
-        let EventKind::UserCreated(u) = ev.kind else {
+        let EventKind::Upsert(Record::User(u)) = ev.kind else {
             panic!("wrong kind")
         };
         assert_eq!(u.display_name().as_deref(), Some("Marcelina Davis"));
@@ -342,11 +352,29 @@ mod tests {
     }
 
     #[test]
-    fn organization_events_are_other() {
-        let ev =
-            Event::decode(&fixture("organization_membership.created.sdk-fixture.json")).unwrap();
-        assert_eq!(ev.kind, EventKind::Other);
-        assert_eq!(ev.event_type, "organization_membership.created");
+    fn membership_fixtures() {
+        for (file, delete) in [
+            ("organization_membership.created.sdk-fixture.json", false),
+            ("organization_membership.updated.sdk-fixture.json", false),
+            ("organization_membership.deleted.sdk-fixture.json", true),
+        ] {
+            let ev = Event::decode(&fixture(file)).unwrap();
+            let (EventKind::Upsert(Record::Membership(m))
+            | EventKind::Delete(Record::Membership(m))) = &ev.kind
+            else {
+                panic!("{file}: {:?}", ev.kind)
+            };
+            assert_eq!(matches!(ev.kind, EventKind::Delete(_)), delete, "{file}");
+            assert!(
+                m.id.starts_with("om_") && m.user_id.starts_with("user_"),
+                "{file}"
+            );
+            assert!(m.organization_id.starts_with("org_"), "{file}");
+            assert_eq!(m.role_slugs(), vec!["admin".to_string()], "{file}");
+            assert_eq!(ev.user_id(), Some(m.user_id.as_str()));
+        }
+        let other = br#"{"id":"event_c","event":"connection.activated","data":{}}"#;
+        assert_eq!(Event::decode(other).unwrap().kind, EventKind::Other);
     }
 
     #[test]
@@ -374,7 +402,10 @@ mod tests {
         }
         // A user event whose data is not a user is a permanent decode error.
         let bad = br#"{"id":"event_1","event":"user.updated","data":{"id":"user_1"}}"#;
-        assert!(matches!(Event::decode(bad), Err(DecodeError::BadUser(..))));
+        assert!(matches!(
+            Event::decode(bad),
+            Err(DecodeError::BadRecord { .. })
+        ));
     }
 
     #[test]

@@ -1,22 +1,93 @@
 //! The event type names workos-sync acts on, named once. Every other type is verified,
 //! queued and recorded as `ignored`.
+//!
+//! Each entity's types are grouped in one list ([`crate::entity::Entity::event_types`]),
+//! which the decoder, the reconciler's `events[]` filter and the metric labels all read.
 
 pub const USER_CREATED: &str = "user.created";
 pub const USER_UPDATED: &str = "user.updated";
 pub const USER_DELETED: &str = "user.deleted";
-/// Not a WorkOS type: a user as the API returns it now (lazy sync, backfill).
+
+pub const ORGANIZATION_CREATED: &str = "organization.created";
+pub const ORGANIZATION_UPDATED: &str = "organization.updated";
+pub const ORGANIZATION_DELETED: &str = "organization.deleted";
+
+pub const DOMAIN_CREATED: &str = "organization_domain.created";
+pub const DOMAIN_UPDATED: &str = "organization_domain.updated";
+pub const DOMAIN_DELETED: &str = "organization_domain.deleted";
+pub const DOMAIN_VERIFIED: &str = "organization_domain.verified";
+pub const DOMAIN_VERIFICATION_FAILED: &str = "organization_domain.verification_failed";
+
+pub const MEMBERSHIP_CREATED: &str = "organization_membership.created";
+pub const MEMBERSHIP_UPDATED: &str = "organization_membership.updated";
+pub const MEMBERSHIP_DELETED: &str = "organization_membership.deleted";
+
+pub const ROLE_CREATED: &str = "role.created";
+pub const ROLE_UPDATED: &str = "role.updated";
+pub const ROLE_DELETED: &str = "role.deleted";
+pub const ORGANIZATION_ROLE_CREATED: &str = "organization_role.created";
+pub const ORGANIZATION_ROLE_UPDATED: &str = "organization_role.updated";
+pub const ORGANIZATION_ROLE_DELETED: &str = "organization_role.deleted";
+
+pub const PERMISSION_CREATED: &str = "permission.created";
+pub const PERMISSION_UPDATED: &str = "permission.updated";
+pub const PERMISSION_DELETED: &str = "permission.deleted";
+
+/// Not a WorkOS type: an object as the API returns it now (lazy sync, backfill, verify).
+pub const SNAPSHOT: &str = "snapshot";
+/// The user snapshot's type (kept from before other entities had snapshots).
 pub const USER_SNAPSHOT: &str = "user.snapshot";
 
-/// The user event types WorkOS sends (and the reconciler asks the Events API for).
 pub const USER_EVENTS: &[&str] = &[USER_CREATED, USER_UPDATED, USER_DELETED];
+pub const ORGANIZATION_EVENTS: &[&str] = &[
+    ORGANIZATION_CREATED,
+    ORGANIZATION_UPDATED,
+    ORGANIZATION_DELETED,
+];
+pub const DOMAIN_EVENTS: &[&str] = &[
+    DOMAIN_CREATED,
+    DOMAIN_UPDATED,
+    DOMAIN_DELETED,
+    DOMAIN_VERIFIED,
+    DOMAIN_VERIFICATION_FAILED,
+];
+pub const MEMBERSHIP_EVENTS: &[&str] =
+    &[MEMBERSHIP_CREATED, MEMBERSHIP_UPDATED, MEMBERSHIP_DELETED];
+pub const ROLE_EVENTS: &[&str] = &[
+    ROLE_CREATED,
+    ROLE_UPDATED,
+    ROLE_DELETED,
+    ORGANIZATION_ROLE_CREATED,
+    ORGANIZATION_ROLE_UPDATED,
+    ORGANIZATION_ROLE_DELETED,
+];
+pub const PERMISSION_EVENTS: &[&str] =
+    &[PERMISSION_CREATED, PERMISSION_UPDATED, PERMISSION_DELETED];
 
-/// A bounded label for metrics: unknown types are folded into `other`.
+/// The types whose event says the object is gone.
+pub const DELETIONS: &[&str] = &[
+    USER_DELETED,
+    ORGANIZATION_DELETED,
+    DOMAIN_DELETED,
+    MEMBERSHIP_DELETED,
+    ROLE_DELETED,
+    ORGANIZATION_ROLE_DELETED,
+    PERMISSION_DELETED,
+];
+
+/// A bounded label for metrics: the known types and the snapshots; every other type is
+/// folded into `other`.
 pub fn metric_label(t: &str) -> &'static str {
-    match t {
-        USER_CREATED => USER_CREATED,
-        USER_UPDATED => USER_UPDATED,
-        USER_DELETED => USER_DELETED,
-        USER_SNAPSHOT => USER_SNAPSHOT,
-        _ => "other",
+    if t == USER_SNAPSHOT {
+        return USER_SNAPSHOT;
     }
+    if t == SNAPSHOT {
+        return SNAPSHOT;
+    }
+    crate::entity::Entity::ALL
+        .iter()
+        .flat_map(|e| e.event_types().iter())
+        .find(|known| **known == t)
+        .copied()
+        .unwrap_or("other")
 }

@@ -1,18 +1,22 @@
-//! workos-sync core: the WorkOS event model, webhook signature verification, settings and
+//! workos-sync core: the WorkOS event and object model (entities, records), webhook signature verification, settings and
 //! logging setup. No network or database I/O lives here, so everything is unit-testable.
 
 pub mod backoff;
+pub mod entity;
 pub mod event;
 pub mod event_type;
 pub mod ids;
 pub mod metric;
 pub mod metrics_setup;
+pub mod record;
 pub mod settings;
 pub mod signature;
 pub mod telemetry;
 
-pub use event::{DecodeError, Envelope, Event, EventKind, User};
+pub use entity::{Entity, EntitySet};
+pub use event::{DecodeError, Envelope, Event, EventKind};
 pub use ids::{IdError, check_object_id};
+pub use record::{Domain, Membership, Organization, Permission, Record, Role, User};
 pub use settings::{Settings, SettingsError};
 pub use signature::SignatureError;
 

@@ -53,7 +53,7 @@ pub async fn backfill(
         let page = api.list_users(cursor.as_deref(), 100).await?;
         report.pages += 1;
         report.users += page.data.len() as u64;
-        let events: Vec<Event> = page.data.into_iter().map(Event::snapshot).collect();
+        let events: Vec<Event> = page.data.into_iter().map(Event::user_snapshot).collect();
         let outcomes = if dry_run {
             store.preview(&events).await?
         } else {

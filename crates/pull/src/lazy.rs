@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use workos_sync_core::{Event, EventKind, User};
+use workos_sync_core::{Event, EventKind, Record, User};
 use workos_sync_store::{Outcome, Store, UserRow};
 use workos_sync_workos_api::{ApiError, Client};
 
@@ -26,7 +26,7 @@ fn deletion_event(id: &str) -> Event {
         id: format!("sync-deleted:{id}"),
         event_type: workos_sync_core::event_type::USER_DELETED.into(),
         created_at: now,
-        kind: EventKind::UserDeleted(User::stub(id, now)),
+        kind: EventKind::Delete(Record::User(User::stub(id, now))),
     }
 }
 
@@ -45,7 +45,7 @@ pub async fn sync_user(
     };
     match fetched {
         Ok(user) => {
-            let outcome = store.apply(&Event::snapshot(user)).await?;
+            let outcome = store.apply(&Event::user_snapshot(user)).await?;
             if outcome == Outcome::Tombstoned {
                 return Ok(SyncResult::Gone);
             }

@@ -12,14 +12,14 @@ use std::{
 use chrono::{DateTime, Utc};
 use diesel::{prelude::*, sql_types::Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use workos_sync_core::{Event, EventKind, User};
+use workos_sync_core::{Entity, Event, EventKind, Record, User};
 
 use crate::{
     Outcome, Store, StoreError,
-    locks::{LOCK_USER, LOCK_USERTAG},
-    plan::{self, Existing, Write},
+    locks::{LOCK_ORG, LOCK_PERMISSION, LOCK_ROLE, LOCK_USER, LOCK_USERTAG},
+    plan::{self, Existing, Known, Write},
     schema::processed_events,
-    sql, usertag,
+    sql, tables, usertag,
 };
 
 impl Store {
@@ -28,8 +28,12 @@ impl Store {
     /// it is shown, which is fine for a dry run).
     pub async fn preview(&self, events: &[Event]) -> Result<Vec<Outcome>, StoreError> {
         let mut conn = self.conn().await?;
-        let (existing, _) = load_existing(&conn, &user_ids_of(events)).await?;
-        let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+        let events = expand(events);
+        let (known, _) = load_known(&conn, &events).await?;
+        let ids: Vec<&str> = events[..events.len() - extra(&events)]
+            .iter()
+            .map(|e| e.id.as_str())
+            .collect();
         let seen: HashSet<String> = processed_events::table
             .filter(processed_events::event_id.eq_any(&ids))
             .select(processed_events::event_id)
@@ -37,7 +41,9 @@ impl Store {
             .await?
             .into_iter()
             .collect();
-        Ok(plan::plan(events, &existing, &seen).outcomes)
+        let mut outcomes = plan::plan(&events, &known, &seen, self.entities).outcomes;
+        outcomes.truncate(ids.len());
+        Ok(outcomes)
     }
 
     /// Applies one event (a batch of one).
@@ -61,7 +67,9 @@ impl Store {
         // leaves the connection's transaction open, so the pool discards it.
         let outcomes = tokio::time::timeout(
             self.apply_timeout,
-            conn.transaction::<_, StoreError, _>(async |c| apply_in_tx(c, events).await),
+            conn.transaction::<_, StoreError, _>(async |c| {
+                apply_in_tx(c, events, self.entities).await
+            }),
         )
         .await
         .map_err(|_| StoreError::Timeout(self.apply_timeout))??;
@@ -81,16 +89,24 @@ impl Store {
 
 #[derive(QueryableByName)]
 struct StateRow {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    tomb: bool,
     #[diesel(sql_type = Text)]
-    kind: String,
+    entity: String,
     #[diesel(sql_type = Text)]
-    id: String,
+    key: String,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
     updated_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
+    created_at: Option<DateTime<Utc>>,
     #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
     usertag: Option<String>,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
     last_sign_in_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    user_id: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    organization_id: Option<String>,
 }
 
 #[derive(QueryableByName)]
@@ -99,90 +115,175 @@ struct IdRow {
     event_id: String,
 }
 
-/// What the database holds for `user_ids` (rows and tombstones, one round trip), and
-/// the usertag of each existing row.
-async fn load_existing(
-    c: &AsyncPgConnection,
-    user_ids: &[String],
-) -> Result<(HashMap<String, Existing>, HashMap<String, String>), StoreError> {
-    let mut existing: HashMap<String, Existing> = HashMap::new();
-    let mut tags: HashMap<String, String> = HashMap::new();
-    if user_ids.is_empty() {
-        return Ok((existing, tags));
+/// A batch with the domains its organization objects carry appended, as snapshots
+/// (unrecorded, each under its own version guard): an organization event brings its
+/// domains up to date too. The appended events have no outcome of their own.
+fn expand(events: &[Event]) -> std::borrow::Cow<'_, [Event]> {
+    let domains: Vec<Event> = events
+        .iter()
+        .filter_map(|ev| match &ev.kind {
+            EventKind::Upsert(Record::Organization(o)) | EventKind::Snapshot(Record::Organization(o)) => {
+                Some(o)
+            }
+            _ => None,
+        })
+        .flat_map(|o| {
+            o.domains.iter().map(move |d| {
+                let mut r = Record::Domain(d.clone());
+                r.fill_version(o.updated_at);
+                Event::snapshot(r)
+            })
+        })
+        .collect();
+    if domains.is_empty() {
+        return std::borrow::Cow::Borrowed(events);
     }
-    let rows: Vec<StateRow> = sql::LoadState { ids: user_ids }.load(&mut &*c).await?;
+    let mut all = events.to_vec();
+    all.extend(domains);
+    std::borrow::Cow::Owned(all)
+}
+
+/// How many events [`expand`] appended.
+fn extra(events: &[Event]) -> usize {
+    events
+        .iter()
+        .rev()
+        .take_while(|e| {
+            e.event_type == workos_sync_core::event_type::SNAPSHOT
+                && matches!(e.kind, EventKind::Snapshot(Record::Domain(_)))
+                && e.id.starts_with(Entity::OrganizationDomains.name())
+        })
+        .count()
+        .min(events.len())
+}
+
+/// The lock scopes of a record: (namespace, key) pairs ([`crate::locks`]).
+fn scopes(r: &Record) -> Vec<(i32, String)> {
+    let mut s = Vec::with_capacity(2);
+    match r {
+        Record::User(u) => s.push((LOCK_USER, u.id.clone())),
+        Record::Membership(m) => {
+            s.push((LOCK_USER, m.user_id.clone()));
+            s.push((LOCK_ORG, m.organization_id.clone()));
+        }
+        Record::Organization(_) | Record::Domain(_) => {}
+        Record::Role(role) => s.push((LOCK_ROLE, role.key())),
+        Record::Permission(p) => s.push((LOCK_PERMISSION, p.slug.clone())),
+    }
+    if let (Some(org), false) = (r.organization_id(), matches!(r, Record::Membership(_))) {
+        s.push((LOCK_ORG, org.to_owned()));
+    }
+    s
+}
+
+/// What the database holds for the records of `events` (rows, memberships by pair, and
+/// the tombstones of the records and their parents; one round trip), and the usertag of
+/// each existing user row.
+async fn load_known(
+    c: &AsyncPgConnection,
+    events: &[Event],
+) -> Result<(Known, HashMap<String, String>), StoreError> {
+    let mut keys: [Vec<String>; 6] = Default::default();
+    let mut seen: HashSet<(Entity, String)> = HashSet::new();
+    let mut tomb: HashSet<(Entity, String)> = HashSet::new();
+    let (mut pair_users, mut pair_orgs) = (Vec::new(), Vec::new());
+    for r in events.iter().filter_map(Event::record) {
+        let key = (r.entity(), r.key());
+        if seen.insert(key.clone()) {
+            keys[r.entity().index()].push(key.1.clone());
+            if let Record::Membership(m) = r {
+                pair_users.push(m.user_id.clone());
+                pair_orgs.push(m.organization_id.clone());
+            }
+        }
+        tomb.insert(key);
+        for (e, id) in r.parents() {
+            tomb.insert((e, id.to_owned()));
+        }
+    }
+    let mut known = Known::default();
+    let mut tags: HashMap<String, String> = HashMap::new();
+    if seen.is_empty() {
+        return Ok((known, tags));
+    }
+    let (tomb_entities, tomb_ids): (Vec<&'static str>, Vec<String>) =
+        tomb.into_iter().map(|(e, id)| (e.name(), id)).unzip();
+    let rows: Vec<StateRow> = sql::LoadState {
+        keys: &keys,
+        pair_users: &pair_users,
+        pair_orgs: &pair_orgs,
+        tomb_entities: &tomb_entities,
+        tomb_ids: &tomb_ids,
+    }
+    .load(&mut &*c)
+    .await?;
     for r in rows {
-        let e = existing.entry(r.id.clone()).or_default();
-        if r.kind == "t" {
+        let Ok(entity) = Entity::parse(&r.entity) else {
+            return Err(StoreError::Invariant("state row of an unknown entity"));
+        };
+        if let (Some(u), Some(o), Some(created)) = (&r.user_id, &r.organization_id, r.created_at) {
+            known.pairs.insert((u.clone(), o.clone()), (r.key.clone(), created));
+        }
+        let e = known.rows.entry((entity, r.key.clone())).or_insert_with(Existing::default);
+        if r.tomb {
             e.tombstoned = true;
         } else {
             e.updated_at = r.updated_at;
             e.last_sign_in_at = r.last_sign_in_at;
             if let Some(tag) = r.usertag {
-                tags.insert(r.id, tag);
+                tags.insert(r.key, tag);
             }
         }
     }
-    Ok((existing, tags))
+    Ok((known, tags))
 }
 
-/// The distinct user ids of a batch.
-fn user_ids_of(events: &[Event]) -> Vec<String> {
-    let set: HashSet<&str> = events.iter().filter_map(Event::user_id).collect();
-    set.into_iter().map(str::to_owned).collect()
-}
-
-/// The usertag lock roots ([`usertag::lock_root`]) of every user the batch might create
-/// (any event carrying user data but a delete: an update of an unknown user creates it
-/// too).
-fn creatable_roots(events: &[Event]) -> Vec<String> {
-    let set: HashSet<String> = events
-        .iter()
-        .filter_map(|ev| match &ev.kind {
-            EventKind::UserCreated(u) | EventKind::UserUpdated(u) | EventKind::UserSnapshot(u) => {
-                Some(usertag::lock_root(&usertag::base(&u.email)).to_owned())
-            }
-            EventKind::UserDeleted(_) | EventKind::Other => None,
-        })
-        .collect();
-    set.into_iter().collect()
+/// The lock scopes of a batch, and the usertag lock roots ([`usertag::lock_root`]) of
+/// every user it might create (any event carrying user data but a delete: an update of
+/// an unknown user creates it too), as the two arrays of [`sql::LockKeys`].
+fn lock_keys(events: &[Event]) -> (Vec<i32>, Vec<String>) {
+    let mut set: HashSet<(i32, String)> = HashSet::new();
+    for ev in events {
+        let Some(r) = ev.record() else { continue };
+        set.extend(scopes(r));
+        if let (Record::User(u), EventKind::Upsert(_) | EventKind::Snapshot(_)) = (r, &ev.kind) {
+            set.insert((LOCK_USERTAG, usertag::lock_root(&usertag::base(&u.email)).to_owned()));
+        }
+    }
+    set.into_iter().unzip()
 }
 
 async fn apply_in_tx(
     c: &mut AsyncPgConnection,
     events: &[Event],
+    enabled: workos_sync_core::EntitySet,
 ) -> Result<Vec<Outcome>, StoreError> {
-    let user_ids = user_ids_of(events);
-    let roots = creatable_roots(events);
-    // Every lock of the transaction in one statement and one global order: the users,
-    // then the usertag lock roots of users it might create (needed before their tags are
-    // read, and taking them later could deadlock against another batch). The read is
-    // pipelined behind it: Postgres runs the two in order, and the read's snapshot is
-    // taken when it starts, after every lock is held.
-    let (existing, tags) = if user_ids.is_empty() {
+    let n = events.len();
+    let events = expand(events);
+    let (ns, keys) = lock_keys(&events);
+    // Every lock of the transaction in one statement and one global order: the records'
+    // scopes, then the usertag lock roots of users it might create (needed before their
+    // tags are read, and taking them later could deadlock against another batch). The
+    // read is pipelined behind it: Postgres runs the two in order, and the read's
+    // snapshot is taken when it starts, after every lock is held.
+    let (known, tags) = if keys.is_empty() {
         Default::default()
     } else {
         let conn: &AsyncPgConnection = c;
-        let lock = sql::LockKeys {
-            user_ns: LOCK_USER,
-            users: &user_ids,
-            tag_ns: LOCK_USERTAG,
-            roots: &roots,
-        }
-        .execute(&mut &*conn);
-        let read = load_existing(conn, &user_ids);
+        let lock = sql::LockKeys { ns: &ns, keys: &keys }.execute(&mut &*conn);
+        let read = load_known(conn, &events);
         futures_util::try_join!(async { lock.await.map_err(StoreError::from) }, read)?.1
     };
 
     // Dedupe by writing: plan as if no id had been seen, and send the records and the
     // writes in one statement whose writes are conditional on their source event being
-    // newly recorded. An id seen before has its effect in `existing` already, so it is
+    // newly recorded. An id seen before has its effect in `known` already, so it is
     // never the source of a write unless the table was changed behind our back (the
-    // application deleted a row by hand); such users are re-planned with the seen ids
+    // application deleted a row by hand); such keys are re-planned with the seen ids
     // and written by a second statement, so the result is exactly that of planning with
     // the seen ids known. Other writes are the same either way: a seen event changes no
     // other event's outcome.
-    let plan0 = plan::plan(events, &existing, &HashSet::new());
+    let plan0 = plan::plan(&events, &known, &HashSet::new(), enabled);
     let mut batch = sql::WriteBatch::default();
     for p in &plan0.processed {
         batch.event_ids.push(&p.event_id);
@@ -191,8 +292,10 @@ async fn apply_in_tx(
         batch.outcomes.push(p.outcome.as_str());
     }
     add_writes(c, &mut batch, &plan0.writes, &tags, true).await?;
+    let mut outcomes = plan0.outcomes.clone();
+    outcomes.truncate(n);
     if batch.is_empty() {
-        return Ok(plan0.outcomes);
+        return Ok(outcomes);
     }
     let inserted: HashSet<String> = batch
         .load::<IdRow>(c)
@@ -201,7 +304,7 @@ async fn apply_in_tx(
         .map(|r| r.event_id)
         .collect();
     if inserted.len() == plan0.processed.len() {
-        return Ok(plan0.outcomes);
+        return Ok(outcomes);
     }
     let seen: HashSet<String> = plan0
         .processed
@@ -209,26 +312,17 @@ async fn apply_in_tx(
         .filter(|p| !inserted.contains(&p.event_id))
         .map(|p| p.event_id.clone())
         .collect();
-    let exact = plan::plan(events, &existing, &seen);
-    let skipped: HashSet<&str> = plan0
+    let exact = plan::plan(&events, &known, &seen, enabled);
+    let skipped: HashSet<(Entity, String)> = plan0
         .writes
         .iter()
-        .filter_map(|w| match w {
-            Write::Upsert {
-                user,
-                source: Some(src),
-                ..
-            } if seen.contains(src) => Some(user.id.as_str()),
-            Write::Delete {
-                user_id, event_id, ..
-            } if seen.contains(event_id) => Some(user_id.as_str()),
-            _ => None,
-        })
+        .filter(|w| w.source().is_some_and(|s| seen.contains(s)))
+        .map(Write::key)
         .collect();
     let redo: Vec<Write> = exact
         .writes
         .iter()
-        .filter(|w| skipped.contains(write_user(w)))
+        .filter(|w| skipped.contains(&w.key()))
         .cloned()
         .collect();
     if !redo.is_empty() {
@@ -236,14 +330,24 @@ async fn apply_in_tx(
         add_writes(c, &mut fix, &redo, &tags, false).await?;
         fix.execute(c).await?;
     }
-    Ok(exact.outcomes)
+    let mut outcomes = exact.outcomes;
+    outcomes.truncate(n);
+    Ok(outcomes)
 }
 
-fn write_user(w: &Write) -> &str {
-    match w {
-        Write::Upsert { user, .. } => &user.id,
-        Write::RefreshSignIn { user_id, .. } | Write::Delete { user_id, .. } => user_id,
-    }
+#[derive(serde::Serialize)]
+struct DeleteRow<'a> {
+    entity: &'static str,
+    id: &'a str,
+    at: DateTime<Utc>,
+    ev: &'a str,
+    src: Option<&'a str>,
+}
+
+#[derive(serde::Serialize)]
+struct RefreshRow<'a> {
+    id: &'a str,
+    t: DateTime<Utc>,
 }
 
 /// Adds `writes` to `batch`, allocating usertags for new users. With `conditional`,
@@ -260,66 +364,70 @@ async fn add_writes<'a>(
         .iter()
         .filter_map(|w| match w {
             Write::Upsert {
-                user, new: true, ..
-            } => Some(&**user),
+                record, new: true, ..
+            } => match &**record {
+                Record::User(u) => Some(u),
+                _ => None,
+            },
             _ => None,
         })
         .collect();
     let mut new_tags = usertag::allocate_usertags(c, &new_users).await?.into_iter();
+    let mut rows: [Vec<tables::Row<'a>>; 6] = Default::default();
+    let mut deletes = Vec::new();
+    let mut refresh = Vec::new();
     for w in writes {
+        let src = w.source().filter(|_| conditional);
         match w {
-            Write::Upsert {
-                user: u,
-                new,
-                source,
-            } => {
-                let tag = if *new {
-                    new_tags.next().unwrap_or_default()
-                } else {
+            Write::Upsert { record, new, .. } => {
+                let tag = match &**record {
+                    Record::User(_) if *new => new_tags.next().unwrap_or_default(),
                     // Existing rows keep their usertag: it is not in the SET list.
-                    tags.get(&u.id).cloned().unwrap_or_default()
+                    Record::User(u) => tags.get(&u.id).cloned().unwrap_or_default(),
+                    _ => String::new(),
                 };
-                batch.id.push(&u.id);
-                batch.email.push(&u.email);
-                batch.name.push(u.display_name());
-                batch.usertag.push(tag);
-                batch.avatar_url.push(u.profile_picture_url.as_deref());
-                batch.first_name.push(u.first_name.as_deref());
-                batch.last_name.push(u.last_name.as_deref());
-                batch.email_verified.push(u.email_verified);
-                batch.external_id.push(u.external_id.as_deref());
-                batch.metadata.push(
-                    u.metadata
-                        .as_ref()
-                        .and_then(|m| serde_json::to_value(m).ok())
-                        .unwrap_or_else(|| serde_json::json!({})),
-                );
-                batch.locale.push(u.locale.as_deref());
-                batch.last_sign_in_at.push(u.last_sign_in_at);
-                batch.workos_created_at.push(u.created_at);
-                batch.workos_updated_at.push(u.updated_at);
-                batch.source.push(source.as_deref().filter(|_| conditional));
+                rows[record.entity().index()].push(tables::row(record, tag, src));
             }
             Write::RefreshSignIn {
                 user_id,
                 last_sign_in_at,
-            } => {
-                batch.refresh_id.push(user_id);
-                batch.refresh_at.push(*last_sign_in_at);
-            }
+            } => refresh.push(RefreshRow {
+                id: user_id,
+                t: *last_sign_in_at,
+            }),
             Write::Delete {
-                user_id,
+                key,
                 deleted_at,
                 event_id,
-            } => {
-                batch.delete_id.push(user_id);
-                batch.deleted_at.push(*deleted_at);
-                batch.delete_event.push(event_id);
-                batch
-                    .delete_source
-                    .push(Some(event_id.as_str()).filter(|_| conditional));
-            }
+                ..
+            } => deletes.push(DeleteRow {
+                entity: key.0.name(),
+                id: &key.1,
+                at: *deleted_at,
+                ev: event_id,
+                src,
+            }),
         }
     }
+    let json = |v: &dyn erased::Json| v.to_json();
+    for (slot, r) in batch.upserts.iter_mut().zip(&rows) {
+        *slot = json(r)?;
+    }
+    batch.deletes = json(&deletes)?;
+    batch.refresh = json(&refresh)?;
+    batch.writes = writes.len();
     Ok(())
+}
+
+/// JSON text of a row list, as a bind of the write statement.
+mod erased {
+    pub(super) trait Json {
+        fn to_json(&self) -> Result<String, crate::StoreError>;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn to_json(&self) -> Result<String, crate::StoreError> {
+            serde_json::to_string(self)
+                .map_err(|_| crate::StoreError::Invariant("a row did not serialise to JSON"))
+        }
+    }
 }

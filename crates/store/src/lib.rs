@@ -37,6 +37,7 @@ mod pool;
 mod reads;
 pub mod schema;
 mod sql;
+mod tables;
 pub mod tombstones;
 pub mod usertag;
 
@@ -116,4 +117,5 @@ pub struct Store {
     pool: Pool<AsyncPgConnection>,
     url: std::sync::Arc<str>,
     apply_timeout: Duration,
+    entities: workos_sync_core::EntitySet,
 }

@@ -2,7 +2,7 @@
 //! session lock that makes one process the leader of a periodic job.
 //!
 //! Two kinds: transaction-scoped locks of the apply path (`pg_advisory_xact_lock(ns,
-//! hashtext(key))` on users and usertag lock roots, released at commit), and session
+//! hashtext(key))` on the records' scopes and usertag lock roots, released at commit), and session
 //! locks on a dedicated connection (migrations, the reconciler). Failure model: taking
 //! a lock fails only with the database ([`StoreError`]); a crashed holder's session lock
 //! disappears with its connection.
@@ -12,7 +12,8 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use crate::{Store, StoreError};
 
-/// Namespace (first key of the two-key form) of the per-user locks of the apply path.
+/// Namespace (first key of the two-key form) of the per-user locks of the apply path: a
+/// user and the user's memberships.
 pub const LOCK_USER: i32 = 0x5753_0001;
 /// Namespace of the usertag lock roots (`usertag::lock_root`).
 pub const LOCK_USERTAG: i32 = 0x5753_0002;
@@ -20,6 +21,14 @@ pub const LOCK_USERTAG: i32 = 0x5753_0002;
 pub const LOCK_MIGRATE: i64 = 0x5753_0003;
 /// Session lock of the Events API reconciler (one leader at a time).
 pub const LOCK_RECONCILE: i64 = 0x5753_0004;
+/// Namespace of the per-organization locks of the apply path: an organization, its
+/// domains, memberships and organization roles are serialised by it (so an
+/// organization's delete and its children's writes never interleave).
+pub const LOCK_ORG: i32 = 0x5753_0005;
+/// Namespace of the per-role locks (by role key).
+pub const LOCK_ROLE: i32 = 0x5753_0006;
+/// Namespace of the per-permission locks (by permission key).
+pub const LOCK_PERMISSION: i32 = 0x5753_0007;
 
 /// A session-level advisory lock held on a dedicated connection (not pooled, so it can
 /// never leak back into the pool). Dropping it closes the connection, which releases

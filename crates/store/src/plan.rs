@@ -1,37 +1,49 @@
 //! The pure part of applying a batch: given the events and what the database already
-//! holds for their users (read under the users' locks), decide each event's outcome and
-//! the final state to write. No I/O, so the ordering rules are unit- and property-tested.
+//! holds for their records (read under the records' locks), decide each event's outcome
+//! and the final state to write. No I/O, so the ordering rules are unit- and
+//! property-tested. One set of rules for every entity (docs/architecture.md,
+//! invariants 3-5):
 //!
-//! Rules (docs/architecture.md, invariants 3-4): an event id seen before is a duplicate and changes
-//! nothing; a user upsert applies only when its `updated_at` is strictly newer than the
-//! stored one; a delete tombstones the user for good, and nothing after (or before)
-//! brings a tombstoned id back.
+//! - an event id seen before is a duplicate and changes nothing;
+//! - an upsert applies only when its `updated_at` is strictly newer than the stored one;
+//! - a delete tombstones the key for good: nothing after (or before) brings it back;
+//! - a record whose parent (a membership's user or organization, a domain's or an
+//!   organization role's organization) is tombstoned is never written, and deleting a
+//!   user or an organization removes its children in the same statement (whether or not
+//!   their own deletes ever arrive);
+//! - WorkOS holds one membership per user and organization: of two ids for one pair, the
+//!   one created later wins and the other is removed and tombstoned (a membership deleted
+//!   and re-created, whatever the arrival order);
+//! - events of an entity that is switched off are recorded as ignored.
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use workos_sync_core::{Event, EventKind, User};
+use workos_sync_core::{Entity, EntitySet, Event, EventKind, Record};
 
 /// What applying one event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
-    /// The user row was inserted.
+    /// The row was inserted.
     Created,
-    /// The user row was updated (newer `updated_at`).
+    /// The row was updated (newer `updated_at`).
     Updated,
     /// Not newer than what is stored: nothing changed.
     Stale,
-    /// The user was removed and tombstoned.
+    /// The row was removed and its key tombstoned.
     Deleted,
-    /// The user is tombstoned: the event changes nothing.
+    /// The key (or its user or organization) is tombstoned: the event changes nothing.
     Tombstoned,
     /// This event id was applied before.
     Duplicate,
-    /// Not a user event: recorded and otherwise ignored.
+    /// Not an event of an enabled entity: recorded and otherwise ignored.
     Ignored,
     /// A snapshot with the stored `updated_at` but a newer `last_sign_in_at` (which
     /// changes on sign-in without a new `updated_at`): only that column was updated.
     Refreshed,
+    /// A membership older than the one stored for the same user and organization: WorkOS
+    /// has replaced it, so it is tombstoned and not written.
+    Superseded,
 }
 
 impl Outcome {
@@ -45,11 +57,15 @@ impl Outcome {
             Self::Duplicate => "duplicate",
             Self::Ignored => "ignored",
             Self::Refreshed => "refreshed",
+            Self::Superseded => "superseded",
         }
     }
 }
 
-/// What the database holds for one user before the batch.
+/// A row's identity: its entity and its key ([`Record::key`]).
+pub type Key = (Entity, String);
+
+/// What the database holds for one key before the batch.
 #[derive(Debug, Clone, Default)]
 pub struct Existing {
     pub updated_at: Option<DateTime<Utc>>,
@@ -57,27 +73,58 @@ pub struct Existing {
     pub tombstoned: bool,
 }
 
-/// The final write for one user.
+/// What the database holds for a batch (read under its locks).
+#[derive(Debug, Clone, Default)]
+pub struct Known {
+    /// Rows and tombstones by key (no entry: neither).
+    pub rows: HashMap<Key, Existing>,
+    /// The stored membership of each (user id, organization id) pair the batch touches:
+    /// its id and WorkOS `created_at`.
+    pub pairs: HashMap<(String, String), (String, DateTime<Utc>)>,
+}
+
+/// The final write for one key.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Write {
-    /// Insert (when `new`) or guarded update with this WorkOS user. `source` is the
-    /// recorded event whose data this is (`None` for a snapshot, which is not recorded).
+    /// Insert (when `new`) or guarded update with this record. `source` is the recorded
+    /// event whose data this is (`None` for a snapshot, which is not recorded).
     Upsert {
-        user: Box<User>,
+        record: Box<Record>,
         new: bool,
         source: Option<String>,
     },
-    /// Set `last_sign_in_at` only (see [`Outcome::Refreshed`]).
+    /// Set a user's `last_sign_in_at` only (see [`Outcome::Refreshed`]).
     RefreshSignIn {
         user_id: String,
         last_sign_in_at: DateTime<Utc>,
     },
-    /// Delete the row and record a tombstone.
+    /// Delete the row (and, for a user or an organization, its children) and record a
+    /// tombstone naming `event_id`. Made only if `source` is newly recorded (`None`:
+    /// unconditionally).
     Delete {
-        user_id: String,
+        key: Key,
         deleted_at: DateTime<Utc>,
         event_id: String,
+        source: Option<String>,
     },
+}
+
+impl Write {
+    pub fn key(&self) -> Key {
+        match self {
+            Write::Upsert { record, .. } => (record.entity(), record.key()),
+            Write::RefreshSignIn { user_id, .. } => (Entity::Users, user_id.clone()),
+            Write::Delete { key, .. } => key.clone(),
+        }
+    }
+
+    /// The recorded event this write depends on.
+    pub fn source(&self) -> Option<&str> {
+        match self {
+            Write::Upsert { source, .. } | Write::Delete { source, .. } => source.as_deref(),
+            Write::RefreshSignIn { .. } => None,
+        }
+    }
 }
 
 /// One processed-event record.
@@ -102,48 +149,27 @@ struct State {
     updated_at: Option<DateTime<Utc>>,
     last_sign_in_at: Option<DateTime<Utc>>,
     tombstoned: bool,
-    newly_deleted: Option<(DateTime<Utc>, String)>,
-    /// The user data to write, and the recorded event it came from (`None`: a snapshot).
-    pending: Option<(User, Option<String>)>,
+    /// Deleted in this batch: when, by which event, conditional on which recorded event.
+    newly_deleted: Option<(DateTime<Utc>, String, Option<String>)>,
+    /// The record to write, and the recorded event it came from (`None`: a snapshot).
+    pending: Option<(Record, Option<String>)>,
     refresh: Option<DateTime<Utc>>,
 }
 
-/// Decides outcomes in event order. `existing` has an entry for every user id of the
-/// batch that the database knows; `seen` holds event ids already processed.
-pub fn plan(
-    events: &[Event],
-    existing: &HashMap<String, Existing>,
-    seen: &HashSet<String>,
-) -> Plan {
-    let mut plan = Plan::default();
-    let mut states: HashMap<String, State> = HashMap::new();
-    let mut order: Vec<String> = Vec::new();
-    let mut batch_ids: HashSet<&str> = HashSet::new();
-    for ev in events {
-        let snapshot = matches!(ev.kind, EventKind::UserSnapshot(_));
-        if !snapshot && (seen.contains(&ev.id) || !batch_ids.insert(ev.id.as_str())) {
-            plan.outcomes.push(Outcome::Duplicate);
-            continue;
-        }
-        let user = match &ev.kind {
-            EventKind::UserCreated(u)
-            | EventKind::UserUpdated(u)
-            | EventKind::UserDeleted(u)
-            | EventKind::UserSnapshot(u) => u,
-            EventKind::Other => {
-                plan.outcomes.push(Outcome::Ignored);
-                plan.processed.push(Processed {
-                    event_id: ev.id.clone(),
-                    event_type: ev.event_type.clone(),
-                    user_id: None,
-                    outcome: Outcome::Ignored,
-                });
-                continue;
-            }
-        };
-        let st = states.entry(user.id.clone()).or_insert_with(|| {
-            order.push(user.id.clone());
-            let ex = existing.get(&user.id).cloned().unwrap_or_default();
+/// The planner's working state: one [`State`] per key, in first-seen order.
+struct Planner<'k> {
+    known: &'k Known,
+    states: HashMap<Key, State>,
+    order: Vec<Key>,
+    pairs: HashMap<(String, String), (String, DateTime<Utc>)>,
+}
+
+impl Planner<'_> {
+    fn state(&mut self, key: &Key) -> &mut State {
+        let (known, order) = (self.known, &mut self.order);
+        self.states.entry(key.clone()).or_insert_with(|| {
+            order.push(key.clone());
+            let ex = known.rows.get(key).cloned().unwrap_or_default();
             State {
                 existed: ex.updated_at.is_some(),
                 updated_at: ex.updated_at,
@@ -151,44 +177,183 @@ pub fn plan(
                 tombstoned: ex.tombstoned,
                 ..State::default()
             }
-        });
-        let outcome = if st.tombstoned {
-            Outcome::Tombstoned
-        } else if let EventKind::UserDeleted(_) = ev.kind {
-            st.tombstoned = true;
-            st.newly_deleted = Some((ev.created_at, ev.id.clone()));
-            st.pending = None;
-            Outcome::Deleted
-        } else {
-            match st.updated_at {
-                Some(current) if user.updated_at < current => Outcome::Stale,
-                Some(current) if user.updated_at == current => {
-                    // Sign-ins move last_sign_in_at without a new updated_at; only a
-                    // snapshot from the API (lazy sync, backfill) may carry that.
-                    match user.last_sign_in_at {
-                        Some(t) if snapshot && Some(t) > st.last_sign_in_at => {
+        })
+    }
+
+    fn tombstoned(&mut self, entity: Entity, id: &str) -> bool {
+        self.state(&(entity, id.to_owned())).tombstoned
+    }
+
+    fn delete(&mut self, key: &Key, at: DateTime<Utc>, event_id: &str, source: Option<String>) {
+        let st = self.state(key);
+        st.tombstoned = true;
+        st.newly_deleted = Some((at, event_id.to_owned(), source));
+        st.pending = None;
+        st.refresh = None;
+    }
+
+    /// The pair rule for a membership about to be written: `Some(Superseded)` when the
+    /// pair's holder is a newer membership; otherwise the older holder is removed and
+    /// this membership holds the pair.
+    fn claim_pair(
+        &mut self,
+        ev: &Event,
+        m: &workos_sync_core::Membership,
+        source: &Option<String>,
+    ) -> Option<Outcome> {
+        let pair = (m.user_id.clone(), m.organization_id.clone());
+        let mine = (m.created_at, m.id.clone());
+        match self.pairs.get(&pair).cloned() {
+            Some((holder, _)) if holder == m.id => None,
+            Some((holder, created)) if (created, holder.clone()) > mine => {
+                let key = (Entity::OrganizationMemberships, m.id.clone());
+                self.delete(&key, ev.created_at, &ev.id, source.clone());
+                Some(Outcome::Superseded)
+            }
+            Some((holder, _)) => {
+                let key = (Entity::OrganizationMemberships, holder);
+                if !self.state(&key).tombstoned {
+                    self.delete(&key, ev.created_at, &ev.id, source.clone());
+                }
+                self.pairs.insert(pair, (mine.1, mine.0));
+                None
+            }
+            None => {
+                self.pairs.insert(pair, (mine.1, mine.0));
+                None
+            }
+        }
+    }
+
+    fn apply(&mut self, ev: &Event, record: &Record, enabled: EntitySet) -> Outcome {
+        let key = (record.entity(), record.key());
+        let snapshot = matches!(ev.kind, EventKind::Snapshot(_));
+        if self.state(&key).tombstoned {
+            return Outcome::Tombstoned;
+        }
+        for (entity, id) in record.parents() {
+            if enabled.contains(entity) && self.tombstoned(entity, id) {
+                return Outcome::Tombstoned;
+            }
+        }
+        let source = (!snapshot).then(|| ev.id.clone());
+        if let EventKind::Delete(_) = ev.kind {
+            if let Record::Membership(m) = record {
+                let pair = (m.user_id.clone(), m.organization_id.clone());
+                if self.pairs.get(&pair).is_some_and(|(h, _)| *h == m.id) {
+                    self.pairs.remove(&pair);
+                }
+            }
+            self.delete(&key, ev.created_at, &ev.id, source);
+            return Outcome::Deleted;
+        }
+        let updated_at = record.updated_at();
+        let current = self.state(&key).updated_at;
+        match current {
+            Some(c) if updated_at < c => return Outcome::Stale,
+            Some(c) if updated_at == c => {
+                // Sign-ins move last_sign_in_at without a new updated_at; only a
+                // snapshot from the API (lazy sync, backfill) may carry that.
+                let st = self.state(&key);
+                return match record {
+                    Record::User(u) if snapshot => match u.last_sign_in_at {
+                        Some(t) if Some(t) > st.last_sign_in_at => {
                             st.last_sign_in_at = Some(t);
                             match st.pending.as_mut() {
-                                Some((p, _)) => p.last_sign_in_at = Some(t),
-                                None => st.refresh = Some(t),
+                                Some((Record::User(p), _)) => p.last_sign_in_at = Some(t),
+                                _ => st.refresh = Some(t),
                             }
                             Outcome::Refreshed
                         }
                         _ => Outcome::Stale,
-                    }
-                }
-                current => {
-                    st.updated_at = Some(user.updated_at);
-                    st.last_sign_in_at = user.last_sign_in_at;
-                    st.refresh = None;
-                    st.pending = Some((user.clone(), (!snapshot).then(|| ev.id.clone())));
-                    if current.is_none() {
-                        Outcome::Created
-                    } else {
-                        Outcome::Updated
-                    }
-                }
+                    },
+                    _ => Outcome::Stale,
+                };
             }
+            _ => {}
+        }
+        if let Record::Membership(m) = record
+            && let Some(outcome) = self.claim_pair(ev, m, &source)
+        {
+            return outcome;
+        }
+        let st = self.state(&key);
+        st.updated_at = Some(updated_at);
+        if let Record::User(u) = record {
+            st.last_sign_in_at = u.last_sign_in_at;
+        }
+        st.refresh = None;
+        st.pending = Some((record.clone(), source));
+        if current.is_none() {
+            Outcome::Created
+        } else {
+            Outcome::Updated
+        }
+    }
+
+    /// True when the record's parent was deleted in this batch: the parent's delete
+    /// removes it, so it is not written.
+    fn parent_deleted(&self, record: &Record) -> bool {
+        record.parents().into_iter().any(|(e, id)| {
+            self.states
+                .get(&(e, id.to_owned()))
+                .is_some_and(|s| s.newly_deleted.is_some())
+        })
+    }
+
+    fn writes(mut self) -> Vec<Write> {
+        let mut writes = Vec::new();
+        for key in std::mem::take(&mut self.order) {
+            let Some(st) = self.states.remove(&key) else {
+                continue;
+            };
+            if let Some((deleted_at, event_id, source)) = st.newly_deleted {
+                writes.push(Write::Delete {
+                    key,
+                    deleted_at,
+                    event_id,
+                    source,
+                });
+            } else if let Some((record, source)) = st.pending {
+                if self.parent_deleted(&record) {
+                    continue;
+                }
+                writes.push(Write::Upsert {
+                    record: Box::new(record),
+                    new: !st.existed,
+                    source,
+                });
+            } else if let Some(t) = st.refresh {
+                writes.push(Write::RefreshSignIn {
+                    user_id: key.1,
+                    last_sign_in_at: t,
+                });
+            }
+        }
+        writes
+    }
+}
+
+/// Decides outcomes in event order. `known` has an entry for every key of the batch that
+/// the database knows; `seen` holds event ids already processed.
+pub fn plan(events: &[Event], known: &Known, seen: &HashSet<String>, enabled: EntitySet) -> Plan {
+    let mut plan = Plan::default();
+    let mut planner = Planner {
+        known,
+        states: HashMap::new(),
+        order: Vec::new(),
+        pairs: known.pairs.clone(),
+    };
+    let mut batch_ids: HashSet<&str> = HashSet::new();
+    for ev in events {
+        let snapshot = matches!(ev.kind, EventKind::Snapshot(_));
+        if !snapshot && (seen.contains(&ev.id) || !batch_ids.insert(ev.id.as_str())) {
+            plan.outcomes.push(Outcome::Duplicate);
+            continue;
+        }
+        let outcome = match ev.record() {
+            Some(record) if enabled.contains(record.entity()) => planner.apply(ev, record, enabled),
+            _ => Outcome::Ignored,
         };
         plan.outcomes.push(outcome);
         if snapshot {
@@ -197,83 +362,132 @@ pub fn plan(
         plan.processed.push(Processed {
             event_id: ev.id.clone(),
             event_type: ev.event_type.clone(),
-            user_id: Some(user.id.clone()),
+            user_id: ev.user_id().map(str::to_owned),
             outcome,
         });
     }
-    for id in order {
-        let Some(st) = states.remove(&id) else {
-            continue;
-        };
-        if let Some((deleted_at, event_id)) = st.newly_deleted {
-            plan.writes.push(Write::Delete {
-                user_id: id,
-                deleted_at,
-                event_id,
-            });
-        } else if let Some((user, source)) = st.pending {
-            plan.writes.push(Write::Upsert {
-                user: Box::new(user),
-                new: !st.existed,
-                source,
-            });
-        } else if let Some(t) = st.refresh {
-            plan.writes.push(Write::RefreshSignIn {
-                user_id: id,
-                last_sign_in_at: t,
-            });
-        }
-    }
+    plan.writes = planner.writes();
     plan
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use workos_sync_core::event_type;
+    use workos_sync_core::{Membership, User, event_type};
 
-    fn user(id: &str, t: i64) -> User {
-        User {
+    fn t(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(s, 0).unwrap()
+    }
+
+    fn user(id: &str, v: i64) -> Record {
+        Record::User(User {
             email: format!("{id}@x.io"),
             email_verified: true,
-            updated_at: DateTime::from_timestamp(t, 0).unwrap(),
-            ..User::stub(id, DateTime::from_timestamp(0, 0).unwrap())
+            updated_at: t(v),
+            ..User::stub(id, t(0))
+        })
+    }
+
+    fn membership(id: &str, user: &str, org: &str, created: i64, v: i64) -> Record {
+        Record::Membership(Membership {
+            id: id.into(),
+            user_id: user.into(),
+            organization_id: org.into(),
+            status: "active".into(),
+            role: None,
+            roles: Vec::new(),
+            custom_attributes: None,
+            directory_managed: None,
+            created_at: t(created),
+            updated_at: t(v),
+        })
+    }
+
+    fn org(id: &str, v: i64) -> Record {
+        Record::Organization(workos_sync_core::Organization {
+            name: id.into(),
+            updated_at: t(v),
+            ..workos_sync_core::Organization::stub(id, t(0))
+        })
+    }
+
+    fn up(id: &str, r: Record, at: i64) -> Event {
+        Event {
+            id: id.into(),
+            event_type: "x.updated".into(),
+            created_at: t(at),
+            kind: EventKind::Upsert(r),
         }
     }
 
-    fn ev(id: &str, kind: EventKind, t: i64) -> Event {
-        let event_type = match &kind {
-            EventKind::UserCreated(_) => event_type::USER_CREATED,
-            EventKind::UserUpdated(_) => event_type::USER_UPDATED,
-            EventKind::UserDeleted(_) => event_type::USER_DELETED,
-            EventKind::UserSnapshot(_) => "snapshot",
-            EventKind::Other => "organization.created",
-        };
+    fn del(id: &str, r: Record, at: i64) -> Event {
         Event {
-            id: id.into(),
-            event_type: event_type.into(),
-            created_at: DateTime::from_timestamp(t, 0).unwrap(),
-            kind,
+            kind: EventKind::Delete(r),
+            ..up(id, user("_", 0), at)
+        }
+    }
+
+    fn snap(id: &str, r: Record) -> Event {
+        Event {
+            event_type: event_type::SNAPSHOT.into(),
+            kind: EventKind::Snapshot(r),
+            ..up(id, user("_", 0), 0)
+        }
+    }
+
+    fn other(id: &str) -> Event {
+        Event {
+            event_type: "connection.activated".into(),
+            kind: EventKind::Other,
+            ..up(id, user("_", 0), 0)
+        }
+    }
+
+    fn run(events: &[Event], known: &Known, seen: &[&str]) -> Plan {
+        let seen: HashSet<String> = seen.iter().map(|s| s.to_string()).collect();
+        plan(events, known, &seen, EntitySet::ALL)
+    }
+
+    fn stored(rows: &[(Entity, &str, Option<i64>, bool)]) -> Known {
+        Known {
+            rows: rows
+                .iter()
+                .map(|(e, id, v, tomb)| {
+                    (
+                        (*e, id.to_string()),
+                        Existing {
+                            updated_at: v.map(t),
+                            last_sign_in_at: None,
+                            tombstoned: *tomb,
+                        },
+                    )
+                })
+                .collect(),
+            pairs: HashMap::new(),
         }
     }
 
     #[test]
     fn newest_wins_within_a_batch() {
         let events = vec![
-            ev("e2", EventKind::UserUpdated(user("u", 2)), 2),
-            ev("e1", EventKind::UserCreated(user("u", 1)), 1),
-            ev("e3", EventKind::UserUpdated(user("u", 3)), 3),
+            up("e2", user("u", 2), 2),
+            up("e1", user("u", 1), 1),
+            up("e3", user("u", 3), 3),
         ];
-        let p = plan(&events, &HashMap::new(), &HashSet::new());
+        let p = run(&events, &Known::default(), &[]);
         assert_eq!(
             p.outcomes,
             vec![Outcome::Created, Outcome::Stale, Outcome::Updated]
         );
         assert_eq!(p.writes.len(), 1);
         match &p.writes[0] {
-            Write::Upsert { user, new, source } => {
+            Write::Upsert {
+                record,
+                new,
+                source,
+            } => {
                 assert!(new);
-                assert_eq!(user.updated_at.timestamp(), 3);
+                assert_eq!(record.updated_at().timestamp(), 3);
                 // The write is e3's: if e3 turns out to be a duplicate, it is not made.
                 assert_eq!(source.as_deref(), Some("e3"));
             }
@@ -284,24 +498,15 @@ mod tests {
     #[test]
     fn duplicates_and_tombstones() {
         let events = vec![
-            ev("e1", EventKind::UserCreated(user("u", 1)), 1),
-            ev("e1", EventKind::UserCreated(user("u", 1)), 1),
-            ev("d", EventKind::UserDeleted(user("u", 1)), 5),
-            ev("e9", EventKind::UserUpdated(user("u", 9)), 9),
-            ev("old", EventKind::UserUpdated(user("v", 1)), 1),
-            ev("x", EventKind::Other, 1),
+            up("e1", user("u", 1), 1),
+            up("e1", user("u", 1), 1),
+            del("d", user("u", 1), 5),
+            up("e9", user("u", 9), 9),
+            up("old", user("v", 1), 1),
+            other("x"),
         ];
-        let mut existing = HashMap::new();
-        existing.insert(
-            "v".to_string(),
-            Existing {
-                updated_at: Some(DateTime::from_timestamp(1, 0).unwrap()),
-                last_sign_in_at: None,
-                tombstoned: false,
-            },
-        );
-        let seen: HashSet<String> = ["old".to_string()].into();
-        let p = plan(&events, &existing, &seen);
+        let known = stored(&[(Entity::Users, "v", Some(1), false)]);
+        let p = run(&events, &known, &["old"]);
         assert_eq!(
             p.outcomes,
             vec![
@@ -314,48 +519,38 @@ mod tests {
             ]
         );
         assert_eq!(p.writes.len(), 1);
-        assert!(matches!(&p.writes[0], Write::Delete { user_id, .. } if user_id == "u"));
+        assert!(
+            matches!(&p.writes[0], Write::Delete { key, source: Some(s), .. } if key.1 == "u" && s == "d")
+        );
         assert_eq!(p.processed.len(), 4);
     }
 
     #[test]
     fn existing_tombstone_blocks_everything() {
-        let mut existing = HashMap::new();
-        existing.insert(
-            "u".to_string(),
-            Existing {
-                updated_at: None,
-                last_sign_in_at: None,
-                tombstoned: true,
-            },
-        );
-        let events = vec![
-            ev("a", EventKind::UserCreated(user("u", 100)), 100),
-            ev("b", EventKind::UserDeleted(user("u", 100)), 100),
-        ];
-        let p = plan(&events, &existing, &HashSet::new());
+        let known = stored(&[(Entity::Users, "u", None, true)]);
+        let events = vec![up("a", user("u", 100), 100), del("b", user("u", 100), 100)];
+        let p = run(&events, &known, &[]);
         assert_eq!(p.outcomes, vec![Outcome::Tombstoned, Outcome::Tombstoned]);
         assert!(p.writes.is_empty());
     }
 
     #[test]
+    fn keys_are_per_entity() {
+        // A user and an organization with the same id are two rows.
+        let known = stored(&[(Entity::Users, "x", None, true)]);
+        let p = run(&[up("a", org("x", 1), 1)], &known, &[]);
+        assert_eq!(p.outcomes, vec![Outcome::Created]);
+    }
+
+    #[test]
     fn snapshots_are_guarded_but_never_deduplicated() {
-        let existing: HashMap<String, Existing> = [(
-            "u".to_string(),
-            Existing {
-                updated_at: Some(DateTime::from_timestamp(5, 0).unwrap()),
-                last_sign_in_at: None,
-                tombstoned: false,
-            },
-        )]
-        .into();
-        let seen: HashSet<String> = ["s".to_string()].into();
+        let known = stored(&[(Entity::Users, "u", Some(5), false)]);
         let events = vec![
-            ev("s", EventKind::UserSnapshot(user("u", 4)), 4),
-            ev("s", EventKind::UserSnapshot(user("u", 6)), 6),
-            ev("n", EventKind::UserSnapshot(user("new", 1)), 1),
+            snap("s", user("u", 4)),
+            snap("s", user("u", 6)),
+            snap("n", user("new", 1)),
         ];
-        let p = plan(&events, &existing, &seen);
+        let p = run(&events, &known, &["s"]);
         assert_eq!(
             p.outcomes,
             vec![Outcome::Stale, Outcome::Updated, Outcome::Created]
@@ -372,29 +567,25 @@ mod tests {
 
     #[test]
     fn snapshots_refresh_last_sign_in_at_when_updated_at_is_equal() {
-        let t = |s| DateTime::from_timestamp(s, 0).unwrap();
-        let existing: HashMap<String, Existing> = [(
-            "u".to_string(),
-            Existing {
-                updated_at: Some(t(5)),
-                last_sign_in_at: Some(t(100)),
-                tombstoned: false,
-            },
-        )]
-        .into();
+        let mut known = stored(&[(Entity::Users, "u", Some(5), false)]);
+        if let Some(e) = known.rows.get_mut(&(Entity::Users, "u".to_string())) {
+            e.last_sign_in_at = Some(t(100));
+        }
         let signed_in = |at: i64| {
-            let mut u = user("u", 5);
+            let Record::User(mut u) = user("u", 5) else {
+                unreachable!()
+            };
             u.last_sign_in_at = Some(t(at));
-            u
+            Record::User(u)
         };
         // A webhook with the same updated_at never refreshes; a snapshot does, once.
         let events = vec![
-            ev("w", EventKind::UserUpdated(signed_in(200)), 5),
-            ev("s1", EventKind::UserSnapshot(signed_in(50)), 5),
-            ev("s2", EventKind::UserSnapshot(signed_in(200)), 5),
-            ev("s3", EventKind::UserSnapshot(signed_in(200)), 5),
+            up("w", signed_in(200), 5),
+            snap("s1", signed_in(50)),
+            snap("s2", signed_in(200)),
+            snap("s3", signed_in(200)),
         ];
-        let p = plan(&events, &existing, &HashSet::new());
+        let p = run(&events, &known, &[]);
         assert_eq!(
             p.outcomes,
             vec![
@@ -411,5 +602,106 @@ mod tests {
                 last_sign_in_at: t(200)
             }]
         );
+    }
+
+    #[test]
+    fn children_of_a_deleted_parent_are_never_written() {
+        // Before the user and organization exist: stored. After either is deleted: not.
+        let p = run(
+            &[up("m1", membership("om_1", "u", "o", 1, 1), 1)],
+            &Known::default(),
+            &[],
+        );
+        assert_eq!(p.outcomes, vec![Outcome::Created]);
+        for parent in [Entity::Users, Entity::Organizations] {
+            let id = if parent == Entity::Users { "u" } else { "o" };
+            let known = stored(&[(parent, id, None, true)]);
+            let p = run(
+                &[up("m1", membership("om_1", "u", "o", 1, 1), 1)],
+                &known,
+                &[],
+            );
+            assert_eq!(p.outcomes, vec![Outcome::Tombstoned], "{parent}");
+            assert!(p.writes.is_empty());
+        }
+        // Created earlier in the same batch as the organization's delete: not written
+        // (the delete's statement removes what is stored).
+        let events = vec![
+            up("m1", membership("om_1", "u", "o", 1, 1), 1),
+            del("d", org("o", 2), 2),
+            up("m2", membership("om_2", "w", "o", 3, 3), 3),
+        ];
+        let p = run(&events, &Known::default(), &[]);
+        assert_eq!(
+            p.outcomes,
+            vec![Outcome::Created, Outcome::Deleted, Outcome::Tombstoned]
+        );
+        assert_eq!(p.writes.len(), 1);
+        assert!(
+            matches!(&p.writes[0], Write::Delete { key, .. } if key.0 == Entity::Organizations)
+        );
+    }
+
+    #[test]
+    fn a_recreated_membership_replaces_the_old_one_in_any_order() {
+        let old = membership("om_old", "u", "o", 1, 1);
+        let new = membership("om_new", "u", "o", 5, 5);
+        for events in [
+            vec![up("a", old.clone(), 1), up("b", new.clone(), 5)],
+            vec![up("b", new.clone(), 5), up("a", old.clone(), 1)],
+        ] {
+            let p = run(&events, &Known::default(), &[]);
+            let upserts: Vec<String> = p
+                .writes
+                .iter()
+                .filter_map(|w| match w {
+                    Write::Upsert { record, .. } => Some(record.key()),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(upserts, vec!["om_new".to_string()], "{:?}", p.outcomes);
+            assert!(
+                p.writes
+                    .iter()
+                    .any(|w| matches!(w, Write::Delete { key, .. } if key.1 == "om_old"))
+            );
+        }
+        // The old one stored: the new one removes it. The new one stored: the old one
+        // is superseded.
+        let mut known = Known::default();
+        known.rows.insert(
+            (Entity::OrganizationMemberships, "om_old".into()),
+            Existing {
+                updated_at: Some(t(1)),
+                ..Existing::default()
+            },
+        );
+        known
+            .pairs
+            .insert(("u".into(), "o".into()), ("om_old".into(), t(1)));
+        let p = run(&[up("b", new.clone(), 5)], &known, &[]);
+        assert_eq!(p.outcomes, vec![Outcome::Created]);
+        assert!(p.writes.iter().any(|w| matches!(w, Write::Delete { key, source: Some(s), .. } if key.1 == "om_old" && s == "b")));
+        let mut known = Known::default();
+        known
+            .pairs
+            .insert(("u".into(), "o".into()), ("om_new".into(), t(5)));
+        let p = run(&[up("a", old, 1)], &known, &[]);
+        assert_eq!(p.outcomes, vec![Outcome::Superseded]);
+        assert!(matches!(&p.writes[..], [Write::Delete { key, .. }] if key.1 == "om_old"));
+    }
+
+    #[test]
+    fn disabled_entities_are_ignored() {
+        let seen = HashSet::new();
+        let events = vec![up("a", org("o", 1), 1), up("b", user("u", 1), 1)];
+        let p = plan(
+            &events,
+            &Known::default(),
+            &seen,
+            EntitySet::of(&[Entity::Users]),
+        );
+        assert_eq!(p.outcomes, vec![Outcome::Ignored, Outcome::Created]);
+        assert_eq!(p.processed.len(), 2);
     }
 }

@@ -11,6 +11,8 @@ use diesel_async::{
     pooled_connection::{AsyncDieselConnectionManager, deadpool::Pool},
 };
 
+use workos_sync_core::EntitySet;
+
 use crate::{Store, StoreError};
 
 type Conn = diesel_async::pooled_connection::deadpool::Object<AsyncPgConnection>;
@@ -58,7 +60,20 @@ impl Store {
             pool,
             url: url.into(),
             apply_timeout,
+            entities: EntitySet::ALL,
         })
+    }
+
+    /// Applies only `entities` (`sync.entities`); events of the others are recorded as
+    /// ignored.
+    pub fn with_entities(mut self, entities: EntitySet) -> Self {
+        self.entities = entities;
+        self
+    }
+
+    /// The entities this store applies.
+    pub fn entities(&self) -> EntitySet {
+        self.entities
     }
 
     pub fn from_settings(

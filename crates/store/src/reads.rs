@@ -7,7 +7,7 @@ use diesel_async::RunQueryDsl;
 
 use crate::{
     Store, StoreError, UserRow,
-    schema::{processed_events, user_tombstones, users},
+    schema::{processed_events, tombstones, users},
 };
 
 impl Store {
@@ -22,11 +22,21 @@ impl Store {
             .optional()?)
     }
 
-    /// True when `id` has a tombstone.
+    /// True when user `id` has a tombstone.
     pub async fn is_tombstoned(&self, id: &str) -> Result<bool, StoreError> {
+        self.is_tombstoned_in(workos_sync_core::Entity::Users, id).await
+    }
+
+    /// True when `key` of `entity` has a tombstone.
+    pub async fn is_tombstoned_in(
+        &self,
+        entity: workos_sync_core::Entity,
+        key: &str,
+    ) -> Result<bool, StoreError> {
         let mut conn = self.conn().await?;
-        let n: i64 = user_tombstones::table
-            .filter(user_tombstones::user_id.eq(id))
+        let n: i64 = tombstones::table
+            .filter(tombstones::entity.eq(entity.name()))
+            .filter(tombstones::id.eq(key))
             .count()
             .get_result(&mut conn)
             .await?;

@@ -20,11 +20,90 @@ diesel::table! {
 }
 
 diesel::table! {
-    user_tombstones (user_id) {
-        user_id -> Text,
+    tombstones (entity, id) {
+        entity -> Text,
+        id -> Text,
         deleted_at -> Timestamptz,
         event_id -> Text,
         recorded_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    organizations (id) {
+        id -> Text,
+        name -> Text,
+        external_id -> Nullable<Text>,
+        metadata -> Jsonb,
+        stripe_customer_id -> Nullable<Text>,
+        workos_created_at -> Timestamptz,
+        workos_updated_at -> Timestamptz,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    organization_domains (id) {
+        id -> Text,
+        organization_id -> Text,
+        domain -> Text,
+        state -> Nullable<Text>,
+        verification_strategy -> Nullable<Text>,
+        workos_created_at -> Timestamptz,
+        workos_updated_at -> Timestamptz,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    organization_memberships (id) {
+        id -> Text,
+        user_id -> Text,
+        organization_id -> Text,
+        status -> Text,
+        role_slug -> Nullable<Text>,
+        role_slugs -> Array<Nullable<Text>>,
+        custom_attributes -> Jsonb,
+        directory_managed -> Bool,
+        workos_created_at -> Timestamptz,
+        workos_updated_at -> Timestamptz,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    roles (key) {
+        key -> Text,
+        id -> Nullable<Text>,
+        slug -> Text,
+        organization_id -> Nullable<Text>,
+        name -> Nullable<Text>,
+        description -> Nullable<Text>,
+        #[sql_name = "type"]
+        type_ -> Nullable<Text>,
+        permissions -> Array<Nullable<Text>>,
+        workos_created_at -> Timestamptz,
+        workos_updated_at -> Timestamptz,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    permissions (key) {
+        key -> Text,
+        id -> Nullable<Text>,
+        slug -> Text,
+        name -> Nullable<Text>,
+        description -> Nullable<Text>,
+        system -> Bool,
+        workos_created_at -> Timestamptz,
+        workos_updated_at -> Timestamptz,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
     }
 }
 
@@ -52,8 +131,13 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(
+    organization_domains,
+    organization_memberships,
+    organizations,
+    permissions,
     processed_events,
+    roles,
     sync_cursors,
-    user_tombstones,
+    tombstones,
     users,
 );

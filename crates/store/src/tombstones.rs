@@ -1,63 +1,98 @@
-//! The tombstones of deleted users, for the operator: list them and remove one that was
-//! written by mistake (`workos-sync tombstones list|remove`).
+//! The tombstones of deleted records, for the operator: list them and remove one that
+//! was written by mistake (`workos-sync tombstones list|remove`).
 //!
-//! A tombstone makes a deletion final: no later or replayed event brings the user back.
-//! Removing one is the only way back, so it takes the user's advisory lock (the same
-//! key the apply path takes), and removes nothing else: the next event or lazy sync
-//! for that user may then create the row again. Failures are [`StoreError`]s.
+//! A tombstone makes a deletion final: no later or replayed event brings the key back,
+//! and nothing referring to a tombstoned user or organization is created. Removing one
+//! is the only way back, so it takes the key's advisory lock where the key has one of
+//! its own (users, organizations, roles, permissions: the same keys the apply path
+//! takes), and removes nothing else: the next event or lazy sync for that key may then
+//! create the row again. Failures are [`StoreError`]s.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use serde::Serialize;
+use workos_sync_core::Entity;
 
-use crate::{Store, StoreError, locks::LOCK_USER, schema::user_tombstones};
+use crate::{
+    Store, StoreError,
+    locks::{LOCK_ORG, LOCK_PERMISSION, LOCK_ROLE, LOCK_USER},
+    schema::tombstones,
+};
 
 /// One tombstone.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Serialize)]
-#[diesel(table_name = user_tombstones, check_for_backend(diesel::pg::Pg))]
+#[diesel(table_name = tombstones, check_for_backend(diesel::pg::Pg))]
 pub struct Tombstone {
-    pub user_id: String,
-    /// When WorkOS deleted the user (the event's or the snapshot's time).
+    /// The entity's name (`users`, `organizations`, …).
+    pub entity: String,
+    /// The key within the entity (a WorkOS id, or a role's or permission's key).
+    pub id: String,
+    /// When WorkOS deleted it (the event's or the snapshot's time).
     pub deleted_at: DateTime<Utc>,
-    /// The event that deleted it (`sync-deleted:<id>` when lazy sync learnt it).
+    /// The event that deleted it (`sync-deleted:<id>` when lazy sync learnt it; for a
+    /// membership replaced by a newer one for the same user and organization, the
+    /// newer one's event).
     pub event_id: String,
     pub recorded_at: DateTime<Utc>,
 }
 
+/// The advisory lock namespace of a key's own scope, where it has one.
+fn own_lock(entity: Entity) -> Option<i32> {
+    match entity {
+        Entity::Users => Some(LOCK_USER),
+        Entity::Organizations => Some(LOCK_ORG),
+        Entity::Roles => Some(LOCK_ROLE),
+        Entity::Permissions => Some(LOCK_PERMISSION),
+        Entity::OrganizationDomains | Entity::OrganizationMemberships => None,
+    }
+}
+
 impl Store {
-    /// Tombstones, newest deletion first, at most `limit`.
-    pub async fn tombstones(&self, limit: i64) -> Result<Vec<Tombstone>, StoreError> {
+    /// Tombstones (of `entity`, or of every entity), newest first, at most `limit`.
+    pub async fn tombstones(
+        &self,
+        entity: Option<Entity>,
+        limit: i64,
+    ) -> Result<Vec<Tombstone>, StoreError> {
         let mut conn = self.conn().await?;
-        Ok(user_tombstones::table
-            .order((
-                user_tombstones::recorded_at.desc(),
-                user_tombstones::user_id,
-            ))
+        let mut q = tombstones::table
+            .order((tombstones::recorded_at.desc(), tombstones::entity, tombstones::id))
             .limit(limit.max(0))
             .select(Tombstone::as_select())
-            .load(&mut conn)
-            .await?)
+            .into_boxed();
+        if let Some(e) = entity {
+            q = q.filter(tombstones::entity.eq(e.name()));
+        }
+        Ok(q.load(&mut conn).await?)
     }
 
-    /// Removes the tombstone of `user_id` under that user's lock; returns it, or `None`
-    /// when there was none.
-    pub async fn remove_tombstone(&self, user_id: &str) -> Result<Option<Tombstone>, StoreError> {
+    /// Removes the tombstone of `key` of `entity` (under that key's lock); returns it,
+    /// or `None` when there was none.
+    pub async fn remove_tombstone(
+        &self,
+        entity: Entity,
+        key: &str,
+    ) -> Result<Option<Tombstone>, StoreError> {
         let mut conn = self.conn().await?;
-        let id = user_id.to_owned();
+        let id = key.to_owned();
         conn.transaction::<_, StoreError, _>(async move |c| {
-            diesel::sql_query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
-                .bind::<diesel::sql_types::Integer, _>(LOCK_USER)
-                .bind::<diesel::sql_types::Text, _>(&id)
-                .execute(c)
-                .await?;
-            Ok(
-                diesel::delete(user_tombstones::table.filter(user_tombstones::user_id.eq(&id)))
-                    .returning(Tombstone::as_returning())
-                    .get_result(c)
-                    .await
-                    .optional()?,
+            if let Some(ns) = own_lock(entity) {
+                diesel::sql_query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+                    .bind::<diesel::sql_types::Integer, _>(ns)
+                    .bind::<diesel::sql_types::Text, _>(&id)
+                    .execute(c)
+                    .await?;
+            }
+            Ok(diesel::delete(
+                tombstones::table
+                    .filter(tombstones::entity.eq(entity.name()))
+                    .filter(tombstones::id.eq(&id)),
             )
+            .returning(Tombstone::as_returning())
+            .get_result(c)
+            .await
+            .optional()?)
         })
         .await
     }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::SliceRandom};
-use workos_sync_core::{Event, EventKind, User};
+use workos_sync_core::{Event, EventKind, Record, User};
 use workos_sync_store::{Outcome, migrate};
 use workos_sync_testkit::fresh_database;
 
@@ -32,13 +32,25 @@ fn user(id: &str, email: &str, version: i64) -> User {
     }
 }
 
+fn created(u: User) -> EventKind {
+    EventKind::Upsert(Record::User(u))
+}
+fn updated(u: User) -> EventKind {
+    EventKind::Upsert(Record::User(u))
+}
+fn deleted(u: User) -> EventKind {
+    EventKind::Delete(Record::User(u))
+}
+fn snapshot(u: User) -> EventKind {
+    EventKind::Snapshot(Record::User(u))
+}
+
 fn event(id: &str, kind: EventKind, created: i64) -> Event {
     let event_type = match &kind {
-        EventKind::UserCreated(_) => "user.created",
-        EventKind::UserUpdated(_) => "user.updated",
-        EventKind::UserDeleted(_) => "user.deleted",
-        EventKind::UserSnapshot(_) => "user.snapshot",
-        EventKind::Other => "organization.created",
+        EventKind::Upsert(_) => "user.updated",
+        EventKind::Delete(_) => "user.deleted",
+        EventKind::Snapshot(_) => "user.snapshot",
+        EventKind::Other => "connection.activated",
     };
     Event {
         id: id.into(),
@@ -80,7 +92,7 @@ async fn same_event_twice_has_one_effect() {
     let s = &db.store;
     let ev = event(
         "event_1",
-        EventKind::UserCreated(user("user_1", "Ada.L@x.io", 1)),
+        created(user("user_1", "Ada.L@x.io", 1)),
         1,
     );
     assert_eq!(s.apply(&ev).await.unwrap(), Outcome::Created);
@@ -106,7 +118,7 @@ async fn duplicates_do_not_write_after_the_app_deleted_the_row() {
     let db = fresh_database().await.unwrap();
     let s = &db.store;
     let u = |v| user("user_h", "hand@x.io", v);
-    let e2 = event("e2", EventKind::UserCreated(u(2)), 2);
+    let e2 = event("e2", created(u(2)), 2);
     assert_eq!(s.apply(&e2).await.unwrap(), Outcome::Created);
     db.exec("DELETE FROM users WHERE id = 'user_h'")
         .await
@@ -116,7 +128,7 @@ async fn duplicates_do_not_write_after_the_app_deleted_the_row() {
     assert!(s.get_user("user_h").await.unwrap().is_none());
     // With an older new event: the new one applies (the duplicate's newer data must not
     // win), and is the row's data.
-    let e1 = event("e1", EventKind::UserUpdated(u(1)), 1);
+    let e1 = event("e1", updated(u(1)), 1);
     let outcomes = s.apply_batch(&[e1, e2.clone()]).await.unwrap();
     assert_eq!(outcomes, vec![Outcome::Created, Outcome::Duplicate]);
     let row = s.get_user("user_h").await.unwrap().unwrap();
@@ -132,19 +144,19 @@ async fn newest_wins_and_deletes_are_final() {
     let s = &db.store;
     let u = |v| user("user_2", "bob@x.io", v);
     assert_eq!(
-        s.apply(&event("e3", EventKind::UserUpdated(u(3)), 3))
+        s.apply(&event("e3", updated(u(3)), 3))
             .await
             .unwrap(),
         Outcome::Created
     );
     assert_eq!(
-        s.apply(&event("e1", EventKind::UserCreated(u(1)), 1))
+        s.apply(&event("e1", created(u(1)), 1))
             .await
             .unwrap(),
         Outcome::Stale
     );
     assert_eq!(
-        s.apply(&event("e3b", EventKind::UserUpdated(u(3)), 3))
+        s.apply(&event("e3b", updated(u(3)), 3))
             .await
             .unwrap(),
         Outcome::Stale
@@ -158,14 +170,14 @@ async fn newest_wins_and_deletes_are_final() {
         t(3)
     );
     assert_eq!(
-        s.apply(&event("e4", EventKind::UserUpdated(u(4)), 4))
+        s.apply(&event("e4", updated(u(4)), 4))
             .await
             .unwrap(),
         Outcome::Updated
     );
     // The delete carries the user as last stored (old updated_at): it still deletes.
     assert_eq!(
-        s.apply(&event("d", EventKind::UserDeleted(u(2)), 10))
+        s.apply(&event("d", deleted(u(2)), 10))
             .await
             .unwrap(),
         Outcome::Deleted
@@ -174,7 +186,7 @@ async fn newest_wins_and_deletes_are_final() {
     assert!(s.is_tombstoned("user_2").await.unwrap());
     for (id, v) in [("late_new", 99), ("late_old", 1)] {
         assert_eq!(
-            s.apply(&event(id, EventKind::UserUpdated(u(v)), v))
+            s.apply(&event(id, updated(u(v)), v))
                 .await
                 .unwrap(),
             Outcome::Tombstoned
@@ -190,7 +202,7 @@ async fn app_columns_and_usertag_survive_updates() {
     let s = &db.store;
     s.apply(&event(
         "c",
-        EventKind::UserCreated(user("user_3", "carol@x.io", 1)),
+        created(user("user_3", "carol@x.io", 1)),
         1,
     ))
     .await
@@ -201,7 +213,7 @@ async fn app_columns_and_usertag_survive_updates() {
     // The email changes: the usertag does not.
     s.apply(&event(
         "u",
-        EventKind::UserUpdated(user("user_3", "caroline@x.io", 2)),
+        updated(user("user_3", "caroline@x.io", 2)),
         2,
     ))
     .await
@@ -229,7 +241,7 @@ async fn concurrent_usertag_collisions_stay_unique() {
                         let id = format!("user_w{w}_{b}_{i}");
                         event(
                             &format!("ev_{id}"),
-                            EventKind::UserCreated(user(&id, "John.Smith@corp.io", 1)),
+                            created(user(&id, "John.Smith@corp.io", 1)),
                             1,
                         )
                     })
@@ -270,7 +282,7 @@ async fn usertags_of_neighbouring_bases_never_collide() {
                         let id = format!("user_{side}{wave}_{i}");
                         event(
                             &format!("ev_{id}"),
-                            EventKind::UserCreated(user(&id, &format!("{local}@x.io"), 1)),
+                            created(user(&id, &format!("{local}@x.io"), 1)),
                             1,
                         )
                     })
@@ -300,7 +312,7 @@ async fn usertags_skip_numbered_tags_in_use_after_the_base_was_freed() {
     let created = |id: &str, email: &str| {
         event(
             &format!("ev_{id}"),
-            EventKind::UserCreated(user(id, email, 1)),
+            created(user(id, email, 1)),
             1,
         )
     };
@@ -309,7 +321,7 @@ async fn usertags_skip_numbered_tags_in_use_after_the_base_was_freed() {
     // user_a leaves: "ada" is free again while "ada2" is still in use.
     s.apply(&event(
         "del_a",
-        EventKind::UserDeleted(user("user_a", "ada@x.io", 2)),
+        deleted(user("user_a", "ada@x.io", 2)),
         2,
     ))
     .await
@@ -336,17 +348,17 @@ fn model(history: &[Event]) -> HashMap<String, Option<i64>> {
     let mut deleted: std::collections::HashSet<String> = Default::default();
     for ev in history {
         match &ev.kind {
-            EventKind::UserDeleted(u) => {
+            EventKind::Delete(Record::User(u)) => {
                 deleted.insert(u.id.clone());
             }
-            EventKind::UserCreated(u) | EventKind::UserUpdated(u) | EventKind::UserSnapshot(u) => {
+            EventKind::Upsert(Record::User(u)) | EventKind::Snapshot(Record::User(u)) => {
                 let v = (u.updated_at - t(0)).num_seconds();
                 let e = m.entry(u.id.clone()).or_insert(None);
                 if e.is_none_or(|cur| v > cur) {
                     *e = Some(v);
                 }
             }
-            EventKind::Other => {}
+            _ => {}
         }
     }
     for id in deleted {
@@ -370,9 +382,9 @@ async fn random_histories_converge_to_the_model() {
             let versions = rng.random_range(1..8);
             for v in 1..=versions {
                 let kind = if v == 1 {
-                    EventKind::UserCreated(user(&id, &format!("u{u}@x.io"), v))
+                    created(user(&id, &format!("u{u}@x.io"), v))
                 } else {
-                    EventKind::UserUpdated(user(&id, &format!("u{u}.v{v}@x.io"), v))
+                    updated(user(&id, &format!("u{u}.v{v}@x.io"), v))
                 };
                 history.push(event(&format!("s{seed}_e{u}_{v}"), kind, v));
             }
@@ -380,7 +392,7 @@ async fn random_histories_converge_to_the_model() {
                 let at = rng.random_range(1..=versions);
                 history.push(event(
                     &format!("s{seed}_d{u}"),
-                    EventKind::UserDeleted(user(&id, "gone@x.io", at)),
+                    deleted(user(&id, "gone@x.io", at)),
                     versions + 1,
                 ));
             }
@@ -450,6 +462,8 @@ struct ColumnInfo {
     data_type: String,
     #[diesel(sql_type = diesel::sql_types::Text)]
     is_nullable: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    udt_name: String,
 }
 
 /// `schema.rs` must describe exactly what the migrations create (what `diesel
@@ -460,7 +474,8 @@ async fn schema_rs_matches_the_migrations() {
     let db = fresh_database().await.unwrap();
     let mut conn = AsyncPgConnection::establish(&db.url).await.unwrap();
     let cols: Vec<ColumnInfo> = diesel::sql_query(
-        "SELECT table_name::text, column_name::text, data_type::text, is_nullable::text \
+        "SELECT table_name::text, column_name::text, data_type::text, is_nullable::text, \
+         udt_name::text \
          FROM information_schema.columns WHERE table_schema = 'public' \
          AND table_name <> '__diesel_schema_migrations' ORDER BY table_name, ordinal_position",
     )
@@ -477,7 +492,9 @@ async fn schema_rs_matches_the_migrations() {
                 "timestamp with time zone" => "Timestamptz",
                 "integer" => "Int4",
                 "bigint" => "Int8",
-                other => panic!("unmapped type {other}"),
+                // Postgres array elements are always nullable (what print-schema says).
+                "ARRAY" if c.udt_name == "_text" => "Array<Nullable<Text>>",
+                other => panic!("unmapped type {other} ({})", c.udt_name),
             };
             let ty = if c.is_nullable == "YES" {
                 format!("Nullable<{ty}>")
@@ -490,12 +507,16 @@ async fn schema_rs_matches_the_migrations() {
     let schema = include_str!("../src/schema.rs");
     let mut from_schema = Vec::new();
     let mut table = String::new();
+    let mut sql_name: Option<String> = None;
     for line in schema.lines().map(str::trim) {
         if let Some(rest) = line.strip_suffix('{').map(str::trim) {
             if let Some((name, _)) = rest.split_once(" (") {
                 table = name.trim().to_string();
             }
+        } else if let Some(name) = line.strip_prefix("#[sql_name = \"") {
+            sql_name = Some(name.trim_end_matches("\"]").to_string());
         } else if let Some((col, ty)) = line.split_once(" -> ") {
+            let col = sql_name.take().unwrap_or_else(|| col.to_string());
             from_schema.push(format!("{table}.{col} -> {}", ty.trim_end_matches(',')));
         }
     }
@@ -516,7 +537,7 @@ async fn snapshots_refresh_last_sign_in_at() {
     let mut u = user("user_si", "si@x.io", 3);
     u.last_sign_in_at = Some(t(10));
     assert_eq!(
-        s.apply(&event("c", EventKind::UserCreated(u.clone()), 3))
+        s.apply(&event("c", created(u.clone()), 3))
             .await
             .unwrap(),
         Outcome::Created
@@ -524,7 +545,7 @@ async fn snapshots_refresh_last_sign_in_at() {
     let mut later = u.clone();
     later.last_sign_in_at = Some(t(20));
     assert_eq!(
-        s.apply(&event("w", EventKind::UserUpdated(later.clone()), 3))
+        s.apply(&event("w", updated(later.clone()), 3))
             .await
             .unwrap(),
         Outcome::Stale
@@ -540,7 +561,7 @@ async fn snapshots_refresh_last_sign_in_at() {
     db.exec("UPDATE users SET bio = 'kept' WHERE id = 'user_si'")
         .await
         .unwrap();
-    let snap = event("snap", EventKind::UserSnapshot(later), 3);
+    let snap = event("snap", snapshot(later), 3);
     assert_eq!(s.apply(&snap).await.unwrap(), Outcome::Refreshed);
     let row = s.get_user("user_si").await.unwrap().unwrap();
     assert_eq!(row.last_sign_in_at, Some(t(20)));

@@ -1,0 +1,143 @@
+//! The entities workos-sync mirrors, named once: the setting names of `sync.entities`, the
+//! tables, and the WorkOS event types of each. Every other event type is verified, queued
+//! and recorded as `ignored`, as are the events of an entity that is switched off.
+//!
+//! Failure model: none; [`Entity::parse`] refuses an unknown name with the list of known
+//! ones.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::event_type as t;
+
+/// One kind of WorkOS object with a table of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Entity {
+    Users,
+    Organizations,
+    OrganizationDomains,
+    OrganizationMemberships,
+    Roles,
+    Permissions,
+}
+
+impl Entity {
+    /// Every entity, in the order tables are written and reported.
+    pub const ALL: [Entity; 6] = [
+        Entity::Users,
+        Entity::Organizations,
+        Entity::OrganizationDomains,
+        Entity::OrganizationMemberships,
+        Entity::Roles,
+        Entity::Permissions,
+    ];
+
+    /// The name in settings (`sync.entities`), on the command line (`--only`), in metric
+    /// labels and in the `tombstones.entity` column: also the table's default name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Entity::Users => "users",
+            Entity::Organizations => "organizations",
+            Entity::OrganizationDomains => "organization_domains",
+            Entity::OrganizationMemberships => "organization_memberships",
+            Entity::Roles => "roles",
+            Entity::Permissions => "permissions",
+        }
+    }
+
+    /// Position in [`Entity::ALL`] (for per-entity arrays).
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn parse(name: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|e| e.name() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Self::ALL.iter().map(|e| e.name()).collect();
+                format!("unknown entity {name:?} (known: {})", known.join(", "))
+            })
+    }
+
+    /// The WorkOS event types of this entity (what the reconciler asks the Events API for).
+    pub const fn event_types(self) -> &'static [&'static str] {
+        match self {
+            Entity::Users => t::USER_EVENTS,
+            Entity::Organizations => t::ORGANIZATION_EVENTS,
+            Entity::OrganizationDomains => t::DOMAIN_EVENTS,
+            Entity::OrganizationMemberships => t::MEMBERSHIP_EVENTS,
+            Entity::Roles => t::ROLE_EVENTS,
+            Entity::Permissions => t::PERMISSION_EVENTS,
+        }
+    }
+
+    /// The entity an event type belongs to, if any.
+    pub fn of_event_type(event_type: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|e| e.event_types().contains(&event_type))
+    }
+}
+
+impl fmt::Display for Entity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A set of entities (the enabled ones), cheap to copy and test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntitySet(u8);
+
+impl EntitySet {
+    pub const ALL: EntitySet = EntitySet(0b11_1111);
+    pub const NONE: EntitySet = EntitySet(0);
+
+    pub fn of(entities: &[Entity]) -> Self {
+        Self(entities.iter().fold(0, |m, e| m | (1 << e.index())))
+    }
+
+    pub fn contains(self, e: Entity) -> bool {
+        self.0 & (1 << e.index()) != 0
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = Entity> {
+        Entity::ALL.into_iter().filter(move |e| self.contains(*e))
+    }
+}
+
+impl Default for EntitySet {
+    fn default() -> Self {
+        Self::ALL
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_event_types_are_disjoint() {
+        for e in Entity::ALL {
+            assert_eq!(Entity::parse(e.name()), Ok(e));
+            assert_eq!(Entity::ALL[e.index()], e);
+            for ty in e.event_types() {
+                assert_eq!(Entity::of_event_type(ty), Some(e), "{ty}");
+            }
+        }
+        assert!(Entity::parse("user").is_err());
+        assert_eq!(Entity::of_event_type("connection.activated"), None);
+    }
+
+    #[test]
+    fn sets() {
+        let s = EntitySet::of(&[Entity::Users, Entity::Roles]);
+        assert!(s.contains(Entity::Users) && s.contains(Entity::Roles));
+        assert!(!s.contains(Entity::Organizations));
+        assert_eq!(s.iter().count(), 2);
+        assert_eq!(EntitySet::ALL.iter().count(), Entity::ALL.len());
+    }
+}

@@ -1,0 +1,155 @@
+//! The WorkOS objects workos-sync mirrors, one file each, and [`Record`], the one type
+//! the store applies whatever the entity: its key, version and the objects it refers to.
+//!
+//! Decoding is tolerant (unknown fields ignored, optional fields may be missing or
+//! null); secrets WorkOS sends (a domain's `verification_token`) are not fields, so they
+//! are dropped while decoding and can never be stored.
+
+mod domain;
+mod membership;
+mod organization;
+mod role;
+mod user;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer};
+
+pub use domain::Domain;
+pub use membership::{Membership, RoleRef};
+pub use organization::Organization;
+pub use role::{Permission, Role};
+pub use user::User;
+
+use crate::entity::Entity;
+
+/// One object of any entity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    User(User),
+    Organization(Organization),
+    Domain(Domain),
+    Membership(Membership),
+    Role(Role),
+    Permission(Permission),
+}
+
+impl Record {
+    pub fn entity(&self) -> Entity {
+        match self {
+            Record::User(_) => Entity::Users,
+            Record::Organization(_) => Entity::Organizations,
+            Record::Domain(_) => Entity::OrganizationDomains,
+            Record::Membership(_) => Entity::OrganizationMemberships,
+            Record::Role(_) => Entity::Roles,
+            Record::Permission(_) => Entity::Permissions,
+        }
+    }
+
+    /// The row key within its entity's table (the WorkOS id, or for roles and
+    /// permissions the scoped slug: see [`Role::key`]).
+    pub fn key(&self) -> String {
+        match self {
+            Record::User(u) => u.id.clone(),
+            Record::Organization(o) => o.id.clone(),
+            Record::Domain(d) => d.id.clone(),
+            Record::Membership(m) => m.id.clone(),
+            Record::Role(r) => r.key(),
+            Record::Permission(p) => p.slug.clone(),
+        }
+    }
+
+    /// The version: WorkOS's `updated_at` (for roles and permissions without one, the
+    /// `created_at`, else the epoch; the event decoder fills it from the event's time).
+    pub fn updated_at(&self) -> DateTime<Utc> {
+        let or_epoch = |u: Option<DateTime<Utc>>, c: Option<DateTime<Utc>>| {
+            u.or(c).unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+        };
+        match self {
+            Record::User(u) => u.updated_at,
+            Record::Organization(o) => o.updated_at,
+            Record::Domain(d) => or_epoch(d.updated_at, d.created_at),
+            Record::Membership(m) => m.updated_at,
+            Record::Role(r) => or_epoch(r.updated_at, r.created_at),
+            Record::Permission(p) => or_epoch(p.updated_at, p.created_at),
+        }
+    }
+
+    /// WorkOS's `created_at` (the version when there is none).
+    pub fn created_at(&self) -> DateTime<Utc> {
+        match self {
+            Record::User(u) => u.created_at,
+            Record::Organization(o) => o.created_at,
+            Record::Membership(m) => m.created_at,
+            Record::Domain(Domain { created_at, .. })
+            | Record::Role(Role { created_at, .. })
+            | Record::Permission(Permission { created_at, .. }) => {
+                created_at.unwrap_or_else(|| self.updated_at())
+            }
+        }
+    }
+
+    /// Gives a version to a record whose payload had no timestamps: `at` (the event's
+    /// `created_at`) becomes its `updated_at` (and `created_at` when missing too).
+    pub fn fill_version(&mut self, at: DateTime<Utc>) {
+        let fill = |c: &mut Option<DateTime<Utc>>, u: &mut Option<DateTime<Utc>>| {
+            if u.is_none() {
+                *u = Some(c.unwrap_or(at));
+            }
+            c.get_or_insert(at);
+        };
+        match self {
+            Record::Domain(d) => fill(&mut d.created_at, &mut d.updated_at),
+            Record::Role(r) => fill(&mut r.created_at, &mut r.updated_at),
+            Record::Permission(p) => fill(&mut p.created_at, &mut p.updated_at),
+            Record::User(_) | Record::Organization(_) | Record::Membership(_) => {}
+        }
+    }
+
+    /// The WorkOS user this record is about (a user, or a membership's user).
+    pub fn user_id(&self) -> Option<&str> {
+        match self {
+            Record::User(u) => Some(&u.id),
+            Record::Membership(m) => Some(&m.user_id),
+            _ => None,
+        }
+    }
+
+    /// The organization this record belongs to (itself, or a domain's, membership's or
+    /// organization role's).
+    pub fn organization_id(&self) -> Option<&str> {
+        match self {
+            Record::Organization(o) => Some(&o.id),
+            Record::Domain(d) => Some(&d.organization_id),
+            Record::Membership(m) => Some(&m.organization_id),
+            Record::Role(r) => r.organization_id.as_deref(),
+            Record::User(_) | Record::Permission(_) => None,
+        }
+    }
+
+    /// The records whose deletion removes this one (and after which it is never created
+    /// again): a membership's user and organization, a domain's or organization role's
+    /// organization.
+    pub fn parents(&self) -> Vec<(Entity, &str)> {
+        match self {
+            Record::Membership(m) => vec![
+                (Entity::Users, m.user_id.as_str()),
+                (Entity::Organizations, m.organization_id.as_str()),
+            ],
+            Record::Domain(d) => vec![(Entity::Organizations, d.organization_id.as_str())],
+            Record::Role(Role {
+                organization_id: Some(org),
+                ..
+            }) => vec![(Entity::Organizations, org.as_str())],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A field that may be absent or null, read as its default when so.
+pub(crate) fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}

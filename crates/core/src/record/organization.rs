@@ -1,0 +1,49 @@
+//! The WorkOS organization, as found in `data` of `organization.*` events and in API
+//! responses. Its `domains[]` are organization domains (see [`super::Domain`]); the
+//! verification token they may carry is a secret and is dropped while decoding.
+//!
+//! Failure model: decoding is serde's; optional fields may be missing or null.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::Domain;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Organization {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub external_id: Option<String>,
+    #[serde(default)]
+    pub metadata: Option<BTreeMap<String, serde_json::Value>>,
+    #[serde(default)]
+    pub stripe_customer_id: Option<String>,
+    #[serde(default)]
+    pub allow_profiles_outside_organization: Option<bool>,
+    /// The organization's domains as the organization object lists them. Webhooks of
+    /// an organization apply them too (each under its own version guard).
+    #[serde(default, deserialize_with = "super::null_as_default")]
+    pub domains: Vec<Domain>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Organization {
+    /// An organization known only by id (a deletion learnt from the API's 404).
+    pub fn stub(id: &str, at: DateTime<Utc>) -> Self {
+        Self {
+            id: id.to_owned(),
+            name: String::new(),
+            external_id: None,
+            metadata: None,
+            stripe_customer_id: None,
+            allow_profiles_outside_organization: None,
+            domains: Vec::new(),
+            created_at: at,
+            updated_at: at,
+        }
+    }
+}
