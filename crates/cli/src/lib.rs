@@ -1,4 +1,4 @@
-//! The admin CLI `workos-sync`: migrate, dlq, tombstones, sync-user, backfill, reconcile,
+//! The admin CLI `workos-sync`: migrate, dlq, tombstones, sync-user, sync-org, backfill, reconcile,
 //! send-test-event, status, prune. This file is the command line (the clap model) and
 //! its dispatch only; each command family runs and renders in its own file under
 //! `cmd/`. Every command returns `anyhow::Result`, so `main` prints one line and exits
@@ -45,20 +45,33 @@ pub enum Command {
         #[command(subcommand)]
         command: cmd::tombstones::TombstoneCommand,
     },
-    /// Fetch one user from the WorkOS API now and apply it (WorkOS's entity_not_found:
-    /// removed locally).
+    /// Fetch one user (and its memberships) from the WorkOS API now and apply it
+    /// (WorkOS's entity_not_found: removed locally).
     SyncUser {
         /// WorkOS user id (user_…).
         id: String,
     },
-    /// Import every WorkOS user (resumable: the cursor is saved after each page).
+    /// Fetch one organization (and its domains) from the WorkOS API now and apply it
+    /// (WorkOS's entity_not_found: removed locally, with its domains, memberships and
+    /// roles).
+    SyncOrg {
+        /// WorkOS organization id (org_…).
+        id: String,
+    },
+    /// Import every enabled entity from WorkOS: users, organizations with their domains,
+    /// memberships (every status) and roles, environment roles, permissions (resumable:
+    /// each list's cursor is saved after each page).
     Backfill {
-        /// Start from the first page instead of the saved cursor.
+        /// Start from the first page instead of the saved cursors.
         #[arg(long)]
         restart: bool,
         /// Report what would change; write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Only this entity (users, organizations, organization_domains,
+        /// organization_memberships, roles, permissions).
+        #[arg(long, value_parser = workos_sync_core::Entity::parse)]
+        only: Option<workos_sync_core::Entity>,
     },
     /// Sign and post a realistic event to a receiver (like WorkOS's test button).
     SendTestEvent {
@@ -111,7 +124,8 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
         Command::Debug { command } => cmd::debug::run(&settings, command, out),
         Command::Dlq { command } => cmd::dlq::run(&settings, command, out).await,
         Command::Tombstones { command } => {
-            let store = workos_sync_store::Store::from_settings(&settings.database)?;
+            let store = workos_sync_store::Store::from_settings(&settings.database)?
+                .with_entities(settings.sync.entity_set());
             cmd::tombstones::run(&store, command, out).await
         }
         Command::SendTestEvent {
@@ -126,8 +140,18 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
             json,
         } => cmd::prune::run(&settings, older_than, force_short_window, json, out).await,
         Command::SyncUser { id } => cmd::sync_user::run(&settings, id, out).await,
-        Command::Backfill { restart, dry_run } => {
-            cmd::backfill::run(&settings, restart, dry_run, out).await
+        Command::SyncOrg { id } => cmd::sync_org::run(&settings, id, out).await,
+        Command::Backfill {
+            restart,
+            dry_run,
+            only,
+        } => {
+            let opts = workos_sync_pull::BackfillOptions {
+                restart,
+                dry_run,
+                only,
+            };
+            cmd::backfill::run(&settings, opts, out).await
         }
         Command::Reconcile { since, reset, json } => {
             cmd::reconcile::run(&settings, since, reset, json, out).await

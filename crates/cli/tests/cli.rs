@@ -210,9 +210,10 @@ async fn sync_user_backfill_and_reconcile_commands() {
     let (code, _, err) = run(&["sync-user", "user_gone"]);
     assert_eq!(code, 1);
     assert!(err.contains("no user user_gone"), "{err}");
-    let (code, out, err) = run(&["backfill", "--dry-run"]);
+    let (code, out, err) = run(&["backfill", "--dry-run", "--only", "users"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("1 users in 1 pages: would create 0"), "{out}");
+    assert!(out.contains("1 users: would create 0"), "{out}");
+    assert!(out.contains("1 pages read"), "{out}");
     let (code, out, err) = run(&["reconcile", "--json"]);
     assert_eq!(code, 0, "{err}");
     let rep: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -398,7 +399,8 @@ async fn tombstones_list_and_remove() {
     let (code, out, _) = cli(&prefix, &db.url, &["tombstones", "list", "--json"], "");
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v[0]["user_id"], "user_tb1");
+    assert_eq!(v[0]["id"], "user_tb1");
+    assert_eq!(v[0]["entity"], "users");
     // A newer event cannot bring the user back while the tombstone stands.
     db.store
         .apply(&ev("event_tb3", "user.updated", "2026-01-04T00:00:00Z"))
@@ -407,11 +409,14 @@ async fn tombstones_list_and_remove() {
     assert!(db.store.get_user("user_tb1").await.unwrap().is_none());
     let (code, out, err) = cli(&prefix, &db.url, &["tombstones", "remove", "user_tb1"], "");
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("removed the tombstone of user_tb1"), "{out}");
+    assert!(
+        out.contains("removed the tombstone of users user_tb1"),
+        "{out}"
+    );
     assert!(!db.store.is_tombstoned("user_tb1").await.unwrap());
     let (code, _, err) = cli(&prefix, &db.url, &["tombstones", "remove", "user_tb1"], "");
     assert_eq!(code, 1);
-    assert!(err.contains("no tombstone for user_tb1"), "{err}");
+    assert!(err.contains("no tombstone for users user_tb1"), "{err}");
     let (code, _, err) = cli(&prefix, &db.url, &["tombstones", "remove", "../x"], "");
     assert_eq!(code, 1, "{err}");
     // The next event brings the user back.

@@ -53,7 +53,7 @@ metrics_table! {
     gauge QUEUE_CONSUMERS = "workos_sync_queue_consumers",
         "Consumers per queue.";
     counter LAZY_SYNC_TOTAL = "workos_sync_lazy_sync_total",
-        "Lazy sync calls by outcome.";
+        "Lazy sync calls by entity (users, organizations) and outcome.";
     counter WORKOS_API_REQUESTS_TOTAL = "workos_sync_workos_api_requests_total",
         "WorkOS API requests by HTTP status.";
     histogram WORKOS_API_SECONDS = "workos_sync_workos_api_seconds",

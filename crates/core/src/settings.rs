@@ -40,6 +40,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub worker: WorkerSettings,
     pub reconcile: ReconcileSettings,
+    pub sync: SyncSettings,
     pub workos: WorkosSettings,
     pub log: LogSettings,
 }
@@ -110,6 +111,20 @@ impl WorkerSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct ReconcileSettings {
     pub interval_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SyncSettings {
+    /// The entities mirrored (`sync.entities`); events of the others are recorded as
+    /// ignored.
+    #[serde(deserialize_with = "list")]
+    pub entities: Vec<crate::entity::Entity>,
+}
+
+impl SyncSettings {
+    pub fn entity_set(&self) -> crate::entity::EntitySet {
+        crate::entity::EntitySet::of(&self.entities)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

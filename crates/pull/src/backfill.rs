@@ -1,81 +1,295 @@
-//! Backfill: page through every WorkOS user and apply them; the cursor is saved after
-//! each applied page, so a killed run resumes where it stopped. Failures are
-//! [`SyncError`]s; the cursor never moves past a page that was not applied.
+//! Backfill: page through every enabled entity in WorkOS and apply what is found as
+//! snapshots (the same locked, version-guarded step as webhooks). Users first, then the
+//! organizations with, per organization, its domains (from the organization object), its
+//! memberships of every status and its own roles, then the environment roles and the
+//! permissions.
+//!
+//! Resumable: each paged list has a cursor of its own (`backfill` for users,
+//! `backfill:organizations`, `backfill:permissions`), saved after a page and everything
+//! under it (an organization's memberships and roles) was applied, so a killed run
+//! resumes at the page it was on and re-applies at most that page (snapshots are
+//! idempotent). Failures are [`SyncError`]s; a cursor never moves past a page that was
+//! not applied, and a finished list's cursor is cleared so the next run starts over.
 
-use workos_sync_core::Event;
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use workos_sync_core::{Entity, EntitySet, Event, Record};
 use workos_sync_store::{Outcome, Store};
-use workos_sync_workos_api::Client;
+use workos_sync_workos_api::{Client, MembershipsOf, Page};
 
 use crate::{BACKFILL_CURSOR, SyncError};
 
-/// Counts of a backfill run.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct BackfillReport {
-    pub pages: u64,
-    pub users: u64,
+/// Page size asked of every WorkOS list (its maximum).
+const PAGE: u32 = 100;
+
+/// What to backfill.
+#[derive(Debug, Clone, Copy)]
+pub struct BackfillOptions {
+    /// Start every list from the beginning (clears the saved cursors).
+    pub restart: bool,
+    /// Write nothing (cursors included); report what would change.
+    pub dry_run: bool,
+    /// Only these entities (default: every enabled one).
+    pub only: Option<Entity>,
+}
+
+/// Counts of one entity in a backfill run.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub fetched: u64,
     pub created: u64,
     pub updated: u64,
     pub unchanged: u64,
+    /// Deleted in WorkOS before (a tombstone here): not brought back.
     pub tombstoned: u64,
 }
 
+/// Counts of a backfill run, per entity.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct BackfillReport {
+    /// WorkOS list pages read.
+    pub pages: u64,
+    pub entities: BTreeMap<Entity, Counts>,
+}
+
 impl BackfillReport {
-    fn count(&mut self, o: Outcome) {
-        match o {
-            Outcome::Created => self.created += 1,
-            Outcome::Updated => self.updated += 1,
-            Outcome::Tombstoned => self.tombstoned += 1,
-            _ => self.unchanged += 1,
+    /// The counts of `e` (zero when none was seen).
+    pub fn of(&self, e: Entity) -> Counts {
+        self.entities.get(&e).cloned().unwrap_or_default()
+    }
+
+    /// Every entity's fetched records.
+    pub fn fetched(&self) -> u64 {
+        self.entities.values().map(|c| c.fetched).sum()
+    }
+
+    fn count(&mut self, events: &[Event], outcomes: &[Outcome]) {
+        for (ev, o) in events.iter().zip(outcomes) {
+            let Some(r) = ev.record() else { continue };
+            let c = self.entities.entry(r.entity()).or_default();
+            c.fetched += 1;
+            match o {
+                Outcome::Created => c.created += 1,
+                Outcome::Updated | Outcome::Refreshed => c.updated += 1,
+                Outcome::Tombstoned | Outcome::Superseded => c.tombstoned += 1,
+                _ => c.unchanged += 1,
+            }
         }
     }
 }
 
-/// Pages through every WorkOS user and applies them. Resumes from the saved cursor
-/// unless `restart`; with `dry_run` nothing is written (cursor included) and the report
-/// says what would change.
+/// The cursor name of a paged list.
+pub fn cursor_name(e: Entity) -> String {
+    match e {
+        Entity::Users => BACKFILL_CURSOR.to_owned(),
+        e => format!("{BACKFILL_CURSOR}:{}", e.name()),
+    }
+}
+
+struct Run<'a, P> {
+    api: &'a Client,
+    store: &'a Store,
+    opts: BackfillOptions,
+    wanted: EntitySet,
+    report: BackfillReport,
+    progress: P,
+}
+
+impl<P: FnMut(&BackfillReport)> Run<'_, P> {
+    /// Applies (or previews) a batch of snapshots and counts them. Records of entities
+    /// not wanted are left out; an organization's domains go with it (applied by the
+    /// store from the organization object), or alone when only domains are wanted.
+    async fn apply(&mut self, records: Vec<Record>) -> Result<(), SyncError> {
+        let (orgs, domains) = (
+            self.wanted.contains(Entity::Organizations),
+            self.wanted.contains(Entity::OrganizationDomains),
+        );
+        let mut embedded = 0u64;
+        let mut events = Vec::with_capacity(records.len());
+        for r in records {
+            match r {
+                Record::Organization(mut o) if orgs => {
+                    if !domains {
+                        o.domains.clear();
+                    }
+                    embedded += o.domains.len() as u64;
+                    events.push(Event::snapshot(Record::Organization(o)));
+                }
+                Record::Organization(o) if domains => events.extend(
+                    o.domains
+                        .into_iter()
+                        .map(|d| Event::snapshot(Record::Domain(d))),
+                ),
+                r if self.wanted.contains(r.entity()) => events.push(Event::snapshot(r)),
+                _ => {}
+            }
+        }
+        if events.is_empty() {
+            return Ok(());
+        }
+        let outcomes = if self.opts.dry_run {
+            self.store.preview(&events).await?
+        } else {
+            self.store.apply_batch(&events).await?
+        };
+        self.report.count(&events, &outcomes);
+        if embedded > 0 {
+            let c = self
+                .report
+                .entities
+                .entry(Entity::OrganizationDomains)
+                .or_default();
+            c.fetched += embedded;
+        }
+        (self.progress)(&self.report);
+        Ok(())
+    }
+
+    async fn start(&self, e: Entity) -> Result<Option<String>, SyncError> {
+        let name = cursor_name(e);
+        if self.opts.dry_run {
+            return Ok(None);
+        }
+        if self.opts.restart {
+            self.store.set_cursor(&name, None).await?;
+            return Ok(None);
+        }
+        Ok(self.store.cursor(&name).await?)
+    }
+
+    /// After a page: save where the next one starts, or clear the cursor at the end.
+    async fn advance(&mut self, e: Entity, after: Option<&str>) -> Result<(), SyncError> {
+        self.report.pages += 1;
+        if !self.opts.dry_run {
+            self.store.set_cursor(&cursor_name(e), after).await?;
+        }
+        Ok(())
+    }
+
+    async fn users(&mut self) -> Result<(), SyncError> {
+        let mut cursor = self.start(Entity::Users).await?;
+        loop {
+            let page = self.api.list_users(cursor.as_deref(), PAGE).await?;
+            self.apply(page.data.into_iter().map(Record::User).collect())
+                .await?;
+            self.advance(Entity::Users, page.after.as_deref()).await?;
+            match page.after {
+                Some(a) => cursor = Some(a),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Organizations page by page; under each, its memberships and roles.
+    async fn organizations(&mut self) -> Result<(), SyncError> {
+        let mut cursor = self.start(Entity::Organizations).await?;
+        loop {
+            let page = self.api.list_organizations(cursor.as_deref(), PAGE).await?;
+            let ids: Vec<String> = page.data.iter().map(|o| o.id.clone()).collect();
+            self.apply(page.data.into_iter().map(Record::Organization).collect())
+                .await?;
+            for org in &ids {
+                if self.wanted.contains(Entity::OrganizationMemberships) {
+                    self.memberships(org).await?;
+                }
+                if self.wanted.contains(Entity::Roles) {
+                    let roles = self.api.list_organization_roles(org).await?;
+                    self.report.pages += 1;
+                    self.apply(roles.into_iter().map(Record::Role).collect())
+                        .await?;
+                }
+            }
+            self.advance(Entity::Organizations, page.after.as_deref())
+                .await?;
+            match page.after {
+                Some(a) => cursor = Some(a),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    async fn memberships(&mut self, org: &str) -> Result<(), SyncError> {
+        let mut after: Option<String> = None;
+        loop {
+            let page: Page<_> = self
+                .api
+                .list_memberships(
+                    MembershipsOf::Organization(org),
+                    after.as_deref(),
+                    PAGE,
+                    None,
+                )
+                .await?;
+            self.report.pages += 1;
+            self.apply(page.data.into_iter().map(Record::Membership).collect())
+                .await?;
+            match page.after {
+                Some(a) => after = Some(a),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    async fn permissions(&mut self) -> Result<(), SyncError> {
+        let mut cursor = self.start(Entity::Permissions).await?;
+        loop {
+            let page = self.api.list_permissions(cursor.as_deref(), PAGE).await?;
+            self.apply(page.data.into_iter().map(Record::Permission).collect())
+                .await?;
+            self.advance(Entity::Permissions, page.after.as_deref())
+                .await?;
+            match page.after {
+                Some(a) => cursor = Some(a),
+                None => return Ok(()),
+            }
+        }
+    }
+}
+
+/// Pages through every enabled entity (or `opts.only`) and applies it. Resumes each list
+/// from its saved cursor unless `opts.restart`; with `opts.dry_run` nothing is written
+/// and the report says what would change.
 pub async fn backfill(
     api: &Client,
     store: &Store,
-    restart: bool,
-    dry_run: bool,
-    mut progress: impl FnMut(&BackfillReport),
+    opts: BackfillOptions,
+    progress: impl FnMut(&BackfillReport),
 ) -> Result<BackfillReport, SyncError> {
-    let mut cursor = if restart || dry_run {
-        None
-    } else {
-        store.cursor(BACKFILL_CURSOR).await?
+    let enabled = store.entities();
+    let wanted = match opts.only {
+        Some(e) if enabled.contains(e) => EntitySet::of(&[e]),
+        Some(_) => EntitySet::NONE,
+        None => enabled,
     };
-    if restart && !dry_run {
-        store.set_cursor(BACKFILL_CURSOR, None).await?;
+    let mut run = Run {
+        api,
+        store,
+        opts,
+        wanted,
+        report: BackfillReport::default(),
+        progress,
+    };
+    if wanted.contains(Entity::Users) {
+        run.users().await?;
     }
-    let mut report = BackfillReport::default();
-    loop {
-        let page = api.list_users(cursor.as_deref(), 100).await?;
-        report.pages += 1;
-        report.users += page.data.len() as u64;
-        let events: Vec<Event> = page.data.into_iter().map(Event::user_snapshot).collect();
-        let outcomes = if dry_run {
-            store.preview(&events).await?
-        } else {
-            store.apply_batch(&events).await?
-        };
-        for o in outcomes {
-            report.count(o);
-        }
-        progress(&report);
-        match page.after {
-            Some(after) => {
-                if !dry_run {
-                    store.set_cursor(BACKFILL_CURSOR, Some(&after)).await?;
-                }
-                cursor = Some(after);
-            }
-            None => break,
-        }
+    let under_orgs = [
+        Entity::Organizations,
+        Entity::OrganizationDomains,
+        Entity::OrganizationMemberships,
+        Entity::Roles,
+    ];
+    if under_orgs.iter().any(|e| wanted.contains(*e)) {
+        run.organizations().await?;
     }
-    if !dry_run {
-        // Done: the next run starts from the beginning again (idempotent).
-        store.set_cursor(BACKFILL_CURSOR, None).await?;
+    if wanted.contains(Entity::Roles) {
+        let roles = api.list_roles().await?;
+        run.report.pages += 1;
+        run.apply(roles.into_iter().map(Record::Role).collect())
+            .await?;
     }
-    Ok(report)
+    if wanted.contains(Entity::Permissions) {
+        run.permissions().await?;
+    }
+    Ok(run.report)
 }

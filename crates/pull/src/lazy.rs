@@ -1,61 +1,164 @@
-//! Lazy sync: fetch one user from WorkOS now and apply it as a snapshot; WorkOS's own
-//! `entity_not_found` for that id removes and tombstones it locally. Any other answer
-//! leaves the row untouched ([`SyncError::Api`]).
+//! Lazy sync: fetch one user (with its memberships) or one organization (with its
+//! domains) from WorkOS now and apply them as snapshots; WorkOS's own `entity_not_found`
+//! for that id removes and tombstones it locally (with what depends on it). Any other
+//! answer leaves the rows untouched ([`SyncError::Api`]).
+//!
+//! A user's memberships are listed for every status and applied under the same guards;
+//! a membership missing from that list is not removed (a list is no proof that an
+//! object is gone: only its own delete event, or its user's or organization's, is).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use workos_sync_core::{Event, EventKind, Record, User};
-use workos_sync_store::{Outcome, Store, UserRow};
-use workos_sync_workos_api::{ApiError, Client};
+use serde::Serialize;
+use workos_sync_core::{Entity, Event, EventKind, Organization, Record, User, event_type};
+use workos_sync_store::{DomainRow, MembershipRow, OrganizationRow, Outcome, Store, UserRow};
+use workos_sync_workos_api::{ApiError, Client, MembershipsOf};
 
 use crate::SyncError;
 
+/// A user row with its memberships, as `POST /v1/users/{id}/sync` answers.
+#[derive(Debug, Serialize)]
+pub struct UserWithMemberships {
+    #[serde(flatten)]
+    pub user: UserRow,
+    pub memberships: Vec<MembershipRow>,
+}
+
+/// An organization row with its domains, as `POST /v1/organizations/{id}/sync` answers.
+#[derive(Debug, Serialize)]
+pub struct OrganizationWithDomains {
+    #[serde(flatten)]
+    pub organization: OrganizationRow,
+    pub domains: Vec<DomainRow>,
+}
+
 /// What lazy sync found.
 #[derive(Debug)]
-pub enum SyncResult {
-    /// The user as now stored.
-    Synced(Box<UserRow>),
-    /// WorkOS has no such user (or it was deleted): no local row either.
+pub enum SyncResult<T> {
+    /// The record as now stored.
+    Synced(Box<T>),
+    /// WorkOS has no such record (or it was deleted): no local row either.
     Gone,
 }
 
-fn deletion_event(id: &str) -> Event {
-    let now = Utc::now();
+fn deletion_event(record: Record) -> Event {
+    let (ty, key) = match &record {
+        Record::Organization(o) => (event_type::ORGANIZATION_DELETED, o.id.clone()),
+        r => (event_type::USER_DELETED, r.key()),
+    };
+    let prefix = match record.entity() {
+        Entity::Users => "sync-deleted".to_owned(),
+        e => format!("sync-deleted:{}", e.name()),
+    };
     Event {
-        id: format!("sync-deleted:{id}"),
-        event_type: workos_sync_core::event_type::USER_DELETED.into(),
-        created_at: now,
-        kind: EventKind::Delete(Record::User(User::stub(id, now))),
+        id: format!("{prefix}:{key}"),
+        event_type: ty.into(),
+        created_at: Utc::now(),
+        kind: EventKind::Delete(record),
     }
 }
 
-/// Fetches one user from WorkOS and applies it. With a `budget`, the WorkOS call gives
-/// up with [`ApiError::OutOfTime`] rather than wait past it (the store step is bounded
-/// by its own apply timeout). Only WorkOS's own `entity_not_found` removes the row.
+/// The time left of `deadline`, if any.
+fn left(deadline: Option<Instant>) -> Option<Duration> {
+    deadline.map(|d| d.saturating_duration_since(Instant::now()))
+}
+
+/// Fetches one user (and, when memberships are enabled, its memberships of every status)
+/// from WorkOS and applies them. With a `budget`, the WorkOS calls give up with
+/// [`ApiError::OutOfTime`] rather than wait past it (the store step is bounded by its
+/// own apply timeout). Only WorkOS's own `entity_not_found` removes the row.
 pub async fn sync_user(
     api: &Client,
     store: &Store,
     id: &str,
     budget: Option<Duration>,
-) -> Result<SyncResult, SyncError> {
-    let fetched = match budget {
+) -> Result<SyncResult<UserWithMemberships>, SyncError> {
+    let deadline = budget.map(|b| Instant::now() + b);
+    let fetched = match left(deadline) {
         Some(b) => api.get_user_within(id, b).await,
         None => api.get_user(id).await,
     };
+    let user = match fetched {
+        Ok(user) => user,
+        Err(ApiError::NotFound) => {
+            let now = Utc::now();
+            store
+                .apply(&deletion_event(Record::User(User::stub(id, now))))
+                .await?;
+            return Ok(SyncResult::Gone);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut events = vec![Event::user_snapshot(user)];
+    if store.entities().contains(Entity::OrganizationMemberships) {
+        let mut after: Option<String> = None;
+        loop {
+            let page = api
+                .list_memberships(MembershipsOf::User(id), after.as_deref(), 100, deadline)
+                .await?;
+            events.extend(
+                page.data
+                    .into_iter()
+                    .map(|m| Event::snapshot(Record::Membership(m))),
+            );
+            match page.after {
+                Some(a) => after = Some(a),
+                None => break,
+            }
+        }
+    }
+    let outcomes = store.apply_batch(&events).await?;
+    if outcomes.first() == Some(&Outcome::Tombstoned) {
+        return Ok(SyncResult::Gone);
+    }
+    let Some(user) = store.get_user(id).await? else {
+        return Ok(SyncResult::Gone);
+    };
+    let memberships = store.memberships_of_user(id).await?;
+    Ok(SyncResult::Synced(Box::new(UserWithMemberships {
+        user,
+        memberships,
+    })))
+}
+
+/// Fetches one organization (with the domains its object lists) from WorkOS and applies
+/// it; `entity_not_found` removes it with its domains, memberships and roles. Budget and
+/// 404 rules as [`sync_user`].
+pub async fn sync_organization(
+    api: &Client,
+    store: &Store,
+    id: &str,
+    budget: Option<Duration>,
+) -> Result<SyncResult<OrganizationWithDomains>, SyncError> {
+    let fetched = match budget {
+        Some(b) => api.get_organization_within(id, b).await,
+        None => api.get_organization(id).await,
+    };
     match fetched {
-        Ok(user) => {
-            let outcome = store.apply(&Event::user_snapshot(user)).await?;
+        Ok(org) => {
+            let outcome = store
+                .apply(&Event::snapshot(Record::Organization(org)))
+                .await?;
             if outcome == Outcome::Tombstoned {
                 return Ok(SyncResult::Gone);
             }
-            Ok(store
-                .get_user(id)
-                .await?
-                .map_or(SyncResult::Gone, |row| SyncResult::Synced(Box::new(row))))
+            let Some(organization) = store.get_organization(id).await? else {
+                return Ok(SyncResult::Gone);
+            };
+            let domains = store.domains_of(id).await?;
+            Ok(SyncResult::Synced(Box::new(OrganizationWithDomains {
+                organization,
+                domains,
+            })))
         }
         Err(ApiError::NotFound) => {
-            store.apply(&deletion_event(id)).await?;
+            let now = Utc::now();
+            store
+                .apply(&deletion_event(Record::Organization(Organization::stub(
+                    id, now,
+                ))))
+                .await?;
             Ok(SyncResult::Gone)
         }
         Err(e) => Err(e.into()),

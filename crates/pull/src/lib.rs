@@ -1,13 +1,14 @@
 //! workos-sync-pull: lazy sync, backfill and Events API reconciliation, everything that
 //! reads the WorkOS API (used by the worker and the CLI, so the CLI does not link the
 //! worker). All three write through the store's one `apply` step, so dedupe, version
-//! guard, tombstones and per-user locking hold here exactly as for webhooks.
+//! guard, tombstones and per-record locking hold here exactly as for webhooks.
 //!
-//! - [`sync_user`]: fetch one user now; WorkOS's own `entity_not_found` for that id
+//! - [`sync_user`] / [`sync_organization`]: fetch one user (with its memberships) or one
+//!   organization (with its domains) now; WorkOS's own `entity_not_found` for that id
 //!   removes and tombstones it locally. Any other answer (another 404, 5xx, a timeout)
-//!   leaves the row untouched.
-//! - [`backfill`]: page through all users; the cursor is saved after each applied page,
-//!   so a killed run resumes where it stopped.
+//!   leaves the rows untouched.
+//! - [`backfill`]: page through every enabled entity; each list's cursor is saved after
+//!   each applied page, so a killed run resumes where it stopped.
 //! - [`reconcile_once`]: page through `GET /events` oldest first from the stored cursor,
 //!   publish every event to the events exchange with a confirm (the webhook path), and
 //!   advance the cursor only after the page was confirmed, and never to an older event.
@@ -28,8 +29,10 @@ use workos_sync_queue::PublishError;
 use workos_sync_store::StoreError;
 use workos_sync_workos_api::ApiError;
 
-pub use backfill::{BackfillReport, backfill};
-pub use lazy::{SyncResult, sync_user};
+pub use backfill::{BackfillOptions, BackfillReport, Counts, backfill, cursor_name};
+pub use lazy::{
+    OrganizationWithDomains, SyncResult, UserWithMemberships, sync_organization, sync_user,
+};
 pub use reconcile::{ReconcileReport, ReconcileRequest, Start, reconcile_once};
 pub use workos_sync_store::locks::LOCK_RECONCILE;
 

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use workos_sync_core::Envelope;
 use workos_sync_queue::{Broker, Outgoing, event_properties};
 use workos_sync_store::{Store, locks::LOCK_RECONCILE};
-use workos_sync_workos_api::{ApiError, Client, USER_EVENTS};
+use workos_sync_workos_api::{ApiError, Client};
 
 use crate::{EVENTS_CURSOR, EVENTS_CURSOR_AT, SyncError};
 
@@ -136,6 +136,12 @@ async fn reconcile_pages(
         );
     }
     let exchange = broker.topology().events_exchange();
+    // Every enabled entity's event types (a switched-off entity's are not asked for).
+    let types: Vec<&str> = store
+        .entities()
+        .iter()
+        .flat_map(|e| e.event_types().iter().copied())
+        .collect();
     loop {
         let range_start = if cursor.is_none() {
             request.since
@@ -143,7 +149,7 @@ async fn reconcile_pages(
             None
         };
         let page = match api
-            .list_events(USER_EVENTS, cursor.as_deref(), range_start, LIMIT)
+            .list_events(&types, cursor.as_deref(), range_start, LIMIT)
             .await
         {
             Ok(page) => page,

@@ -122,9 +122,8 @@ fn expand(events: &[Event]) -> std::borrow::Cow<'_, [Event]> {
     let domains: Vec<Event> = events
         .iter()
         .filter_map(|ev| match &ev.kind {
-            EventKind::Upsert(Record::Organization(o)) | EventKind::Snapshot(Record::Organization(o)) => {
-                Some(o)
-            }
+            EventKind::Upsert(Record::Organization(o))
+            | EventKind::Snapshot(Record::Organization(o)) => Some(o),
             _ => None,
         })
         .flat_map(|o| {
@@ -222,9 +221,14 @@ async fn load_known(
             return Err(StoreError::Invariant("state row of an unknown entity"));
         };
         if let (Some(u), Some(o), Some(created)) = (&r.user_id, &r.organization_id, r.created_at) {
-            known.pairs.insert((u.clone(), o.clone()), (r.key.clone(), created));
+            known
+                .pairs
+                .insert((u.clone(), o.clone()), (r.key.clone(), created));
         }
-        let e = known.rows.entry((entity, r.key.clone())).or_insert_with(Existing::default);
+        let e = known
+            .rows
+            .entry((entity, r.key.clone()))
+            .or_insert_with(Existing::default);
         if r.tomb {
             e.tombstoned = true;
         } else {
@@ -247,7 +251,10 @@ fn lock_keys(events: &[Event]) -> (Vec<i32>, Vec<String>) {
         let Some(r) = ev.record() else { continue };
         set.extend(scopes(r));
         if let (Record::User(u), EventKind::Upsert(_) | EventKind::Snapshot(_)) = (r, &ev.kind) {
-            set.insert((LOCK_USERTAG, usertag::lock_root(&usertag::base(&u.email)).to_owned()));
+            set.insert((
+                LOCK_USERTAG,
+                usertag::lock_root(&usertag::base(&u.email)).to_owned(),
+            ));
         }
     }
     set.into_iter().unzip()
@@ -270,7 +277,11 @@ async fn apply_in_tx(
         Default::default()
     } else {
         let conn: &AsyncPgConnection = c;
-        let lock = sql::LockKeys { ns: &ns, keys: &keys }.execute(&mut &*conn);
+        let lock = sql::LockKeys {
+            ns: &ns,
+            keys: &keys,
+        }
+        .execute(&mut &*conn);
         let read = load_known(conn, &events);
         futures_util::try_join!(async { lock.await.map_err(StoreError::from) }, read)?.1
     };

@@ -35,6 +35,7 @@ pub mod migrate;
 pub mod plan;
 mod pool;
 mod reads;
+mod rows;
 pub mod schema;
 mod sql;
 mod tables;
@@ -50,6 +51,7 @@ use serde::Serialize;
 
 pub use locks::SessionLock;
 pub use plan::Outcome;
+pub use rows::{DomainRow, MembershipRow, OrganizationRow};
 use schema::users;
 pub use tombstones::Tombstone;
 

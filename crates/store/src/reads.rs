@@ -24,7 +24,8 @@ impl Store {
 
     /// True when user `id` has a tombstone.
     pub async fn is_tombstoned(&self, id: &str) -> Result<bool, StoreError> {
-        self.is_tombstoned_in(workos_sync_core::Entity::Users, id).await
+        self.is_tombstoned_in(workos_sync_core::Entity::Users, id)
+            .await
     }
 
     /// True when `key` of `entity` has a tombstone.

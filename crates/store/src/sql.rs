@@ -110,7 +110,10 @@ static LOAD_SQL: LazyLock<Text_> = LazyLock::new(|| {
         s.push_str("::text[])");
     }
     s.push_str(" UNION ALL ");
-    s.push_str(&state_select(crate::tables::table(Entity::OrganizationMemberships), "m."));
+    s.push_str(&state_select(
+        crate::tables::table(Entity::OrganizationMemberships),
+        "m.",
+    ));
     s.push_str(" JOIN unnest(");
     parts.push(std::mem::take(&mut s));
     s.push_str("::text[], ");

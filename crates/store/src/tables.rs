@@ -441,7 +441,12 @@ mod tests {
     fn columns_match_schema_rs() {
         let schema = schema_columns();
         for (i, t) in TABLES.iter().enumerate() {
-            assert_eq!(t.entity.index(), i, "{}: TABLES out of Entity::ALL order", t.name);
+            assert_eq!(
+                t.entity.index(),
+                i,
+                "{}: TABLES out of Entity::ALL order",
+                t.name
+            );
             assert_eq!(t.columns[0].name, t.key, "{}: key first", t.name);
             let declared: Vec<&(String, String, String)> =
                 schema.iter().filter(|(tb, ..)| tb == t.name).collect();
@@ -451,13 +456,19 @@ mod tests {
                 let Some((_, _, ty)) = found else {
                     panic!("{}.{} not in schema.rs", t.name, c.name)
                 };
-                let base = ty.strip_prefix("Nullable<").map_or(ty.as_str(), |s| &s[..s.len() - 1]);
+                let base = ty
+                    .strip_prefix("Nullable<")
+                    .map_or(ty.as_str(), |s| &s[..s.len() - 1]);
                 assert_eq!(base, diesel_type(c.ty), "{}.{}", t.name, c.name);
             }
             for (_, col, _) in declared {
                 let ours = t.columns.iter().any(|c| c.name == col);
                 let own = ["created_at", "updated_at", "bio", "details"].contains(&col.as_str());
-                assert!(ours || own, "{}.{col} is neither set by sync nor known", t.name);
+                assert!(
+                    ours || own,
+                    "{}.{col} is neither set by sync nor known",
+                    t.name
+                );
             }
             for (e, col) in t.parents {
                 assert!(t.columns.iter().any(|c| c.name == *col), "{}.{col}", t.name);

@@ -57,7 +57,11 @@ impl Store {
     ) -> Result<Vec<Tombstone>, StoreError> {
         let mut conn = self.conn().await?;
         let mut q = tombstones::table
-            .order((tombstones::recorded_at.desc(), tombstones::entity, tombstones::id))
+            .order((
+                tombstones::recorded_at.desc(),
+                tombstones::entity,
+                tombstones::id,
+            ))
             .limit(limit.max(0))
             .select(Tombstone::as_select())
             .into_boxed();

@@ -90,11 +90,7 @@ async fn migrations_go_down_and_up_and_tolerate_concurrent_runs() {
 async fn same_event_twice_has_one_effect() {
     let db = fresh_database().await.unwrap();
     let s = &db.store;
-    let ev = event(
-        "event_1",
-        created(user("user_1", "Ada.L@x.io", 1)),
-        1,
-    );
+    let ev = event("event_1", created(user("user_1", "Ada.L@x.io", 1)), 1);
     assert_eq!(s.apply(&ev).await.unwrap(), Outcome::Created);
     let row = s.get_user("user_1").await.unwrap().unwrap();
     assert_eq!(s.apply(&ev).await.unwrap(), Outcome::Duplicate);
@@ -144,21 +140,15 @@ async fn newest_wins_and_deletes_are_final() {
     let s = &db.store;
     let u = |v| user("user_2", "bob@x.io", v);
     assert_eq!(
-        s.apply(&event("e3", updated(u(3)), 3))
-            .await
-            .unwrap(),
+        s.apply(&event("e3", updated(u(3)), 3)).await.unwrap(),
         Outcome::Created
     );
     assert_eq!(
-        s.apply(&event("e1", created(u(1)), 1))
-            .await
-            .unwrap(),
+        s.apply(&event("e1", created(u(1)), 1)).await.unwrap(),
         Outcome::Stale
     );
     assert_eq!(
-        s.apply(&event("e3b", updated(u(3)), 3))
-            .await
-            .unwrap(),
+        s.apply(&event("e3b", updated(u(3)), 3)).await.unwrap(),
         Outcome::Stale
     );
     assert_eq!(
@@ -170,25 +160,19 @@ async fn newest_wins_and_deletes_are_final() {
         t(3)
     );
     assert_eq!(
-        s.apply(&event("e4", updated(u(4)), 4))
-            .await
-            .unwrap(),
+        s.apply(&event("e4", updated(u(4)), 4)).await.unwrap(),
         Outcome::Updated
     );
     // The delete carries the user as last stored (old updated_at): it still deletes.
     assert_eq!(
-        s.apply(&event("d", deleted(u(2)), 10))
-            .await
-            .unwrap(),
+        s.apply(&event("d", deleted(u(2)), 10)).await.unwrap(),
         Outcome::Deleted
     );
     assert!(s.get_user("user_2").await.unwrap().is_none());
     assert!(s.is_tombstoned("user_2").await.unwrap());
     for (id, v) in [("late_new", 99), ("late_old", 1)] {
         assert_eq!(
-            s.apply(&event(id, updated(u(v)), v))
-                .await
-                .unwrap(),
+            s.apply(&event(id, updated(u(v)), v)).await.unwrap(),
             Outcome::Tombstoned
         );
     }
@@ -200,24 +184,16 @@ async fn newest_wins_and_deletes_are_final() {
 async fn app_columns_and_usertag_survive_updates() {
     let db = fresh_database().await.unwrap();
     let s = &db.store;
-    s.apply(&event(
-        "c",
-        created(user("user_3", "carol@x.io", 1)),
-        1,
-    ))
-    .await
-    .unwrap();
+    s.apply(&event("c", created(user("user_3", "carol@x.io", 1)), 1))
+        .await
+        .unwrap();
     db.exec("UPDATE users SET bio = 'my bio', details = '{\"k\":1}' WHERE id = 'user_3'")
         .await
         .unwrap();
     // The email changes: the usertag does not.
-    s.apply(&event(
-        "u",
-        updated(user("user_3", "caroline@x.io", 2)),
-        2,
-    ))
-    .await
-    .unwrap();
+    s.apply(&event("u", updated(user("user_3", "caroline@x.io", 2)), 2))
+        .await
+        .unwrap();
     let row = s.get_user("user_3").await.unwrap().unwrap();
     assert_eq!(row.email, "caroline@x.io");
     assert_eq!(row.usertag, "carol");
@@ -309,23 +285,14 @@ async fn usertags_of_neighbouring_bases_never_collide() {
 async fn usertags_skip_numbered_tags_in_use_after_the_base_was_freed() {
     let db = fresh_database().await.unwrap();
     let s = &db.store;
-    let created = |id: &str, email: &str| {
-        event(
-            &format!("ev_{id}"),
-            created(user(id, email, 1)),
-            1,
-        )
-    };
+    let created =
+        |id: &str, email: &str| event(&format!("ev_{id}"), created(user(id, email, 1)), 1);
     s.apply(&created("user_a", "ada@x.io")).await.unwrap();
     s.apply(&created("user_b", "ada@y.io")).await.unwrap();
     // user_a leaves: "ada" is free again while "ada2" is still in use.
-    s.apply(&event(
-        "del_a",
-        deleted(user("user_a", "ada@x.io", 2)),
-        2,
-    ))
-    .await
-    .unwrap();
+    s.apply(&event("del_a", deleted(user("user_a", "ada@x.io", 2)), 2))
+        .await
+        .unwrap();
     // Two new users with the same base in one batch: one gets the bare base, the other
     // must skip "ada2".
     let outcomes = s
@@ -537,9 +504,7 @@ async fn snapshots_refresh_last_sign_in_at() {
     let mut u = user("user_si", "si@x.io", 3);
     u.last_sign_in_at = Some(t(10));
     assert_eq!(
-        s.apply(&event("c", created(u.clone()), 3))
-            .await
-            .unwrap(),
+        s.apply(&event("c", created(u.clone()), 3)).await.unwrap(),
         Outcome::Created
     );
     let mut later = u.clone();

@@ -1,8 +1,11 @@
 //! The worker's HTTP port: `/healthz` (process up), `/readyz` (database answers and the
 //! broker connection is open; 503 otherwise, with which one failed), `/metrics`, and
-//! lazy sync `POST /v1/users/{id}/sync` behind a bearer token (off without a token).
+//! lazy sync `POST /v1/users/{id}/sync` (the user row with a `memberships` array) and
+//! `POST /v1/organizations/{id}/sync` (the organization row with a `domains` array),
+//! behind a bearer token (off without a token).
 //!
-//! Lazy sync answers: 200 with the stored row, 404 when WorkOS said `entity_not_found`
+//! Lazy sync answers: 200 with the stored rows, 404 when the entity is not synced
+//! (`sync.entities`), 404 when WorkOS said `entity_not_found`
 //! for that id (the local row is gone too), 400 for an id that cannot be a WorkOS id
 //! (never sent to WorkOS nor to the store), 401 bad token, 502 WorkOS failed or refused
 //! (our key, or any other 404), 503 with `Retry-After` when WorkOS rate-limits us, the
@@ -21,7 +24,8 @@ use workos_sync_queue::Broker;
 use workos_sync_store::Store;
 use workos_sync_workos_api::{ApiError, Client};
 
-use workos_sync_pull::{SyncError, SyncResult, sync_user};
+use workos_sync_core::Entity;
+use workos_sync_pull::{SyncError, SyncResult, sync_organization, sync_user};
 
 pub struct State {
     pub broker: Broker,
@@ -40,7 +44,11 @@ pub fn build(bind: &str, state: State) -> std::io::Result<(Server, SocketAddr)> 
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(metrics_endpoint))
-            .route("/v1/users/{id}/sync", web::post().to(lazy_sync))
+            .route("/v1/users/{id}/sync", web::post().to(lazy_sync_user))
+            .route(
+                "/v1/organizations/{id}/sync",
+                web::post().to(lazy_sync_organization),
+            )
             .default_service(web::to(not_found))
     })
     .workers(1)
@@ -58,15 +66,90 @@ fn error(status: actix_web::http::StatusCode, code: &str, message: &str) -> Http
     HttpResponse::build(status).json(serde_json::json!({"error": code, "message": message}))
 }
 
-async fn lazy_sync(
+/// What a lazy sync call is about.
+#[derive(Clone, Copy)]
+enum Target {
+    User,
+    Organization,
+}
+
+async fn lazy_sync_user(
     req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<State>,
 ) -> HttpResponse {
+    lazy_sync(req, path.into_inner(), state, Target::User).await
+}
+
+async fn lazy_sync_organization(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<State>,
+) -> HttpResponse {
+    lazy_sync(req, path.into_inner(), state, Target::Organization).await
+}
+
+/// The answer to a finished sync: 200 with the rows, 404 when WorkOS has no such
+/// record, else the error's status (see the module header).
+fn answer<T: serde::Serialize>(
+    result: Result<SyncResult<T>, SyncError>,
+    what: &str,
+) -> (HttpResponse, &'static str) {
+    use actix_web::http::StatusCode as S;
+    match result {
+        Ok(SyncResult::Synced(row)) => (HttpResponse::Ok().json(row), "synced"),
+        Ok(SyncResult::Gone) => (
+            error(
+                S::NOT_FOUND,
+                "not_found",
+                &format!("WorkOS has no such {what}"),
+            ),
+            "gone",
+        ),
+        Err(SyncError::Api(ApiError::RateLimited { retry_after })) => (
+            unavailable(
+                "workos_rate_limited",
+                "WorkOS rate limit reached; retry later",
+                retry_after,
+            ),
+            "rate_limited",
+        ),
+        Err(SyncError::Api(ApiError::OutOfTime { retry_after })) => (
+            unavailable(
+                "workos_timeout",
+                "WorkOS did not answer in time; retry later",
+                retry_after,
+            ),
+            "timeout",
+        ),
+        Err(SyncError::Api(e)) => (
+            error(S::BAD_GATEWAY, "workos_unavailable", &e.to_string()),
+            "workos_error",
+        ),
+        Err(e) => (
+            error(
+                S::SERVICE_UNAVAILABLE,
+                "database_unavailable",
+                &e.to_string(),
+            ),
+            "store_error",
+        ),
+    }
+}
+
+async fn lazy_sync(
+    req: HttpRequest,
+    id: String,
+    state: web::Data<State>,
+    target: Target,
+) -> HttpResponse {
     use actix_web::http::StatusCode as S;
     let started = Instant::now();
-    let id = path.into_inner();
     let token = state.api_token.expose_secret();
+    let entity = match target {
+        Target::User => Entity::Users,
+        Target::Organization => Entity::Organizations,
+    };
     let (resp, outcome) = if token.is_empty() {
         (
             error(
@@ -90,40 +173,22 @@ async fn lazy_sync(
             error(S::BAD_REQUEST, "invalid_id", &e.to_string()),
             "invalid_id",
         )
+    } else if !state.store.entities().contains(entity) {
+        (
+            error(
+                S::NOT_FOUND,
+                "not_found",
+                &format!("{entity} are not synced (sync.entities)"),
+            ),
+            "disabled",
+        )
     } else if let Some(api) = state.api.as_ref().filter(|a| a.has_key()) {
-        match sync_user(api, &state.store, &id, Some(state.lazy_sync_timeout)).await {
-            Ok(SyncResult::Synced(row)) => (HttpResponse::Ok().json(row), "synced"),
-            Ok(SyncResult::Gone) => (
-                error(S::NOT_FOUND, "not_found", "WorkOS has no such user"),
-                "gone",
-            ),
-            Err(SyncError::Api(ApiError::RateLimited { retry_after })) => (
-                unavailable(
-                    "workos_rate_limited",
-                    "WorkOS rate limit reached; retry later",
-                    retry_after,
-                ),
-                "rate_limited",
-            ),
-            Err(SyncError::Api(ApiError::OutOfTime { retry_after })) => (
-                unavailable(
-                    "workos_timeout",
-                    "WorkOS did not answer in time; retry later",
-                    retry_after,
-                ),
-                "timeout",
-            ),
-            Err(SyncError::Api(e)) => (
-                error(S::BAD_GATEWAY, "workos_unavailable", &e.to_string()),
-                "workos_error",
-            ),
-            Err(e) => (
-                error(
-                    S::SERVICE_UNAVAILABLE,
-                    "database_unavailable",
-                    &e.to_string(),
-                ),
-                "store_error",
+        let budget = Some(state.lazy_sync_timeout);
+        match target {
+            Target::User => answer(sync_user(api, &state.store, &id, budget).await, "user"),
+            Target::Organization => answer(
+                sync_organization(api, &state.store, &id, budget).await,
+                "organization",
             ),
         }
     } else {
@@ -137,12 +202,21 @@ async fn lazy_sync(
         )
     };
     let status = resp.status().as_u16();
-    metrics::counter!(workos_sync_core::metric::LAZY_SYNC_TOTAL, "outcome" => outcome).increment(1);
+    metrics::counter!(workos_sync_core::metric::LAZY_SYNC_TOTAL, "outcome" => outcome, "entity" => entity.name()).increment(1);
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-    if status >= 500 {
-        tracing::warn!(user.id = %id, outcome, status, duration_ms, "lazy sync failed");
-    } else {
-        tracing::info!(user.id = %id, outcome, status, duration_ms, "lazy sync");
+    match (target, status >= 500) {
+        (Target::User, true) => {
+            tracing::warn!(user.id = %id, outcome, status, duration_ms, "lazy sync failed")
+        }
+        (Target::User, false) => {
+            tracing::info!(user.id = %id, outcome, status, duration_ms, "lazy sync")
+        }
+        (Target::Organization, true) => {
+            tracing::warn!(organization.id = %id, outcome, status, duration_ms, "lazy sync failed")
+        }
+        (Target::Organization, false) => {
+            tracing::info!(organization.id = %id, outcome, status, duration_ms, "lazy sync")
+        }
     }
     resp
 }

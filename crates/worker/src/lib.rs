@@ -53,7 +53,7 @@ impl WorkerHandle {
 /// Starts consumers, the queue-depth sampler and the HTTP server.
 pub async fn start(settings: &Settings) -> anyhow::Result<WorkerHandle> {
     let _ = workos_sync_core::metrics_setup::prometheus();
-    let store = Store::from_settings(&settings.database)?;
+    let store = Store::from_settings(&settings.database)?.with_entities(settings.sync.entity_set());
     let broker = Broker::start(BrokerConfig::from_settings(
         &settings.amqp,
         "workos-sync-worker",

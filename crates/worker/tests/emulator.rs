@@ -103,10 +103,11 @@ async fn the_emulator_s_webhooks_and_api_keep_the_table_in_step() {
     let mut cfg = ApiConfig::new(&emu.url, EMULATOR_API_KEY.to_owned().into());
     cfg.backoff_base = Duration::from_millis(10);
     let api = Client::new(cfg).unwrap();
-    let report = sync::backfill(&api, &db.store, false, false, |_| {})
+    let report = sync::backfill(&api, &db.store, users_only(false, false), |_| {})
         .await
         .unwrap();
-    assert_eq!((report.pages, report.users, report.created), (2, 123, 120));
+    let users = report.of(workos_sync_core::Entity::Users);
+    assert_eq!((report.pages, users.fetched, users.created), (2, 123, 120));
     assert_eq!(store.all_users().await.unwrap().len(), 124);
 
     // 4. Reconcile: the emulator answers newest first unless asked; asked oldest first,
@@ -140,4 +141,13 @@ async fn the_emulator_s_webhooks_and_api_keep_the_table_in_step() {
     w.shutdown().await;
     r.teardown().await.unwrap();
     db.teardown().await.unwrap();
+}
+
+/// Backfill options for users alone (the fake serves no other list).
+fn users_only(restart: bool, dry_run: bool) -> sync::BackfillOptions {
+    sync::BackfillOptions {
+        restart,
+        dry_run,
+        only: Some(workos_sync_core::Entity::Users),
+    }
 }

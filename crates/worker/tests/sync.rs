@@ -374,7 +374,7 @@ async fn backfill_2500_users_resumes_after_a_crash() {
     let api = fast_client(&workos.uri());
 
     // First run dies on page 14 (after 13 applied pages).
-    let err = sync::backfill(&api, &db.store, false, false, |_| {}).await;
+    let err = sync::backfill(&api, &db.store, users_only(false, false), |_| {}).await;
     assert!(err.is_err());
     assert_eq!(db.store.all_users().await.unwrap().len(), 1300);
     let cursor = db.store.cursor(sync::BACKFILL_CURSOR).await.unwrap();
@@ -382,7 +382,7 @@ async fn backfill_2500_users_resumes_after_a_crash() {
 
     // Restarted, it resumes from the cursor and finishes.
     asked.lock().unwrap().clear();
-    let report = sync::backfill(&api, &db.store, false, false, |_| {})
+    let report = sync::backfill(&api, &db.store, users_only(false, false), |_| {})
         .await
         .unwrap();
     assert_eq!(
@@ -390,7 +390,7 @@ async fn backfill_2500_users_resumes_after_a_crash() {
         Some("user_bf01299")
     );
     assert_eq!(report.pages, 12);
-    assert_eq!(report.users, 1200);
+    assert_eq!(report.of(workos_sync_core::Entity::Users).fetched, 1200);
     let rows = db.store.all_users().await.unwrap();
     assert_eq!(rows.len(), 2500);
     for (row, u) in rows.iter().zip(&users) {
@@ -401,19 +401,21 @@ async fn backfill_2500_users_resumes_after_a_crash() {
     db.exec("DELETE FROM users WHERE id < 'user_bf00010'")
         .await
         .unwrap();
-    let dry = sync::backfill(&api, &db.store, false, true, |_| {})
+    let dry = sync::backfill(&api, &db.store, users_only(false, true), |_| {})
         .await
         .unwrap();
+    let d = dry.of(workos_sync_core::Entity::Users);
     assert_eq!(
-        (dry.users, dry.created, dry.updated, dry.unchanged),
+        (d.fetched, d.created, d.updated, d.unchanged),
         (2500, 10, 0, 2490)
     );
     assert_eq!(db.store.all_users().await.unwrap().len(), 2490);
     // A full run from the start puts them back and changes nothing else.
-    let again = sync::backfill(&api, &db.store, true, false, |_| {})
+    let again = sync::backfill(&api, &db.store, users_only(true, false), |_| {})
         .await
         .unwrap();
-    assert_eq!((again.users, again.created, again.updated), (2500, 10, 0));
+    let a = again.of(workos_sync_core::Entity::Users);
+    assert_eq!((a.fetched, a.created, a.updated), (2500, 10, 0));
     assert_eq!(db.store.all_users().await.unwrap().len(), 2500);
     db.teardown().await.unwrap();
 }
@@ -762,4 +764,13 @@ async fn reconcile_cursor_only_moves_forward_and_a_refused_cursor_is_said() {
     assert_eq!(r.cursor.as_deref(), Some("event_fw19"));
     close_and_delete(broker).await.unwrap();
     db.teardown().await.unwrap();
+}
+
+/// Backfill options for users alone (the fake serves no other list).
+fn users_only(restart: bool, dry_run: bool) -> sync::BackfillOptions {
+    sync::BackfillOptions {
+        restart,
+        dry_run,
+        only: Some(workos_sync_core::Entity::Users),
+    }
 }

@@ -1,5 +1,6 @@
 //! A typed client for the parts of the WorkOS API that workos-sync reads:
-//! `GET /user_management/users/{id}`, `GET /user_management/users` (cursor pages) and
+//! `GET /user_management/users/{id}`, `GET /user_management/users` (cursor pages), the
+//! organization, membership, role and permission endpoints (`organizations` module) and
 //! `GET /events` (the Events API, asked oldest first with `order=asc` behind an `after`
 //! cursor: the API's default order is newest first).
 //!
@@ -29,6 +30,9 @@ use workos_sync_core::{IdError, User};
 
 /// The user event types the reconciler asks for.
 pub use workos_sync_core::event_type::USER_EVENTS;
+
+mod organizations;
+pub use organizations::{MEMBERSHIP_STATUSES, MembershipsOf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -307,7 +311,17 @@ impl Client {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<Page<T>, ApiError> {
-        let body = self.get(path, query, None, None).await?;
+        self.get_page_within(path, query, None).await
+    }
+
+    /// [`Client::get_page`] with a deadline (see [`Client::get`]).
+    async fn get_page_within<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        deadline: Option<Instant>,
+    ) -> Result<Page<T>, ApiError> {
+        let body = self.get(path, query, None, deadline).await?;
         let list: RawList<T> =
             serde_json::from_slice(&body.0).map_err(|e| ApiError::BadResponse(e.to_string()))?;
         Ok(Page {

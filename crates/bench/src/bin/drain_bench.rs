@@ -325,9 +325,11 @@ async fn main() -> anyhow::Result<()> {
                 raw
             }
         };
-        diesel::sql_query("TRUNCATE users, user_tombstones, processed_events")
-            .execute(&mut pg)
-            .await?;
+        diesel::sql_query(
+            "TRUNCATE users, organizations, organization_memberships, tombstones, processed_events",
+        )
+        .execute(&mut pg)
+        .await?;
         prefill(&conn, &topology.events_exchange(), msgs).await?;
         let d = drain_once(
             &args,

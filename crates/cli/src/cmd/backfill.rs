@@ -1,38 +1,47 @@
-//! `workos-sync backfill`: import every WorkOS user, resumable from its saved cursor,
-//! with a spinner and the count on a terminal (the total is not known in advance) and
-//! log lines otherwise.
+//! `workos-sync backfill`: import every enabled entity (or `--only` one), resumable from
+//! each list's saved cursor, with a spinner and the counts on a terminal (WorkOS's lists
+//! give no total, so there is no bar to fill) and log lines otherwise.
 
 use std::{io::Write, time::Duration};
 
 use workos_sync_core::Settings;
-use workos_sync_pull as sync;
+use workos_sync_pull::{self as sync, BackfillOptions, BackfillReport};
 
 use super::api_and_store;
 
 pub async fn run(
     settings: &Settings,
-    restart: bool,
-    dry_run: bool,
+    opts: BackfillOptions,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<()> {
     let (api, store) = api_and_store(settings)?;
+    if let Some(e) = opts.only {
+        anyhow::ensure!(
+            store.entities().contains(e),
+            "{e} are not synced (sync.entities)"
+        );
+    }
     let bar = progress_bar();
     let started = std::time::Instant::now();
-    let report = sync::backfill(&api, &store, restart, dry_run, |r| {
-        let rate = r.users as f64 / started.elapsed().as_secs_f64().max(0.001);
+    let report = sync::backfill(&api, &store, opts, |r| {
+        let fetched = r.fetched();
+        let rate = fetched as f64 / started.elapsed().as_secs_f64().max(0.001);
+        let (created, updated) = r
+            .entities
+            .values()
+            .fold((0, 0), |(c, u), n| (c + n.created, u + n.updated));
         match &bar {
             Some(bar) => {
-                bar.set_position(r.users);
+                bar.set_position(fetched);
                 bar.set_message(format!(
-                    "{rate:.0} users/s, {} created, {} updated",
-                    r.created, r.updated
+                    "{rate:.0} records/s, {created} created, {updated} updated"
                 ));
             }
             None => tracing::info!(
                 pages = r.pages,
-                users = r.users,
-                created = r.created,
-                updated = r.updated,
+                records = fetched,
+                created,
+                updated,
                 rate,
                 "backfill progress"
             ),
@@ -42,22 +51,24 @@ pub async fn run(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    let report = report?;
+    render(&report?, opts.dry_run, out)
+}
+
+/// One line per entity seen: `N <entity>: created …`, then the page count.
+fn render(r: &BackfillReport, dry_run: bool, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
     let verb = if dry_run { "would create" } else { "created" };
-    writeln!(
-        out,
-        "{} users in {} pages: {verb} {}, updated {}, unchanged {}, deleted in WorkOS earlier {}",
-        report.users,
-        report.pages,
-        report.created,
-        report.updated,
-        report.unchanged,
-        report.tombstoned
-    )?;
+    for (e, c) in &r.entities {
+        writeln!(
+            out,
+            "{} {e}: {verb} {}, updated {}, unchanged {}, deleted in WorkOS earlier {}",
+            c.fetched, c.created, c.updated, c.unchanged, c.tombstoned
+        )?;
+    }
+    writeln!(out, "{} pages read", r.pages)?;
     Ok(())
 }
 
-/// A progress bar on a terminal; `None` (plain log lines) otherwise.
+/// A spinner with the count on a terminal; `None` (plain log lines) otherwise.
 fn progress_bar() -> Option<indicatif::ProgressBar> {
     use std::io::IsTerminal;
     if !std::io::stderr().is_terminal() {
@@ -65,7 +76,7 @@ fn progress_bar() -> Option<indicatif::ProgressBar> {
     }
     let bar = indicatif::ProgressBar::new_spinner();
     if let Ok(style) =
-        indicatif::ProgressStyle::with_template("{spinner} {pos} users [{elapsed_precise}] {msg}")
+        indicatif::ProgressStyle::with_template("{spinner} {pos} records [{elapsed_precise}] {msg}")
     {
         bar.set_style(style);
     }

@@ -14,6 +14,7 @@ pub mod prune;
 pub mod reconcile;
 pub mod send_test_event;
 pub mod status;
+pub mod sync_org;
 pub mod sync_user;
 pub mod tombstones;
 
@@ -27,7 +28,8 @@ pub(crate) fn api_and_store(
         api.has_key(),
         "no WorkOS API key configured; set WORKOS_API_KEY"
     );
-    let store = workos_sync_store::Store::from_settings(&settings.database)?;
+    let store = workos_sync_store::Store::from_settings(&settings.database)?
+        .with_entities(settings.sync.entity_set());
     Ok((api, store))
 }
 

@@ -1,5 +1,6 @@
 //! `workos-sync status`: depths and consumers of the events queue, the delay tiers and
-//! the DLQ (with the DLQ's oldest message), and the stored cursors.
+//! the DLQ (with the DLQ's oldest message), the stored cursors, and the rows of each
+//! entity's table (`disabled` beside an entity left out of `sync.entities`).
 
 use std::io::Write;
 
@@ -18,7 +19,9 @@ pub async fn run(
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<()> {
     let broker = connect(settings).await?;
-    let store = workos_sync_store::Store::from_settings(&settings.database).ok();
+    let store = workos_sync_store::Store::from_settings(&settings.database)
+        .ok()
+        .map(|s| s.with_entities(settings.sync.entity_set()));
     let status = status(&broker, store.as_ref()).await;
     broker.close().await;
     let status = status?;
@@ -48,9 +51,17 @@ pub struct CursorStatus {
 }
 
 #[derive(Debug, Serialize)]
+pub struct TableStatus {
+    pub entity: workos_sync_core::Entity,
+    pub rows: i64,
+    pub enabled: bool,
+}
+
+#[derive(Debug, Serialize)]
 pub struct Status {
     pub queues: Vec<QueueStatus>,
     pub cursors: Vec<CursorStatus>,
+    pub tables: Vec<TableStatus>,
 }
 
 /// Largest DLQ whose oldest message `status` reads (walking it republishes each one).
@@ -109,7 +120,24 @@ pub async fn status(
             .collect(),
         None => Vec::new(),
     };
-    Ok(Status { queues, cursors })
+    let tables = match store {
+        Some(s) => s
+            .row_counts()
+            .await?
+            .into_iter()
+            .map(|(entity, rows)| TableStatus {
+                entity,
+                rows,
+                enabled: s.entities().contains(entity),
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    Ok(Status {
+        queues,
+        cursors,
+        tables,
+    })
 }
 
 pub fn print_status(s: &Status, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
@@ -140,6 +168,15 @@ pub fn print_status(s: &Status, out: &mut (dyn Write + Send)) -> anyhow::Result<
             "cursor {:<10} {:<40} last run {at}",
             c.name,
             c.cursor.as_deref().unwrap_or("-")
+        )?;
+    }
+    for t in &s.tables {
+        let note = if t.enabled { "" } else { " (disabled)" };
+        writeln!(
+            out,
+            "table {:<26} {:>10} rows{note}",
+            t.entity.name(),
+            t.rows
         )?;
     }
     Ok(())

@@ -292,7 +292,15 @@ impl Consumer {
             s.window.track(d.delivery_tag).await;
             match Event::decode(&d.data) {
                 Ok(ev) => {
-                    let key = ev.user_id().unwrap_or(&ev.id);
+                    // A user's events (and their memberships') share a partition, as do
+                    // an organization's; the rest spread by event id.
+                    let key = ev
+                        .user_id()
+                        .or_else(|| {
+                            ev.record()
+                                .and_then(workos_sync_core::Record::organization_id)
+                        })
+                        .unwrap_or(&ev.id);
                     let tx = &partitions[partition_of(key, partitions.len())];
                     let permit = tokio::select! {
                         biased;
