@@ -182,7 +182,16 @@ fn decode_record(entity: Entity, event_type: &str, text: &str) -> Result<Record,
             Record::Organization(org)
         }
         Entity::OrganizationDomains => {
-            let d: Domain = serde_json::from_str(text).map_err(e)?;
+            // `organization_domain.verification_failed` wraps the domain:
+            // `{"reason", "organization_domain": {...}}`; the others carry it bare.
+            #[derive(Deserialize)]
+            struct Wrapped {
+                organization_domain: Domain,
+            }
+            let d: Domain = match serde_json::from_str::<Wrapped>(text) {
+                Ok(w) => w.organization_domain,
+                Err(_) => serde_json::from_str(text).map_err(e)?,
+            };
             if d.organization_id.is_empty() {
                 return Err("organization domain without organization_id".into());
             }

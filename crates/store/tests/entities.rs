@@ -1,0 +1,549 @@
+//! The B2B entities through the one apply step, against a real Postgres: random
+//! histories of users, organizations and memberships delivered shuffled, with
+//! duplicates, to concurrent appliers, against a model; and the cross-entity rules
+//! (children before parents, cascades, re-created memberships, secrets never stored,
+//! role keys, entities switched off). Each test in its own fresh database.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on setup failures
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use rand::{Rng, SeedableRng, rngs::StdRng, seq::SliceRandom};
+use serde_json::{Value, json};
+use workos_sync_core::{Entity, EntitySet, Event};
+use workos_sync_store::Outcome;
+use workos_sync_testkit::fresh_database;
+
+fn ts(v: i64) -> String {
+    (DateTime::from_timestamp(1_767_225_600, 0).unwrap() + chrono::Duration::seconds(v))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn secs(t: DateTime<Utc>) -> i64 {
+    t.timestamp() - 1_767_225_600
+}
+
+fn body(id: &str, ty: &str, data: Value, at: i64) -> Event {
+    let b = json!({"object": "event", "id": id, "event": ty, "data": data, "created_at": ts(at)});
+    Event::decode(b.to_string().as_bytes()).unwrap()
+}
+
+fn user(id: &str, v: i64) -> Value {
+    json!({"object": "user", "id": id, "email": format!("{id}@x.io"), "first_name": "F",
+           "created_at": ts(0), "updated_at": ts(v)})
+}
+
+fn org(id: &str, v: i64, domains: Value) -> Value {
+    json!({"object": "organization", "id": id, "name": format!("{id} v{v}"), "external_id": null,
+           "metadata": {"tier": format!("t{v}")}, "domains": domains,
+           "created_at": ts(0), "updated_at": ts(v)})
+}
+
+fn membership(
+    id: &str,
+    user: &str,
+    org: &str,
+    created: i64,
+    v: i64,
+    status: &str,
+    role: &str,
+) -> Value {
+    json!({"object": "organization_membership", "id": id, "user_id": user, "organization_id": org,
+           "status": status, "role": {"slug": role}, "roles": [{"slug": role}],
+           "custom_attributes": {}, "directory_managed": false,
+           "created_at": ts(created), "updated_at": ts(v)})
+}
+
+/// What one membership must look like at the end.
+#[derive(Debug, Clone, PartialEq)]
+struct Want {
+    version: i64,
+    status: String,
+    role: String,
+}
+
+/// A random history: users and organizations created and updated, some deleted;
+/// memberships created, updated (status, role), deleted, and re-created for the same
+/// pair with a new id after a delete. Returns the events and the model's final state.
+struct History {
+    events: Vec<Event>,
+    users: HashMap<String, i64>,
+    orgs: HashMap<String, i64>,
+    memberships: HashMap<String, Want>,
+}
+
+fn history(seed: u64) -> History {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut events = Vec::new();
+    let mut n = 0;
+    let mut next_id = |p: &str| {
+        n += 1;
+        format!("evt_{p}_{n:05}")
+    };
+    let (mut users, mut orgs) = (HashMap::new(), HashMap::new());
+    let mut deleted_users = HashSet::new();
+    let mut deleted_orgs = HashSet::new();
+    for u in 0..12 {
+        let id = format!("user_{u:02}");
+        let versions = rng.random_range(1..4);
+        for v in 1..=versions {
+            let ty = if v == 1 {
+                "user.created"
+            } else {
+                "user.updated"
+            };
+            events.push(body(&next_id("u"), ty, user(&id, v * 10), v * 10));
+        }
+        users.insert(id.clone(), versions * 10);
+        if rng.random_bool(0.15) {
+            events.push(body(
+                &next_id("ud"),
+                "user.deleted",
+                user(&id, versions * 10),
+                500,
+            ));
+            deleted_users.insert(id);
+        }
+    }
+    for o in 0..5 {
+        let id = format!("org_{o:02}");
+        let versions = rng.random_range(1..4);
+        for v in 1..=versions {
+            let ty = if v == 1 {
+                "organization.created"
+            } else {
+                "organization.updated"
+            };
+            events.push(body(&next_id("o"), ty, org(&id, v * 10, json!([])), v * 10));
+        }
+        orgs.insert(id.clone(), versions * 10);
+        if rng.random_bool(0.2) {
+            events.push(body(
+                &next_id("od"),
+                "organization.deleted",
+                org(&id, versions * 10, json!([])),
+                600,
+            ));
+            deleted_orgs.insert(id);
+        }
+    }
+    let mut memberships = HashMap::new();
+    let mut m = 0;
+    for u in 0..12 {
+        for o in 0..5 {
+            if !rng.random_bool(0.5) {
+                continue;
+            }
+            let (uid, oid) = (format!("user_{u:02}"), format!("org_{o:02}"));
+            // One or two lives of this pair's membership (a delete, then a new id).
+            let lives = if rng.random_bool(0.3) { 2 } else { 1 };
+            let mut created = rng.random_range(1..50);
+            for life in 0..lives {
+                m += 1;
+                let id = format!("om_{m:04}");
+                let mut want = None;
+                let versions = rng.random_range(1..5);
+                let mut v = created;
+                for k in 0..versions {
+                    v += rng.random_range(1..20);
+                    let status = ["active", "inactive", "pending"][rng.random_range(0..3)];
+                    let role = ["admin", "member"][rng.random_range(0..2)];
+                    let ty = if k == 0 {
+                        "organization_membership.created"
+                    } else {
+                        "organization_membership.updated"
+                    };
+                    events.push(body(
+                        &next_id("m"),
+                        ty,
+                        membership(&id, &uid, &oid, created, v, status, role),
+                        v,
+                    ));
+                    want = Some(Want {
+                        version: v,
+                        status: status.into(),
+                        role: role.into(),
+                    });
+                }
+                let last = life + 1 == lives;
+                let gone = !last || rng.random_bool(0.2);
+                if gone {
+                    let w = want.clone().unwrap();
+                    events.push(body(
+                        &next_id("md"),
+                        "organization_membership.deleted",
+                        membership(&id, &uid, &oid, created, w.version, &w.status, &w.role),
+                        v + 1,
+                    ));
+                } else if !deleted_users.contains(&uid) && !deleted_orgs.contains(&oid) {
+                    memberships.insert(id.clone(), want.unwrap());
+                }
+                created = v + 2;
+            }
+        }
+    }
+    for id in &deleted_users {
+        users.remove(id);
+    }
+    for id in &deleted_orgs {
+        orgs.remove(id);
+    }
+    History {
+        events,
+        users,
+        orgs,
+        memberships,
+    }
+}
+
+/// Applies `deliveries` from `appliers` concurrent tasks, each taking random-sized
+/// batches off a shared queue.
+async fn apply_concurrently(
+    store: &workos_sync_store::Store,
+    deliveries: Vec<Event>,
+    appliers: usize,
+    seed: u64,
+) {
+    let queue = std::sync::Arc::new(tokio::sync::Mutex::new(deliveries));
+    let mut tasks = Vec::new();
+    for a in 0..appliers {
+        let (queue, store) = (queue.clone(), store.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut rng = StdRng::seed_from_u64(seed + a as u64);
+            loop {
+                let batch: Vec<Event> = {
+                    let mut q = queue.lock().await;
+                    let k = rng.random_range(1..40).min(q.len());
+                    let at = q.len() - k;
+                    q.split_off(at)
+                };
+                if batch.is_empty() {
+                    return;
+                }
+                store.apply_batch(&batch).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn random_histories_of_users_organizations_and_memberships_converge_to_the_model() {
+    let db = fresh_database().await.unwrap();
+    for seed in 0..6u64 {
+        db.exec(
+            "TRUNCATE users, organizations, organization_memberships, tombstones, processed_events",
+        )
+        .await
+        .unwrap();
+        let h = history(seed);
+        let mut rng = StdRng::seed_from_u64(seed + 100);
+        let mut deliveries = h.events.clone();
+        // 20% duplicates, then shuffled.
+        for _ in 0..h.events.len() / 5 {
+            let d = h.events[rng.random_range(0..h.events.len())].clone();
+            deliveries.push(d);
+        }
+        deliveries.shuffle(&mut rng);
+        apply_concurrently(&db.store, deliveries, 4, seed).await;
+
+        let users: HashMap<String, i64> = db
+            .store
+            .all_users()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.id, secs(r.workos_updated_at)))
+            .collect();
+        assert_eq!(users, h.users, "seed {seed}: users");
+        let orgs: HashMap<String, i64> = db
+            .store
+            .all_organizations()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.id, secs(r.workos_updated_at)))
+            .collect();
+        assert_eq!(orgs, h.orgs, "seed {seed}: organizations");
+        let memberships: HashMap<String, Want> = db
+            .store
+            .all_memberships()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                let want = Want {
+                    version: secs(r.workos_updated_at),
+                    status: r.status,
+                    role: r.role_slug.unwrap_or_default(),
+                };
+                (r.id, want)
+            })
+            .collect();
+        assert_eq!(memberships, h.memberships, "seed {seed}: memberships");
+    }
+    db.teardown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_before_parents_cascades_and_recreated_memberships() {
+    let db = fresh_database().await.unwrap();
+    let s = &db.store;
+    // A membership before its user and its organization: stored.
+    let m1 = body(
+        "e_m1",
+        "organization_membership.created",
+        membership("om_1", "user_a", "org_a", 1, 1, "pending", "member"),
+        1,
+    );
+    assert_eq!(s.apply(&m1).await.unwrap(), Outcome::Created);
+    s.apply(&body("e_u", "user.created", user("user_a", 1), 1))
+        .await
+        .unwrap();
+    s.apply(&body(
+        "e_o",
+        "organization.created",
+        org("org_a", 1, json!([])),
+        1,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(s.memberships_of_user("user_a").await.unwrap().len(), 1);
+
+    // Re-created for the same pair: whatever the order, only the new one stays.
+    let m2 = body(
+        "e_m2",
+        "organization_membership.created",
+        membership("om_2", "user_a", "org_a", 10, 10, "active", "admin"),
+        10,
+    );
+    let m1_del = body(
+        "e_m1d",
+        "organization_membership.deleted",
+        membership("om_1", "user_a", "org_a", 1, 1, "pending", "member"),
+        9,
+    );
+    assert_eq!(s.apply(&m2).await.unwrap(), Outcome::Created);
+    let late_m1 = body(
+        "e_m1u",
+        "organization_membership.updated",
+        membership("om_1", "user_a", "org_a", 1, 5, "active", "member"),
+        5,
+    );
+    assert_eq!(s.apply(&late_m1).await.unwrap(), Outcome::Tombstoned);
+    assert_eq!(s.apply(&m1_del).await.unwrap(), Outcome::Tombstoned);
+    let rows = s.memberships_of_user("user_a").await.unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["om_2"]
+    );
+    assert_eq!(rows[0].role_slugs, vec![Some("admin".to_string())]);
+    // The other order, for another pair: the old one arriving after the new one.
+    let new = body(
+        "e_n",
+        "organization_membership.created",
+        membership("om_new", "user_b", "org_a", 20, 20, "active", "member"),
+        20,
+    );
+    let old = body(
+        "e_o2",
+        "organization_membership.created",
+        membership("om_old", "user_b", "org_a", 2, 2, "active", "member"),
+        2,
+    );
+    s.apply(&new).await.unwrap();
+    assert_eq!(s.apply(&old).await.unwrap(), Outcome::Superseded);
+    assert_eq!(
+        s.memberships_of_user("user_b").await.unwrap()[0].id,
+        "om_new"
+    );
+
+    // The organization is deleted: its memberships and domains go with it, without
+    // their own delete events, and a late membership event never brings one back.
+    let dom = json!({"object": "organization_domain", "id": "org_domain_a", "organization_id": "org_a",
+                     "domain": "a.io", "state": "verified", "verification_strategy": "dns",
+                     "verification_token": "tok", "created_at": ts(1), "updated_at": ts(1)});
+    s.apply(&body("e_d", "organization_domain.created", dom, 1))
+        .await
+        .unwrap();
+    assert_eq!(s.domains_of("org_a").await.unwrap().len(), 1);
+    assert_eq!(
+        s.apply(&body(
+            "e_od",
+            "organization.deleted",
+            org("org_a", 30, json!([])),
+            30
+        ))
+        .await
+        .unwrap(),
+        Outcome::Deleted
+    );
+    assert!(s.all_memberships().await.unwrap().is_empty());
+    assert!(s.domains_of("org_a").await.unwrap().is_empty());
+    let late = body(
+        "e_late",
+        "organization_membership.updated",
+        membership("om_2", "user_a", "org_a", 10, 40, "active", "admin"),
+        40,
+    );
+    assert_eq!(s.apply(&late).await.unwrap(), Outcome::Tombstoned);
+    let fresh = body(
+        "e_fresh",
+        "organization_membership.created",
+        membership("om_9", "user_c", "org_a", 50, 50, "active", "admin"),
+        50,
+    );
+    assert_eq!(s.apply(&fresh).await.unwrap(), Outcome::Tombstoned);
+    assert!(s.all_memberships().await.unwrap().is_empty());
+    assert!(
+        s.is_tombstoned_in(Entity::Organizations, "org_a")
+            .await
+            .unwrap()
+    );
+
+    // A deleted user: its memberships elsewhere go too.
+    s.apply(&body(
+        "e_m5",
+        "organization_membership.created",
+        membership("om_5", "user_d", "org_b", 1, 1, "active", "member"),
+        1,
+    ))
+    .await
+    .unwrap();
+    s.apply(&body("e_ud", "user.deleted", user("user_d", 1), 2))
+        .await
+        .unwrap();
+    assert!(s.memberships_of_user("user_d").await.unwrap().is_empty());
+    db.teardown().await.unwrap();
+}
+
+/// A domain's verification token is never stored, whether it came in a domain event,
+/// an organization's `domains[]` or a snapshot: no column of any table holds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verification_tokens_are_never_stored() {
+    let db = fresh_database().await.unwrap();
+    let s = &db.store;
+    let secret = "VERIFY_SECRET_7f3a9";
+    let domain = |id: &str, v: i64| {
+        json!({"object": "organization_domain", "id": id, "organization_id": "org_t", "domain": format!("{id}.io"),
+               "state": "pending", "verification_strategy": "dns", "verification_token": secret,
+               "verification_prefix": "workos-verify", "created_at": ts(1), "updated_at": ts(v)})
+    };
+    s.apply(&body(
+        "e1",
+        "organization.created",
+        org("org_t", 1, json!([domain("org_domain_1", 1)])),
+        1,
+    ))
+    .await
+    .unwrap();
+    s.apply(&body(
+        "e2",
+        "organization_domain.verified",
+        domain("org_domain_2", 2),
+        2,
+    ))
+    .await
+    .unwrap();
+    // verification_failed wraps the domain ({reason, organization_domain}).
+    let failed = json!({"reason": "domain_verification_period_expired", "organization_domain": domain("org_domain_3", 3)});
+    s.apply(&body(
+        "e3",
+        "organization_domain.verification_failed",
+        failed,
+        3,
+    ))
+    .await
+    .unwrap();
+    let snap = Event::snapshot(workos_sync_core::Record::Organization(
+        serde_json::from_value(org("org_t", 5, json!([domain("org_domain_4", 5)]))).unwrap(),
+    ));
+    s.apply(&snap).await.unwrap();
+    let domains = s.domains_of("org_t").await.unwrap();
+    assert_eq!(domains.len(), 4, "{domains:?}");
+    for table in [
+        "users",
+        "organizations",
+        "organization_domains",
+        "organization_memberships",
+        "roles",
+        "permissions",
+        "tombstones",
+        "processed_events",
+        "sync_cursors",
+    ] {
+        let n = db
+            .exec(&format!(
+                "SELECT 1 FROM {table} t WHERE row_to_json(t)::text LIKE '%{secret}%'"
+            ))
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "{table} holds the token");
+    }
+    db.teardown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_are_keyed_by_scope_and_disabled_entities_are_ignored() {
+    let db = fresh_database().await.unwrap();
+    let s = &db.store;
+    let role = |org: Option<&str>, v: i64| {
+        let mut r = json!({"object": "role", "slug": "admin", "permissions": ["read", {"slug": "write"}],
+                           "created_at": ts(1), "updated_at": ts(v)});
+        if let Some(o) = org {
+            r["organization_id"] = json!(o);
+            r["object"] = json!("organization_role");
+        }
+        r
+    };
+    s.apply(&body("r1", "role.created", role(None, 1), 1))
+        .await
+        .unwrap();
+    s.apply(&body(
+        "r2",
+        "organization_role.created",
+        role(Some("org_r"), 1),
+        1,
+    ))
+    .await
+    .unwrap();
+    // An organization role without its organization cannot be keyed: refused.
+    let bad = json!({"object": "event", "id": "r3", "event": "organization_role.created",
+                     "data": {"slug": "x"}, "created_at": ts(1)});
+    assert!(Event::decode(bad.to_string().as_bytes()).is_err());
+    s.apply(&body("p1", "permission.created", json!({"object": "permission", "id": "perm_1", "slug": "read", "name": "Read", "system": false, "created_at": ts(1), "updated_at": ts(1)}), 1)).await.unwrap();
+    let n = db.exec("SELECT 1 FROM roles").await.unwrap();
+    assert_eq!(n, 2);
+    let n = db
+        .exec("SELECT 1 FROM roles WHERE key = 'org_r:admin' AND permissions = '{read,write}'")
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    // Deleting the environment role leaves the organization's role.
+    s.apply(&body("r4", "role.deleted", role(None, 2), 2))
+        .await
+        .unwrap();
+    assert_eq!(
+        db.exec("SELECT 1 FROM roles WHERE key = 'org_r:admin'")
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(db.exec("SELECT 1 FROM roles").await.unwrap(), 1);
+    assert_eq!(
+        db.exec("SELECT 1 FROM permissions WHERE key = 'read'")
+            .await
+            .unwrap(),
+        1
+    );
+
+    // Users only: an organization event is recorded as ignored and writes nothing.
+    let users_only = s.clone().with_entities(EntitySet::of(&[Entity::Users]));
+    let o = body("o1", "organization.created", org("org_x", 1, json!([])), 1);
+    assert_eq!(users_only.apply(&o).await.unwrap(), Outcome::Ignored);
+    assert!(s.get_organization("org_x").await.unwrap().is_none());
+    db.teardown().await.unwrap();
+}
