@@ -1,3 +1,4 @@
+DROP VIEW user_tombstones;
 CREATE TABLE user_tombstones (
     user_id     TEXT PRIMARY KEY,
     deleted_at  TIMESTAMPTZ NOT NULL,

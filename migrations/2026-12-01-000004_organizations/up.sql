@@ -87,7 +87,9 @@ CREATE TABLE permissions (
 -- permanent: no event, older or newer, brings a tombstoned key back, and nothing that
 -- refers to a tombstoned user or organization is created.
 CREATE TABLE tombstones (
-    entity      TEXT NOT NULL,
+    -- The default serves only the compatibility view below (writes of the previous
+    -- release); this release always names the entity.
+    entity      TEXT NOT NULL DEFAULT 'users',
     id          TEXT NOT NULL,
     deleted_at  TIMESTAMPTZ NOT NULL,               -- the deletion event's created_at
     event_id    TEXT NOT NULL,
@@ -97,3 +99,10 @@ CREATE TABLE tombstones (
 INSERT INTO tombstones (entity, id, deleted_at, event_id, recorded_at)
     SELECT 'users', user_id, deleted_at, event_id, recorded_at FROM user_tombstones;
 DROP TABLE user_tombstones;
+
+-- The previous release's workers read and write user_tombstones while a rollout
+-- replaces them (migrations run first): the same rows, as an updatable view (inserts
+-- through it take the entity's default, `users`; its ON CONFLICT DO NOTHING and deletes
+-- work on a simple view). Drop it in a later release, once no such worker can run.
+CREATE VIEW user_tombstones AS
+    SELECT id AS user_id, deleted_at, event_id, recorded_at FROM tombstones WHERE entity = 'users';

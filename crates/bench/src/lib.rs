@@ -87,12 +87,16 @@ pub struct History {
 }
 
 impl History {
-    /// user id → Some(newest version) or None (deleted), over every delivery.
+    /// user id → Some(newest version) or None (deleted), over every user delivery.
     pub fn model(&self) -> std::collections::HashMap<String, Option<i64>> {
         let mut m: std::collections::HashMap<String, Option<i64>> =
             std::collections::HashMap::new();
         let mut deleted = std::collections::HashSet::new();
-        for d in &self.deliveries {
+        for d in self
+            .deliveries
+            .iter()
+            .filter(|d| d.event_type.starts_with("user."))
+        {
             if d.deleted {
                 deleted.insert(d.user.clone());
             } else {
@@ -171,6 +175,78 @@ pub fn generate_history(events: usize, users: usize, seed: u64) -> History {
         unique,
         epoch,
     }
+}
+
+/// Adds organizations to `h` for a mixed drain: per organization a create and an
+/// update, and `per_org` memberships of random users of the history, each created and
+/// updated once; 10% of the added deliveries are duplicated; everything is reshuffled.
+/// Returns the user of each membership (a deleted user's are removed with it).
+pub fn add_organizations(
+    h: &mut History,
+    users: usize,
+    orgs: usize,
+    per_org: usize,
+    seed: u64,
+) -> Vec<String> {
+    use rand::{Rng, SeedableRng, seq::SliceRandom};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let ts = |v: i64| {
+        (h.epoch + chrono::Duration::milliseconds(v))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let mut added = Vec::new();
+    let mut pairs = std::collections::HashSet::new();
+    for o in 0..orgs {
+        let org = format!("org_{o:05}");
+        for (v, ty) in [(1, "organization.created"), (2, "organization.updated")] {
+            let id = format!("event_{org}_{v}");
+            let body = serde_json::json!({"object": "event", "id": id, "event": ty, "created_at": ts(v),
+                "data": {"object": "organization", "id": org, "name": format!("Org {o} v{v}"), "external_id": null,
+                         "metadata": {}, "domains": [], "created_at": ts(0), "updated_at": ts(v)}});
+            added.push(Delivery {
+                id,
+                user: String::new(),
+                event_type: ty,
+                version: v,
+                deleted: false,
+                body: body.to_string().into_bytes(),
+            });
+        }
+        for k in 0..per_org {
+            let user = format!("user_{:06}", rng.random_range(0..users.max(1)));
+            if !pairs.insert((user.clone(), o)) {
+                continue;
+            }
+            let om = format!("om_{o:05}_{k:04}");
+            for (v, ty, status) in [
+                (1, "organization_membership.created", "pending"),
+                (2, "organization_membership.updated", "active"),
+            ] {
+                let id = format!("event_{om}_{v}");
+                let body = serde_json::json!({"object": "event", "id": id, "event": ty, "created_at": ts(v),
+                    "data": {"object": "organization_membership", "id": om, "user_id": user, "organization_id": org,
+                             "status": status, "role": {"slug": "member"}, "roles": [{"slug": "member"}],
+                             "created_at": ts(1), "updated_at": ts(v)}});
+                added.push(Delivery {
+                    id,
+                    user: user.clone(),
+                    event_type: ty,
+                    version: v,
+                    deleted: false,
+                    body: body.to_string().into_bytes(),
+                });
+            }
+        }
+    }
+    let unique = added.len();
+    for _ in 0..unique / 10 {
+        let d = added[rng.random_range(0..unique)].clone();
+        added.push(d);
+    }
+    h.unique += unique;
+    h.deliveries.extend(added);
+    h.deliveries.shuffle(&mut rng);
+    pairs.into_iter().map(|(u, _)| u).collect()
 }
 
 /// Machine-wide CPU time, from the first line of /proc/stat: lets a benchmark say how

@@ -159,6 +159,18 @@ async fn sync_user_backfill_and_reconcile_commands() {
         .respond_with(ResponseTemplate::new(200).set_body_json(user.clone()))
         .mount(&workos)
         .await;
+    // Its memberships, every status asked for (WorkOS lists only active ones otherwise).
+    Mock::given(method("GET"))
+        .and(path("/user_management/organization_memberships"))
+        .and(wiremock::matchers::query_param("user_id", "user_cli1"))
+        .and(wiremock::matchers::query_param("statuses", "active,inactive,pending"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "data": [{"object": "organization_membership", "id": "om_cli1", "user_id": "user_cli1",
+                      "organization_id": "org_cli1", "status": "inactive", "role": {"slug": "member"},
+                      "created_at": "2026-01-01T00:00:00.000Z", "updated_at": "2026-01-02T00:00:00.000Z"}],
+            "list_metadata": {"before": null, "after": null}})))
+        .mount(&workos)
+        .await;
     Mock::given(method("GET"))
         .and(path("/user_management/users/user_gone"))
         .respond_with(
@@ -207,6 +219,9 @@ async fn sync_user_backfill_and_reconcile_commands() {
     assert_eq!(code, 0, "{err}");
     let row: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(row["usertag"], "cli");
+    // The user's memberships come with it, inactive ones included.
+    assert_eq!(row["memberships"][0]["id"], "om_cli1", "{out}");
+    assert_eq!(row["memberships"][0]["status"], "inactive");
     let (code, _, err) = run(&["sync-user", "user_gone"]);
     assert_eq!(code, 1);
     assert!(err.contains("no user user_gone"), "{err}");

@@ -37,7 +37,9 @@ metrics_table! {
     counter AMQP_CONNECT_FAILURES_TOTAL = "workos_sync_amqp_connect_failures_total",
         "Failed broker connection attempts.";
     counter EVENTS_APPLIED_TOTAL = "workos_sync_events_applied_total",
-        "Events applied to Postgres by type and outcome.";
+        "Events applied to Postgres by entity, type and outcome.";
+    gauge TABLE_ROWS = "workos_sync_table_rows",
+        "Rows per entity table (Postgres's planner estimate, sampled every minute).";
     histogram APPLY_BATCH_SECONDS = "workos_sync_apply_batch_seconds",
         "Time of one apply transaction, seconds.";
     histogram WORKER_BATCH_SIZE = "workos_sync_worker_batch_size",
@@ -85,6 +87,6 @@ mod tests {
             assert!(name.starts_with("workos_sync_"), "{name}");
             assert!(seen.insert(*name), "{name} twice");
         }
-        assert_eq!(ALL.len(), 24);
+        assert_eq!(ALL.len(), 25);
     }
 }

@@ -28,12 +28,10 @@ impl Store {
     /// it is shown, which is fine for a dry run).
     pub async fn preview(&self, events: &[Event]) -> Result<Vec<Outcome>, StoreError> {
         let mut conn = self.conn().await?;
+        let n = events.len();
+        let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
         let events = expand(events);
         let (known, _) = load_known(&conn, &events).await?;
-        let ids: Vec<&str> = events[..events.len() - extra(&events)]
-            .iter()
-            .map(|e| e.id.as_str())
-            .collect();
         let seen: HashSet<String> = processed_events::table
             .filter(processed_events::event_id.eq_any(&ids))
             .select(processed_events::event_id)
@@ -42,7 +40,7 @@ impl Store {
             .into_iter()
             .collect();
         let mut outcomes = plan::plan(&events, &known, &seen, self.entities).outcomes;
-        outcomes.truncate(ids.len());
+        outcomes.truncate(n);
         Ok(outcomes)
     }
 
@@ -78,6 +76,7 @@ impl Store {
         for (ev, outcome) in events.iter().zip(&outcomes) {
             metrics::counter!(
                 workos_sync_core::metric::EVENTS_APPLIED_TOTAL,
+                "entity" => ev.record().map_or("none", |r| r.entity().name()),
                 "type" => workos_sync_core::event_type::metric_label(&ev.event_type),
                 "outcome" => outcome.as_str()
             )
@@ -140,20 +139,6 @@ fn expand(events: &[Event]) -> std::borrow::Cow<'_, [Event]> {
     let mut all = events.to_vec();
     all.extend(domains);
     std::borrow::Cow::Owned(all)
-}
-
-/// How many events [`expand`] appended.
-fn extra(events: &[Event]) -> usize {
-    events
-        .iter()
-        .rev()
-        .take_while(|e| {
-            e.event_type == workos_sync_core::event_type::SNAPSHOT
-                && matches!(e.kind, EventKind::Snapshot(Record::Domain(_)))
-                && e.id.starts_with(Entity::OrganizationDomains.name())
-        })
-        .count()
-        .min(events.len())
 }
 
 /// The lock scopes of a record: (namespace, key) pairs ([`crate::locks`]).
@@ -411,34 +396,40 @@ async fn add_writes<'a>(
                 deleted_at,
                 event_id,
                 ..
-            } => deletes.push(DeleteRow {
-                entity: key.0.name(),
-                id: &key.1,
-                at: *deleted_at,
-                ev: event_id,
-                src,
-            }),
+            } => {
+                batch.deleted |= 1 << key.0.index();
+                deletes.push(DeleteRow {
+                    entity: key.0.name(),
+                    id: &key.1,
+                    at: *deleted_at,
+                    ev: event_id,
+                    src,
+                });
+            }
         }
     }
-    let json = |v: &dyn erased::Json| v.to_json();
     for (slot, r) in batch.upserts.iter_mut().zip(&rows) {
-        *slot = json(r)?;
+        if !r.is_empty() {
+            *slot = r.to_json()?;
+        }
     }
-    batch.deletes = json(&deletes)?;
-    batch.refresh = json(&refresh)?;
-    batch.writes = writes.len();
+    if !deletes.is_empty() {
+        batch.deletes = deletes.to_json()?;
+    }
+    if !refresh.is_empty() {
+        batch.refresh = refresh.to_json()?;
+    }
     Ok(())
 }
 
 /// JSON text of a row list, as a bind of the write statement.
-mod erased {
-    pub(super) trait Json {
-        fn to_json(&self) -> Result<String, crate::StoreError>;
-    }
-    impl<T: serde::Serialize> Json for T {
-        fn to_json(&self) -> Result<String, crate::StoreError> {
-            serde_json::to_string(self)
-                .map_err(|_| crate::StoreError::Invariant("a row did not serialise to JSON"))
-        }
+trait ToJson {
+    fn to_json(&self) -> Result<String, StoreError>;
+}
+
+impl<T: serde::Serialize> ToJson for T {
+    fn to_json(&self) -> Result<String, StoreError> {
+        serde_json::to_string(self)
+            .map_err(|_| StoreError::Invariant("a row did not serialise to JSON"))
     }
 }

@@ -1,19 +1,26 @@
 //! The store: Diesel schema, embedded migrations and `apply` — the one idempotent step
 //! through which webhooks, lazy sync, backfill and reconciliation all write.
 //!
-//! A batch of events is applied in one transaction, in four round trips (the statements
-//! are in the private `sql` module, prepared once per connection):
-//! 1. lock every user of the batch, then the usertag lock root of every user it might create
-//!    (`pg_advisory_xact_lock` on the hashes, one statement, one global order: batches
-//!    never deadlock each other, and one user's events are serialised inside Postgres
-//!    whatever the number of workers); pipelined behind it, read the stored
-//!    `workos_updated_at`, usertags and tombstones (its snapshot is taken after the locks);
+//! Every entity (users, organizations, domains, memberships, roles, permissions) goes
+//! through the same step: an entity is a table plus a mapping (`tables`), and the rules
+//! are the same for all (`plan`). A batch of events is applied in one transaction, in
+//! four round trips (the statements are in the private `sql` module, built once from the
+//! mappings and prepared once per connection):
+//! 1. lock every record's scope (a user with its memberships, an organization with its
+//!    domains, memberships and roles, a role, a permission), then the usertag lock root
+//!    of every user it might create (`pg_advisory_xact_lock` on the hashes, one
+//!    statement, one global order: batches never deadlock each other, and one scope's
+//!    events are serialised inside Postgres whatever the number of workers); pipelined
+//!    behind it, read the stored versions, usertags, memberships by user and organization,
+//!    and the tombstones of the records and their parents (its snapshot is taken after
+//!    the locks);
 //! 2. decide outcomes in memory ([`plan`]) as if no id had been seen; pick usertags for
 //!    new users (their bases' roots are locked: what is read stays true until commit);
 //! 3. one statement records the event ids (`ON CONFLICT DO NOTHING RETURNING`) and makes
-//!    every write (guarded upserts, sign-in refreshes, deletes with tombstones), each
+//!    every write (guarded upserts per table, sign-in refreshes, deletes with their
+//!    children and tombstones), each
 //!    write skipped if its source event id was recorded before. Ids that do not come back
-//!    were applied before: the batch is re-planned with them as duplicates, and users
+//!    were applied before: the batch is re-planned with them as duplicates, and keys
 //!    whose write was skipped get their exact write in a second statement (only possible
 //!    when the table changed behind our back, e.g. the application deleted a row; other
 //!    writes are the same either way, since a seen event's effect is already in what

@@ -132,6 +132,35 @@ impl Store {
 }
 
 #[derive(QueryableByName)]
+struct Estimate {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+impl Store {
+    /// Rows per entity table as Postgres's planner estimates them (`pg_class.reltuples`,
+    /// kept by autovacuum and ANALYZE): free to read, for the `workos_sync_table_rows`
+    /// gauge. A table never analysed reads 0.
+    pub async fn row_estimates(&self) -> Result<Vec<(Entity, i64)>, StoreError> {
+        let mut conn = self.conn().await?;
+        let names: Vec<&str> = Entity::ALL.iter().map(|e| e.name()).collect();
+        let rows: Vec<Estimate> = diesel::sql_query(
+            "SELECT c.relname::text AS name, greatest(c.reltuples, 0)::bigint AS n \
+             FROM pg_class c WHERE c.oid = ANY(ARRAY(SELECT to_regclass(t) FROM unnest($1::text[]) AS t))",
+        )
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(&names)
+        .load(&mut conn)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| Entity::parse(&r.name).ok().map(|e| (e, r.n)))
+            .collect())
+    }
+}
+
+#[derive(QueryableByName)]
 struct Count {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     n: i64,

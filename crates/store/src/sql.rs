@@ -17,7 +17,10 @@ use diesel::{
     query_builder::{AstPass, Query, QueryFragment, QueryId},
     sql_types::{Array, Integer, Nullable, Text, Untyped},
 };
-use std::{fmt::Write as _, sync::LazyLock};
+use std::{
+    collections::HashMap,
+    sync::{Arc, LazyLock, Mutex},
+};
 use workos_sync_core::Entity;
 
 use crate::tables::{TABLES, Table};
@@ -61,32 +64,102 @@ impl QueryFragment<Pg> for LockKeys<'_> {
     }
 }
 
-/// A statement text with its bind parameters' places: `parts[i]` comes before bind `i`.
-struct Text_ {
+/// A statement text with its bind parameters' places, built once per shape: `parts[i]`
+/// comes before the bind named by `slots[i]`.
+struct Statement<S> {
     parts: Vec<String>,
+    slots: Vec<S>,
 }
 
-impl Text_ {
-    /// Pushes the text with `bind(i, out)` in place `i`.
+/// Builds a [`Statement`]: SQL text and bind places in order.
+struct Builder<S> {
+    parts: Vec<String>,
+    slots: Vec<S>,
+    cur: String,
+}
+
+impl<S: Copy> Builder<S> {
+    fn new() -> Self {
+        Self {
+            parts: Vec::new(),
+            slots: Vec::new(),
+            cur: String::new(),
+        }
+    }
+
+    fn sql(&mut self, s: &str) -> &mut Self {
+        self.cur.push_str(s);
+        self
+    }
+
+    fn bind(&mut self, slot: S) -> &mut Self {
+        self.parts.push(std::mem::take(&mut self.cur));
+        self.slots.push(slot);
+        self
+    }
+
+    fn finish(mut self) -> Statement<S> {
+        self.parts.push(std::mem::take(&mut self.cur));
+        Statement {
+            parts: self.parts,
+            slots: self.slots,
+        }
+    }
+}
+
+impl<S: Copy> Statement<S> {
+    /// Pushes the text with `bind(slot, out)` in each bind place.
     fn walk<'b>(
         &self,
         out: &mut AstPass<'_, 'b, Pg>,
-        mut bind: impl FnMut(usize, &mut AstPass<'_, 'b, Pg>) -> QueryResult<()>,
+        mut bind: impl FnMut(S, &mut AstPass<'_, 'b, Pg>) -> QueryResult<()>,
     ) -> QueryResult<()> {
-        let binds = self.parts.len().saturating_sub(1);
         for (i, part) in self.parts.iter().enumerate() {
             out.push_sql(part);
-            if i < binds {
-                bind(i, out)?;
+            if let Some(slot) = self.slots.get(i) {
+                bind(*slot, out)?;
             }
         }
         Ok(())
     }
 }
 
-/// The stored rows and tombstones of a batch's keys: every table's rows by key (plus
-/// memberships by user and organization pair), and the tombstones of `tomb_entities` /
-/// `tomb_ids` (the records' keys and their parents'). `StateRow`s.
+/// The statements built so far, by shape. A shape is a bit set of the parts a batch
+/// needs (the tables it touches): a users-only batch runs a statement with the users'
+/// parts alone, so no batch pays for the tables it does not touch. Each shape's text is
+/// fixed, so it is prepared once per connection; a worker sees a handful of shapes.
+struct Shapes<S>(Mutex<HashMap<u32, Arc<Statement<S>>>>);
+
+impl<S: Copy> Shapes<S> {
+    fn new() -> Self {
+        Self(Mutex::new(HashMap::new()))
+    }
+
+    fn get(&self, shape: u32, build: impl FnOnce(u32) -> Statement<S>) -> Arc<Statement<S>> {
+        // A poisoned map still holds only finished statements.
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.entry(shape)
+            .or_insert_with(|| Arc::new(build(shape)))
+            .clone()
+    }
+}
+
+/// A bind of [`LoadState`].
+#[derive(Clone, Copy)]
+enum LoadSlot {
+    Keys(usize),
+    PairUsers,
+    PairOrgs,
+    TombEntities,
+    TombIds,
+}
+
+/// The stored rows and tombstones of a batch's keys: every touched table's rows by key
+/// (plus memberships by user and organization pair), and the tombstones of
+/// `tomb_entities` × `tomb_ids` (the records' keys and their parents'). `StateRow`s.
 pub(crate) struct LoadState<'a> {
     /// Keys per table, in [`Entity::ALL`] order.
     pub keys: &'a [Vec<String>; 6],
@@ -97,86 +170,102 @@ pub(crate) struct LoadState<'a> {
 }
 raw_statement!(LoadState);
 
-static LOAD_SQL: LazyLock<Text_> = LazyLock::new(|| {
-    let mut parts = Vec::new();
-    let mut s = String::new();
-    for (i, t) in TABLES.iter().enumerate() {
-        if i > 0 {
-            s.push_str(" UNION ALL ");
-        }
-        s.push_str(&state_select(t, ""));
-        let _ = write!(s, " WHERE {} = ANY(", t.key);
-        parts.push(std::mem::take(&mut s));
-        s.push_str("::text[])");
-    }
-    s.push_str(" UNION ALL ");
-    s.push_str(&state_select(
-        crate::tables::table(Entity::OrganizationMemberships),
-        "m.",
-    ));
-    s.push_str(" JOIN unnest(");
-    parts.push(std::mem::take(&mut s));
-    s.push_str("::text[], ");
-    parts.push(std::mem::take(&mut s));
-    s.push_str(
-        "::text[]) AS p(u, o) ON m.user_id = p.u AND m.organization_id = p.o \
-         UNION ALL SELECT true, t.entity, t.id, NULL, NULL, NULL, NULL, NULL, NULL \
-         FROM tombstones t JOIN unnest(",
-    );
-    parts.push(std::mem::take(&mut s));
-    s.push_str("::text[], ");
-    parts.push(std::mem::take(&mut s));
-    s.push_str("::text[]) AS k(e, i) ON t.entity = k.e AND t.id = k.i");
-    parts.push(s);
-    Text_ { parts }
-});
+static LOADS: LazyLock<Shapes<LoadSlot>> = LazyLock::new(Shapes::new);
 
-/// `SELECT false AS tomb, entity, key, versions… FROM table [alias]` for [`LoadState`].
-fn state_select(t: &Table, alias: &str) -> String {
+impl LoadState<'_> {
+    /// Bit i: table i has keys; bit 6: membership pairs.
+    fn shape(&self) -> u32 {
+        let mut shape = 0;
+        for (i, k) in self.keys.iter().enumerate() {
+            if !k.is_empty() {
+                shape |= 1 << i;
+            }
+        }
+        if !self.pair_users.is_empty() {
+            shape |= 1 << 6;
+        }
+        shape
+    }
+}
+
+fn build_load(shape: u32) -> Statement<LoadSlot> {
+    let mut b = Builder::new();
+    for (i, t) in TABLES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| shape & (1 << i) != 0)
+    {
+        b.sql(&state_select(t))
+            .sql(&format!(" WHERE {} = ANY(", t.key))
+            .bind(LoadSlot::Keys(i))
+            .sql("::text[]) UNION ALL ");
+    }
+    // Memberships by pair, and tombstones by (entity, key): each as two `= ANY` over
+    // the index's columns, so the index serves them whatever the plan. What comes back
+    // is a superset (every combination of the two lists); the extra rows are true facts
+    // about other keys and change no decision.
+    if shape & (1 << 6) != 0 {
+        b.sql(&state_select(crate::tables::table(
+            Entity::OrganizationMemberships,
+        )))
+        .sql(" WHERE user_id = ANY(")
+        .bind(LoadSlot::PairUsers)
+        .sql("::text[]) AND organization_id = ANY(")
+        .bind(LoadSlot::PairOrgs)
+        .sql("::text[]) UNION ALL ");
+    }
+    b.sql(
+        "SELECT true, entity, id, NULL, NULL, NULL, NULL, NULL, NULL \
+         FROM tombstones WHERE entity = ANY(",
+    )
+    .bind(LoadSlot::TombEntities)
+    .sql("::text[]) AND id = ANY(")
+    .bind(LoadSlot::TombIds)
+    .sql("::text[])");
+    b.finish()
+}
+
+/// `SELECT false AS tomb, entity, key, versions… FROM table` for [`LoadState`].
+fn state_select(t: &Table) -> String {
     let has = |c: &str| t.columns.iter().any(|x| x.name == c);
     let or_null = |c: &str, ty: &str| {
         if has(c) {
-            format!("{alias}{c}")
+            c.to_owned()
         } else {
             format!("NULL::{ty}")
         }
     };
-    let from = if alias.is_empty() {
-        t.name.to_owned()
-    } else {
-        format!("{} {}", t.name, alias.trim_end_matches('.'))
-    };
+    let membership = t.entity == Entity::OrganizationMemberships;
     format!(
-        "SELECT false AS tomb, '{entity}'::text AS entity, {alias}{key} AS key, \
-         {alias}workos_updated_at AS updated_at, {alias}workos_created_at AS created_at, \
+        "SELECT false AS tomb, '{entity}'::text AS entity, {key} AS key, \
+         workos_updated_at AS updated_at, workos_created_at AS created_at, \
          {usertag} AS usertag, {sign_in} AS last_sign_in_at, {user} AS user_id, \
-         {org} AS organization_id FROM {from}",
+         {org} AS organization_id FROM {name}",
         entity = t.entity.name(),
         key = t.key,
         usertag = or_null("usertag", "text"),
         sign_in = or_null("last_sign_in_at", "timestamptz"),
-        user = if t.entity == Entity::OrganizationMemberships {
-            format!("{alias}user_id")
+        user = if membership { "user_id" } else { "NULL::text" },
+        org = if membership {
+            "organization_id"
         } else {
-            "NULL::text".into()
+            "NULL::text"
         },
-        org = if t.entity == Entity::OrganizationMemberships {
-            format!("{alias}organization_id")
-        } else {
-            "NULL::text".into()
-        },
+        name = t.name,
     )
 }
 
 impl QueryFragment<Pg> for LoadState<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        LOAD_SQL.walk(&mut out, |i, o| match i {
-            0..=5 => o.push_bind_param::<Array<Text>, _>(&self.keys[i]),
-            6 => o.push_bind_param::<Array<Text>, _>(self.pair_users),
-            7 => o.push_bind_param::<Array<Text>, _>(self.pair_orgs),
-            8 => o.push_bind_param::<Array<Text>, _>(self.tomb_entities),
-            _ => o.push_bind_param::<Array<Text>, _>(self.tomb_ids),
-        })
+        LOADS
+            .get(self.shape(), build_load)
+            .walk(&mut out, |slot, o| match slot {
+                LoadSlot::Keys(i) => o.push_bind_param::<Array<Text>, _>(&self.keys[i]),
+                LoadSlot::PairUsers => o.push_bind_param::<Array<Text>, _>(self.pair_users),
+                LoadSlot::PairOrgs => o.push_bind_param::<Array<Text>, _>(self.pair_orgs),
+                LoadSlot::TombEntities => o.push_bind_param::<Array<Text>, _>(self.tomb_entities),
+                LoadSlot::TombIds => o.push_bind_param::<Array<Text>, _>(self.tomb_ids),
+            })
     }
 }
 
@@ -197,13 +286,13 @@ impl QueryFragment<Pg> for TakenTags<'_> {
 
 /// A batch's records and writes in one statement: records the event ids
 /// (`ON CONFLICT DO NOTHING`, returning as `IdRow`s only the ids not recorded before),
-/// then every table's guarded upserts, users' sign-in refreshes, deletes (a user's or an
-/// organization's with their children) and their tombstones. A write whose `src` event
-/// id turned out to be recorded before is skipped: the caller re-plans those keys (see
-/// `apply_in_tx`). A `None` source is written unconditionally. The plan gives each key
-/// at most one write, so no two parts touch the same row (a statement may not modify a
-/// row twice), except a child removed both by its own delete and its parent's (two
-/// deletes of one row: the second finds it gone).
+/// then the guarded upserts of every table the batch writes, users' sign-in refreshes,
+/// deletes (a user's or an organization's with their children) and their tombstones. A
+/// write whose `src` event id turned out to be recorded before is skipped: the caller
+/// re-plans those keys (see `apply_in_tx`). A `None` source is written unconditionally.
+/// The plan gives each key at most one write, so no two parts touch the same row (a
+/// statement may not modify a row twice), except a child removed both by its own delete
+/// and its parent's (two deletes of one row: the second finds it gone).
 #[derive(Default)]
 pub(crate) struct WriteBatch<'a> {
     // Processed-event records.
@@ -213,18 +302,47 @@ pub(crate) struct WriteBatch<'a> {
     pub outcomes: Vec<&'static str>,
     /// Deletes: a JSON array of `{entity, id, at, ev, src}`.
     pub deletes: String,
-    /// Upserts per table ([`Entity::ALL`] order): JSON arrays of `tables::Row`s.
+    /// The entities deleted (`Entity::index` bits).
+    pub deleted: u32,
+    /// Upserts per table ([`Entity::ALL`] order): JSON arrays of `tables::Row`s (empty
+    /// string: none).
     pub upserts: [String; 6],
-    /// Users' sign-in refreshes: a JSON array of `{id, t}`.
+    /// Users' sign-in refreshes: a JSON array of `{id, t}` (empty string: none).
     pub refresh: String,
-    /// How many writes the batch holds (0: only records).
-    pub writes: usize,
 }
 raw_statement!(WriteBatch);
 
+/// A bind of [`WriteBatch`].
+#[derive(Clone, Copy)]
+enum WriteSlot {
+    EventIds,
+    EventTypes,
+    UserIds,
+    Outcomes,
+    Deletes,
+    Upserts(usize),
+    Refresh,
+}
+
+static WRITES: LazyLock<Shapes<WriteSlot>> = LazyLock::new(Shapes::new);
+
 impl WriteBatch<'_> {
     pub fn is_empty(&self) -> bool {
-        self.event_ids.is_empty() && self.writes == 0
+        self.event_ids.is_empty() && self.shape() == 0
+    }
+
+    /// Bits 0-5: upserts of table i; 6-11: deletes of entity i; 12: refreshes.
+    fn shape(&self) -> u32 {
+        let mut shape = self.deleted << 6;
+        for (i, u) in self.upserts.iter().enumerate() {
+            if !u.is_empty() {
+                shape |= 1 << i;
+            }
+        }
+        if !self.refresh.is_empty() {
+            shape |= 1 << 12;
+        }
+        shape
     }
 }
 
@@ -233,30 +351,42 @@ fn newly(a: &str) -> String {
     format!("WHERE {a}.src IS NULL OR {a}.src IN (SELECT event_id FROM recorded)")
 }
 
-static WRITE_SQL: LazyLock<Text_> = LazyLock::new(|| {
-    let mut parts = Vec::new();
-    let mut s = String::from(
+fn build_write(shape: u32) -> Statement<WriteSlot> {
+    let mut b = Builder::new();
+    b.sql(
         "WITH recorded AS (INSERT INTO processed_events \
          (event_id, event_type, user_id, outcome) SELECT * FROM unnest(",
-    );
-    for sep in ["::text[], ", "::text[], ", "::text[], "] {
-        parts.push(std::mem::take(&mut s));
-        s.push_str(sep);
+    )
+    .bind(WriteSlot::EventIds)
+    .sql("::text[], ")
+    .bind(WriteSlot::EventTypes)
+    .sql("::text[], ")
+    .bind(WriteSlot::UserIds)
+    .sql("::text[], ")
+    .bind(WriteSlot::Outcomes)
+    .sql("::text[]) ON CONFLICT DO NOTHING RETURNING event_id)");
+    let deleted = (shape >> 6) & 0b11_1111;
+    if deleted != 0 {
+        b.sql(
+            ", del AS MATERIALIZED (SELECT d.entity, d.id, d.at, d.ev FROM \
+             json_to_recordset(",
+        )
+        .bind(WriteSlot::Deletes)
+        .sql(&format!(
+            "::json) AS d(entity text, id text, at timestamptz, ev text, src text) {})",
+            newly("d")
+        ));
     }
-    parts.push(std::mem::take(&mut s));
-    s.push_str(
-        "::text[]) ON CONFLICT DO NOTHING RETURNING event_id), \
-         del AS MATERIALIZED (SELECT d.entity, d.id, d.at, d.ev FROM jsonb_to_recordset(",
-    );
-    parts.push(std::mem::take(&mut s));
-    let _ = write!(
-        s,
-        "::jsonb) AS d(entity text, id text, at timestamptz, ev text, src text) {})",
-        newly("d")
-    );
-    for t in &TABLES {
-        let cols: Vec<&str> = t.columns.iter().map(|c| c.name).collect();
-        let quoted: Vec<String> = cols.iter().map(|c| format!("\"{c}\"")).collect();
+    for (i, t) in TABLES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| shape & (1 << i) != 0)
+    {
+        let cols: Vec<String> = t
+            .columns
+            .iter()
+            .map(|c| format!("\"{}\"", c.name))
+            .collect();
         let typed: Vec<String> = t
             .columns
             .iter()
@@ -268,18 +398,16 @@ static WRITE_SQL: LazyLock<Text_> = LazyLock::new(|| {
             .filter(|c| c.on_update)
             .map(|c| format!("\"{0}\" = excluded.\"{0}\"", c.name))
             .collect();
-        let _ = write!(
-            s,
-            ", up_{name} AS (INSERT INTO {name} ({cols}) SELECT {cols} FROM jsonb_to_recordset(",
+        b.sql(&format!(
+            ", up_{name} AS (INSERT INTO {name} ({cols}) SELECT {cols} FROM json_to_recordset(",
             name = t.name,
-            cols = quoted.join(", ")
-        );
-        parts.push(std::mem::take(&mut s));
+            cols = cols.join(", ")
+        ))
+        .bind(WriteSlot::Upserts(i))
         // The version guard, in SQL: only strictly newer data wins. Columns not in the
         // SET list (the key, a user's usertag, the application's own) are kept.
-        let _ = write!(
-            s,
-            "::jsonb) AS r({typed}, src text) {newly} ON CONFLICT ({key}) DO UPDATE SET \
+        .sql(&format!(
+            "::json) AS r({typed}, src text) {newly} ON CONFLICT ({key}) DO UPDATE SET \
              {set}, updated_at = now() WHERE {name}.workos_updated_at < \
              excluded.workos_updated_at RETURNING 1)",
             typed = typed.join(", "),
@@ -287,53 +415,59 @@ static WRITE_SQL: LazyLock<Text_> = LazyLock::new(|| {
             key = t.key,
             set = set.join(", "),
             name = t.name,
+        ));
+    }
+    if shape & (1 << 12) != 0 {
+        b.sql(
+            ", refreshed AS (UPDATE users SET last_sign_in_at = v.t, updated_at = now() \
+             FROM json_to_recordset(",
+        )
+        .bind(WriteSlot::Refresh)
+        .sql(
+            "::json) AS v(id text, t timestamptz) WHERE users.id = v.id \
+             AND (users.last_sign_in_at IS NULL OR users.last_sign_in_at < v.t) RETURNING 1)",
         );
     }
-    s.push_str(
-        ", refreshed AS (UPDATE users SET last_sign_in_at = v.t, updated_at = now() \
-         FROM jsonb_to_recordset(",
-    );
-    parts.push(std::mem::take(&mut s));
-    s.push_str(
-        "::jsonb) AS v(id text, t timestamptz) WHERE users.id = v.id \
-         AND (users.last_sign_in_at IS NULL OR users.last_sign_in_at < v.t) RETURNING 1)",
-    );
-    // One DELETE per (table, key or parent column): `= ANY(ARRAY(…))` lets each use its
-    // index (an OR of subqueries would scan the table on every batch).
+    // One DELETE per (table, key or parent column) of a deleted entity: `= ANY(ARRAY(…))`
+    // lets each use its index (an OR of subqueries would scan the table).
+    let mut n = 0;
     for t in &TABLES {
         let by = std::iter::once((t.entity, t.key)).chain(t.parents.iter().copied());
-        for (n, (entity, column)) in by.enumerate() {
-            let _ = write!(
-                s,
-                ", rm_{name}_{n} AS (DELETE FROM {name} WHERE {column} = ANY(ARRAY(\
+        for (entity, column) in by.filter(|(e, _)| deleted & (1 << e.index()) != 0) {
+            n += 1;
+            b.sql(&format!(
+                ", rm_{n} AS (DELETE FROM {name} WHERE {column} = ANY(ARRAY(\
                  SELECT id FROM del WHERE entity = '{entity}')) RETURNING 1)",
                 name = t.name,
                 entity = entity.name(),
-            );
+            ));
         }
+    }
+    if deleted != 0 {
+        b.sql(
+            ", tombstoned AS (INSERT INTO tombstones (entity, id, deleted_at, event_id) \
+             SELECT entity, id, at, ev FROM del ON CONFLICT DO NOTHING RETURNING 1)",
+        );
     }
     // Data-modifying CTEs run to completion whether or not the outer query reads them;
     // the outer query returns the newly recorded ids.
-    s.push_str(
-        ", tombstoned AS (INSERT INTO tombstones (entity, id, deleted_at, event_id) \
-         SELECT entity, id, at, ev FROM del ON CONFLICT DO NOTHING RETURNING 1) \
-         SELECT event_id FROM recorded",
-    );
-    parts.push(s);
-    Text_ { parts }
-});
+    b.sql(" SELECT event_id FROM recorded");
+    b.finish()
+}
 
 impl QueryFragment<Pg> for WriteBatch<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        WRITE_SQL.walk(&mut out, |i, o| match i {
-            0 => o.push_bind_param::<Array<Text>, _>(&self.event_ids),
-            1 => o.push_bind_param::<Array<Text>, _>(&self.event_types),
-            2 => o.push_bind_param::<Array<Nullable<Text>>, _>(&self.user_ids),
-            3 => o.push_bind_param::<Array<Text>, _>(&self.outcomes),
-            4 => o.push_bind_param::<Text, _>(&self.deletes),
-            5..=10 => o.push_bind_param::<Text, _>(&self.upserts[i - 5]),
-            _ => o.push_bind_param::<Text, _>(&self.refresh),
-        })
+        WRITES
+            .get(self.shape(), build_write)
+            .walk(&mut out, |slot, o| match slot {
+                WriteSlot::EventIds => o.push_bind_param::<Array<Text>, _>(&self.event_ids),
+                WriteSlot::EventTypes => o.push_bind_param::<Array<Text>, _>(&self.event_types),
+                WriteSlot::UserIds => o.push_bind_param::<Array<Nullable<Text>>, _>(&self.user_ids),
+                WriteSlot::Outcomes => o.push_bind_param::<Array<Text>, _>(&self.outcomes),
+                WriteSlot::Deletes => o.push_bind_param::<Text, _>(&self.deletes),
+                WriteSlot::Upserts(i) => o.push_bind_param::<Text, _>(&self.upserts[i]),
+                WriteSlot::Refresh => o.push_bind_param::<Text, _>(&self.refresh),
+            })
     }
 }
 
@@ -342,12 +476,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn statement_texts_have_one_place_per_bind() {
-        // parts = binds + 1, and no part mentions a bind number of its own.
-        assert_eq!(LOAD_SQL.parts.len(), 11);
-        assert_eq!(WRITE_SQL.parts.len(), 13);
-        for p in LOAD_SQL.parts.iter().chain(&WRITE_SQL.parts) {
-            assert!(!p.contains('$'), "{p}");
+    fn every_shape_builds_and_names_only_its_tables() {
+        for shape in 0..(1u32 << 13) {
+            let w = build_write(shape);
+            assert_eq!(w.parts.len(), w.slots.len() + 1);
+            let text = w.parts.concat();
+            assert!(!text.contains('$'), "{text}");
+            for (i, t) in TABLES.iter().enumerate() {
+                let up = format!("up_{} ", t.name);
+                assert_eq!(text.contains(&up), shape & (1 << i) != 0, "{shape:b}: {up}");
+            }
+            assert_eq!(text.contains("tombstoned"), shape & (0b11_1111 << 6) != 0);
+        }
+        // A user's delete removes the user's memberships too; an organization's, its
+        // domains, memberships and roles.
+        let users = build_write(1 << (6 + Entity::Users.index())).parts.concat();
+        assert!(users.contains("DELETE FROM organization_memberships WHERE user_id"));
+        let orgs = build_write(1 << (6 + Entity::Organizations.index()))
+            .parts
+            .concat();
+        for child in ["organization_domains", "organization_memberships", "roles"] {
+            assert!(
+                orgs.contains(&format!("DELETE FROM {child} WHERE organization_id")),
+                "{child}"
+            );
+        }
+        for shape in 0..(1u32 << 7) {
+            let l = build_load(shape);
+            assert_eq!(l.parts.len(), l.slots.len() + 1);
+            assert!(l.parts.concat().contains("FROM tombstones"));
         }
     }
 }

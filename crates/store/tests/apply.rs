@@ -444,7 +444,10 @@ async fn schema_rs_matches_the_migrations() {
         "SELECT table_name::text, column_name::text, data_type::text, is_nullable::text, \
          udt_name::text \
          FROM information_schema.columns WHERE table_schema = 'public' \
-         AND table_name <> '__diesel_schema_migrations' ORDER BY table_name, ordinal_position",
+         AND table_name <> '__diesel_schema_migrations' \
+         AND table_name IN (SELECT table_name FROM information_schema.tables \
+                            WHERE table_schema = 'public' AND table_type = 'BASE TABLE') \
+         ORDER BY table_name, ordinal_position",
     )
     .load(&mut conn)
     .await

@@ -547,3 +547,42 @@ async fn roles_are_keyed_by_scope_and_disabled_entities_are_ignored() {
     assert!(s.get_organization("org_x").await.unwrap().is_none());
     db.teardown().await.unwrap();
 }
+
+/// The previous release's workers write and read `user_tombstones` during a rollout:
+/// the view lands in `tombstones`, and what this release writes shows through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_tombstones_view_serves_the_previous_release() {
+    let db = fresh_database().await.unwrap();
+    let n = db
+        .exec(
+            "INSERT INTO user_tombstones (user_id, deleted_at, event_id) \
+             VALUES ('user_old', now(), 'evt_old') ON CONFLICT DO NOTHING",
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert!(db.store.is_tombstoned("user_old").await.unwrap());
+    let created = body("e_new", "user.created", user("user_old", 1), 1);
+    assert_eq!(db.store.apply(&created).await.unwrap(), Outcome::Tombstoned);
+    db.store
+        .apply(&body("e_del", "user.deleted", user("user_new", 1), 1))
+        .await
+        .unwrap();
+    let seen = db
+        .exec("SELECT 1 FROM user_tombstones WHERE user_id = 'user_new'")
+        .await
+        .unwrap();
+    assert_eq!(seen, 1);
+    // Organizations' tombstones are not users'.
+    db.store
+        .apply(&body(
+            "e_org",
+            "organization.deleted",
+            org("org_v", 1, json!([])),
+            1,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(db.exec("SELECT 1 FROM user_tombstones").await.unwrap(), 2);
+    db.teardown().await.unwrap();
+}

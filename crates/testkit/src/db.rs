@@ -41,8 +41,22 @@ async fn admin() -> anyhow::Result<AsyncPgConnection> {
 
 /// The template's name for the embedded migrations.
 fn template_name() -> String {
-    let names = workos_sync_store::migrate::embedded_names().join("\n");
-    let hash = hex::encode(Sha256::digest(names.as_bytes()));
+    // The embedded migrations' names and the SQL on disk: a migration edited during
+    // development gets a fresh template rather than a stale one.
+    let mut h = Sha256::new();
+    h.update(workos_sync_store::migrate::embedded_names().join("\n").as_bytes());
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations");
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|d| ["up.sql", "down.sql"].map(|f| d.path().join(f)))
+        .collect();
+    files.sort();
+    for f in files {
+        h.update(std::fs::read(&f).unwrap_or_default());
+    }
+    let hash = hex::encode(h.finalize());
     format!("{}_tpl_{}", crate::TEST_PREFIX_STEM, &hash[..12])
 }
 

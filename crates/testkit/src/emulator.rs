@@ -86,7 +86,7 @@ impl Emulator {
         }
     }
 
-    async fn call(
+    pub async fn call(
         &self,
         method: reqwest::Method,
         path: &str,

@@ -92,6 +92,10 @@ pub async fn start(settings: &Settings) -> anyhow::Result<WorkerHandle> {
         let (broker, shutdown) = (broker.clone(), shutdown.clone());
         move || sample_queue_depths(broker.clone(), shutdown.clone())
     }));
+    tasks.push(supervise("table_rows", shutdown.clone(), {
+        let (store, shutdown) = (store.clone(), shutdown.clone());
+        move || sample_table_rows(store.clone(), shutdown.clone())
+    }));
     let api = workos_sync_workos_api::Client::new(
         workos_sync_workos_api::ApiConfig::from_settings(&settings.workos),
     )
@@ -244,6 +248,23 @@ async fn sample_queue_depths(broker: Broker, shutdown: CancellationToken) {
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(Duration::from_secs(10)) => {}
+        }
+    }
+}
+
+/// Sets `workos_sync_table_rows{entity}` every minute from the planner's estimates (a
+/// database that does not answer leaves the last values).
+async fn sample_table_rows(store: Store, shutdown: CancellationToken) {
+    loop {
+        if let Ok(rows) = store.row_estimates().await {
+            for (entity, n) in rows {
+                metrics::gauge!(workos_sync_core::metric::TABLE_ROWS, "entity" => entity.name())
+                    .set(n as f64);
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(60)) => {}
         }
     }
 }

@@ -151,3 +151,227 @@ fn users_only(restart: bool, dry_run: bool) -> sync::BackfillOptions {
         only: Some(workos_sync_core::Entity::Users),
     }
 }
+
+/// `POST` (or another method) to the emulator, the JSON answer.
+async fn emu_call(
+    emu: &Emulator,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Value {
+    emu.call(method, path, body).await.unwrap()
+}
+
+/// Organizations, their domains and memberships: webhooks, lazy sync, backfill and
+/// reconcile against WorkOS's emulator reach the same tables, with every status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn organizations_memberships_and_domains_from_the_emulator() {
+    use reqwest::Method as M;
+    let emu = Emulator::start().await.unwrap();
+    let db = fresh_database().await.unwrap();
+    let prefix = unique_prefix();
+    let r = spawn_receiver(ReceiverOptions {
+        prefix: Some(prefix.clone()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let w = spawn_worker(
+        &prefix,
+        &db.url,
+        &[
+            ("WORKOS_API_KEY", EMULATOR_API_KEY),
+            ("WORKOS_API_BASE_URL", &emu.url),
+            ("WORKOS_SYNC__WORKER__API_TOKEN", "tok"),
+            ("WORKOS_SYNC__RECONCILE__INTERVAL_SECS", "0"),
+        ],
+    )
+    .await
+    .unwrap();
+    let store = db.store.clone();
+    let hook = emu.add_webhook(&r.url, TEST_SECRET).await.unwrap();
+
+    // 1. Webhooks: two organizations with domains, three users, memberships in every
+    // status; one membership deleted, one organization deleted.
+    let mut orgs = Vec::new();
+    for (i, domain) in ["acme.test", "globex.test"].iter().enumerate() {
+        let o = emu_call(&emu, M::POST, "/organizations", Some(json!({
+            "name": format!("Org {i}"), "external_id": format!("ext-{i}"), "metadata": {"tier": "gold"},
+            "domain_data": [{"domain": domain, "state": "verified"}]}))).await;
+        orgs.push(o["id"].as_str().unwrap().to_owned());
+    }
+    let mut users = Vec::new();
+    for i in 0..3 {
+        let u = emu
+            .create_user(&format!("member{i}@example.com"), "Member")
+            .await
+            .unwrap();
+        users.push(u["id"].as_str().unwrap().to_owned());
+    }
+    let mut ms = Vec::new();
+    for (u, o) in [(0, 0), (1, 0), (2, 1), (0, 1)] {
+        let m = emu_call(
+            &emu,
+            M::POST,
+            "/user_management/organization_memberships",
+            Some(json!({
+            "organization_id": orgs[o], "user_id": users[u], "role_slug": "member"})),
+        )
+        .await;
+        ms.push(m["id"].as_str().unwrap().to_owned());
+    }
+    emu_call(
+        &emu,
+        M::PUT,
+        &format!(
+            "/user_management/organization_memberships/{}/deactivate",
+            ms[1]
+        ),
+        None,
+    )
+    .await;
+    emu_call(
+        &emu,
+        M::PUT,
+        &format!("/organizations/{}", orgs[0]),
+        Some(json!({"name": "Org 0 renamed"})),
+    )
+    .await;
+    emu_call(
+        &emu,
+        M::DELETE,
+        &format!("/user_management/organization_memberships/{}", ms[3]),
+        None,
+    )
+    .await;
+    emu_call(
+        &emu,
+        M::DELETE,
+        &format!("/organizations/{}", orgs[1]),
+        None,
+    )
+    .await;
+    let settled = || async {
+        let o = store.get_organization(&orgs[0]).await.unwrap();
+        let m = store.all_memberships().await.unwrap();
+        o.is_some_and(|o| o.name == "Org 0 renamed")
+            && store.get_organization(&orgs[1]).await.unwrap().is_none()
+            && store.domains_of(&orgs[0]).await.unwrap().len() == 1
+            && m.len() == 2
+            && m.iter().any(|m| m.id == ms[1] && m.status == "inactive")
+    };
+    assert!(
+        eventually(Duration::from_secs(20), settled).await,
+        "webhooks: {:?} {:?}",
+        store.all_organizations().await.unwrap(),
+        store.all_memberships().await.unwrap()
+    );
+    assert!(
+        store
+            .is_tombstoned_in(workos_sync_core::Entity::Organizations, &orgs[1])
+            .await
+            .unwrap()
+    );
+    assert!(store.domains_of(&orgs[1]).await.unwrap().is_empty());
+    let leaked = db
+        .exec("SELECT 1 FROM organization_domains d WHERE row_to_json(d)::text ILIKE '%verification_token%'")
+        .await
+        .unwrap();
+    assert_eq!(leaked, 0);
+
+    // 2. Lazy sync of a user brings its memberships (webhooks off: only the API says).
+    emu.set_webhook_enabled(&hook, false).await.unwrap();
+    emu_call(
+        &emu,
+        M::PUT,
+        &format!(
+            "/user_management/organization_memberships/{}/reactivate",
+            ms[1]
+        ),
+        None,
+    )
+    .await;
+    let c = reqwest::Client::new();
+    let (status, row) = lazy_sync(&c, w.http_addr, &users[1]).await;
+    assert_eq!(status, 200, "{row}");
+    assert_eq!(row["memberships"][0]["id"], ms[1].as_str(), "{row}");
+    assert_eq!(row["memberships"][0]["status"], "active", "{row}");
+    let org_sync = c
+        .post(format!(
+            "http://{}/v1/organizations/{}/sync",
+            w.http_addr, orgs[0]
+        ))
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(org_sync.status(), 200);
+    let org_row: Value = org_sync.json().await.unwrap();
+    assert_eq!(org_row["domains"][0]["domain"], "acme.test", "{org_row}");
+
+    // 3. Backfill into emptied tables: the same rows, inactive memberships included.
+    emu_call(
+        &emu,
+        M::PUT,
+        &format!(
+            "/user_management/organization_memberships/{}/deactivate",
+            ms[0]
+        ),
+        None,
+    )
+    .await;
+    db.exec("TRUNCATE organizations, organization_domains, organization_memberships")
+        .await
+        .unwrap();
+    let mut cfg = ApiConfig::new(&emu.url, EMULATOR_API_KEY.to_owned().into());
+    cfg.backoff_base = Duration::from_millis(10);
+    let api = Client::new(cfg).unwrap();
+    let opts = sync::BackfillOptions {
+        restart: false,
+        dry_run: false,
+        only: None,
+    };
+    let report = sync::backfill(&api, &db.store, opts, |_| {}).await.unwrap();
+    let m = report.of(workos_sync_core::Entity::OrganizationMemberships);
+    assert_eq!((m.fetched, m.created), (2, 2), "{report:?}");
+    let rows = store.all_memberships().await.unwrap();
+    assert!(
+        rows.iter().any(|r| r.id == ms[0] && r.status == "inactive"),
+        "{rows:?}"
+    );
+    assert_eq!(store.domains_of(&orgs[0]).await.unwrap().len(), 1);
+    // The deleted organization stays deleted (its tombstone outlives the emptied tables).
+    assert!(store.get_organization(&orgs[1]).await.unwrap().is_none());
+
+    // 4. Reconcile: the Events API's organization and membership events, through the
+    // queue, bring the emptied tables back too.
+    db.exec(
+        "TRUNCATE organizations, organization_domains, organization_memberships, processed_events",
+    )
+    .await
+    .unwrap();
+    let request = sync::ReconcileRequest::from_cursor(Duration::from_secs(5));
+    let rep = sync::reconcile_once(&api, &w.broker, &db.store, &request)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(rep.events > 10, "{rep:?}");
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            let m = store.all_memberships().await.unwrap();
+            store
+                .get_organization(&orgs[0])
+                .await
+                .unwrap()
+                .is_some_and(|o| o.name == "Org 0 renamed")
+                && m.len() == 2
+                && store.get_organization(&orgs[1]).await.unwrap().is_none()
+        })
+        .await,
+        "reconcile: {:?}",
+        store.all_memberships().await.unwrap()
+    );
+    drop(w);
+    drop(r);
+    db.teardown().await.unwrap();
+}

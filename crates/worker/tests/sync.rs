@@ -94,6 +94,7 @@ async fn lazy_sync_creates_updates_removes_and_guards() {
                 .respond_with(ResponseTemplate::new(200).set_body_json(body))
                 .mount(workos)
                 .await;
+            mount_memberships(workos, vec![]).await;
         }
     };
     mount(user_json("user_ls1", 1)).await;
@@ -112,6 +113,7 @@ async fn lazy_sync_creates_updates_removes_and_guards() {
     assert_eq!(s, 200, "{row}");
     assert_eq!(row["email"], "user_ls1.v1@example.com");
     assert_eq!(row["name"], "Grace Hopper");
+    assert_eq!(row["memberships"], json!([]));
 
     // Newer data updates; older data does not.
     mount(user_json("user_ls1", 5)).await;
@@ -764,6 +766,19 @@ async fn reconcile_cursor_only_moves_forward_and_a_refused_cursor_is_said() {
     assert_eq!(r.cursor.as_deref(), Some("event_fw19"));
     close_and_delete(broker).await.unwrap();
     db.teardown().await.unwrap();
+}
+
+/// Serves `GET /user_management/organization_memberships` with `data` on one page, but
+/// only when every status is asked for (WorkOS returns only active ones otherwise).
+async fn mount_memberships(workos: &MockServer, data: Vec<Value>) {
+    Mock::given(method("GET"))
+        .and(path("/user_management/organization_memberships"))
+        .and(wiremock::matchers::query_param("statuses", "active,inactive,pending"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"object": "list", "data": data, "list_metadata": {"before": null, "after": null}}),
+        ))
+        .mount(workos)
+        .await;
 }
 
 /// Backfill options for users alone (the fake serves no other list).

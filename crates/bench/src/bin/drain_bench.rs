@@ -53,6 +53,12 @@ struct Args {
     /// Worker runs (c); the median is reported.
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// A mixed drain: also this many organizations (a create and an update each)…
+    #[arg(long, default_value_t = 0)]
+    orgs: usize,
+    /// …with this many memberships each (created and updated once), of random users.
+    #[arg(long, default_value_t = 0)]
+    memberships_per_org: usize,
 }
 
 /// One raw-consume baseline (a).
@@ -152,6 +158,7 @@ async fn drain_once(
     db: &workos_sync_testkit::TestDb,
     prefix: &str,
     history: &workos_sync_bench::History,
+    memberships: usize,
 ) -> anyhow::Result<Drain> {
     let started = Instant::now();
     let cpu = CpuSample::now();
@@ -217,7 +224,12 @@ async fn drain_once(
             (Some(v), Some(r)) => (r.workos_updated_at - history.epoch).num_milliseconds() != *v,
             _ => true,
         })
-        .count();
+        .count()
+        + db.store
+            .all_memberships()
+            .await?
+            .len()
+            .abs_diff(memberships);
     Ok(Drain {
         rate,
         startup,
@@ -248,13 +260,31 @@ struct Drain {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let history = generate_history(args.events, args.users, 7);
+    let mut history = generate_history(args.events, args.users, 7);
+    let member_users = if args.orgs > 0 {
+        workos_sync_bench::add_organizations(
+            &mut history,
+            args.users,
+            args.orgs,
+            args.memberships_per_org,
+            11,
+        )
+    } else {
+        Vec::new()
+    };
+    // Memberships the table must end with: those whose user was not deleted.
+    let model = history.model();
+    let memberships = member_users
+        .iter()
+        .filter(|u| model.get(*u).is_some_and(Option::is_some))
+        .count();
     let msgs = &history.deliveries;
     println!(
-        "generated {} deliveries ({} unique events) over {} users",
+        "generated {} deliveries ({} unique events) over {} users, {} organizations, {memberships} memberships",
         msgs.len(),
         history.unique,
-        args.users
+        args.users,
+        args.orgs
     );
     let prefix = format!("wst-bench-drain-{}", std::process::id());
     let broker = workos_sync_testkit::test_broker(&prefix).await?;
@@ -338,6 +368,7 @@ async fn main() -> anyhow::Result<()> {
             &db,
             &prefix,
             &history,
+            memberships,
         )
         .await?;
         let (rate, wrong) = (d.rate, d.wrong);
