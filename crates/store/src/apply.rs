@@ -382,7 +382,10 @@ async fn add_writes<'a>(
                     Record::User(u) => tags.get(&u.id).cloned().unwrap_or_default(),
                     _ => String::new(),
                 };
-                rows[record.entity().index()].push(tables::row(record, tag, src));
+                match tables::row(record, tag, src) {
+                    tables::Row::User(u) => batch.users.push(u),
+                    row => rows[record.entity().index()].push(row),
+                }
             }
             Write::RefreshSignIn {
                 user_id,

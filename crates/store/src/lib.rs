@@ -47,6 +47,7 @@ pub mod schema;
 mod sql;
 mod tables;
 pub mod tombstones;
+mod user_columns;
 pub mod usertag;
 
 use std::time::Duration;

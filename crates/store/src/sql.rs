@@ -304,8 +304,10 @@ pub(crate) struct WriteBatch<'a> {
     pub deletes: String,
     /// The entities deleted (`Entity::index` bits).
     pub deleted: u32,
-    /// Upserts per table ([`Entity::ALL`] order): JSON arrays of `tables::Row`s (empty
-    /// string: none).
+    /// Users' upserts, one array per column.
+    pub users: crate::user_columns::UserColumns<'a>,
+    /// Upserts of the other tables ([`Entity::ALL`] order; users' slot unused): JSON
+    /// arrays of `tables::Row`s (empty string: none).
     pub upserts: [String; 6],
     /// Users' sign-in refreshes: a JSON array of `{id, t}` (empty string: none).
     pub refresh: String,
@@ -321,6 +323,9 @@ enum WriteSlot {
     Outcomes,
     Deletes,
     Upserts(usize),
+    /// Column `i` of the users table (`TABLES[0].columns[i]`), or its `src`.
+    UserColumn(usize),
+    UserSrc,
     Refresh,
 }
 
@@ -338,6 +343,9 @@ impl WriteBatch<'_> {
             if !u.is_empty() {
                 shape |= 1 << i;
             }
+        }
+        if !self.users.is_empty() {
+            shape |= 1 << Entity::Users.index();
         }
         if !self.refresh.is_empty() {
             shape |= 1 << 12;
@@ -399,18 +407,31 @@ fn build_write(shape: u32) -> Statement<WriteSlot> {
             .map(|c| format!("\"{0}\" = excluded.\"{0}\"", c.name))
             .collect();
         b.sql(&format!(
-            ", up_{name} AS (INSERT INTO {name} ({cols}) SELECT {cols} FROM json_to_recordset(",
+            ", up_{name} AS (INSERT INTO {name} ({cols}) SELECT {cols} FROM ",
             name = t.name,
             cols = cols.join(", ")
-        ))
-        .bind(WriteSlot::Upserts(i))
+        ));
+        let record = if t.entity == Entity::Users {
+            // Binary arrays, one per column (see `user_columns`).
+            b.sql("unnest(");
+            for (c, col) in t.columns.iter().enumerate() {
+                b.bind(WriteSlot::UserColumn(c))
+                    .sql(&format!("::{}[], ", col.ty));
+            }
+            b.bind(WriteSlot::UserSrc).sql("::text[]) AS r(");
+            format!("{}, src)", cols.join(", "))
+        } else {
+            b.sql("json_to_recordset(")
+                .bind(WriteSlot::Upserts(i))
+                .sql("::json) AS r(");
+            format!("{}, src text)", typed.join(", "))
+        };
         // The version guard, in SQL: only strictly newer data wins. Columns not in the
         // SET list (the key, a user's usertag, the application's own) are kept.
-        .sql(&format!(
-            "::json) AS r({typed}, src text) {newly} ON CONFLICT ({key}) DO UPDATE SET \
+        b.sql(&record).sql(&format!(
+            " {newly} ON CONFLICT ({key}) DO UPDATE SET \
              {set}, updated_at = now() WHERE {name}.workos_updated_at < \
              excluded.workos_updated_at RETURNING 1)",
-            typed = typed.join(", "),
             newly = newly("r"),
             key = t.key,
             set = set.join(", "),
@@ -466,6 +487,13 @@ impl QueryFragment<Pg> for WriteBatch<'_> {
                 WriteSlot::Outcomes => o.push_bind_param::<Array<Text>, _>(&self.outcomes),
                 WriteSlot::Deletes => o.push_bind_param::<Text, _>(&self.deletes),
                 WriteSlot::Upserts(i) => o.push_bind_param::<Text, _>(&self.upserts[i]),
+                WriteSlot::UserColumn(c) => match TABLES[0].columns.get(c) {
+                    Some(col) => self.users.bind(col.name, o),
+                    None => Err(diesel::result::Error::QueryBuilderError(
+                        "users column index out of range".into(),
+                    )),
+                },
+                WriteSlot::UserSrc => self.users.bind("src", o),
                 WriteSlot::Refresh => o.push_bind_param::<Text, _>(&self.refresh),
             })
     }

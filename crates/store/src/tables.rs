@@ -2,10 +2,12 @@
 //! statement of the write path is built, checked by a test against `schema.rs`), its key,
 //! and the row the write path sends for a record ([`row`]).
 //!
-//! The write path sends rows as one JSON array per entity, expanded in Postgres by
-//! `jsonb_to_recordset` with the column list below as its record type: one bind
-//! parameter per entity whatever the batch size, so each statement's text is fixed and
-//! prepared once per connection. The JSON keys are the column names.
+//! The write path sends each table's rows in one bind whatever the batch size, so each
+//! statement's text is fixed and prepared once per connection: users, the hot path, as
+//! one binary typed array per column (`user_columns`, expanded by `unnest`); the other
+//! tables as one JSON array of rows (expanded by `json_to_recordset` with the column
+//! list below as its record type; the JSON keys are the column names), which also
+//! carries their `text[]` columns (`unnest` would flatten an array of arrays).
 //!
 //! Failure model: none here; a row that does not fit its column type is a failed
 //! statement (`StoreError::Query`).
@@ -192,25 +194,25 @@ pub(crate) enum Row<'a> {
     Permission(PermissionRow<'a>),
 }
 
-type Map<'a> = std::borrow::Cow<'a, BTreeMap<String, serde_json::Value>>;
+pub(crate) type Map<'a> = std::borrow::Cow<'a, BTreeMap<String, serde_json::Value>>;
 
 #[derive(Serialize)]
 pub(crate) struct UserRow<'a> {
-    id: &'a str,
-    email: &'a str,
-    name: Option<String>,
-    usertag: String,
-    avatar_url: Option<&'a str>,
-    first_name: Option<&'a str>,
-    last_name: Option<&'a str>,
-    email_verified: bool,
-    external_id: Option<&'a str>,
-    metadata: Map<'a>,
-    locale: Option<&'a str>,
-    last_sign_in_at: Option<DateTime<Utc>>,
-    workos_created_at: DateTime<Utc>,
-    workos_updated_at: DateTime<Utc>,
-    src: Option<&'a str>,
+    pub id: &'a str,
+    pub email: &'a str,
+    pub name: Option<String>,
+    pub usertag: String,
+    pub avatar_url: Option<&'a str>,
+    pub first_name: Option<&'a str>,
+    pub last_name: Option<&'a str>,
+    pub email_verified: bool,
+    pub external_id: Option<&'a str>,
+    pub metadata: Map<'a>,
+    pub locale: Option<&'a str>,
+    pub last_sign_in_at: Option<DateTime<Utc>>,
+    pub workos_created_at: DateTime<Utc>,
+    pub workos_updated_at: DateTime<Utc>,
+    pub src: Option<&'a str>,
 }
 
 #[derive(Serialize)]

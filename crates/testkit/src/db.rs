@@ -44,7 +44,11 @@ fn template_name() -> String {
     // The embedded migrations' names and the SQL on disk: a migration edited during
     // development gets a fresh template rather than a stale one.
     let mut h = Sha256::new();
-    h.update(workos_sync_store::migrate::embedded_names().join("\n").as_bytes());
+    h.update(
+        workos_sync_store::migrate::embedded_names()
+            .join("\n")
+            .as_bytes(),
+    );
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations");
     let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
         .into_iter()
