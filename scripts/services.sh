@@ -30,13 +30,18 @@ done
 pg_up || { echo "services: PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1; }
 rabbit_up || { echo "services: RabbitMQ is not reachable on 127.0.0.1:5672" >&2; exit 1; }
 
-# Leftovers of interrupted test runs: queues named wst-* (testkit prefixes).
+# Leftovers of killed test runs (a failing test cleans up itself: testkit's TestPrefix
+# and TestDb): queues and exchanges named wst-* (testkit prefixes). rabbitmqctl has no
+# command to delete an exchange and the management plugin (rabbitmqadmin) is not
+# enabled here, so exchanges go through `rabbitmqctl eval` of the broker's own
+# rabbit_exchange:delete/3 (RabbitMQ 3.10 to 4.x).
 # `|| true`: no leftovers is the normal case, and grep then exits 1 (pipefail).
 { rabbitmqctl -q list_queues name 2>/dev/null | grep -E '^wst-' || true; } | while read -r q; do
   rabbitmqctl -q delete_queue "$q" >/dev/null 2>&1 || true
 done
 { rabbitmqctl -q list_exchanges name 2>/dev/null | grep -E '^wst-' || true; } | while read -r x; do
-  rabbitmqadmin delete exchange name="$x" >/dev/null 2>&1 || true
+  rabbitmqctl -q eval "rabbit_exchange:delete(rabbit_misc:r(<<\"/\">>, exchange, <<\"$x\">>), false, <<\"services.sh\">>)." \
+    >/dev/null 2>&1 || true
 done
 echo "services: PostgreSQL and RabbitMQ are up" >&2
 # Databases left by interrupted test runs: wst_*.

@@ -371,7 +371,7 @@ async fn dlq_replay_all_stops_after_what_it_started_with() {
     )
     .await
     .unwrap();
-    let prefix2 = prefix.clone();
+    let prefix2 = prefix.to_string();
     let url = db.url.clone();
     let run =
         tokio::task::spawn_blocking(move || cli(&prefix2, &url, &["dlq", "replay", "--all"], ""));

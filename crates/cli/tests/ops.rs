@@ -156,7 +156,7 @@ async fn send_test_event_leads_to_a_row() {
     let db = fresh_database().await.unwrap();
     let prefix = unique_prefix();
     let r = spawn_receiver(ReceiverOptions {
-        prefix: Some(prefix.clone()),
+        prefix: Some(prefix.to_string()),
         ..Default::default()
     })
     .await

@@ -9,6 +9,7 @@
 pub mod db;
 pub mod emulator;
 pub mod policy;
+pub mod prefix;
 pub mod proxy;
 
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
@@ -23,6 +24,7 @@ use lapin::{
     types::FieldTable,
 };
 pub use policy::QueuePolicy;
+pub use prefix::TestPrefix;
 pub use proxy::TcpProxy;
 use workos_sync_core::{Settings, now_ms, signature};
 use workos_sync_queue::{Broker, BrokerConfig, Topology};
@@ -79,10 +81,11 @@ pub fn amqp_url_via(addr: SocketAddr) -> String {
     url_via(&amqp_url(), addr, "amqp", "%2f")
 }
 
-/// A fresh queue prefix: `wst-<8 hex>`.
-pub fn unique_prefix() -> String {
+/// A fresh queue prefix, `wst-<8 hex>`, whose queues and exchanges are deleted when
+/// it is dropped (also when the test fails: see [`TestPrefix`]).
+pub fn unique_prefix() -> TestPrefix {
     let id = uuid::Uuid::new_v4().simple().to_string();
-    format!("{TEST_PREFIX_STEM}-{}", &id[..8])
+    TestPrefix::new(format!("{TEST_PREFIX_STEM}-{}", &id[..8]))
 }
 
 /// Settings for a test: defaults, loopback services, the given prefix and secret, port 0.
@@ -156,7 +159,10 @@ pub struct ReceiverOptions<'a> {
 }
 
 pub async fn spawn_receiver(opts: ReceiverOptions<'_>) -> anyhow::Result<TestReceiver> {
-    let prefix = opts.prefix.clone().unwrap_or_else(unique_prefix);
+    let prefix = opts
+        .prefix
+        .clone()
+        .unwrap_or_else(|| unique_prefix().keep());
     let mut settings = test_settings(&prefix, &opts.env)?;
     let proxy = if opts.via_proxy {
         let p = TcpProxy::start(amqp_addr()?).await?;

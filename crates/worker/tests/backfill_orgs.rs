@@ -164,7 +164,7 @@ async fn backfill_of_150_organizations_stores_every_membership_and_resumes() {
         ))
         .mount(&workos)
         .await;
-    let mut cfg = ApiConfig::new(&workos.uri(), SecretString::from("sk_test_fake"));
+    let mut cfg = ApiConfig::new(workos.uri(), SecretString::from("sk_test_fake"));
     cfg.backoff_base = Duration::from_millis(10);
     let api = Client::new(cfg).unwrap();
     let opts = sync::BackfillOptions {

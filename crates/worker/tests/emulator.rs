@@ -33,7 +33,7 @@ async fn the_emulator_s_webhooks_and_api_keep_the_table_in_step() {
     let db = fresh_database().await.unwrap();
     let prefix = unique_prefix();
     let r = spawn_receiver(ReceiverOptions {
-        prefix: Some(prefix.clone()),
+        prefix: Some(prefix.to_string()),
         ..Default::default()
     })
     .await
@@ -171,7 +171,7 @@ async fn organizations_memberships_and_domains_from_the_emulator() {
     let db = fresh_database().await.unwrap();
     let prefix = unique_prefix();
     let r = spawn_receiver(ReceiverOptions {
-        prefix: Some(prefix.clone()),
+        prefix: Some(prefix.to_string()),
         ..Default::default()
     })
     .await

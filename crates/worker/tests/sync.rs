@@ -74,7 +74,9 @@ async fn lazy_sync_worker(
         ("WORKOS_SYNC__RECONCILE__INTERVAL_SECS", "0"),
     ];
     env.extend_from_slice(extra);
-    spawn_worker(&unique_prefix(), &db.url, &env).await.unwrap()
+    spawn_worker(&unique_prefix().keep(), &db.url, &env)
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -22,7 +22,7 @@ async fn end_to_end_receiver_queue_worker_table() {
     let db = fresh_database().await.unwrap();
     let prefix = unique_prefix();
     let r = spawn_receiver(ReceiverOptions {
-        prefix: Some(prefix.clone()),
+        prefix: Some(prefix.to_string()),
         ..Default::default()
     })
     .await
