@@ -85,10 +85,12 @@ async fn bodies_in_flight_share_a_budget_and_valid_requests_still_pass() {
     for i in 0..2 {
         held.push(raw_request(&r, &hog(i), &[b'x'; 1000]).await);
     }
-    // Give the receiver the moment it needs to take their share (poll, bounded).
+    // Give the receiver the moment it needs to take their share (poll, bounded). Each
+    // probe sends its whole body, so one admitted before the hogs hold is answered (401)
+    // at once and gives its share back, rather than sitting on it and pushing a hog out.
     let deadline = Instant::now() + Duration::from_secs(5);
     let third = loop {
-        let mut s = raw_request(&r, &hog(2), b"").await;
+        let mut s = raw_request(&r, &hog(2), &[b'x'; 70000]).await;
         let status = read_status(&mut s, Duration::from_secs(2)).await;
         if status == 503 || Instant::now() > deadline {
             break status;
