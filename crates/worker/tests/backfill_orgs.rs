@@ -158,6 +158,13 @@ async fn backfill_of_150_organizations_stores_every_membership_and_resumes() {
         .mount(&workos)
         .await;
     Mock::given(method("GET"))
+        .and(path("/user_management/users"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"object": "list", "data": [], "list_metadata": {"before": null, "after": null}}),
+        ))
+        .mount(&workos)
+        .await;
+    Mock::given(method("GET"))
         .and(path("/authorization/permissions"))
         .respond_with(ResponseTemplate::new(200).set_body_json(
             json!({"object": "list", "data": [], "list_metadata": {"before": null, "after": null}}),

@@ -461,7 +461,12 @@ impl Respond for EventPages {
             .filter(|(k, _)| k == "events[]")
             .map(|(_, v)| v.as_str())
             .collect();
-        assert_eq!(types, ["user.created", "user.updated", "user.deleted"]);
+        // Every enabled entity's types (all by default), users' first.
+        let all: Vec<&str> = workos_sync_core::Entity::ALL
+            .iter()
+            .flat_map(|e| e.event_types().iter().copied())
+            .collect();
+        assert_eq!(types, all);
         let asc = q.iter().any(|(k, v)| k == "order" && v == "asc");
         let mut ordered = self.events.clone();
         if !asc {

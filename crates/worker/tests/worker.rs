@@ -251,6 +251,8 @@ struct OutageRig {
     proxy: TcpProxy,
     broker: Broker,
     worker: WorkerHandle,
+    /// Last: its queues are deleted after the worker and the broker handle are gone.
+    _prefix: workos_sync_testkit::TestPrefix,
 }
 
 impl OutageRig {
@@ -268,6 +270,7 @@ impl OutageRig {
             proxy,
             broker,
             worker,
+            _prefix: prefix,
         }
     }
 
