@@ -85,11 +85,17 @@ async fn bodies_in_flight_share_a_budget_and_valid_requests_still_pass() {
     for i in 0..2 {
         held.push(raw_request(&r, &hog(i), &[b'x'; 1000]).await);
     }
-    // Give the receiver the moment it needs to take their share (poll, bounded). Each
-    // probe sends its whole body, so one admitted before the hogs hold is answered (401)
-    // at once and gives its share back, rather than sitting on it and pushing a hog out.
-    let deadline = Instant::now() + Duration::from_secs(5);
+    // Give the receiver the moment it needs to take their share (poll, bounded). A hog
+    // whose handler ran only after a probe took the budget was refused: it is sent
+    // again. Each probe sends its whole body, so one admitted early is answered (401)
+    // at once and gives its share back.
+    let deadline = Instant::now() + Duration::from_secs(10);
     let third = loop {
+        for (i, h) in held.iter_mut().enumerate() {
+            if read_status(h, Duration::from_millis(20)).await != 0 {
+                *h = raw_request(&r, &hog(i), &[b'x'; 1000]).await;
+            }
+        }
         let mut s = raw_request(&r, &hog(2), &[b'x'; 70000]).await;
         let status = read_status(&mut s, Duration::from_secs(2)).await;
         if status == 503 || Instant::now() > deadline {
