@@ -72,6 +72,8 @@ metrics_table! {
         "Reconciliation passes that ended on a refused cursor.";
     counter RECONCILE_DEAD_LETTERED_TOTAL = "workos_sync_reconcile_dead_lettered_total",
         "Events from the Events API that could not be queued and went to the DLQ.";
+    counter TLS_RELOADS_TOTAL = "workos_sync_tls_reloads_total",
+        "TLS certificate reloads (SIGHUP or changed files) by outcome (ok, failed).";
     counter TASK_RESTARTS_TOTAL = "workos_sync_task_restarts_total",
         "Worker background tasks that failed and were restarted, by task.";
 }
@@ -87,6 +89,6 @@ mod tests {
             assert!(name.starts_with("workos_sync_"), "{name}");
             assert!(seen.insert(*name), "{name} twice");
         }
-        assert_eq!(ALL.len(), 25);
+        assert_eq!(ALL.len(), 26);
     }
 }

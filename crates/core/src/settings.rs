@@ -60,6 +60,9 @@ pub struct ReceiverSettings {
     pub confirm_timeout_ms: u64,
     pub workers: usize,
     pub shutdown_timeout_secs: u64,
+    /// PEM certificate chain and key for HTTPS on `bind` (both or neither; empty: HTTP).
+    pub tls_cert: String,
+    pub tls_key: String,
 }
 
 impl ReceiverSettings {
@@ -100,6 +103,9 @@ pub struct WorkerSettings {
     pub batch_size: usize,
     pub partitions: usize,
     pub park_after_secs: u64,
+    /// PEM certificate chain and key for HTTPS on `http_bind` (both or neither).
+    pub tls_cert: String,
+    pub tls_key: String,
 }
 
 impl WorkerSettings {
@@ -311,7 +317,26 @@ impl Settings {
         if r.confirm_timeout_ms == 0 {
             return Err(invalid("receiver.confirm_timeout_ms", "must be positive"));
         }
+        tls_paths("receiver.tls_cert", &r.tls_cert, &r.tls_key)?;
         Ok(())
+    }
+
+    /// The receiver's TLS files (`None`: plain HTTP).
+    pub fn receiver_tls(&self) -> Result<Option<TlsPaths>, SettingsError> {
+        tls_paths(
+            "receiver.tls_cert",
+            &self.receiver.tls_cert,
+            &self.receiver.tls_key,
+        )
+    }
+
+    /// The worker's TLS files (`None`: plain HTTP).
+    pub fn worker_tls(&self) -> Result<Option<TlsPaths>, SettingsError> {
+        tls_paths(
+            "worker.tls_cert",
+            &self.worker.tls_cert,
+            &self.worker.tls_key,
+        )
     }
 
     /// The webhook secrets as byte strings, empty entries dropped.
@@ -325,9 +350,43 @@ impl Settings {
     }
 }
 
+/// A port's PEM certificate chain and key paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsPaths {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+/// Both paths set: TLS; neither: none; one alone is a mistake worth refusing.
+fn tls_paths(key: &'static str, cert: &str, pkey: &str) -> Result<Option<TlsPaths>, SettingsError> {
+    match (cert.trim(), pkey.trim()) {
+        ("", "") => Ok(None),
+        ("", _) | (_, "") => Err(invalid(
+            key,
+            "set both the certificate and the key, or neither",
+        )),
+        (c, k) => Ok(Some(TlsPaths {
+            cert: c.into(),
+            key: k.into(),
+        })),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_needs_both_files_or_neither() {
+        assert_eq!(tls_paths("k", "", "").unwrap(), None);
+        assert!(tls_paths("k", "c.pem", "").is_err());
+        assert!(tls_paths("k", " ", "k.pem").is_err());
+        let p = tls_paths("k", "c.pem", "k.pem").unwrap().unwrap();
+        assert_eq!(
+            (p.cert.to_str(), p.key.to_str()),
+            (Some("c.pem"), Some("k.pem"))
+        );
+    }
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs

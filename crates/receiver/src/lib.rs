@@ -90,8 +90,10 @@ impl AppState {
     }
 }
 
-/// Builds the HTTP server bound to `receiver.bind` (port 0 allowed). Returns the server
-/// future (to spawn or await) and the bound address.
+/// Builds the HTTP server bound to `receiver.bind` (port 0 allowed), HTTPS when
+/// `receiver.tls_cert` and `tls_key` are set (reloaded on SIGHUP or change:
+/// `workos_sync_tls`). Returns the server future (to spawn or await) and the bound
+/// address. Call it on a tokio runtime (the certificate reloader runs there).
 pub fn build_server(settings: &Settings, broker: Broker) -> std::io::Result<(Server, SocketAddr)> {
     // Install the recorder before the first request so no count is lost.
     let _ = workos_sync_core::metrics_setup::prometheus();
@@ -118,8 +120,19 @@ pub fn build_server(settings: &Settings, broker: Broker) -> std::io::Result<(Ser
     .max_connections(settings.receiver.max_connections)
     // Headers must arrive within 5 s (slowloris guard); the body has BODY_TIMEOUT.
     .client_request_timeout(Duration::from_secs(5))
-    .shutdown_timeout(settings.receiver.shutdown_timeout_secs)
-    .bind(settings.receiver.bind.as_str())?;
+    .shutdown_timeout(settings.receiver.shutdown_timeout_secs);
+    let bind = settings.receiver.bind.as_str();
+    let server = match settings.receiver_tls().map_err(std::io::Error::other)? {
+        Some(p) => {
+            let files = workos_sync_tls::TlsFiles {
+                cert: p.cert,
+                key: p.key,
+            };
+            let config = workos_sync_tls::serve(files).map_err(std::io::Error::other)?;
+            server.bind_rustls_0_23(bind, config)?
+        }
+        None => server.bind(bind)?,
+    };
     let addr = server
         .addrs()
         .first()

@@ -36,7 +36,13 @@ pub struct State {
     pub lazy_sync_timeout: Duration,
 }
 
-pub fn build(bind: &str, state: State) -> std::io::Result<(Server, SocketAddr)> {
+/// Builds the worker's HTTP server on `bind`, HTTPS with `tls` (reloaded on SIGHUP or
+/// change: `workos_sync_tls`); call it on a tokio runtime.
+pub fn build(
+    bind: &str,
+    tls: Option<workos_sync_core::settings::TlsPaths>,
+    state: State,
+) -> std::io::Result<(Server, SocketAddr)> {
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
@@ -52,8 +58,18 @@ pub fn build(bind: &str, state: State) -> std::io::Result<(Server, SocketAddr)> 
             .default_service(web::to(not_found))
     })
     .workers(1)
-    .disable_signals()
-    .bind(bind)?;
+    .disable_signals();
+    let server = match tls {
+        Some(p) => {
+            let files = workos_sync_tls::TlsFiles {
+                cert: p.cert,
+                key: p.key,
+            };
+            let config = workos_sync_tls::serve(files).map_err(std::io::Error::other)?;
+            server.bind_rustls_0_23(bind, config)?
+        }
+        None => server.bind(bind)?,
+    };
     let addr = server
         .addrs()
         .first()

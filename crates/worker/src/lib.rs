@@ -124,7 +124,8 @@ pub async fn start(settings: &Settings) -> anyhow::Result<WorkerHandle> {
         api_token: settings.worker.api_token.clone(),
         lazy_sync_timeout: settings.worker.lazy_sync_timeout(),
     };
-    let (server, http_addr) = http::build(&settings.worker.http_bind, state)?;
+    let (server, http_addr) =
+        http::build(&settings.worker.http_bind, settings.worker_tls()?, state)?;
     let http = server.handle();
     tokio::spawn(server);
     tracing::info!(%http_addr, partitions = settings.worker.partitions, "worker started");

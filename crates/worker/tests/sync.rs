@@ -796,3 +796,42 @@ fn users_only(restart: bool, dry_run: bool) -> sync::BackfillOptions {
         only: Some(workos_sync_core::Entity::Users),
     }
 }
+
+/// The worker's HTTP port over TLS (lazy sync carries a bearer token): HTTPS answers,
+/// with the certificate given in `worker.tls_cert` / `tls_key`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_port_speaks_https_when_given_a_certificate() {
+    let db = fresh_database().await.unwrap();
+    let dir = std::env::temp_dir().join(format!("wst-wtls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let c = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, c.cert.pem()).unwrap();
+    std::fs::write(&key, c.signing_key.serialize_pem()).unwrap();
+    let prefix = unique_prefix();
+    let w = spawn_worker(
+        &prefix,
+        &db.url,
+        &[
+            ("WORKOS_SYNC__WORKER__TLS_CERT", cert.to_str().unwrap()),
+            ("WORKOS_SYNC__WORKER__TLS_KEY", key.to_str().unwrap()),
+            ("WORKOS_SYNC__RECONCILE__INTERVAL_SECS", "0"),
+        ],
+    )
+    .await
+    .unwrap();
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(c.cert.pem().as_bytes()).unwrap()])
+        .build()
+        .unwrap();
+    let url = format!("https://localhost:{}/healthz", w.http_addr.port());
+    assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
+    assert!(
+        reqwest::get(format!("http://{}/healthz", w.http_addr))
+            .await
+            .is_err()
+    );
+    drop(w);
+    std::fs::remove_dir_all(&dir).unwrap();
+    db.teardown().await.unwrap();
+}
