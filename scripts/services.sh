@@ -37,10 +37,10 @@ rabbit_up || { echo "services: RabbitMQ is not reachable on 127.0.0.1:5672" >&2;
 # rabbit_exchange:delete/3 (RabbitMQ 3.10 to 4.x).
 # `|| true`: no leftovers is the normal case, and grep then exits 1 (pipefail).
 { rabbitmqctl -q list_queues name 2>/dev/null | grep -E '^wst-' || true; } | while read -r q; do
-  rabbitmqctl -q delete_queue "$q" >/dev/null 2>&1 || true
+  rabbitmqctl -q delete_queue "$q" </dev/null >/dev/null 2>&1 || true
 done
 { rabbitmqctl -q list_exchanges name 2>/dev/null | grep -E '^wst-' || true; } | while read -r x; do
-  rabbitmqctl -q eval "rabbit_exchange:delete(rabbit_misc:r(<<\"/\">>, exchange, <<\"$x\">>), false, <<\"services.sh\">>)." \
+  rabbitmqctl -q eval "rabbit_exchange:delete(rabbit_misc:r(<<\"/\">>, exchange, <<\"$x\">>), false, <<\"services.sh\">>)." </dev/null \
     >/dev/null 2>&1 || true
 done
 echo "services: PostgreSQL and RabbitMQ are up" >&2
