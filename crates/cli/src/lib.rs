@@ -27,8 +27,17 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Apply pending database migrations (safe to run from several places at once).
-    Migrate,
+    /// Apply pending database migrations in database.schema (safe to run from several
+    /// places at once); refuses, changing nothing, when a table it would create exists.
+    Migrate {
+        /// Keep an existing users table (its rows, keys and columns) and add only the
+        /// columns workos-sync needs (database.users_columns maps our names onto its).
+        #[arg(long)]
+        adopt: bool,
+        /// Print the SQL that would run; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Inspect and redrive the dead-letter queue.
     Dlq {
         #[command(subcommand)]
@@ -120,12 +129,14 @@ pub enum Command {
 pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command {
-        Command::Migrate => cmd::migrate::run(&settings, out).await,
+        Command::Migrate { adopt, dry_run } => {
+            cmd::migrate::run(&settings, adopt, dry_run, out).await
+        }
         Command::Debug { command } => cmd::debug::run(&settings, command, out),
         Command::Dlq { command } => cmd::dlq::run(&settings, command, out).await,
         Command::Tombstones { command } => {
             let store = workos_sync_store::Store::from_settings(&settings.database)?
-                .with_entities(settings.sync.entity_set());
+                .with_sync(&settings.sync);
             cmd::tombstones::run(&store, command, out).await
         }
         Command::SendTestEvent {

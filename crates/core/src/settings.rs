@@ -92,6 +92,11 @@ pub struct DatabaseSettings {
     pub url: SecretString,
     pub pool_size: usize,
     pub apply_timeout_secs: u64,
+    /// The schema holding every table of workos-sync and its migrations' bookkeeping.
+    pub schema: String,
+    /// Our users columns mapped onto an adopted table's names (`avatar_url = "avatarUrl"`).
+    #[serde(default)]
+    pub users_columns: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -125,6 +130,25 @@ pub struct SyncSettings {
     /// ignored.
     #[serde(deserialize_with = "list")]
     pub entities: Vec<crate::entity::Entity>,
+    /// What a `user.deleted` does to the user's row (`sync.user_delete`).
+    pub user_delete: DeleteMode,
+    /// What an `organization.deleted` does to the organization's row.
+    pub organization_delete: DeleteMode,
+    /// What a membership's delete (or its user's or organization's) does to its row.
+    pub membership_delete: DeleteMode,
+}
+
+/// How a row WorkOS deleted leaves the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeleteMode {
+    /// The row is removed (a foreign key of the application that blocks it sends the
+    /// event to the DLQ at once, naming the constraint).
+    #[default]
+    Delete,
+    /// The row stays with `deleted_at` set (a user's WorkOS personal data cleared), so
+    /// the application's foreign keys keep working.
+    Soft,
 }
 
 impl SyncSettings {
@@ -184,6 +208,16 @@ where
 fn secret_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, D::Error> {
     let raw: Vec<String> = list(d)?;
     Ok(raw.into_iter().map(SecretString::from).collect())
+}
+
+/// A schema name that needs no quoting anywhere (we quote it anyway): what `CREATE
+/// SCHEMA` accepts unquoted, lowercase, within Postgres's 63-byte identifier limit.
+pub fn valid_schema_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && s.len() <= 63
+        && !s.starts_with("pg_")
 }
 
 /// The plain variables of the operator interface and the key each overrides.
@@ -257,6 +291,12 @@ impl Settings {
             return Err(invalid(
                 "amqp.frame_max",
                 "must be 0 (the broker's choice) or at least 4096, AMQP's minimum",
+            ));
+        }
+        if !valid_schema_name(&self.database.schema) {
+            return Err(invalid(
+                "database.schema",
+                "must be a plain identifier: lowercase letters, digits and _, not starting with a digit, at most 63 bytes",
             ));
         }
         if self.database.apply_timeout_secs == 0 {

@@ -6,6 +6,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
+    sync::atomic::{AtomicBool, Ordering},
     time::Instant,
 };
 
@@ -27,11 +28,12 @@ impl Store {
     /// reads and the same [`plan`], no locks taken (the answer may be stale by the time
     /// it is shown, which is fine for a dry run).
     pub async fn preview(&self, events: &[Event]) -> Result<Vec<Outcome>, StoreError> {
+        let st = self.statements().await?;
         let mut conn = self.conn().await?;
         let n = events.len();
         let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
         let events = expand(events);
-        let (known, _) = load_known(&conn, &events).await?;
+        let (known, _) = load_known(&conn, &st, &events).await?;
         let seen: HashSet<String> = processed_events::table
             .filter(processed_events::event_id.eq_any(&ids))
             .select(processed_events::event_id)
@@ -59,18 +61,21 @@ impl Store {
             return Ok(Vec::new());
         }
         let started = Instant::now();
+        let st = self.statements().await?;
         let mut conn = self.conn().await?;
         // A connection whose network path silently drops packets hangs instead of
         // failing (TCP gives up after ~15 min). Dropping the future mid-transaction
         // leaves the connection's transaction open, so the pool discards it.
+        let deletes_only = AtomicBool::new(false);
         let outcomes = tokio::time::timeout(
             self.apply_timeout,
             conn.transaction::<_, StoreError, _>(async |c| {
-                apply_in_tx(c, events, self.entities).await
+                apply_in_tx(c, &st, events, self.entities, &deletes_only).await
             }),
         )
         .await
-        .map_err(|_| StoreError::Timeout(self.apply_timeout))??;
+        .map_err(|_| StoreError::Timeout(self.apply_timeout))?
+        .map_err(|e| blocked_delete(e, AtomicBool::load(&deletes_only, Ordering::Relaxed)))?;
         metrics::histogram!(workos_sync_core::metric::APPLY_BATCH_SECONDS)
             .record(started.elapsed().as_secs_f64());
         for (ev, outcome) in events.iter().zip(&outcomes) {
@@ -83,6 +88,39 @@ impl Store {
             .increment(1);
         }
         Ok(outcomes)
+    }
+}
+
+/// A foreign key violation of a batch that only removes rows is the application's key
+/// forbidding a delete WorkOS made (our own tables have no foreign keys): a permanent
+/// [`StoreError::DeleteBlocked`]. With upserts in the batch it may be an application
+/// key on an insert whose parent has not arrived yet: left as a failed statement (the
+/// worker retries the events one by one, and a lone delete is then classified here).
+fn blocked_delete(err: StoreError, deletes_only: bool) -> StoreError {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match err {
+        StoreError::Query(Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, info))
+            if deletes_only =>
+        {
+            let constraint = info.constraint_name().unwrap_or("?").to_owned();
+            let table = info.table_name().unwrap_or("?").to_owned();
+            // The message names the referenced table: "update or delete on table
+            // "users" violates …"; the setting follows from it.
+            let msg = info.message();
+            let setting = if msg.contains("\"organization_memberships\"") {
+                "membership_delete"
+            } else if msg.contains("\"organizations\"") {
+                "organization_delete"
+            } else {
+                "user_delete"
+            };
+            StoreError::DeleteBlocked {
+                constraint,
+                table,
+                setting,
+            }
+        }
+        other => other,
     }
 }
 
@@ -165,6 +203,7 @@ fn scopes(r: &Record) -> Vec<(i32, String)> {
 /// each existing user row.
 async fn load_known(
     c: &AsyncPgConnection,
+    st: &sql::Statements,
     events: &[Event],
 ) -> Result<(Known, HashMap<String, String>), StoreError> {
     let mut keys: [Vec<String>; 6] = Default::default();
@@ -193,6 +232,7 @@ async fn load_known(
     let (tomb_entities, tomb_ids): (Vec<&'static str>, Vec<String>) =
         tomb.into_iter().map(|(e, id)| (e.name(), id)).unzip();
     let rows: Vec<StateRow> = sql::LoadState {
+        st,
         keys: &keys,
         pair_users: &pair_users,
         pair_orgs: &pair_orgs,
@@ -217,6 +257,7 @@ async fn load_known(
         if r.tomb {
             e.tombstoned = true;
         } else {
+            e.present = true;
             e.updated_at = r.updated_at;
             e.last_sign_in_at = r.last_sign_in_at;
             if let Some(tag) = r.usertag {
@@ -247,8 +288,10 @@ fn lock_keys(events: &[Event]) -> (Vec<i32>, Vec<String>) {
 
 async fn apply_in_tx(
     c: &mut AsyncPgConnection,
+    st: &sql::Statements,
     events: &[Event],
     enabled: workos_sync_core::EntitySet,
+    deletes_only: &AtomicBool,
 ) -> Result<Vec<Outcome>, StoreError> {
     let n = events.len();
     let events = expand(events);
@@ -267,7 +310,7 @@ async fn apply_in_tx(
             keys: &keys,
         }
         .execute(&mut &*conn);
-        let read = load_known(conn, &events);
+        let read = load_known(conn, st, &events);
         futures_util::try_join!(async { lock.await.map_err(StoreError::from) }, read)?.1
     };
 
@@ -280,14 +323,25 @@ async fn apply_in_tx(
     // the seen ids known. Other writes are the same either way: a seen event changes no
     // other event's outcome.
     let plan0 = plan::plan(&events, &known, &HashSet::new(), enabled);
-    let mut batch = sql::WriteBatch::default();
+    deletes_only.store(
+        plan0
+            .writes
+            .iter()
+            .any(|w| matches!(w, Write::Delete { .. }))
+            && plan0
+                .writes
+                .iter()
+                .all(|w| matches!(w, Write::Delete { .. })),
+        Ordering::Relaxed,
+    );
+    let mut batch = sql::WriteBatch::new(st);
     for p in &plan0.processed {
         batch.event_ids.push(&p.event_id);
         batch.event_types.push(&p.event_type);
         batch.user_ids.push(p.user_id.as_deref());
         batch.outcomes.push(p.outcome.as_str());
     }
-    add_writes(c, &mut batch, &plan0.writes, &tags, true).await?;
+    add_writes(c, st, &mut batch, &plan0.writes, &tags, true).await?;
     let mut outcomes = plan0.outcomes.clone();
     outcomes.truncate(n);
     if batch.is_empty() {
@@ -322,8 +376,8 @@ async fn apply_in_tx(
         .cloned()
         .collect();
     if !redo.is_empty() {
-        let mut fix = sql::WriteBatch::default();
-        add_writes(c, &mut fix, &redo, &tags, false).await?;
+        let mut fix = sql::WriteBatch::new(st);
+        add_writes(c, st, &mut fix, &redo, &tags, false).await?;
         fix.execute(c).await?;
     }
     let mut outcomes = exact.outcomes;
@@ -351,6 +405,7 @@ struct RefreshRow<'a> {
 /// otherwise every write is unconditional.
 async fn add_writes<'a>(
     c: &mut AsyncPgConnection,
+    st: &sql::Statements,
     batch: &mut sql::WriteBatch<'a>,
     writes: &'a [Write],
     tags: &HashMap<String, String>,
@@ -368,7 +423,9 @@ async fn add_writes<'a>(
             _ => None,
         })
         .collect();
-    let mut new_tags = usertag::allocate_usertags(c, &new_users).await?.into_iter();
+    let mut new_tags = usertag::allocate_usertags(c, st, &new_users)
+        .await?
+        .into_iter();
     let mut rows: [Vec<tables::Row<'a>>; 6] = Default::default();
     let mut deletes = Vec::new();
     let mut refresh = Vec::new();

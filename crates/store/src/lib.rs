@@ -36,7 +36,9 @@
 //! database from a slow statement); [`StoreError::Invariant`] is a bug of the store.
 
 mod apply;
+mod catalog;
 mod cursors;
+pub mod layout;
 pub mod locks;
 pub mod migrate;
 pub mod plan;
@@ -53,14 +55,16 @@ pub mod usertag;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use diesel::prelude::*;
+use diesel::{
+    prelude::*,
+    sql_types::{Bool, Jsonb, Nullable, Text, Timestamptz},
+};
 use diesel_async::{AsyncPgConnection, pooled_connection::deadpool::Pool};
 use serde::Serialize;
 
 pub use locks::SessionLock;
 pub use plan::Outcome;
 pub use rows::{DomainRow, MembershipRow, OrganizationRow};
-use schema::users;
 pub use tombstones::Tombstone;
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +75,26 @@ pub enum StoreError {
     Query(#[from] diesel::result::Error),
     #[error("migration failed: {0}")]
     Migration(String),
+    /// `migrate` found a table it would create already there, not made by workos-sync;
+    /// nothing was changed.
+    #[error("{0}")]
+    Refused(String),
+    /// The tables do not fit the settings (a users column missing, a mapping naming
+    /// nothing, soft deletes without `deleted_at`): the store cannot write; the message
+    /// says what to run.
+    #[error("schema: {0}")]
+    Schema(#[from] layout::LayoutError),
+    /// An application's foreign key forbids removing a row WorkOS deleted. Retrying
+    /// cannot help: dead-letter at once (the message names the constraint and the
+    /// setting that keeps such rows instead).
+    #[error(
+        "delete blocked by foreign key {constraint} on table {table}: set sync.{setting} = \"soft\" to keep such rows with deleted_at, or make the key ON DELETE CASCADE / SET NULL"
+    )]
+    DeleteBlocked {
+        constraint: String,
+        table: String,
+        setting: &'static str,
+    },
     /// The store broke one of its own invariants (a bug, not bad input or the database):
     /// treated like any failed statement, so the event is retried and then dead-lettered.
     #[error("store invariant broken: {0}")]
@@ -84,6 +108,11 @@ pub enum StoreError {
 
 impl StoreError {
     /// True when the database could not be reached: wait and retry, never dead-letter.
+    /// True when retrying the same event cannot succeed: dead-letter it at once.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::DeleteBlocked { .. })
+    }
+
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
@@ -97,28 +126,52 @@ impl StoreError {
     }
 }
 
-/// A row of `users`, as the lazy-sync endpoint returns it.
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Serialize)]
-#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
+/// A row of `users`, as the lazy-sync endpoint returns it (read through the layout, so
+/// an adopted table's names come back as ours).
+#[derive(Debug, Clone, PartialEq, QueryableByName, Serialize)]
 pub struct UserRow {
+    #[diesel(sql_type = Text)]
     pub id: String,
+    /// Empty for a user soft-deleted in a table whose email column allows NULL.
+    #[diesel(sql_type = Text)]
     pub email: String,
+    #[diesel(sql_type = Nullable<Text>)]
     pub name: Option<String>,
+    /// Empty for an adopted row that had none (sync sets it only when it creates a row).
+    #[diesel(sql_type = Text)]
     pub usertag: String,
+    #[diesel(sql_type = Nullable<Text>)]
     pub avatar_url: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
     pub bio: Option<String>,
+    #[diesel(sql_type = Nullable<Jsonb>)]
     pub details: Option<serde_json::Value>,
+    #[diesel(sql_type = Nullable<Text>)]
     pub first_name: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
     pub last_name: Option<String>,
+    #[diesel(sql_type = Bool)]
     pub email_verified: bool,
+    #[diesel(sql_type = Nullable<Text>)]
     pub external_id: Option<String>,
+    #[diesel(sql_type = Jsonb)]
     pub metadata: serde_json::Value,
+    #[diesel(sql_type = Nullable<Text>)]
     pub locale: Option<String>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
     pub last_sign_in_at: Option<DateTime<Utc>>,
-    pub workos_created_at: DateTime<Utc>,
-    pub workos_updated_at: DateTime<Utc>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    /// NULL only in an adopted table's rows that no event or backfill has reached yet.
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub workos_created_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub workos_updated_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub created_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub updated_at: Option<DateTime<Utc>>,
+    /// Set by a soft delete (`sync.user_delete = "soft"`).
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 /// The connection pool and every database operation of workos-sync.
@@ -128,4 +181,10 @@ pub struct Store {
     url: std::sync::Arc<str>,
     apply_timeout: Duration,
     entities: workos_sync_core::EntitySet,
+    /// `database.schema`: every session's search_path.
+    schema: std::sync::Arc<str>,
+    users_columns: std::sync::Arc<std::collections::BTreeMap<String, String>>,
+    deletes: layout::DeleteModes,
+    /// The write path's statements, built from the users table's layout on first use.
+    statements: std::sync::Arc<tokio::sync::OnceCell<std::sync::Arc<sql::Statements>>>,
 }

@@ -17,10 +17,12 @@ use crate::{Store, StoreError};
 pub const LOCK_USER: i32 = 0x5753_0001;
 /// Namespace of the usertag lock roots (`usertag::lock_root`).
 pub const LOCK_USERTAG: i32 = 0x5753_0002;
-/// Session lock of `migrate` (several replicas may run it at once).
-pub const LOCK_MIGRATE: i64 = 0x5753_0003;
-/// Session lock of the Events API reconciler (one leader at a time).
-pub const LOCK_RECONCILE: i64 = 0x5753_0004;
+/// Session lock of `migrate` (several replicas may run it at once), per schema: the
+/// second key is `hashtext(database.schema)`, so installations in two schemas of one
+/// database never wait for each other.
+pub const LOCK_MIGRATE: i32 = 0x5753_0003;
+/// Session lock of the Events API reconciler (one leader at a time per schema).
+pub const LOCK_RECONCILE: i32 = 0x5753_0004;
 /// Namespace of the per-organization locks of the apply path: an organization, its
 /// domains, memberships and organization roles are serialised by it (so an
 /// organization's delete and its children's writes never interleave).
@@ -35,13 +37,15 @@ pub const LOCK_PERMISSION: i32 = 0x5753_0007;
 /// the lock; a crashed holder's lock disappears with its connection.
 pub struct SessionLock {
     conn: AsyncPgConnection,
-    key: i64,
+    key: i32,
+    schema: std::sync::Arc<str>,
 }
 
 impl SessionLock {
     pub async fn release(mut self) {
-        let _ = diesel::sql_query("SELECT pg_advisory_unlock($1)")
-            .bind::<diesel::sql_types::BigInt, _>(self.key)
+        let _ = diesel::sql_query("SELECT pg_advisory_unlock($1, hashtext($2))")
+            .bind::<diesel::sql_types::Integer, _>(self.key)
+            .bind::<diesel::sql_types::Text, _>(&*self.schema)
             .execute(&mut self.conn)
             .await;
     }
@@ -54,15 +58,22 @@ struct Locked {
 }
 
 impl Store {
-    /// Takes the session advisory lock `key` if free; `None` when someone holds it.
-    pub async fn try_session_lock(&self, key: i64) -> Result<Option<SessionLock>, StoreError> {
+    /// Takes the session advisory lock `key` of this store's schema if free; `None`
+    /// when someone holds it.
+    pub async fn try_session_lock(&self, key: i32) -> Result<Option<SessionLock>, StoreError> {
         let mut conn = AsyncPgConnection::establish(&self.url)
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let got: Locked = diesel::sql_query("SELECT pg_try_advisory_lock($1) AS locked")
-            .bind::<diesel::sql_types::BigInt, _>(key)
-            .get_result(&mut conn)
-            .await?;
-        Ok(got.locked.then_some(SessionLock { conn, key }))
+        let got: Locked =
+            diesel::sql_query("SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked")
+                .bind::<diesel::sql_types::Integer, _>(key)
+                .bind::<diesel::sql_types::Text, _>(&*self.schema)
+                .get_result(&mut conn)
+                .await?;
+        Ok(got.locked.then_some(SessionLock {
+            conn,
+            key,
+            schema: self.schema.clone(),
+        }))
     }
 }

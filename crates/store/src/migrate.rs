@@ -1,30 +1,155 @@
-//! Embedded Diesel migrations, run through diesel-async's harness (no libpq).
+//! `migrate`: the embedded Diesel migrations (run through diesel-async's harness, no
+//! libpq) in the installation's schema, the users columns the layout needs, and the
+//! adoption of an application's existing users table.
 //!
-//! Safe when several processes run it at once: the run holds a session advisory lock, so
-//! a second runner waits and then finds nothing pending. The harness calls
+//! Never half-migrates: before anything changes it reads what the schema holds, and a
+//! table a pending migration would create that exists and was not created by a
+//! migration already applied there is refused ([`StoreError::Refused`], one line naming
+//! the table and what to do). With `adopt`, an existing `users` is kept (rows, foreign
+//! keys, every column) and only what the write path lacks is added, in one transaction;
+//! the first migration's other tables are created in the same transaction and it is
+//! recorded as applied.
+//!
+//! Safe when several processes run it at once: the run holds a session advisory lock
+//! per schema, so a second runner waits and then finds nothing pending. The harness calls
 //! `block_in_place`, so this must run on tokio's multi-thread runtime.
 
-use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl};
+use std::collections::{BTreeMap, HashSet};
+
+use diesel_async::{
+    AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection,
+};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-use crate::{StoreError, locks::LOCK_MIGRATE};
+use crate::{
+    StoreError, catalog,
+    layout::{Found, USER_COLUMNS, quote, resolve},
+    locks::LOCK_MIGRATE,
+};
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
 
-async fn connect(url: &str) -> Result<AsyncPgConnection, StoreError> {
-    AsyncPgConnection::establish(url)
-        .await
-        .map_err(|e| StoreError::Unavailable(e.to_string()))
+/// Every migration's name and up.sql, in order (the same files `MIGRATIONS` embeds; a
+/// test keeps the two lists equal). Read to know which tables a migration creates.
+const MIGRATION_SQL: [(&str, &str); 5] = [
+    (
+        "2026-11-27-000001_create_sync_tables",
+        include_str!("../../../migrations/2026-11-27-000001_create_sync_tables/up.sql"),
+    ),
+    (
+        "2026-11-27-000002_processed_at_clock",
+        include_str!("../../../migrations/2026-11-27-000002_processed_at_clock/up.sql"),
+    ),
+    (
+        "2026-11-27-000003_write_path_storage",
+        include_str!("../../../migrations/2026-11-27-000003_write_path_storage/up.sql"),
+    ),
+    (
+        "2026-12-01-000004_organizations",
+        include_str!("../../../migrations/2026-12-01-000004_organizations/up.sql"),
+    ),
+    (
+        "2026-12-02-000005_soft_deletes",
+        include_str!("../../../migrations/2026-12-02-000005_soft_deletes/up.sql"),
+    ),
+];
+
+/// What `migrate` is asked to do.
+#[derive(Debug, Clone)]
+pub struct MigrateOptions {
+    /// `database.schema`: created when missing.
+    pub schema: String,
+    /// Keep an existing `users` table and add what it lacks.
+    pub adopt: bool,
+    /// Print what would run; change nothing.
+    pub dry_run: bool,
+    /// `database.users_columns`.
+    pub users_columns: BTreeMap<String, String>,
 }
 
-async fn lock(conn: &mut AsyncPgConnection, take: bool) -> Result<(), StoreError> {
+impl MigrateOptions {
+    pub fn new(schema: &str) -> Self {
+        Self {
+            schema: schema.into(),
+            adopt: false,
+            dry_run: false,
+            users_columns: BTreeMap::new(),
+        }
+    }
+}
+
+/// What a run did (or, dry, would do).
+#[derive(Debug, Clone, Default)]
+pub struct MigrateReport {
+    /// Migrations applied (versions), in order; with `dry_run`, the names pending.
+    pub applied: Vec<String>,
+    /// An existing users table was adopted.
+    pub adopted: bool,
+    /// Every statement that ran (or would run), in order; migrations as their up.sql.
+    pub sql: Vec<String>,
+}
+
+/// A migration's version as Diesel records it: the name's date part without dashes.
+fn version(name: &str) -> String {
+    name.split('_')
+        .next()
+        .unwrap_or(name)
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect()
+}
+
+/// The tables and views `sql` creates (`CREATE TABLE x`, `CREATE VIEW x`).
+fn creates(sql: &str) -> Vec<String> {
+    let tokens: Vec<&str> = sql.split_whitespace().collect();
+    let mut out = Vec::new();
+    for w in tokens.windows(3) {
+        if w[0].eq_ignore_ascii_case("CREATE")
+            && (w[1].eq_ignore_ascii_case("TABLE") || w[1].eq_ignore_ascii_case("VIEW"))
+        {
+            let name = w[2].trim_end_matches('(').trim_matches('"');
+            out.push(name.to_owned());
+        }
+    }
+    out
+}
+
+/// The first migration without its `CREATE TABLE users (…);`: what adoption runs.
+fn first_migration_without_users() -> Result<String, StoreError> {
+    let sql = MIGRATION_SQL[0].1;
+    let start = sql
+        .find("CREATE TABLE users (")
+        .ok_or(StoreError::Invariant(
+            "the first migration creates no users table",
+        ))?;
+    let end = sql[start..]
+        .find("\n);")
+        .map(|i| start + i + 3)
+        .ok_or(StoreError::Invariant(
+            "the users table's statement does not end",
+        ))?;
+    Ok(format!("{}{}", &sql[..start], &sql[end..]))
+}
+
+async fn connect(url: &str, schema: &str) -> Result<AsyncPgConnection, StoreError> {
+    let mut conn = AsyncPgConnection::establish(url)
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    // The schema's objects only (see `pool::connect_pooled`).
+    conn.batch_execute(&format!("SET search_path = {}", quote(schema)))
+        .await?;
+    Ok(conn)
+}
+
+async fn lock(conn: &mut AsyncPgConnection, schema: &str, take: bool) -> Result<(), StoreError> {
     let sql = if take {
-        "SELECT pg_advisory_lock($1)"
+        "SELECT pg_advisory_lock($1, hashtext($2))"
     } else {
-        "SELECT pg_advisory_unlock($1)"
+        "SELECT pg_advisory_unlock($1, hashtext($2))"
     };
     diesel::sql_query(sql)
-        .bind::<diesel::sql_types::BigInt, _>(LOCK_MIGRATE)
+        .bind::<diesel::sql_types::Integer, _>(LOCK_MIGRATE)
+        .bind::<diesel::sql_types::Text, _>(schema)
         .execute(conn)
         .await?;
     Ok(())
@@ -34,30 +159,306 @@ fn versions(v: Vec<diesel::migration::MigrationVersion<'_>>) -> Vec<String> {
     v.iter().map(ToString::to_string).collect()
 }
 
-/// Runs `step` with the migration lock held; returns the versions it touched.
-async fn locked<F>(url: &str, step: F) -> Result<Vec<String>, StoreError>
-where
-    F: FnOnce(
-        &mut AsyncMigrationHarness<AsyncPgConnection>,
-    ) -> diesel::migration::Result<Vec<String>>,
-{
-    let mut conn = connect(url).await?;
-    lock(&mut conn, true).await?;
-    let mut harness = AsyncMigrationHarness::new(conn);
-    let result = step(&mut harness).map_err(|e| StoreError::Migration(e.to_string()));
-    let mut conn = harness.into_inner();
-    let _ = lock(&mut conn, false).await;
+/// Runs every pending migration in the default schema; returns the versions applied.
+pub async fn run(url: &str) -> Result<Vec<String>, StoreError> {
+    Ok(
+        migrate(url, &MigrateOptions::new(crate::pool::DEFAULT_SCHEMA))
+            .await?
+            .applied,
+    )
+}
+
+/// `workos-sync migrate [--adopt] [--dry-run]` (see the module header).
+pub async fn migrate(url: &str, opts: &MigrateOptions) -> Result<MigrateReport, StoreError> {
+    if !workos_sync_core::settings::valid_schema_name(&opts.schema) {
+        return Err(StoreError::Refused(format!(
+            "database.schema {:?} is not a plain lowercase identifier",
+            opts.schema
+        )));
+    }
+    let mut conn = connect(url, &opts.schema).await?;
+    lock(&mut conn, &opts.schema, true).await?;
+    let (mut conn, result) = migrate_locked(conn, opts).await;
+    let _ = lock(&mut conn, &opts.schema, false).await;
     result
 }
 
-/// Runs every pending migration; returns the versions applied.
-pub async fn run(url: &str) -> Result<Vec<String>, StoreError> {
-    locked(url, |h| h.run_pending_migrations(MIGRATIONS).map(versions)).await
+/// Runs `statements` in one transaction.
+async fn in_transaction(
+    c: &mut AsyncPgConnection,
+    statements: &[String],
+) -> Result<(), StoreError> {
+    c.transaction::<_, StoreError, _>(async |c| {
+        for s in statements {
+            c.batch_execute(s).await?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// The run with the lock held; hands the connection back (the harness takes it).
+async fn migrate_locked(
+    mut conn: AsyncPgConnection,
+    opts: &MigrateOptions,
+) -> (AsyncPgConnection, Result<MigrateReport, StoreError>) {
+    let mut report = match prepare(&mut conn, opts).await {
+        Ok(Prepared::Done(report)) => return (conn, Ok(report)),
+        Ok(Prepared::Run(report)) => report,
+        Err(e) => return (conn, Err(e)),
+    };
+    if let Err(e) = conn
+        .batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {}",
+            quote(&opts.schema)
+        ))
+        .await
+    {
+        return (conn, Err(e.into()));
+    }
+    if report.adopted {
+        if let Err(e) = in_transaction(&mut conn, &report.sql).await {
+            return (conn, Err(e));
+        }
+        tracing::info!(schema = %opts.schema, "existing users table adopted");
+    }
+    let mut harness = AsyncMigrationHarness::new(conn);
+    let ran = harness
+        .run_pending_migrations(MIGRATIONS)
+        .map(versions)
+        .map_err(|e| StoreError::Migration(e.to_string()));
+    let mut conn = harness.into_inner();
+    report.applied = match ran {
+        Ok(v) => v,
+        Err(e) => return (conn, Err(e)),
+    };
+    let ensure = async {
+        let columns = catalog::users_columns(&mut conn).await?;
+        let ensure = ensure_sql(&columns, opts, false)?;
+        if !ensure.is_empty() {
+            in_transaction(&mut conn, &ensure).await?;
+        }
+        Ok::<_, StoreError>(ensure)
+    }
+    .await;
+    match ensure {
+        Ok(sql) => report.sql.extend(sql),
+        Err(e) => return (conn, Err(e)),
+    }
+    (conn, Ok(report))
+}
+
+enum Prepared {
+    /// A dry run: the report says what would run.
+    Done(MigrateReport),
+    /// Go on; `sql` holds the adoption's statements when `adopted`.
+    Run(MigrateReport),
+}
+
+/// Reads the schema and decides, changing nothing: refuse, adopt, or migrate.
+async fn prepare(
+    conn: &mut AsyncPgConnection,
+    opts: &MigrateOptions,
+) -> Result<Prepared, StoreError> {
+    let schema = &opts.schema;
+    let relations = catalog::relations(conn).await?;
+    let applied = catalog::applied_versions(conn, &relations).await?;
+    let ours: HashSet<String> = MIGRATION_SQL
+        .iter()
+        .filter(|(n, _)| applied.contains(&version(n)))
+        .flat_map(|(_, sql)| creates(sql))
+        .collect();
+    let pending: Vec<&(&str, &str)> = MIGRATION_SQL
+        .iter()
+        .filter(|(n, _)| !applied.contains(&version(n)))
+        .collect();
+    let mut conflicts: Vec<String> = pending
+        .iter()
+        .flat_map(|(_, sql)| creates(sql))
+        .filter(|t| relations.contains(t) && !ours.contains(t))
+        .collect();
+    conflicts.sort();
+    conflicts.dedup();
+    let mut report = MigrateReport::default();
+    if let Some(first) = <[String]>::first(&conflicts) {
+        if !opts.adopt {
+            return Err(StoreError::Refused(format!(
+                "table {schema}.{first} already exists and was not created by workos-sync; nothing \
+                 was changed: run `workos-sync migrate --adopt` to adopt an existing users table, \
+                 or set database.schema to a schema of its own"
+            )));
+        }
+        if let Some(other) = conflicts.iter().find(|t| t.as_str() != "users") {
+            return Err(StoreError::Refused(format!(
+                "table {schema}.{other} already exists and was not created by workos-sync; only a \
+                 users table can be adopted, nothing was changed: set database.schema to a schema \
+                 of its own"
+            )));
+        }
+        report.sql = adoption(conn, opts).await?;
+        report.adopted = true;
+    }
+    if !opts.dry_run {
+        return Ok(Prepared::Run(report));
+    }
+    // What would run: the adoption, the pending migrations, then the users columns the
+    // table would still lack (ours: those added since its first migration).
+    let mut sql = vec![format!("CREATE SCHEMA IF NOT EXISTS {}", quote(schema))];
+    sql.append(&mut report.sql);
+    for (name, text) in &pending {
+        if report.adopted && *name == MIGRATION_SQL[0].0 {
+            continue;
+        }
+        report.applied.push(version(name));
+        sql.push(format!("-- migration {name}\n{}", text.trim()));
+    }
+    if !report.adopted {
+        let columns = catalog::users_columns(conn).await?;
+        let fresh = columns.is_empty();
+        sql.extend(ensure_sql(&columns, opts, fresh)?);
+    }
+    report.sql = sql;
+    Ok(Prepared::Done(report))
+}
+
+/// `ALTER TABLE users ADD COLUMN` for each of our columns the table lacks (`fresh`: the
+/// table does not exist yet and will be our first migration's).
+fn ensure_sql(
+    columns: &[crate::layout::CatalogColumn],
+    opts: &MigrateOptions,
+    fresh: bool,
+) -> Result<Vec<String>, StoreError> {
+    let owned;
+    let columns = if fresh {
+        owned = own_first_columns();
+        &owned
+    } else {
+        columns
+    };
+    let found = resolve(columns, &opts.users_columns)?;
+    Ok(add_columns(&found))
+}
+
+/// The columns our first migration gives users (every one of ours but those added since).
+fn own_first_columns() -> Vec<crate::layout::CatalogColumn> {
+    USER_COLUMNS
+        .iter()
+        .filter(|c| c.name != "deleted_at")
+        .map(|c| crate::layout::CatalogColumn {
+            name: c.name.into(),
+            data_type: match c.family {
+                crate::layout::Family::Text => "text",
+                crate::layout::Family::Bool => "boolean",
+                crate::layout::Family::Json => "jsonb",
+                crate::layout::Family::Time => "timestamp with time zone",
+            }
+            .into(),
+            nullable: false,
+            has_default: false,
+        })
+        .collect()
+}
+
+fn add_columns(found: &[Found]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (col, f) in USER_COLUMNS.iter().zip(found) {
+        if let (Found::Missing(name), Some(ddl)) = (f, col.add) {
+            out.push(format!(
+                "ALTER TABLE users ADD COLUMN {} {ddl}",
+                quote(name)
+            ));
+            if col.name == "usertag" {
+                // Usertags are unique (the allocation reads them under its locks); the
+                // added column is all NULL, so the index builds on any table.
+                out.push(format!(
+                    "CREATE UNIQUE INDEX users_usertag_key ON users ({})",
+                    quote(name)
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The statements that adopt the existing users table, after checking that the write
+/// path can use it.
+async fn adoption(
+    conn: &mut AsyncPgConnection,
+    opts: &MigrateOptions,
+) -> Result<Vec<String>, StoreError> {
+    let refuse = |why: String| {
+        StoreError::Refused(format!("cannot adopt users: {why}; nothing was changed"))
+    };
+    let columns = catalog::users_columns(conn).await?;
+    let found = resolve(&columns, &opts.users_columns).map_err(|e| refuse(e.to_string()))?;
+    let at = |logical: &str| {
+        USER_COLUMNS
+            .iter()
+            .position(|c| c.name == logical)
+            .and_then(|i| found.get(i))
+    };
+    for required in ["id", "email"] {
+        if !matches!(at(required), Some(Found::At(_))) {
+            return Err(refuse(format!(
+                "it has no {required} column (set database.users_columns.{required})"
+            )));
+        }
+    }
+    let Some(Found::At(id)) = at("id") else {
+        return Err(StoreError::Invariant("id resolved above"));
+    };
+    if !catalog::users_unique_on(conn, id).await? {
+        return Err(refuse(format!(
+            "column {id} is not its primary key or unique, and WorkOS user ids must be"
+        )));
+    }
+    // A column of the application that must be given on insert: rows workos-sync
+    // creates for new users could never be written.
+    let mapped: HashSet<&str> = found
+        .iter()
+        .filter_map(|f| match f {
+            Found::At(p) => Some(p.as_str()),
+            Found::Missing(_) => None,
+        })
+        .collect();
+    if let Some(c) = columns
+        .iter()
+        .find(|c| !c.nullable && !c.has_default && !mapped.contains(c.name.as_str()))
+    {
+        return Err(refuse(format!(
+            "column {} is NOT NULL without a default, so users created from WorkOS could not be \
+             inserted: give it a default (or make it nullable) first",
+            c.name
+        )));
+    }
+    let mut sql = vec![
+        // Diesel's own bookkeeping table, as its harness creates it.
+        "CREATE TABLE IF NOT EXISTS __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY \
+         NOT NULL, run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+            .to_owned(),
+        first_migration_without_users()?,
+        format!(
+            "INSERT INTO __diesel_schema_migrations (version) VALUES ('{}')",
+            version(MIGRATION_SQL[0].0)
+        ),
+    ];
+    sql.extend(add_columns(&found));
+    Ok(sql)
 }
 
 /// Reverts every migration (tests check that each down.sql undoes its up.sql).
 pub async fn revert_all(url: &str) -> Result<Vec<String>, StoreError> {
-    locked(url, |h| h.revert_all_migrations(MIGRATIONS).map(versions)).await
+    let schema = crate::pool::DEFAULT_SCHEMA;
+    let mut conn = connect(url, schema).await?;
+    lock(&mut conn, schema, true).await?;
+    let mut harness = AsyncMigrationHarness::new(conn);
+    let result = harness
+        .revert_all_migrations(MIGRATIONS)
+        .map(versions)
+        .map_err(|e| StoreError::Migration(e.to_string()));
+    let mut conn = harness.into_inner();
+    let _ = lock(&mut conn, schema, false).await;
+    result
 }
 
 /// The names of the embedded migrations, in order (what a migrated database holds; the
@@ -69,12 +470,71 @@ pub fn embedded_names() -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Migrations not yet applied.
-pub async fn pending(url: &str) -> Result<Vec<String>, StoreError> {
-    let conn = connect(url).await?;
-    let mut harness = AsyncMigrationHarness::new(conn);
-    harness
-        .pending_migrations(MIGRATIONS)
-        .map(|v| v.iter().map(|m| m.name().to_string()).collect())
-        .map_err(|e| StoreError::Migration(e.to_string()))
+/// Migrations not yet applied in `schema`.
+pub async fn pending(url: &str, schema: &str) -> Result<Vec<String>, StoreError> {
+    let mut conn = connect(url, schema).await?;
+    let relations = catalog::relations(&mut conn).await?;
+    let applied = catalog::applied_versions(&mut conn, &relations).await?;
+    Ok(MIGRATION_SQL
+        .iter()
+        .filter(|(n, _)| !applied.contains(&version(n)))
+        .map(|(n, _)| (*n).to_owned())
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sql_list_is_the_embedded_list() {
+        let names: Vec<String> = MIGRATION_SQL.iter().map(|(n, _)| (*n).to_owned()).collect();
+        assert_eq!(names, embedded_names());
+        assert_eq!(version(MIGRATION_SQL[0].0), "20261127000001");
+    }
+
+    #[test]
+    fn what_each_migration_creates() {
+        assert_eq!(
+            creates(MIGRATION_SQL[0].1),
+            [
+                "users",
+                "user_tombstones",
+                "processed_events",
+                "sync_cursors"
+            ]
+        );
+        assert!(creates(MIGRATION_SQL[1].1).is_empty());
+        assert_eq!(
+            creates(MIGRATION_SQL[3].1),
+            [
+                "organizations",
+                "organization_domains",
+                "organization_memberships",
+                "roles",
+                "permissions",
+                "tombstones",
+                "user_tombstones"
+            ]
+        );
+    }
+
+    #[test]
+    fn adoption_runs_the_first_migration_without_users() {
+        let sql = first_migration_without_users().unwrap();
+        assert!(!sql.contains("CREATE TABLE users"));
+        assert_eq!(
+            creates(&sql),
+            ["user_tombstones", "processed_events", "sync_cursors"]
+        );
+    }
+
+    #[test]
+    fn a_fresh_own_table_gets_only_the_columns_added_since() {
+        let sql = ensure_sql(&[], &MigrateOptions::new("public"), true).unwrap();
+        assert_eq!(
+            sql,
+            ["ALTER TABLE users ADD COLUMN \"deleted_at\" TIMESTAMPTZ"]
+        );
+    }
 }

@@ -13,12 +13,19 @@ use diesel_async::{
 
 use workos_sync_core::EntitySet;
 
-use crate::{Store, StoreError};
+use crate::{
+    Store, StoreError,
+    layout::{DeleteModes, Layout},
+    sql::Statements,
+};
 
 type Conn = diesel_async::pooled_connection::deadpool::Object<AsyncPgConnection>;
 
 /// Default of [`Store::with_apply_timeout`] (`database.apply_timeout_secs`).
 const DEFAULT_APPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `database.schema`'s default.
+pub const DEFAULT_SCHEMA: &str = "public";
 
 /// How long [`Store::ping`] waits for `SELECT 1`.
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
@@ -38,6 +45,21 @@ impl Store {
         timeout: Duration,
         apply_timeout: Duration,
     ) -> Result<Self, StoreError> {
+        Self::build(url, size, timeout, apply_timeout, DEFAULT_SCHEMA)
+    }
+
+    fn build(
+        url: &str,
+        size: usize,
+        timeout: Duration,
+        apply_timeout: Duration,
+        schema: &str,
+    ) -> Result<Self, StoreError> {
+        if !workos_sync_core::settings::valid_schema_name(schema) {
+            return Err(StoreError::Unavailable(format!(
+                "invalid schema name {schema:?}"
+            )));
+        }
         let mut config = diesel_async::pooled_connection::ManagerConfig::default();
         // A transaction abandoned after `apply_timeout` (its connection hung, then was
         // discarded) may live on in Postgres as "idle in transaction", holding its user
@@ -45,7 +67,9 @@ impl Store {
         // server ends such sessions itself after twice the apply timeout; ours are never
         // idle inside a transaction for more than a round trip.
         let idle_in_tx = apply_timeout.saturating_mul(2);
-        config.custom_setup = Box::new(move |url| connect_pooled(url, idle_in_tx));
+        let search_path: std::sync::Arc<str> = schema.into();
+        let path = search_path.clone();
+        config.custom_setup = Box::new(move |url| connect_pooled(url, idle_in_tx, path.clone()));
         let manager =
             AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
         let pool = Pool::builder(manager)
@@ -61,7 +85,70 @@ impl Store {
             url: url.into(),
             apply_timeout,
             entities: EntitySet::ALL,
+            schema: search_path,
+            users_columns: Default::default(),
+            deletes: DeleteModes::default(),
+            statements: Default::default(),
         })
+    }
+
+    /// The same store in `schema` (`database.schema`): every pooled session's
+    /// search_path, so every table, statement and migration lives there. Call before
+    /// first use (the pool is rebuilt, empty).
+    pub fn with_schema(self, schema: &str) -> Result<Self, StoreError> {
+        let size = self.pool.status().max_size;
+        let timeouts = self.pool.timeouts();
+        let timeout = timeouts.wait.unwrap_or(Duration::from_secs(5));
+        let mut s = Self::build(&self.url, size, timeout, self.apply_timeout, schema)?;
+        s.entities = self.entities;
+        s.users_columns = self.users_columns;
+        s.deletes = self.deletes;
+        Ok(s)
+    }
+
+    /// The schema this store works in.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// Our users columns mapped onto an adopted table's (`database.users_columns`).
+    pub fn with_users_columns(mut self, map: std::collections::BTreeMap<String, String>) -> Self {
+        self.users_columns = std::sync::Arc::new(map);
+        self.statements = Default::default();
+        self
+    }
+
+    /// How deletes are made (`sync.user_delete`, …).
+    pub fn with_deletes(mut self, deletes: DeleteModes) -> Self {
+        self.deletes = deletes;
+        self.statements = Default::default();
+        self
+    }
+
+    /// The `[sync]` settings: entities and delete modes.
+    pub fn with_sync(self, s: &workos_sync_core::settings::SyncSettings) -> Self {
+        self.with_entities(s.entity_set())
+            .with_deletes(DeleteModes::from_settings(s))
+    }
+
+    /// Resolves the users table's layout now (it is otherwise resolved on first use):
+    /// a process calls this at start to refuse a table that does not fit the settings
+    /// with one clear line instead of failing each event.
+    pub async fn prepare(&self) -> Result<(), StoreError> {
+        self.statements().await.map(|_| ())
+    }
+
+    /// The write path's statements for this store's layout.
+    pub(crate) async fn statements(&self) -> Result<std::sync::Arc<Statements>, StoreError> {
+        self.statements
+            .get_or_try_init(|| async {
+                let mut conn = self.conn().await?;
+                let columns = crate::catalog::users_columns(&mut conn).await?;
+                let layout = Layout::from_catalog(&columns, &self.users_columns, self.deletes)?;
+                Ok::<_, StoreError>(std::sync::Arc::new(Statements::new(layout)))
+            })
+            .await
+            .cloned()
     }
 
     /// Applies only `entities` (`sync.entities`); events of the others are recorded as
@@ -76,16 +163,19 @@ impl Store {
         self.entities
     }
 
+    /// The store of `[database]`: URL, pool, apply timeout, schema and users mapping.
     pub fn from_settings(
         s: &workos_sync_core::settings::DatabaseSettings,
     ) -> Result<Self, StoreError> {
         use secrecy::ExposeSecret;
-        Self::with_apply_timeout(
+        Ok(Self::build(
             s.url.expose_secret(),
             s.pool_size,
             Duration::from_secs(5),
             Duration::from_secs(s.apply_timeout_secs),
-        )
+            &s.schema,
+        )?
+        .with_users_columns(s.users_columns.clone()))
     }
 
     pub(crate) async fn conn(&self) -> Result<Conn, StoreError> {
@@ -124,9 +214,15 @@ impl Store {
 ///
 /// `idle_in_transaction_session_timeout = idle_in_tx` (default 0 = never): see
 /// [`Store::with_apply_timeout`].
+///
+/// `search_path = <database.schema>` (default `"$user", public`): every table,
+/// statement and migration of workos-sync is unqualified, so the session's schema is the
+/// installation's. Only that schema: a table missing there is an error, never another
+/// schema's table of the same name (`pg_catalog` is always searched first).
 fn connect_pooled(
     url: &str,
     idle_in_tx: Duration,
+    schema: std::sync::Arc<str>,
 ) -> futures_util::future::BoxFuture<'_, diesel::ConnectionResult<AsyncPgConnection>> {
     let url = url.to_owned();
     Box::pin(async move {
@@ -134,8 +230,9 @@ fn connect_pooled(
         let mut conn = AsyncPgConnection::establish(&url).await?;
         conn.batch_execute(&format!(
             "SET plan_cache_mode = force_custom_plan; SET random_page_cost = 1.1; \
-             SET idle_in_transaction_session_timeout = {}",
-            idle_in_tx.as_millis().max(1)
+             SET idle_in_transaction_session_timeout = {}; SET search_path = {}",
+            idle_in_tx.as_millis().max(1),
+            crate::layout::quote(&schema),
         ))
         .await
         .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;

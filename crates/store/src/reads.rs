@@ -7,17 +7,17 @@ use diesel_async::RunQueryDsl;
 
 use crate::{
     Store, StoreError, UserRow,
-    schema::{processed_events, tombstones, users},
+    schema::{processed_events, tombstones},
 };
 
 impl Store {
     /// A user row by id.
     pub async fn get_user(&self, id: &str) -> Result<Option<UserRow>, StoreError> {
+        let st = self.statements().await?;
         let mut conn = self.conn().await?;
-        Ok(users::table
-            .find(id)
-            .select(UserRow::as_select())
-            .first(&mut conn)
+        Ok(diesel::sql_query(&st.user_by_id)
+            .bind::<diesel::sql_types::Text, _>(id)
+            .get_result(&mut conn)
             .await
             .optional()?)
     }
@@ -46,12 +46,9 @@ impl Store {
 
     /// All user rows ordered by id (tests, checks).
     pub async fn all_users(&self) -> Result<Vec<UserRow>, StoreError> {
+        let st = self.statements().await?;
         let mut conn = self.conn().await?;
-        Ok(users::table
-            .order(users::id)
-            .select(UserRow::as_select())
-            .load(&mut conn)
-            .await?)
+        Ok(diesel::sql_query(&st.all_users).load(&mut conn).await?)
     }
 
     /// Number of processed-event records.

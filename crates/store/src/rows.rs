@@ -25,6 +25,8 @@ pub struct OrganizationRow {
     pub workos_updated_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Set by a soft delete (`sync.organization_delete = "soft"`).
+    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 /// A row of `organization_domains` (no verification token: it is never stored).
@@ -58,6 +60,8 @@ pub struct MembershipRow {
     pub workos_updated_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Set by a soft delete (`sync.membership_delete = "soft"`).
+    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 impl Store {

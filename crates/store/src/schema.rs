@@ -40,6 +40,7 @@ diesel::table! {
         workos_updated_at -> Timestamptz,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        deleted_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -71,6 +72,7 @@ diesel::table! {
         workos_updated_at -> Timestamptz,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        deleted_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -127,6 +129,7 @@ diesel::table! {
         workos_updated_at -> Timestamptz,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        deleted_at -> Nullable<Timestamptz>,
     }
 }
 

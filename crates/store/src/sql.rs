@@ -19,11 +19,42 @@ use diesel::{
 };
 use std::{
     collections::HashMap,
-    sync::{Arc, LazyLock, Mutex},
+    sync::{Arc, Mutex},
 };
 use workos_sync_core::Entity;
 
-use crate::tables::{TABLES, Table};
+use crate::{
+    layout::{Layout, quote},
+    tables::{TABLES, Table},
+};
+
+/// Every statement of the write path for one [`Layout`] (one store): built on first use
+/// per shape, then the same text each time, so each is prepared once per connection.
+pub(crate) struct Statements {
+    pub layout: Layout,
+    loads: Shapes<LoadSlot>,
+    writes: Shapes<WriteSlot>,
+    /// `SELECT usertag FROM users WHERE usertag = ANY(`, in the layout's names.
+    taken_tags: String,
+    /// A users row by id (`$1`), as `UserRow`.
+    pub user_by_id: String,
+    /// Every users row, by id.
+    pub all_users: String,
+}
+
+impl Statements {
+    pub fn new(layout: Layout) -> Self {
+        let (tag, id, select) = (layout.q("usertag"), layout.q("id"), layout.user_select());
+        Self {
+            taken_tags: format!("SELECT {tag} AS usertag FROM users WHERE {tag} = ANY("),
+            user_by_id: format!("SELECT {select} FROM users WHERE {id} = $1"),
+            all_users: format!("SELECT {select} FROM users ORDER BY {id}"),
+            layout,
+            loads: Shapes::new(),
+            writes: Shapes::new(),
+        }
+    }
+}
 
 /// Marks a statement struct as a cacheable, runnable raw query: keyed by its SQL text in
 /// diesel-async's statement cache (the text never varies), loadable into
@@ -161,6 +192,7 @@ enum LoadSlot {
 /// (plus memberships by user and organization pair), and the tombstones of
 /// `tomb_entities` × `tomb_ids` (the records' keys and their parents'). `StateRow`s.
 pub(crate) struct LoadState<'a> {
+    pub st: &'a Statements,
     /// Keys per table, in [`Entity::ALL`] order.
     pub keys: &'a [Vec<String>; 6],
     pub pair_users: &'a [String],
@@ -169,8 +201,6 @@ pub(crate) struct LoadState<'a> {
     pub tomb_ids: &'a [String],
 }
 raw_statement!(LoadState);
-
-static LOADS: LazyLock<Shapes<LoadSlot>> = LazyLock::new(Shapes::new);
 
 impl LoadState<'_> {
     /// Bit i: table i has keys; bit 6: membership pairs.
@@ -188,15 +218,15 @@ impl LoadState<'_> {
     }
 }
 
-fn build_load(shape: u32) -> Statement<LoadSlot> {
+fn build_load(layout: &Layout, shape: u32) -> Statement<LoadSlot> {
     let mut b = Builder::new();
     for (i, t) in TABLES
         .iter()
         .enumerate()
         .filter(|(i, _)| shape & (1 << i) != 0)
     {
-        b.sql(&state_select(t))
-            .sql(&format!(" WHERE {} = ANY(", t.key))
+        b.sql(&state_select(layout, t))
+            .sql(&format!(" WHERE {} = ANY(", key_column(layout, t)))
             .bind(LoadSlot::Keys(i))
             .sql("::text[]) UNION ALL ");
     }
@@ -205,9 +235,10 @@ fn build_load(shape: u32) -> Statement<LoadSlot> {
     // is a superset (every combination of the two lists); the extra rows are true facts
     // about other keys and change no decision.
     if shape & (1 << 6) != 0 {
-        b.sql(&state_select(crate::tables::table(
-            Entity::OrganizationMemberships,
-        )))
+        b.sql(&state_select(
+            layout,
+            crate::tables::table(Entity::OrganizationMemberships),
+        ))
         .sql(" WHERE user_id = ANY(")
         .bind(LoadSlot::PairUsers)
         .sql("::text[]) AND organization_id = ANY(")
@@ -225,24 +256,39 @@ fn build_load(shape: u32) -> Statement<LoadSlot> {
     b.finish()
 }
 
+/// The quoted physical name of column `c` of table `t` (users: through the layout).
+fn column(layout: &Layout, t: &Table, c: &str) -> String {
+    if t.entity == Entity::Users {
+        layout.q(c)
+    } else {
+        quote(c)
+    }
+}
+
+fn key_column(layout: &Layout, t: &Table) -> String {
+    column(layout, t, t.key)
+}
+
 /// `SELECT false AS tomb, entity, key, versions… FROM table` for [`LoadState`].
-fn state_select(t: &Table) -> String {
+fn state_select(layout: &Layout, t: &Table) -> String {
     let has = |c: &str| t.columns.iter().any(|x| x.name == c);
     let or_null = |c: &str, ty: &str| {
         if has(c) {
-            c.to_owned()
+            column(layout, t, c)
         } else {
             format!("NULL::{ty}")
         }
     };
     let membership = t.entity == Entity::OrganizationMemberships;
     format!(
-        "SELECT false AS tomb, '{entity}'::text AS entity, {key} AS key, \
-         workos_updated_at AS updated_at, workos_created_at AS created_at, \
+        "SELECT false AS tomb, '{entity}'::text AS entity, {key}::text AS key, \
+         {updated}::timestamptz AS updated_at, {created}::timestamptz AS created_at, \
          {usertag} AS usertag, {sign_in} AS last_sign_in_at, {user} AS user_id, \
          {org} AS organization_id FROM {name}",
         entity = t.entity.name(),
-        key = t.key,
+        key = key_column(layout, t),
+        updated = column(layout, t, "workos_updated_at"),
+        created = column(layout, t, "workos_created_at"),
         usertag = or_null("usertag", "text"),
         sign_in = or_null("last_sign_in_at", "timestamptz"),
         user = if membership { "user_id" } else { "NULL::text" },
@@ -257,8 +303,9 @@ fn state_select(t: &Table) -> String {
 
 impl QueryFragment<Pg> for LoadState<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        LOADS
-            .get(self.shape(), build_load)
+        let st = self.st;
+        st.loads
+            .get(self.shape(), |shape| build_load(&st.layout, shape))
             .walk(&mut out, |slot, o| match slot {
                 LoadSlot::Keys(i) => o.push_bind_param::<Array<Text>, _>(&self.keys[i]),
                 LoadSlot::PairUsers => o.push_bind_param::<Array<Text>, _>(self.pair_users),
@@ -271,13 +318,14 @@ impl QueryFragment<Pg> for LoadState<'_> {
 
 /// Which of `tags` are in use (`TagRow`s).
 pub(crate) struct TakenTags<'a> {
+    pub st: &'a Statements,
     pub tags: &'a [String],
 }
 raw_statement!(TakenTags);
 
 impl QueryFragment<Pg> for TakenTags<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        out.push_sql("SELECT usertag FROM users WHERE usertag = ANY(");
+        out.push_sql(&self.st.taken_tags);
         out.push_bind_param::<Array<Text>, _>(self.tags)?;
         out.push_sql("::text[])");
         Ok(())
@@ -293,8 +341,8 @@ impl QueryFragment<Pg> for TakenTags<'_> {
 /// The plan gives each key at most one write, so no two parts touch the same row (a
 /// statement may not modify a row twice), except a child removed both by its own delete
 /// and its parent's (two deletes of one row: the second finds it gone).
-#[derive(Default)]
 pub(crate) struct WriteBatch<'a> {
+    pub st: &'a Statements,
     // Processed-event records.
     pub event_ids: Vec<&'a str>,
     pub event_types: Vec<&'a str>,
@@ -329,9 +377,22 @@ enum WriteSlot {
     Refresh,
 }
 
-static WRITES: LazyLock<Shapes<WriteSlot>> = LazyLock::new(Shapes::new);
+impl<'a> WriteBatch<'a> {
+    pub fn new(st: &'a Statements) -> Self {
+        Self {
+            st,
+            event_ids: Vec::new(),
+            event_types: Vec::new(),
+            user_ids: Vec::new(),
+            outcomes: Vec::new(),
+            deletes: String::new(),
+            deleted: 0,
+            users: Default::default(),
+            upserts: Default::default(),
+            refresh: String::new(),
+        }
+    }
 
-impl WriteBatch<'_> {
     pub fn is_empty(&self) -> bool {
         self.event_ids.is_empty() && self.shape() == 0
     }
@@ -359,7 +420,7 @@ fn newly(a: &str) -> String {
     format!("WHERE {a}.src IS NULL OR {a}.src IN (SELECT event_id FROM recorded)")
 }
 
-fn build_write(shape: u32) -> Statement<WriteSlot> {
+fn build_write(layout: &Layout, shape: u32) -> Statement<WriteSlot> {
     let mut b = Builder::new();
     b.sql(
         "WITH recorded AS (INSERT INTO processed_events \
@@ -390,78 +451,49 @@ fn build_write(shape: u32) -> Statement<WriteSlot> {
         .enumerate()
         .filter(|(i, _)| shape & (1 << i) != 0)
     {
-        let cols: Vec<String> = t
-            .columns
-            .iter()
-            .map(|c| format!("\"{}\"", c.name))
-            .collect();
-        let typed: Vec<String> = t
-            .columns
-            .iter()
-            .map(|c| format!("\"{}\" {}", c.name, c.ty))
-            .collect();
-        let set: Vec<String> = t
-            .columns
-            .iter()
-            .filter(|c| c.on_update)
-            .map(|c| format!("\"{0}\" = excluded.\"{0}\"", c.name))
-            .collect();
-        b.sql(&format!(
-            ", up_{name} AS (INSERT INTO {name} ({cols}) SELECT {cols} FROM ",
-            name = t.name,
-            cols = cols.join(", ")
-        ));
-        let record = if t.entity == Entity::Users {
-            // Binary arrays, one per column (see `user_columns`).
-            b.sql("unnest(");
-            for (c, col) in t.columns.iter().enumerate() {
-                b.bind(WriteSlot::UserColumn(c))
-                    .sql(&format!("::{}[], ", col.ty));
-            }
-            b.bind(WriteSlot::UserSrc).sql("::text[]) AS r(");
-            format!("{}, src)", cols.join(", "))
-        } else {
-            b.sql("json_to_recordset(")
-                .bind(WriteSlot::Upserts(i))
-                .sql("::json) AS r(");
-            format!("{}, src text)", typed.join(", "))
-        };
-        // The version guard, in SQL: only strictly newer data wins. Columns not in the
-        // SET list (the key, a user's usertag, the application's own) are kept.
-        b.sql(&record).sql(&format!(
-            " {newly} ON CONFLICT ({key}) DO UPDATE SET \
-             {set}, updated_at = now() WHERE {name}.workos_updated_at < \
-             excluded.workos_updated_at RETURNING 1)",
-            newly = newly("r"),
-            key = t.key,
-            set = set.join(", "),
-            name = t.name,
-        ));
+        upsert(&mut b, layout, i, t);
     }
     if shape & (1 << 12) != 0 {
-        b.sql(
-            ", refreshed AS (UPDATE users SET last_sign_in_at = v.t, updated_at = now() \
-             FROM json_to_recordset(",
-        )
+        let (id, sign_in) = (layout.q("id"), layout.q("last_sign_in_at"));
+        b.sql(&format!(
+            ", refreshed AS (UPDATE users SET {sign_in} = v.t{touch} FROM json_to_recordset(",
+            touch = touch(layout, Entity::Users),
+        ))
         .bind(WriteSlot::Refresh)
-        .sql(
-            "::json) AS v(id text, t timestamptz) WHERE users.id = v.id \
-             AND (users.last_sign_in_at IS NULL OR users.last_sign_in_at < v.t) RETURNING 1)",
-        );
+        .sql(&format!(
+            "::json) AS v(id text, t timestamptz) WHERE users.{id} = v.id \
+             AND (users.{sign_in} IS NULL OR users.{sign_in} < v.t) RETURNING 1)"
+        ));
     }
-    // One DELETE per (table, key or parent column) of a deleted entity: `= ANY(ARRAY(…))`
+    // One statement per (table, key or parent column) of a deleted entity: `= ANY(ARRAY(…))`
     // lets each use its index (an OR of subqueries would scan the table).
     let mut n = 0;
     for t in &TABLES {
         let by = std::iter::once((t.entity, t.key)).chain(t.parents.iter().copied());
-        for (entity, column) in by.filter(|(e, _)| deleted & (1 << e.index()) != 0) {
+        for (entity, col) in by.filter(|(e, _)| deleted & (1 << e.index()) != 0) {
             n += 1;
-            b.sql(&format!(
-                ", rm_{n} AS (DELETE FROM {name} WHERE {column} = ANY(ARRAY(\
-                 SELECT id FROM del WHERE entity = '{entity}')) RETURNING 1)",
-                name = t.name,
-                entity = entity.name(),
-            ));
+            let col = column(layout, t, col);
+            if layout.deletes.soft(t.entity) {
+                // Kept with deleted_at set; a row already soft-deleted keeps its first
+                // deletion time. `del` has one row per key (one write per key).
+                b.sql(&format!(
+                    ", rm_{n} AS (UPDATE {name} SET {deleted_at} = d.at{clear}{touch} \
+                     FROM del d WHERE d.entity = '{entity}' AND {name}.{col} = d.id \
+                     AND {name}.{deleted_at} IS NULL RETURNING 1)",
+                    name = t.name,
+                    deleted_at = column(layout, t, "deleted_at"),
+                    entity = entity.name(),
+                    clear = soft_clear(layout, t.entity),
+                    touch = touch(layout, t.entity),
+                ));
+            } else {
+                b.sql(&format!(
+                    ", rm_{n} AS (DELETE FROM {name} WHERE {col} = ANY(ARRAY(\
+                     SELECT id FROM del WHERE entity = '{entity}')) RETURNING 1)",
+                    name = t.name,
+                    entity = entity.name(),
+                ));
+            }
         }
     }
     if deleted != 0 {
@@ -476,10 +508,125 @@ fn build_write(shape: u32) -> Statement<WriteSlot> {
     b.finish()
 }
 
+/// `, updated_at = now()` for a table that has it (an adopted users table may not).
+fn touch(layout: &Layout, entity: Entity) -> String {
+    if entity != Entity::Users {
+        ", updated_at = now()".into()
+    } else if layout.has("updated_at") {
+        format!(", {} = now()", layout.q("updated_at"))
+    } else {
+        String::new()
+    }
+}
+
+/// What a soft delete clears besides setting `deleted_at`: a user's WorkOS personal data
+/// (the application's own columns, and the usertag it may show, stay). Email cannot
+/// always be NULL: see [`Layout::email_nullable`].
+fn soft_clear(layout: &Layout, entity: Entity) -> String {
+    if entity != Entity::Users {
+        return String::new();
+    }
+    let email = if layout.email_nullable {
+        "NULL".to_owned()
+    } else {
+        format!("{} || '@deleted.invalid'", layout.q("id"))
+    };
+    let mut s = format!(", {} = {email}", layout.q("email"));
+    for c in [
+        "name",
+        "avatar_url",
+        "first_name",
+        "last_name",
+        "external_id",
+        "locale",
+        "last_sign_in_at",
+    ] {
+        s.push_str(&format!(", {} = NULL", layout.q(c)));
+    }
+    s.push_str(&format!(
+        ", {} = '{{}}'::jsonb, {} = false",
+        layout.q("metadata"),
+        layout.q("email_verified")
+    ));
+    s
+}
+
+/// The guarded upsert of table `t` (`TABLES[i]`): insert new keys, update existing ones
+/// only with strictly newer data.
+fn upsert(b: &mut Builder<WriteSlot>, layout: &Layout, i: usize, t: &Table) {
+    let users = t.entity == Entity::Users;
+    // The record set's columns carry our names; the table's are the layout's.
+    let names: Vec<String> = t.columns.iter().map(|c| quote(c.name)).collect();
+    let mut target: Vec<String> = t
+        .columns
+        .iter()
+        .map(|c| column(layout, t, c.name))
+        .collect();
+    let mut values = names.clone();
+    // An adopted table's timestamps may have no default (Prisma's `@updatedAt`): set them.
+    if users {
+        for c in ["created_at", "updated_at"] {
+            if layout.has(c) {
+                target.push(layout.q(c));
+                values.push("now()".into());
+            }
+        }
+    }
+    let set: Vec<String> = t
+        .columns
+        .iter()
+        .filter(|c| c.on_update)
+        .map(|c| {
+            let p = column(layout, t, c.name);
+            format!("{p} = excluded.{p}")
+        })
+        .collect();
+    b.sql(&format!(
+        ", up_{name} AS (INSERT INTO {name} ({target}) SELECT {values} FROM ",
+        name = t.name,
+        target = target.join(", "),
+        values = values.join(", "),
+    ));
+    let record = if users {
+        // Binary arrays, one per column (see `user_columns`).
+        b.sql("unnest(");
+        for (c, col) in t.columns.iter().enumerate() {
+            b.bind(WriteSlot::UserColumn(c))
+                .sql(&format!("::{}[], ", col.ty));
+        }
+        b.bind(WriteSlot::UserSrc).sql("::text[]) AS r(");
+        format!("{}, src)", names.join(", "))
+    } else {
+        let typed: Vec<String> = t
+            .columns
+            .iter()
+            .map(|c| format!("{} {}", quote(c.name), c.ty))
+            .collect();
+        b.sql("json_to_recordset(")
+            .bind(WriteSlot::Upserts(i))
+            .sql("::json) AS r(");
+        format!("{}, src text)", typed.join(", "))
+    };
+    // The version guard, in SQL: only strictly newer data wins; a row with no version
+    // yet (an adopted table's rows before their first event) takes any. Columns not in
+    // the SET list (the key, a user's usertag, the application's own) are kept.
+    let version = column(layout, t, "workos_updated_at");
+    b.sql(&record).sql(&format!(
+        " {newly} ON CONFLICT ({key}) DO UPDATE SET {set}{touch} WHERE \
+         {name}.{version} IS NULL OR {name}.{version} < excluded.{version} RETURNING 1)",
+        newly = newly("r"),
+        key = key_column(layout, t),
+        set = set.join(", "),
+        touch = touch(layout, t.entity),
+        name = t.name,
+    ));
+}
+
 impl QueryFragment<Pg> for WriteBatch<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        WRITES
-            .get(self.shape(), build_write)
+        let st = self.st;
+        st.writes
+            .get(self.shape(), |shape| build_write(&st.layout, shape))
             .walk(&mut out, |slot, o| match slot {
                 WriteSlot::EventIds => o.push_bind_param::<Array<Text>, _>(&self.event_ids),
                 WriteSlot::EventTypes => o.push_bind_param::<Array<Text>, _>(&self.event_types),
@@ -505,8 +652,9 @@ mod tests {
 
     #[test]
     fn every_shape_builds_and_names_only_its_tables() {
+        let own = Layout::own(Default::default());
         for shape in 0..(1u32 << 13) {
-            let w = build_write(shape);
+            let w = build_write(&own, shape);
             assert_eq!(w.parts.len(), w.slots.len() + 1);
             let text = w.parts.concat();
             assert!(!text.contains('$'), "{text}");
@@ -518,19 +666,21 @@ mod tests {
         }
         // A user's delete removes the user's memberships too; an organization's, its
         // domains, memberships and roles.
-        let users = build_write(1 << (6 + Entity::Users.index())).parts.concat();
-        assert!(users.contains("DELETE FROM organization_memberships WHERE user_id"));
-        let orgs = build_write(1 << (6 + Entity::Organizations.index()))
+        let users = build_write(&own, 1 << (6 + Entity::Users.index()))
+            .parts
+            .concat();
+        assert!(users.contains("DELETE FROM organization_memberships WHERE \"user_id\""));
+        let orgs = build_write(&own, 1 << (6 + Entity::Organizations.index()))
             .parts
             .concat();
         for child in ["organization_domains", "organization_memberships", "roles"] {
             assert!(
-                orgs.contains(&format!("DELETE FROM {child} WHERE organization_id")),
+                orgs.contains(&format!("DELETE FROM {child} WHERE \"organization_id\"")),
                 "{child}"
             );
         }
         for shape in 0..(1u32 << 7) {
-            let l = build_load(shape);
+            let l = build_load(&own, shape);
             assert_eq!(l.parts.len(), l.slots.len() + 1);
             assert!(l.parts.concat().contains("FROM tombstones"));
         }

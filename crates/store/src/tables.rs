@@ -465,7 +465,9 @@ mod tests {
             }
             for (_, col, _) in declared {
                 let ours = t.columns.iter().any(|c| c.name == col);
-                let own = ["created_at", "updated_at", "bio", "details"].contains(&col.as_str());
+                // deleted_at: set by soft deletes only (`sql`'s delete parts).
+                let own = ["created_at", "updated_at", "bio", "details", "deleted_at"]
+                    .contains(&col.as_str());
                 assert!(
                     ours || own,
                     "{}.{col} is neither set by sync nor known",

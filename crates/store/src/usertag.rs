@@ -67,7 +67,7 @@ mod allocate {
     use workos_sync_core::User;
 
     use super::{base, candidates};
-    use crate::{StoreError, schema::users, sql};
+    use crate::{StoreError, sql};
 
     #[derive(QueryableByName)]
     struct TagRow {
@@ -78,12 +78,13 @@ mod allocate {
     /// Which of `tags` are in use.
     async fn taken_tags(
         c: &mut AsyncPgConnection,
+        st: &sql::Statements,
         tags: &[String],
     ) -> Result<HashSet<String>, StoreError> {
         if tags.is_empty() {
             return Ok(HashSet::new());
         }
-        Ok(sql::TakenTags { tags }
+        Ok(sql::TakenTags { st, tags }
             .load::<TagRow>(c)
             .await?
             .into_iter()
@@ -96,6 +97,7 @@ mod allocate {
     /// which candidates are taken, then hand out the first free one, never the same twice.
     pub(crate) async fn allocate_usertags(
         c: &mut AsyncPgConnection,
+        st: &sql::Statements,
         new_users: &[&User],
     ) -> Result<Vec<String>, StoreError> {
         if new_users.is_empty() {
@@ -111,7 +113,7 @@ mod allocate {
         // scans of users while draining 100k events).
         // A base shared by two new users of this batch needs its numbered candidates too
         // (the second user gets one), even when the base itself is free.
-        let mut taken = taken_tags(c, &unique_bases).await?;
+        let mut taken = taken_tags(c, st, &unique_bases).await?;
         let shared: HashSet<&String> = {
             let mut once = HashSet::new();
             bases.iter().filter(|b| !once.insert(*b)).collect()
@@ -121,7 +123,7 @@ mod allocate {
             .filter(|b| taken.contains(*b) || shared.contains(b))
             .flat_map(|b| candidates(b).into_iter().skip(1))
             .collect();
-        taken.extend(taken_tags(c, &numbered).await?);
+        taken.extend(taken_tags(c, st, &numbered).await?);
         let mut out = Vec::with_capacity(bases.len());
         for (base, user) in bases.iter().zip(new_users) {
             let mut chosen = candidates(base).into_iter().find(|t| !taken.contains(t));
@@ -134,12 +136,10 @@ mod allocate {
                     let start = 7 + n * 6;
                     let suffix = digest.get(start..start + 6).unwrap_or("0");
                     let t = format!("{base}-{suffix}");
-                    let exists: i64 = users::table
-                        .filter(users::usertag.eq(&t))
-                        .count()
-                        .get_result(c)
-                        .await?;
-                    if exists == 0 && !taken.contains(&t) {
+                    let exists = !taken_tags(c, st, std::slice::from_ref(&t))
+                        .await?
+                        .is_empty();
+                    if !exists && !taken.contains(&t) {
                         chosen = Some(t);
                         break;
                     }

@@ -256,7 +256,7 @@ async fn random_histories_of_users_organizations_and_memberships_converge_to_the
             .await
             .unwrap()
             .into_iter()
-            .map(|r| (r.id, secs(r.workos_updated_at)))
+            .map(|r| (r.id, secs(r.workos_updated_at.unwrap())))
             .collect();
         assert_eq!(users, h.users, "seed {seed}: users");
         let orgs: HashMap<String, i64> = db

@@ -53,7 +53,18 @@ impl WorkerHandle {
 /// Starts consumers, the queue-depth sampler and the HTTP server.
 pub async fn start(settings: &Settings) -> anyhow::Result<WorkerHandle> {
     let _ = workos_sync_core::metrics_setup::prometheus();
-    let store = Store::from_settings(&settings.database)?.with_entities(settings.sync.entity_set());
+    let store = Store::from_settings(&settings.database)?.with_sync(&settings.sync);
+    // A users table that does not fit the settings is refused now, in one line, rather
+    // than failing every event; a database not up yet is waited for as usual.
+    match store.prepare().await {
+        Err(e) if !e.is_unavailable() => {
+            anyhow::bail!("database schema {}: {e}", store.schema())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "database not reachable yet; consumers hold until it is")
+        }
+        Ok(()) => {}
+    }
     let broker = Broker::start(BrokerConfig::from_settings(
         &settings.amqp,
         "workos-sync-worker",

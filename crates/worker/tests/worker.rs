@@ -70,6 +70,7 @@ async fn end_to_end_receiver_queue_worker_table() {
         // Newest version of user n is event 40 + n.
         assert_eq!(
             row.workos_updated_at
+                .unwrap()
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             ts(40 + n)
         );
@@ -453,6 +454,7 @@ async fn long_database_outage_parks_deliveries_and_stops_consuming() {
         // Newest version of user n is event 30 + n.
         assert_eq!(
             row.workos_updated_at
+                .unwrap()
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             ts(30 + n)
         );
@@ -712,6 +714,7 @@ async fn restarts_during_a_backlog_dead_letter_nothing() {
         assert!(n >= DELETED, "{} was deleted", row.id);
         assert_eq!(
             row.workos_updated_at
+                .unwrap()
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             ts(VERSIONS),
             "{} is stale",

@@ -221,7 +221,11 @@ async fn drain_once(
         .iter()
         .filter(|(id, want)| match (want, by_id.get(id.as_str())) {
             (None, None) => false,
-            (Some(v), Some(r)) => (r.workos_updated_at - history.epoch).num_milliseconds() != *v,
+            (Some(v), Some(r)) => {
+                r.workos_updated_at
+                    .map(|u| (u - history.epoch).num_milliseconds())
+                    != Some(*v)
+            }
             _ => true,
         })
         .count()

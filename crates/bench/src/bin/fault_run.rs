@@ -381,7 +381,8 @@ async fn main() -> anyhow::Result<()> {
     for (user, want) in &model {
         let got = by_id
             .get(user)
-            .map(|r| (r.workos_updated_at - history.epoch).num_milliseconds());
+            .and_then(|r| r.workos_updated_at)
+            .map(|u| (u - history.epoch).num_milliseconds());
         match (want, got) {
             (None, Some(_)) => resurrected += 1,
             (Some(_), None) => lost += 1,

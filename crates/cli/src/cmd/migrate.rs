@@ -1,20 +1,52 @@
-//! `workos-sync migrate`: apply pending migrations (advisory-locked, so several replicas
-//! may run it at once).
+//! `workos-sync migrate [--adopt] [--dry-run]`: apply pending migrations in
+//! `database.schema` (advisory-locked per schema, so several replicas may run it at
+//! once), or adopt an application's existing users table. A refusal changes nothing and
+//! says which table and what to do, in one line (exit code 1).
 
 use std::io::Write;
 
 use anyhow::Context;
 use secrecy::ExposeSecret;
 use workos_sync_core::Settings;
+use workos_sync_store::migrate::{self, MigrateOptions};
 
-pub async fn run(settings: &Settings, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
-    let applied = workos_sync_store::migrate::run(settings.database.url.expose_secret())
+pub async fn run(
+    settings: &Settings,
+    adopt: bool,
+    dry_run: bool,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<()> {
+    let opts = MigrateOptions {
+        schema: settings.database.schema.clone(),
+        adopt,
+        dry_run,
+        users_columns: settings.database.users_columns.clone(),
+    };
+    let report = migrate::migrate(settings.database.url.expose_secret(), &opts)
         .await
         .context("migrate")?;
-    if applied.is_empty() {
-        writeln!(out, "database is up to date")?;
+    let schema = &opts.schema;
+    if dry_run {
+        writeln!(out, "-- dry run in schema {schema}: nothing was changed")?;
+        for s in &report.sql {
+            writeln!(out, "{s};")?;
+        }
+        return Ok(());
+    }
+    if report.adopted {
+        writeln!(out, "adopted the existing users table in schema {schema}")?;
+    }
+    for s in report
+        .sql
+        .iter()
+        .filter(|s| s.starts_with("ALTER TABLE users"))
+    {
+        writeln!(out, "{s}")?;
+    }
+    if report.applied.is_empty() && !report.adopted {
+        writeln!(out, "database is up to date (schema {schema})")?;
     } else {
-        for m in applied {
+        for m in report.applied {
             writeln!(out, "applied {m}")?;
         }
     }

@@ -28,8 +28,8 @@ pub(crate) fn api_and_store(
         api.has_key(),
         "no WorkOS API key configured; set WORKOS_API_KEY"
     );
-    let store = workos_sync_store::Store::from_settings(&settings.database)?
-        .with_entities(settings.sync.entity_set());
+    let store =
+        workos_sync_store::Store::from_settings(&settings.database)?.with_sync(&settings.sync);
     Ok((api, store))
 }
 

@@ -15,8 +15,8 @@ pub async fn run(
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<()> {
     let age = parse_age(&older_than)?;
-    let store = workos_sync_store::Store::from_settings(&settings.database)?
-        .with_entities(settings.sync.entity_set());
+    let store =
+        workos_sync_store::Store::from_settings(&settings.database)?.with_sync(&settings.sync);
     let n = prune(&store, age, force_short_window).await?;
     if json {
         writeln!(

@@ -21,7 +21,7 @@ pub async fn run(
     let broker = connect(settings).await?;
     let store = workos_sync_store::Store::from_settings(&settings.database)
         .ok()
-        .map(|s| s.with_entities(settings.sync.entity_set()));
+        .map(|s| s.with_sync(&settings.sync));
     let status = status(&broker, store.as_ref()).await;
     broker.close().await;
     let status = status?;

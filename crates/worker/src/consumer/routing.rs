@@ -50,6 +50,15 @@ impl Consumer {
         err: &StoreError,
     ) -> Result<(), BatchError> {
         let attempt = attempt(d);
+        if err.is_permanent() {
+            // Retrying cannot help (an application's foreign key forbids the delete):
+            // the DLQ at once, with the reason naming the constraint and the setting.
+            tracing::error!(event.id = %ev.id, event.r#type = %ev.event_type, user.id = ev.user_id().unwrap_or(""), delivery.attempt = attempt, error = %err, "event cannot be applied; dead-lettering without retries");
+            metrics::counter!(workos_sync_core::metric::WORKER_MESSAGES_TOTAL, "outcome" => "dead_lettered", "reason" => "delete_blocked").increment(1);
+            return self
+                .dead_letter(d, "delete_blocked", &err.to_string())
+                .await;
+        }
         let topology = self.broker.topology();
         let tier = usize::try_from(attempt.saturating_sub(1)).unwrap_or(usize::MAX);
         let Some(queue) = topology.retry_queue(tier) else {
