@@ -529,7 +529,7 @@ fn soft_clear(layout: &Layout, entity: Entity) -> String {
     let email = if layout.email_nullable {
         "NULL".to_owned()
     } else {
-        format!("{} || '@deleted.invalid'", layout.q("id"))
+        format!("users.{} || '@deleted.invalid'", layout.q("id"))
     };
     let mut s = format!(", {} = {email}", layout.q("email"));
     for c in [

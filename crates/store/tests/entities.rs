@@ -586,3 +586,141 @@ async fn user_tombstones_view_serves_the_previous_release() {
     assert_eq!(db.exec("SELECT 1 FROM user_tombstones").await.unwrap(), 2);
     db.teardown().await.unwrap();
 }
+
+/// `sync.*_delete = "soft"`: a user's, an organization's and a membership's rows stay
+/// with `deleted_at` set (an application's foreign keys keep working), their keys are
+/// tombstoned as with hard deletes, and a re-created membership is stored beside the
+/// soft-deleted one (one live membership per pair).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soft_deletes_keep_rows_and_never_revive_them() {
+    use workos_sync_core::settings::DeleteMode;
+    let db = fresh_database().await.unwrap();
+    let s = db
+        .store
+        .clone()
+        .with_deletes(workos_sync_store::layout::DeleteModes {
+            users: DeleteMode::Soft,
+            organizations: DeleteMode::Soft,
+            memberships: DeleteMode::Soft,
+        });
+    let dom = json!([{"object": "organization_domain", "id": "org_domain_s", "organization_id": "org_s",
+                     "domain": "s.io", "state": "verified", "verification_strategy": "dns",
+                     "created_at": ts(1), "updated_at": ts(1)}]);
+    for ev in [
+        body("e_u", "user.created", user("user_s", 1), 1),
+        body("e_u2", "user.created", user("user_t", 1), 1),
+        body("e_o", "organization.created", org("org_s", 1, dom), 1),
+        body(
+            "e_m1",
+            "organization_membership.created",
+            membership("om_s1", "user_s", "org_s", 1, 1, "active", "member"),
+            1,
+        ),
+        body(
+            "e_mt",
+            "organization_membership.created",
+            membership("om_t", "user_t", "org_s", 1, 1, "active", "member"),
+            1,
+        ),
+    ] {
+        assert_eq!(s.apply(&ev).await.unwrap(), Outcome::Created, "{}", ev.id);
+    }
+    // A membership deleted and re-created for the same pair: both rows, one live.
+    let m1_del = body(
+        "e_m1d",
+        "organization_membership.deleted",
+        membership("om_s1", "user_s", "org_s", 1, 1, "active", "member"),
+        5,
+    );
+    assert_eq!(s.apply(&m1_del).await.unwrap(), Outcome::Deleted);
+    let m2 = body(
+        "e_m2",
+        "organization_membership.created",
+        membership("om_s2", "user_s", "org_s", 6, 6, "active", "admin"),
+        6,
+    );
+    assert_eq!(s.apply(&m2).await.unwrap(), Outcome::Created);
+    let rows = s.memberships_of_user("user_s").await.unwrap();
+    let state: Vec<(&str, bool)> = rows
+        .iter()
+        .map(|r| (r.id.as_str(), r.deleted_at.is_some()))
+        .collect();
+    assert_eq!(state.len(), 2);
+    assert!(state.contains(&("om_s1", true)) && state.contains(&("om_s2", false)));
+    // Nothing brings the soft-deleted one back.
+    let late = body(
+        "e_m1u",
+        "organization_membership.updated",
+        membership("om_s1", "user_s", "org_s", 1, 9, "inactive", "member"),
+        9,
+    );
+    assert_eq!(s.apply(&late).await.unwrap(), Outcome::Tombstoned);
+
+    // The user soft-deleted: its row stays with the personal data cleared, its live
+    // membership is soft-deleted with it.
+    let u_del = body("e_ud", "user.deleted", user("user_s", 1), 10);
+    assert_eq!(s.apply(&u_del).await.unwrap(), Outcome::Deleted);
+    let u = s.get_user("user_s").await.unwrap().unwrap();
+    assert!(u.deleted_at.is_some());
+    assert_eq!(u.email, "user_s@deleted.invalid");
+    assert_eq!((u.first_name, u.name), (None, None));
+    assert!(s.is_tombstoned("user_s").await.unwrap());
+    assert!(
+        s.memberships_of_user("user_s")
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.deleted_at.is_some())
+    );
+    assert_eq!(
+        s.apply(&body("e_uu", "user.updated", user("user_s", 50), 50))
+            .await
+            .unwrap(),
+        Outcome::Tombstoned
+    );
+    assert!(
+        s.get_user("user_s")
+            .await
+            .unwrap()
+            .unwrap()
+            .deleted_at
+            .is_some()
+    );
+
+    // The organization soft-deleted: its row stays, its domains go, user_t's
+    // membership is soft-deleted; later events for either change nothing.
+    let o_del = body(
+        "e_od",
+        "organization.deleted",
+        org("org_s", 1, json!([])),
+        11,
+    );
+    assert_eq!(s.apply(&o_del).await.unwrap(), Outcome::Deleted);
+    let o = s.get_organization("org_s").await.unwrap().unwrap();
+    assert!(o.deleted_at.is_some());
+    assert!(s.domains_of("org_s").await.unwrap().is_empty());
+    let t = s.memberships_of_user("user_t").await.unwrap();
+    assert_eq!(t.len(), 1);
+    assert!(t[0].deleted_at.is_some());
+    assert_eq!(
+        s.apply(&body(
+            "e_ou",
+            "organization.updated",
+            org("org_s", 60, json!([])),
+            60
+        ))
+        .await
+        .unwrap(),
+        Outcome::Tombstoned
+    );
+    // user_t is alive and untouched.
+    assert!(
+        s.get_user("user_t")
+            .await
+            .unwrap()
+            .unwrap()
+            .deleted_at
+            .is_none()
+    );
+    db.teardown().await.unwrap();
+}

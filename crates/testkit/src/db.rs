@@ -147,6 +147,25 @@ pub async fn fresh_database() -> anyhow::Result<TestDb> {
     })
 }
 
+/// Creates an empty database (no migration ran: the application's part, then
+/// workos-sync's `migrate`, are the test's), dropped like [`fresh_database`]'s.
+pub async fn empty_database() -> anyhow::Result<TestDb> {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let name = format!("{}_{}", crate::TEST_PREFIX_STEM, &id[..8]);
+    let mut conn = admin().await?;
+    diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
+        .execute(&mut conn)
+        .await?;
+    let url = url_for(&name);
+    let store = Store::new(&url, 8, std::time::Duration::from_secs(5))?;
+    Ok(TestDb {
+        name,
+        url,
+        store,
+        dropped: false,
+    })
+}
+
 async fn drop_database(name: &str) -> anyhow::Result<()> {
     let mut conn = admin().await?;
     diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))

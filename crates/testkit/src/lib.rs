@@ -15,7 +15,7 @@ pub mod proxy;
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 use anyhow::Context;
-pub use db::{TestDb, fresh_database};
+pub use db::{TestDb, empty_database, fresh_database};
 pub use emulator::{EMULATOR_API_KEY, Emulator};
 use lapin::{
     Connection, ConnectionProperties,

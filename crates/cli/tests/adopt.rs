@@ -1,0 +1,442 @@
+//! Adoption into an application's existing database (real Postgres and RabbitMQ,
+//! WorkOS's emulator for the backfill): a guide-following application's camelCase
+//! `users` table with rows and a `posts` table referencing it `ON DELETE RESTRICT`;
+//! `migrate` refuses it unchanged, `migrate --adopt` keeps it; backfill and webhooks
+//! keep the application's columns and posts; soft and hard deletes. And two
+//! installations in two schemas of one database, each with its own stack.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on setup failures
+
+use std::{process::Command, time::Duration};
+
+use serde_json::Value;
+use workos_sync_testkit::{
+    EMULATOR_API_KEY, Emulator, ReceiverOptions, TEST_SECRET, TestDb, amqp_url, empty_database,
+    eventually, publish_event, queue_len, spawn_receiver, spawn_worker, test_broker, unique_prefix,
+    user_event,
+};
+
+fn cli(db_url: &str, env: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_workos-sync"));
+    cmd.args(args)
+        .env("AMQP_URL", amqp_url())
+        .env("DATABASE_URL", db_url)
+        .env("WORKOS_WEBHOOK_SECRET", TEST_SECRET)
+        .env("WORKOS_SYNC__LOG__FORMAT", "text");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The whole schema as `pg_dump` prints it (its per-run `\restrict` key left out).
+fn dump(db: &TestDb) -> String {
+    let name = db.url.rsplit('/').next().unwrap();
+    let out = Command::new("pg_dump")
+        .args(["--schema-only", "-h", "127.0.0.1", "-U", "postgres", name])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+async fn query(db: &TestDb, sql: &str) -> Vec<Value> {
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Jsonb)]
+        j: Value,
+    }
+    let mut conn =
+        <diesel_async::AsyncPgConnection as diesel_async::AsyncConnection>::establish(&db.url)
+            .await
+            .unwrap();
+    let rows: Vec<Row> = diesel_async::RunQueryDsl::load(
+        diesel::sql_query(format!("SELECT to_jsonb(t) AS j FROM ({sql}) t")),
+        &mut conn,
+    )
+    .await
+    .unwrap();
+    rows.into_iter().map(|r| r.j).collect()
+}
+
+async fn one(db: &TestDb, sql: &str) -> Value {
+    let mut rows = query(db, sql).await;
+    assert_eq!(rows.len(), 1, "{sql}: {rows:?}");
+    rows.remove(0)
+}
+
+/// The application as the WorkOS sync guide has it (Prisma: camelCase, `timestamp(3)`,
+/// `updatedAt` without a default), with two users whose ids are WorkOS's, and posts.
+async fn guide_application(db: &TestDb, ada: &str, bob: &str) {
+    db.exec(
+        r#"CREATE TABLE users (
+            id TEXT PRIMARY KEY,
+            email TEXT NOT NULL UNIQUE,
+            name TEXT,
+            usertag TEXT UNIQUE,
+            "avatarUrl" TEXT,
+            bio TEXT,
+            details JSONB,
+            "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+            "updatedAt" TIMESTAMP(3) NOT NULL
+        )"#,
+    )
+    .await
+    .unwrap();
+    db.exec(
+        r#"CREATE TABLE posts (
+            id SERIAL PRIMARY KEY,
+            "authorId" TEXT NOT NULL REFERENCES users(id) ON DELETE RESTRICT,
+            title TEXT NOT NULL
+        )"#,
+    )
+    .await
+    .unwrap();
+    db.exec(&format!(
+        r#"INSERT INTO users (id, email, name, usertag, "avatarUrl", bio, details, "createdAt", "updatedAt") VALUES
+           ('{ada}', 'ada.old@example.com', 'Ada Old', 'ada', 'https://old/ada.png', 'Ada writes', '{{"theme": "dark"}}', '2025-01-01', '2025-01-02'),
+           ('{bob}', 'bob.old@example.com', 'Bob Old', 'bobby', NULL, 'Bob reads', '{{"theme": "light"}}', '2025-01-01', '2025-01-02')"#
+    ))
+    .await
+    .unwrap();
+    db.exec(&format!(
+        r#"INSERT INTO posts ("authorId", title) VALUES ('{ada}', 'first'), ('{ada}', 'second'), ('{bob}', 'third')"#
+    ))
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_guide_following_application_is_adopted_and_keeps_its_data() {
+    let emu = Emulator::start().await.unwrap();
+    let mut ids = Vec::new();
+    for (email, first) in [
+        ("ada@example.com", "Ada"),
+        ("bob@example.com", "Bob"),
+        ("cy@example.com", "Cy"),
+        ("ada@other.example", "Ada"),
+    ] {
+        let u = emu.create_user(email, first).await.unwrap();
+        ids.push(u["id"].as_str().unwrap().to_owned());
+    }
+    let (ada, bob, cy, ada2) = (&ids[0], &ids[1], &ids[2], &ids[3]);
+    let db = empty_database().await.unwrap();
+    guide_application(&db, ada, bob).await;
+    let before = dump(&db);
+
+    // 1. Without --adopt: refused in one line, nothing changed.
+    let (code, out, err) = cli(&db.url, &[], &["migrate"]);
+    assert_ne!(code, 0, "{out}");
+    let line = err.trim();
+    assert_eq!(line.lines().count(), 1, "{err}");
+    assert!(line.contains("public.users"), "{line}");
+    assert!(line.contains("--adopt"), "{line}");
+    assert!(line.contains("database.schema"), "{line}");
+    assert_eq!(dump(&db), before, "migrate changed the schema");
+
+    // 2. --adopt --dry-run prints the SQL and changes nothing.
+    let (code, out, err) = cli(&db.url, &[], &["migrate", "--adopt", "--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(r#"ALTER TABLE users ADD COLUMN "workos_updated_at" TIMESTAMPTZ"#),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#"ALTER TABLE users ADD COLUMN "deleted_at" TIMESTAMPTZ"#),
+        "{out}"
+    );
+    assert!(
+        !out.contains(r#""avatar_url""#),
+        "avatarUrl is recognised: {out}"
+    );
+    assert!(!out.contains("CREATE TABLE users"), "{out}");
+    assert_eq!(dump(&db), before, "a dry run changed the schema");
+
+    // 3. --adopt: the table, its rows, keys and columns stay; only ours are added.
+    let (code, out, err) = cli(&db.url, &[], &["migrate", "--adopt"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("adopted"), "{out}");
+    let (code, out, _) = cli(&db.url, &[], &["migrate"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("up to date"), "{out}");
+    let a = one(&db, &format!("SELECT * FROM users WHERE id = '{ada}'")).await;
+    assert_eq!(a["bio"], "Ada writes");
+    assert_eq!(a["avatarUrl"], "https://old/ada.png");
+    assert!(a["workos_updated_at"].is_null());
+    let posts = one(&db, "SELECT count(*) AS n FROM posts").await;
+    assert_eq!(posts["n"], 3);
+
+    // 4. Backfill from WorkOS: the WorkOS columns overwritten (no version yet), the
+    //    application's kept; a user new to the table is inserted with a fresh usertag
+    //    (the taken `ada` is not reused) and the timestamps Prisma gives no default.
+    let api = [
+        ("WORKOS_API_KEY", EMULATOR_API_KEY),
+        ("WORKOS_API_BASE_URL", emu.url.as_str()),
+    ];
+    let (code, out, err) = cli(&db.url, &api, &["backfill", "--only", "users"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let a = one(&db, &format!("SELECT * FROM users WHERE id = '{ada}'")).await;
+    assert_eq!(a["email"], "ada@example.com");
+    assert_eq!(a["first_name"], "Ada");
+    assert!(!a["workos_updated_at"].is_null());
+    assert_eq!(
+        (&a["bio"], &a["usertag"]),
+        (&Value::from("Ada writes"), &Value::from("ada"))
+    );
+    assert_eq!(a["details"]["theme"], "dark");
+    let c = one(&db, &format!("SELECT * FROM users WHERE id = '{cy}'")).await;
+    assert_eq!(
+        (&c["usertag"], &c["bio"]),
+        (&Value::from("cy"), &Value::Null)
+    );
+    assert!(!c["updatedAt"].is_null() && !c["createdAt"].is_null());
+    let a2 = one(&db, &format!("SELECT * FROM users WHERE id = '{ada2}'")).await;
+    assert_eq!(a2["usertag"], "ada2");
+
+    // 5. Webhooks through a worker in soft-delete mode.
+    let prefix = unique_prefix();
+    let broker = test_broker(&prefix).await.unwrap();
+    let soft = [("WORKOS_SYNC__SYNC__USER_DELETE", "soft")];
+    let w = spawn_worker(&prefix, &db.url, &soft).await.unwrap();
+    let later = "2030-01-01T00:00:00.000Z";
+    let body = user_event("evt_ada_up", "user.updated", ada, later);
+    publish_event(&broker, "evt_ada_up", "user.updated", body.as_bytes())
+        .await
+        .unwrap();
+    let store = db.store.clone();
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            store.get_user(ada).await.unwrap().unwrap().name.as_deref() == Some("Test User")
+        })
+        .await
+    );
+    let a = one(&db, &format!("SELECT * FROM users WHERE id = '{ada}'")).await;
+    assert_eq!(
+        (&a["bio"], &a["usertag"]),
+        (&Value::from("Ada writes"), &Value::from("ada"))
+    );
+    let body = user_event("evt_ada_del", "user.deleted", ada, later);
+    publish_event(&broker, "evt_ada_del", "user.deleted", body.as_bytes())
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            store.is_tombstoned(ada).await.unwrap()
+        })
+        .await
+    );
+    let a = one(&db, &format!("SELECT * FROM users WHERE id = '{ada}'")).await;
+    assert!(!a["deleted_at"].is_null(), "{a}");
+    // WorkOS's personal data cleared (email NOT NULL UNIQUE here: a placeholder that
+    // is never deliverable); the application's own columns and the posts stay.
+    assert_eq!(a["email"], format!("{ada}@deleted.invalid"));
+    for c in ["name", "avatarUrl", "first_name", "last_name", "locale"] {
+        assert!(a[c].is_null(), "{c}: {a}");
+    }
+    assert_eq!(a["metadata"], serde_json::json!({}));
+    assert_eq!(
+        (&a["bio"], &a["usertag"]),
+        (&Value::from("Ada writes"), &Value::from("ada"))
+    );
+    assert_eq!(a["details"]["theme"], "dark");
+    let posts = one(
+        &db,
+        &format!(r#"SELECT count(*) AS n FROM posts WHERE "authorId" = '{ada}'"#),
+    )
+    .await;
+    assert_eq!(posts["n"], 2);
+    // Nothing revives it: a newer update is recorded as tombstoned and changes nothing.
+    let body = user_event(
+        "evt_ada_late",
+        "user.updated",
+        ada,
+        "2031-01-01T00:00:00.000Z",
+    );
+    publish_event(&broker, "evt_ada_late", "user.updated", body.as_bytes())
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            !query(&db, "SELECT 1 FROM processed_events WHERE event_id = 'evt_ada_late' AND outcome = 'tombstoned'")
+                .await
+                .is_empty()
+        })
+        .await
+    );
+    assert_eq!(
+        one(&db, &format!("SELECT * FROM users WHERE id = '{ada}'")).await,
+        a
+    );
+    w.shutdown().await;
+
+    // 6. Hard deletes: blocked by the posts' RESTRICT key, straight to the DLQ (no
+    //    retry tier) naming the constraint and the setting; a user without posts goes.
+    let w = spawn_worker(&prefix, &db.url, &[]).await.unwrap();
+    let body = user_event("evt_bob_del", "user.deleted", bob, later);
+    publish_event(&broker, "evt_bob_del", "user.deleted", body.as_bytes())
+        .await
+        .unwrap();
+    let dead_q = broker.topology().dead_queue();
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            queue_len(&dead_q).await.unwrap() == 1
+        })
+        .await
+    );
+    let dead = workos_sync_queue::dlq::list(&broker).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (dead[0].id.as_str(), dead[0].reason.as_str()),
+        ("evt_bob_del", "delete_blocked")
+    );
+    assert_eq!(dead[0].attempts, 1);
+    assert!(
+        dead[0].error.contains("posts_authorId_fkey"),
+        "{}",
+        dead[0].error
+    );
+    assert!(
+        dead[0].error.contains("sync.user_delete"),
+        "{}",
+        dead[0].error
+    );
+    for q in broker.topology().retry_queues() {
+        assert_eq!(queue_len(&q).await.unwrap(), 0, "{q}");
+    }
+    assert!(db.store.get_user(bob).await.unwrap().is_some());
+    assert!(!db.store.is_tombstoned(bob).await.unwrap());
+    let body = user_event("evt_cy_del", "user.deleted", cy, later);
+    publish_event(&broker, "evt_cy_del", "user.deleted", body.as_bytes())
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            store.get_user(cy).await.unwrap().is_none()
+        })
+        .await
+    );
+    assert!(db.store.is_tombstoned(cy).await.unwrap());
+    w.shutdown().await;
+    workos_sync_testkit::close_and_delete(broker).await.unwrap();
+    db.teardown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_schemas_of_one_database_are_two_installations() {
+    let db = empty_database().await.unwrap();
+    for schema in ["a", "b"] {
+        let (code, _, err) = cli(
+            &db.url,
+            &[("WORKOS_SYNC__DATABASE__SCHEMA", schema)],
+            &["migrate"],
+        );
+        assert_eq!(code, 0, "{err}");
+    }
+    // Nothing of ours in public.
+    let public = one(
+        &db,
+        "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'public'",
+    )
+    .await;
+    assert_eq!(public["n"], 0);
+
+    let mut stacks = Vec::new();
+    for schema in ["a", "b"] {
+        let prefix = unique_prefix();
+        let r = spawn_receiver(ReceiverOptions {
+            prefix: Some(prefix.to_string()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let w = spawn_worker(
+            &prefix,
+            &db.url,
+            &[("WORKOS_SYNC__DATABASE__SCHEMA", schema)],
+        )
+        .await
+        .unwrap();
+        let store = workos_sync_store::Store::new(&db.url, 2, Duration::from_secs(5))
+            .unwrap()
+            .with_schema(schema)
+            .unwrap();
+        stacks.push((schema, prefix, r, w, store));
+    }
+    // Each installation its own user, and one event both receive (same id).
+    for (schema, _, r, _, _) in &stacks {
+        let own = user_event(
+            &format!("evt_own_{schema}"),
+            "user.created",
+            &format!("user_only_{schema}"),
+            "2026-01-01T00:00:00.000Z",
+        );
+        assert_eq!(r.post_signed(&own).await.unwrap().status, 200);
+        let shared = user_event(
+            "evt_shared",
+            "user.created",
+            "user_shared",
+            "2026-01-01T00:00:00.000Z",
+        );
+        assert_eq!(r.post_signed(&shared).await.unwrap().status, 200);
+    }
+    for (schema, _, _, _, store) in &stacks {
+        let want = vec![format!("user_only_{schema}"), "user_shared".to_owned()];
+        assert!(
+            eventually(Duration::from_secs(20), || async {
+                let mut ids: Vec<String> = store
+                    .all_users()
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|u| u.id)
+                    .collect();
+                ids.sort();
+                ids == want
+            })
+            .await,
+            "schema {schema}"
+        );
+        assert_eq!(store.processed_count().await.unwrap(), 2, "schema {schema}");
+    }
+    // Leader locks are per schema: both reconcilers may lead at once.
+    let la = stacks[0]
+        .4
+        .try_session_lock(workos_sync_store::locks::LOCK_RECONCILE)
+        .await
+        .unwrap();
+    let lb = stacks[1]
+        .4
+        .try_session_lock(workos_sync_store::locks::LOCK_RECONCILE)
+        .await
+        .unwrap();
+    assert!(la.is_some() && lb.is_some());
+    assert!(
+        stacks[0]
+            .4
+            .try_session_lock(workos_sync_store::locks::LOCK_RECONCILE)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    for l in [la, lb].into_iter().flatten() {
+        l.release().await;
+    }
+    for (_, _, r, w, _) in stacks {
+        w.shutdown().await;
+        r.teardown().await.unwrap();
+    }
+    db.teardown().await.unwrap();
+}
