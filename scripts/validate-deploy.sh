@@ -184,6 +184,33 @@ fi
     || fail "WORKOS_SYNC_CLI=$WORKOS_SYNC_CLI is not an executable file"
 export WORKOS_SYNC_CLI
 
+# The compose file's commands and healthchecks name subcommands the CLI really has (a
+# healthcheck calling a missing `workos-sync probe` would only fail at run time).
+rendered="$(mktemp)"
+docker-compose --project-directory "$ROOT" -f "$COMPOSE_FILE_PATH" config >"$rendered" \
+    || fail "docker-compose config failed"
+PYTHONPATH="$PYDEPS${PYTHONPATH:+:$PYTHONPATH}" python3 - "$rendered" "$WORKOS_SYNC_CLI" <<'PY' \
+    || { rm -f "$rendered"; fail "docker-compose.yml runs a command the binaries do not have (see above)"; }
+import subprocess, sys, yaml
+doc = yaml.safe_load(open(sys.argv[1]))
+cli, bad, checked = sys.argv[2], [], 0
+for name, svc in (doc.get("services") or {}).items():
+    hc = (svc.get("healthcheck") or {}).get("test") or []
+    for argv in (svc.get("command") or [], hc[1:] if hc[:1] == ["CMD"] else []):
+        if argv[:1] != ["workos-sync"] or len(argv) < 2:
+            continue
+        checked += 1
+        if subprocess.run([cli, argv[1], "--help"], capture_output=True).returncode != 0:
+            bad.append(f"{name}: workos-sync {argv[1]}")
+for b in bad:
+    print(f"validate-deploy: no such command: {b}", file=sys.stderr)
+print(f"validate-deploy: {checked} compose command(s) of workos-sync exist in the binary")
+sys.exit(1 if bad else 0)
+PY
+rm -f "$rendered"
+grep -q 'workos-sync", "probe"' "$COMPOSE_FILE_PATH" \
+    || fail "docker-compose.yml: the receiver and worker healthchecks should use workos-sync probe"
+
 checker_args=("$ROOT" --kustomize "$KUSTOMIZE")
 [ -z "$PROMTOOL" ] || checker_args+=(--promtool "$PROMTOOL")
 [ "${VALIDATE_DEPLOY_LIVE_RABBITMQ:-1}" != "0" ] || checker_args+=(--no-live-rabbitmq)

@@ -110,6 +110,10 @@ CASES = [
     ("dashboard: not JSON", "deploy/observability/grafana-dashboard.json",
      '"uid": "workos-sync",', '"uid": "workos-sync",,',
      "grafana-dashboard.json", False),
+    ("compose healthcheck calls a missing subcommand", "docker-compose.yml",
+     '"workos-sync", "probe", "--timeout-ms", "2000", "http://127.0.0.1:8081/readyz"',
+     '"workos-sync", "prob", "--timeout-ms", "2000", "http://127.0.0.1:8081/readyz"',
+     "no such command: worker: workos-sync prob", False),
 ]
 
 

@@ -94,6 +94,17 @@ pub enum Command {
         #[arg(long)]
         user_id: Option<String>,
     },
+    /// GET a URL (a /readyz, say): exit 0 on 2xx, 1 otherwise; for healthchecks in
+    /// images without curl.
+    Probe {
+        url: String,
+        /// Give up after this many milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+        /// PEM certificate to trust for an https URL (a private or self-signed one).
+        #[arg(long)]
+        ca: Option<std::path::PathBuf>,
+    },
     /// Queue depths and consumers (events, delay tiers, DLQ), oldest waiting message, cursors.
     Status {
         #[arg(long)]
@@ -145,6 +156,14 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
             user_id,
         } => cmd::send_test_event::run(&settings, &event_type, user_id, url, out).await,
         Command::Status { json } => cmd::status::run(&settings, json, out).await,
+        Command::Probe {
+            url,
+            timeout_ms,
+            ca,
+        } => {
+            let timeout = std::time::Duration::from_millis(timeout_ms);
+            cmd::probe::run(&url, timeout, ca.as_deref(), out).await
+        }
         Command::Prune {
             older_than,
             force_short_window,

@@ -190,3 +190,51 @@ async fn send_test_event_leads_to_a_row() {
     r.teardown().await.unwrap();
     db.teardown().await.unwrap();
 }
+
+/// `probe`, what the compose healthchecks run: 0 on a 2xx answer, 1 with one line
+/// otherwise (another status, nothing listening).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_answers_like_a_healthcheck() {
+    let prefix = unique_prefix();
+    let r = spawn_receiver(ReceiverOptions {
+        prefix: Some(prefix.to_string()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let base = r.base_url();
+    let db = "postgres://unused@127.0.0.1:1/none";
+    let (code, out, err) = run(&prefix, db, &[], &["probe", &format!("{base}/readyz")]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("200"), "{out}");
+    let (code, _, err) = run(
+        &prefix,
+        db,
+        &[],
+        &["probe", &format!("{base}/nothing-here")],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.trim().lines().count() == 1 && err.contains("404"),
+        "{err}"
+    );
+    // A port nothing listens on (taken and released).
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (code, _, err) = run(
+        &prefix,
+        db,
+        &[],
+        &[
+            "probe",
+            "--timeout-ms",
+            "500",
+            &format!("http://{free}/readyz"),
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("no answer"), "{err}");
+    r.teardown().await.unwrap();
+}

@@ -10,6 +10,7 @@ pub mod backfill;
 pub mod debug;
 pub mod dlq;
 pub mod migrate;
+pub mod probe;
 pub mod prune;
 pub mod reconcile;
 pub mod send_test_event;

@@ -11,6 +11,10 @@ use workos_sync_store::StoreError;
 
 use super::{BatchError, Consumer, Session, routing::attempt};
 
+/// The least time one apply attempt is given, even when parking is due: a healthy
+/// database answers a batch in milliseconds, so this only bounds how late a park can be.
+const MIN_ATTEMPT: Duration = Duration::from_secs(1);
+
 impl Consumer {
     /// One partition: takes whatever is ready (up to `batch_size`), applies it in one
     /// transaction, resolves the deliveries; until its input closes.
@@ -121,9 +125,32 @@ impl Consumer {
         let mut backoff = Backoff::new(Duration::from_millis(100), self.config.hold_backoff_max);
         let mut held_since: Option<Instant> = None;
         loop {
-            let result = self.store.apply_batch(events).await;
-            let err = match result {
-                Ok(o) => {
+            // One attempt (the batch, and on failure the ping that tells a failed
+            // statement from an unreachable database) may take as long as the pool's
+            // connect timeout plus the ping's (~10 s against a database that swallows
+            // packets): bounded by what is left until the oldest delivery must be
+            // parked, so parking happens at park_after, not an attempt later. An
+            // abandoned attempt is rolled back (its connection is discarded); if it had
+            // committed after all, the parked copies are duplicates the store ignores.
+            let oldest = s.window.oldest_unacked().await.unwrap_or_else(Instant::now);
+            let budget = self
+                .config
+                .park_after
+                .saturating_sub(oldest.elapsed())
+                .max(MIN_ATTEMPT);
+            let attempt = async {
+                match self.store.apply_batch(events).await {
+                    Ok(o) => Ok(o),
+                    // A failed statement with a reachable database is the event's
+                    // problem; an unreachable database is nobody's: wait for it.
+                    Err(e) => {
+                        let up = !e.is_unavailable() && self.store.ping().await.is_ok();
+                        Err((e, up))
+                    }
+                }
+            };
+            let err = match tokio::time::timeout(budget, attempt).await {
+                Ok(Ok(o)) => {
                     if let Some(since) = held_since {
                         tracing::info!(
                             held_ms = since.elapsed().as_millis() as u64,
@@ -133,13 +160,13 @@ impl Consumer {
                     }
                     return Ok(Ok(o));
                 }
-                Err(e) => e,
+                Ok(Err((e, true))) => return Ok(Err(e)),
+                Ok(Err((e, false))) => e,
+                Err(_) => StoreError::Unavailable(format!(
+                    "no answer within {} ms, the time left before parking",
+                    budget.as_millis()
+                )),
             };
-            // A failed statement with a reachable database is the event's problem; an
-            // unreachable database is nobody's: wait for it.
-            if !err.is_unavailable() && self.store.ping().await.is_ok() {
-                return Ok(Err(err));
-            }
             let since = *held_since.get_or_insert_with(|| {
                 tracing::error!(error = %err, "database unavailable; holding batch until it returns");
                 metrics::gauge!(workos_sync_core::metric::WORKER_HOLDING).set(1.0);
