@@ -6,7 +6,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::atomic::{AtomicBool, Ordering},
+    sync::atomic::{AtomicU8, Ordering},
     time::Instant,
 };
 
@@ -66,7 +66,7 @@ impl Store {
         // A connection whose network path silently drops packets hangs instead of
         // failing (TCP gives up after ~15 min). Dropping the future mid-transaction
         // leaves the connection's transaction open, so the pool discards it.
-        let deletes_only = AtomicBool::new(false);
+        let deletes_only = AtomicU8::new(0);
         let outcomes = tokio::time::timeout(
             self.apply_timeout,
             conn.transaction::<_, StoreError, _>(async |c| {
@@ -75,7 +75,7 @@ impl Store {
         )
         .await
         .map_err(|_| StoreError::Timeout(self.apply_timeout))?
-        .map_err(|e| blocked_delete(e, AtomicBool::load(&deletes_only, Ordering::Relaxed)))?;
+        .map_err(|e| blocked_delete(e, AtomicU8::load(&deletes_only, Ordering::Relaxed)))?;
         metrics::histogram!(workos_sync_core::metric::APPLY_BATCH_SECONDS)
             .record(started.elapsed().as_secs_f64());
         for (ev, outcome) in events.iter().zip(&outcomes) {
@@ -96,27 +96,21 @@ impl Store {
 /// [`StoreError::DeleteBlocked`]. With upserts in the batch it may be an application
 /// key on an insert whose parent has not arrived yet: left as a failed statement (the
 /// worker retries the events one by one, and a lone delete is then classified here).
-fn blocked_delete(err: StoreError, deletes_only: bool) -> StoreError {
+fn blocked_delete(err: StoreError, deletes_only: u8) -> StoreError {
     use diesel::result::{DatabaseErrorKind, Error};
+    let setting = match Entity::ALL.get(usize::from(deletes_only).wrapping_sub(1)) {
+        Some(Entity::Organizations) => "organization_delete",
+        Some(Entity::OrganizationMemberships) => "membership_delete",
+        Some(Entity::Users) => "user_delete",
+        // Domains, roles and permissions have no soft mode.
+        Some(_) => "user_delete",
+        None => return err,
+    };
     match err {
-        StoreError::Query(Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, info))
-            if deletes_only =>
-        {
-            let constraint = info.constraint_name().unwrap_or("?").to_owned();
-            let table = info.table_name().unwrap_or("?").to_owned();
-            // The message names the referenced table: "update or delete on table
-            // "users" violates …"; the setting follows from it.
-            let msg = info.message();
-            let setting = if msg.contains("\"organization_memberships\"") {
-                "membership_delete"
-            } else if msg.contains("\"organizations\"") {
-                "organization_delete"
-            } else {
-                "user_delete"
-            };
+        StoreError::Query(Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, info)) => {
             StoreError::DeleteBlocked {
-                constraint,
-                table,
+                constraint: info.constraint_name().unwrap_or("?").to_owned(),
+                table: info.table_name().unwrap_or("?").to_owned(),
                 setting,
             }
         }
@@ -291,7 +285,7 @@ async fn apply_in_tx(
     st: &sql::Statements,
     events: &[Event],
     enabled: workos_sync_core::EntitySet,
-    deletes_only: &AtomicBool,
+    deletes_only: &AtomicU8,
 ) -> Result<Vec<Outcome>, StoreError> {
     let n = events.len();
     let events = expand(events);
@@ -323,15 +317,18 @@ async fn apply_in_tx(
     // the seen ids known. Other writes are the same either way: a seen event changes no
     // other event's outcome.
     let plan0 = plan::plan(&events, &known, &HashSet::new(), enabled);
+    // Deletes only: the first deleted entity (index + 1), which names the setting in a
+    // blocked delete's message; 0 otherwise.
+    let deletes = plan0
+        .writes
+        .iter()
+        .all(|w| matches!(w, Write::Delete { .. }));
+    let first = plan0.writes.iter().find_map(|w| match w {
+        Write::Delete { key, .. } => Some(key.0.index() as u8 + 1),
+        _ => None,
+    });
     deletes_only.store(
-        plan0
-            .writes
-            .iter()
-            .any(|w| matches!(w, Write::Delete { .. }))
-            && plan0
-                .writes
-                .iter()
-                .all(|w| matches!(w, Write::Delete { .. })),
+        if deletes { first.unwrap_or(0) } else { 0 },
         Ordering::Relaxed,
     );
     let mut batch = sql::WriteBatch::new(st);

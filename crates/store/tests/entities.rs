@@ -724,3 +724,65 @@ async fn soft_deletes_keep_rows_and_never_revive_them() {
     );
     db.teardown().await.unwrap();
 }
+
+/// An application's foreign key that forbids a delete WorkOS made is a permanent error
+/// naming the constraint and the setting of that entity; with the soft mode, the row
+/// stays and the delete succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_an_application_key_forbids_is_permanent() {
+    let db = fresh_database().await.unwrap();
+    let s = &db.store;
+    s.apply(&body(
+        "e_o",
+        "organization.created",
+        org("org_fk", 1, json!([])),
+        1,
+    ))
+    .await
+    .unwrap();
+    db.exec(
+        "CREATE TABLE invoices (id serial PRIMARY KEY, \
+         org TEXT NOT NULL REFERENCES organizations(id) ON DELETE RESTRICT)",
+    )
+    .await
+    .unwrap();
+    db.exec("INSERT INTO invoices (org) VALUES ('org_fk')")
+        .await
+        .unwrap();
+    let del = body(
+        "e_od",
+        "organization.deleted",
+        org("org_fk", 1, json!([])),
+        2,
+    );
+    let err = s.apply(&del).await.unwrap_err();
+    assert!(err.is_permanent(), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("invoices_org_fkey") && msg.contains("sync.organization_delete"),
+        "{msg}"
+    );
+    // Nothing was written: the organization is still there, not tombstoned.
+    assert!(s.get_organization("org_fk").await.unwrap().is_some());
+    assert!(
+        !s.is_tombstoned_in(Entity::Organizations, "org_fk")
+            .await
+            .unwrap()
+    );
+    let soft = s
+        .clone()
+        .with_deletes(workos_sync_store::layout::DeleteModes {
+            organizations: workos_sync_core::settings::DeleteMode::Soft,
+            ..Default::default()
+        });
+    assert_eq!(soft.apply(&del).await.unwrap(), Outcome::Deleted);
+    assert!(
+        soft.get_organization("org_fk")
+            .await
+            .unwrap()
+            .unwrap()
+            .deleted_at
+            .is_some()
+    );
+    db.teardown().await.unwrap();
+}
