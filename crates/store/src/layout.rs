@@ -285,6 +285,12 @@ pub struct Layout {
     /// them (never written by sync).
     pub bio: bool,
     pub details: bool,
+    /// The version column accepts NULL (an adopted table's rows before their first
+    /// event): the upsert's guard then lets any version replace a missing one.
+    pub version_nullable: bool,
+    /// Of created_at and updated_at, the ones the table gives no default (Prisma's
+    /// `@updatedAt`): the insert sets them (ours have defaults, so it never does).
+    pub stamp_on_insert: Vec<&'static str>,
     pub deletes: DeleteModes,
 }
 
@@ -300,6 +306,8 @@ impl Layout {
             email_nullable: false,
             bio: true,
             details: true,
+            version_nullable: false,
+            stamp_on_insert: Vec::new(),
             deletes,
         }
     }
@@ -325,13 +333,25 @@ impl Layout {
             }
         }
         let has = |n: &str| columns.iter().any(|c| c.name == n);
-        let layout = Self {
+        let mut layout = Self {
             email_nullable: false,
             bio: has("bio"),
             details: has("details"),
+            version_nullable: false,
+            stamp_on_insert: Vec::new(),
             users,
             deletes,
         };
+        let column = |l: &Layout, logical: &str| {
+            l.physical(logical)
+                .and_then(|p| columns.iter().find(|c| c.name == p))
+                .cloned()
+        };
+        layout.version_nullable = column(&layout, "workos_updated_at").is_some_and(|c| c.nullable);
+        layout.stamp_on_insert = ["created_at", "updated_at"]
+            .into_iter()
+            .filter(|l| column(&layout, l).is_some_and(|c| !c.has_default))
+            .collect();
         let email = layout.physical("email").unwrap_or("email");
         let email_nullable = columns.iter().any(|c| c.name == email && c.nullable);
         if deletes.users == DeleteMode::Soft && layout.physical("deleted_at").is_none() {

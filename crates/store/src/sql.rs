@@ -565,11 +565,9 @@ fn upsert(b: &mut Builder<WriteSlot>, layout: &Layout, i: usize, t: &Table) {
     let mut values = names.clone();
     // An adopted table's timestamps may have no default (Prisma's `@updatedAt`): set them.
     if users {
-        for c in ["created_at", "updated_at"] {
-            if layout.has(c) {
-                target.push(layout.q(c));
-                values.push("now()".into());
-            }
+        for c in &layout.stamp_on_insert {
+            target.push(layout.q(c));
+            values.push("now()".into());
         }
     }
     let set: Vec<String> = t
@@ -611,9 +609,14 @@ fn upsert(b: &mut Builder<WriteSlot>, layout: &Layout, i: usize, t: &Table) {
     // yet (an adopted table's rows before their first event) takes any. Columns not in
     // the SET list (the key, a user's usertag, the application's own) are kept.
     let version = column(layout, t, "workos_updated_at");
+    let unversioned = if users && layout.version_nullable {
+        format!("{}.{version} IS NULL OR ", t.name)
+    } else {
+        String::new()
+    };
     b.sql(&record).sql(&format!(
         " {newly} ON CONFLICT ({key}) DO UPDATE SET {set}{touch} WHERE \
-         {name}.{version} IS NULL OR {name}.{version} < excluded.{version} RETURNING 1)",
+         {unversioned}{name}.{version} < excluded.{version} RETURNING 1)",
         newly = newly("r"),
         key = key_column(layout, t),
         set = set.join(", "),
