@@ -11,27 +11,14 @@ use std::{process::Command, time::Duration};
 
 use serde_json::Value;
 use workos_sync_testkit::{
-    EMULATOR_API_KEY, Emulator, ReceiverOptions, TEST_SECRET, TestDb, amqp_url, empty_database,
-    eventually, publish_event, queue_len, spawn_receiver, spawn_worker, test_broker, unique_prefix,
-    user_event,
+    EMULATOR_API_KEY, Emulator, ReceiverOptions, TestDb, empty_database, eventually, publish_event,
+    queue_len, spawn_receiver, spawn_worker, test_broker, unique_prefix, user_event,
 };
 
 fn cli(db_url: &str, env: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_workos-sync"));
-    cmd.args(args)
-        .env("AMQP_URL", amqp_url())
-        .env("DATABASE_URL", db_url)
-        .env("WORKOS_WEBHOOK_SECRET", TEST_SECRET)
-        .env("WORKOS_SYNC__LOG__FORMAT", "text");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let mut all = vec![("WORKOS_SYNC__LOG__FORMAT", "text")];
+    all.extend_from_slice(env);
+    workos_sync_testkit::run_binary(env!("CARGO_BIN_EXE_workos-sync"), db_url, &all, args).unwrap()
 }
 
 /// The whole schema as `pg_dump` prints it (its per-run `\restrict` key left out).
@@ -345,6 +332,11 @@ async fn two_schemas_of_one_database_are_two_installations() {
         );
         assert_eq!(code, 0, "{err}");
     }
+    // The default schema, empty while another holds an installation: the previous
+    // release's upgrade case (it followed the connection's search_path), refused.
+    let (code, _, err) = cli(&db.url, &[], &["migrate"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("schema a already holds"), "{err}");
     // Nothing of ours in public.
     let public = one(
         &db,

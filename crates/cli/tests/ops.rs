@@ -2,29 +2,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on setup failures
 
-use std::{process::Command, time::Duration};
+use std::time::Duration;
 
 use workos_sync_testkit::{
-    ReceiverOptions, TEST_SECRET, amqp_url, close_and_delete, connected_broker, eventually,
-    fresh_database, publish_event, spawn_receiver, spawn_worker, test_settings, unique_prefix,
+    ReceiverOptions, close_and_delete, connected_broker, eventually, fresh_database, publish_event,
+    spawn_receiver, spawn_worker, test_settings, unique_prefix,
 };
 
 fn run(prefix: &str, db_url: &str, extra: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_workos-sync"));
-    cmd.args(args)
-        .env("AMQP_URL", amqp_url())
-        .env("DATABASE_URL", db_url)
-        .env("WORKOS_SYNC__AMQP__PREFIX", prefix)
-        .env("WORKOS_WEBHOOK_SECRET", TEST_SECRET);
-    for (k, v) in extra {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let mut env = vec![("WORKOS_SYNC__AMQP__PREFIX", prefix)];
+    env.extend_from_slice(extra);
+    workos_sync_testkit::run_binary(env!("CARGO_BIN_EXE_workos-sync"), db_url, &env, args).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -99,11 +99,11 @@ impl Store {
 fn blocked_delete(err: StoreError, deletes_only: u8) -> StoreError {
     use diesel::result::{DatabaseErrorKind, Error};
     let setting = match Entity::ALL.get(usize::from(deletes_only).wrapping_sub(1)) {
-        Some(Entity::Organizations) => "organization_delete",
-        Some(Entity::OrganizationMemberships) => "membership_delete",
-        Some(Entity::Users) => "user_delete",
+        Some(Entity::Organizations) => Some("organization_delete"),
+        Some(Entity::OrganizationMemberships) => Some("membership_delete"),
+        Some(Entity::Users) => Some("user_delete"),
         // Domains, roles and permissions have no soft mode.
-        Some(_) => "user_delete",
+        Some(_) => None,
         None => return err,
     };
     match err {

@@ -31,7 +31,9 @@ pub(crate) async fn users_columns(
 ) -> Result<Vec<CatalogColumn>, StoreError> {
     let rows: Vec<ColumnRow> = diesel::sql_query(
         "SELECT column_name::text AS name, data_type::text AS data_type, \
-         is_nullable = 'YES' AS nullable, column_default IS NOT NULL AS has_default \
+         is_nullable = 'YES' AS nullable, \
+         (column_default IS NOT NULL OR is_identity = 'YES' OR is_generated <> 'NEVER') \
+         AS has_default \
          FROM information_schema.columns \
          WHERE table_schema = current_schema() AND table_name = 'users' \
          ORDER BY ordinal_position",
@@ -80,6 +82,25 @@ pub(crate) async fn applied_versions(
         diesel::sql_query("SELECT version::text AS name FROM __diesel_schema_migrations")
             .load(c)
             .await?;
+    Ok(rows.into_iter().map(|r| r.name).collect())
+}
+
+/// Other schemas of this database holding a workos-sync installation (its migrations'
+/// bookkeeping beside its `processed_events`).
+pub(crate) async fn installations_elsewhere(
+    c: &mut AsyncPgConnection,
+) -> Result<Vec<String>, StoreError> {
+    let rows: Vec<NameRow> = diesel::sql_query(
+        "SELECT n.nspname::text AS name FROM pg_namespace n \
+         WHERE n.nspname <> current_schema() \
+         AND EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = n.oid \
+                     AND c.relname = '__diesel_schema_migrations') \
+         AND EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = n.oid \
+                     AND c.relname = 'processed_events') \
+         ORDER BY 1",
+    )
+    .load(c)
+    .await?;
     Ok(rows.into_iter().map(|r| r.name).collect())
 }
 

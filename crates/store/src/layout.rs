@@ -138,6 +138,13 @@ pub enum LayoutError {
     )]
     MappedMissing { logical: String, physical: String },
     #[error(
+        "users column {physical:?} would hold two of ours (the second: {logical}); map each of ours to its own column in database.users_columns"
+    )]
+    SharedColumn {
+        logical: &'static str,
+        physical: String,
+    },
+    #[error(
         "the users table has no {0} column (every WorkOS user needs one); it cannot be adopted"
     )]
     Unadoptable(&'static str),
@@ -205,6 +212,8 @@ pub fn resolve(
         let found = match mapping.get(col.name) {
             Some(physical) => match by_name(physical) {
                 Some(c) => Some(c),
+                // Not there yet: `migrate` adds it under the configured name.
+                None if col.add.is_some() => None,
                 None => {
                     return Err(LayoutError::MappedMissing {
                         logical: col.name.into(),
@@ -232,6 +241,16 @@ pub fn resolve(
                     .cloned()
                     .unwrap_or_else(|| col.name.to_owned()),
             )),
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (col, f) in USER_COLUMNS.iter().zip(&out) {
+        let (Found::At(p) | Found::Missing(p)) = f;
+        if !seen.insert(p.clone()) {
+            return Err(LayoutError::SharedColumn {
+                logical: col.name,
+                physical: p.clone(),
+            });
         }
     }
     Ok(out)
@@ -486,7 +505,14 @@ mod tests {
         let mapping = BTreeMap::from([("avatar_url".to_owned(), "picture".to_owned())]);
         let found = resolve(&table, &mapping).unwrap();
         assert_eq!(found[4], Found::At("picture".into()));
-        let bad = BTreeMap::from([("avatar_url".to_owned(), "photo".to_owned())]);
+        // A column sync can add is added under the configured name; one it cannot
+        // (the id, the email) must exist.
+        let later = BTreeMap::from([("avatar_url".to_owned(), "photo".to_owned())]);
+        assert_eq!(
+            resolve(&table, &later).unwrap()[4],
+            Found::Missing("photo".into())
+        );
+        let bad = BTreeMap::from([("id".to_owned(), "userId".to_owned())]);
         assert!(matches!(
             resolve(&table, &bad),
             Err(LayoutError::MappedMissing { .. })
@@ -496,6 +522,18 @@ mod tests {
             resolve(&table, &unknown),
             Err(LayoutError::UnknownColumn("avatar".into()))
         );
+    }
+
+    #[test]
+    fn two_of_ours_never_share_a_column_and_a_configured_name_is_where_one_is_added() {
+        let shared = BTreeMap::from([("workos_created_at".to_owned(), "createdAt".to_owned())]);
+        assert!(matches!(
+            resolve(&guide(), &shared),
+            Err(LayoutError::SharedColumn { .. })
+        ));
+        let named = BTreeMap::from([("deleted_at".to_owned(), "removedAt".to_owned())]);
+        let found = resolve(&guide(), &named).unwrap();
+        assert_eq!(found[16], Found::Missing("removedAt".into()));
     }
 
     #[test]

@@ -88,12 +88,15 @@ pub enum StoreError {
     /// cannot help: dead-letter at once (the message names the constraint and the
     /// setting that keeps such rows instead).
     #[error(
-        "delete blocked by foreign key {constraint} on table {table}: set sync.{setting} = \"soft\" to keep such rows with deleted_at, or make the key ON DELETE CASCADE / SET NULL"
+        "delete blocked by foreign key {constraint} on table {table}: {}make the key ON DELETE CASCADE / SET NULL",
+        match setting { Some(s) => format!("set sync.{s} = \"soft\" to keep such rows with deleted_at, or "), None => String::new() }
     )]
     DeleteBlocked {
         constraint: String,
         table: String,
-        setting: &'static str,
+        /// The setting that would keep the row instead (`None`: the entity has no soft
+        /// mode: domains, roles, permissions).
+        setting: Option<&'static str>,
     },
     /// The store broke one of its own invariants (a bug, not bad input or the database):
     /// treated like any failed statement, so the event is retried and then dead-lettered.

@@ -136,8 +136,11 @@ async fn connect(url: &str, schema: &str) -> Result<AsyncPgConnection, StoreErro
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))?;
     // The schema's objects only (see `pool::connect_pooled`).
-    conn.batch_execute(&format!("SET search_path = {}", quote(schema)))
-        .await?;
+    conn.batch_execute(&format!(
+        "SET search_path = {}; SET TimeZone = 'UTC'",
+        quote(schema)
+    ))
+    .await?;
     Ok(conn)
 }
 
@@ -279,6 +282,26 @@ async fn prepare(
         .collect();
     conflicts.sort();
     conflicts.dedup();
+    // An installation of the previous release lived wherever the connection's
+    // search_path pointed; this one goes to database.schema. A default `public` with
+    // nothing of ours while another schema holds an installation is that upgrade: refuse
+    // rather than start an empty mirror beside the real one.
+    if schema == crate::pool::DEFAULT_SCHEMA && applied.is_empty() {
+        let elsewhere = catalog::installations_elsewhere(conn).await?;
+        if let Some(other) = <[String]>::first(&elsewhere) {
+            return Err(StoreError::Refused(format!(
+                "schema {other} already holds a workos-sync installation and {schema} none; \
+                 nothing was changed: set database.schema = \"{other}\" to keep using it (a second \
+                 installation needs a schema of its own)"
+            )));
+        }
+    }
+    // A mapping that names nothing, or two of ours on one column: refused before any
+    // migration runs (the layout would refuse to write afterwards).
+    if relations.contains("users") && !conflicts.iter().any(|t| t == "users") {
+        let columns = catalog::users_columns(conn).await?;
+        resolve(&columns, &opts.users_columns).map_err(|e| StoreError::Refused(e.to_string()))?;
+    }
     let mut report = MigrateReport::default();
     if let Some(first) = <[String]>::first(&conflicts) {
         if !opts.adopt {
@@ -431,7 +454,26 @@ async fn adoption(
             c.name
         )));
     }
+    // The application's columns sync will write (every event overwrites them, a soft
+    // delete clears the personal ones): said, so that a column the application fills
+    // itself under one of our names is noticed before adopting.
+    let used: Vec<String> = USER_COLUMNS
+        .iter()
+        .zip(&found)
+        .filter_map(|(c, f)| match f {
+            Found::At(p) if c.name != "id" => Some(if p == c.name {
+                p.clone()
+            } else {
+                format!("{} as {p}", c.name)
+            }),
+            _ => None,
+        })
+        .collect();
     let mut sql = vec![
+        format!(
+            "-- existing users columns sync will write: {} (the others are the application's)",
+            used.join(", ")
+        ),
         // Diesel's own bookkeeping table, as its harness creates it.
         "CREATE TABLE IF NOT EXISTS __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY \
          NOT NULL, run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)"

@@ -219,6 +219,10 @@ impl Store {
 /// statement and migration of workos-sync is unqualified, so the session's schema is the
 /// installation's. Only that schema: a table missing there is an error, never another
 /// schema's table of the same name (`pg_catalog` is always searched first).
+///
+/// `TimeZone = 'UTC'` (default: the server's): an adopted table's `timestamp without
+/// time zone` columns (Prisma's) hold UTC, so what sync writes into them (`now()`, a
+/// soft delete's time) and reads from them is UTC too, whatever the server's zone.
 fn connect_pooled(
     url: &str,
     idle_in_tx: Duration,
@@ -230,7 +234,8 @@ fn connect_pooled(
         let mut conn = AsyncPgConnection::establish(&url).await?;
         conn.batch_execute(&format!(
             "SET plan_cache_mode = force_custom_plan; SET random_page_cost = 1.1; \
-             SET idle_in_transaction_session_timeout = {}; SET search_path = {}",
+             SET idle_in_transaction_session_timeout = {}; SET search_path = {}; \
+             SET TimeZone = 'UTC'",
             idle_in_tx.as_millis().max(1),
             crate::layout::quote(&schema),
         ))

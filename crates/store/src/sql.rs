@@ -239,7 +239,7 @@ fn build_load(layout: &Layout, shape: u32) -> Statement<LoadSlot> {
             layout,
             crate::tables::table(Entity::OrganizationMemberships),
         ))
-        .sql(" WHERE user_id = ANY(")
+        .sql(" WHERE deleted_at IS NULL AND user_id = ANY(")
         .bind(LoadSlot::PairUsers)
         .sql("::text[]) AND organization_id = ANY(")
         .bind(LoadSlot::PairOrgs)
@@ -280,25 +280,48 @@ fn state_select(layout: &Layout, t: &Table) -> String {
         }
     };
     let membership = t.entity == Entity::OrganizationMemberships;
+    // A soft-deleted row (its key tombstoned) reads as having no version, so that should
+    // its tombstone be removed (`workos-sync tombstones remove`, undoing a mistaken
+    // delete) the next snapshot or event rewrites it; and a soft-deleted membership
+    // holds no user and organization pair.
+    let version = column(layout, t, "workos_updated_at");
+    let (updated, live) = match soft_column(layout, t) {
+        Some(d) => (
+            format!("CASE WHEN {d} IS NULL THEN {version}::timestamptz END"),
+            format!("{d} IS NULL"),
+        ),
+        None => (format!("{version}::timestamptz"), "true".to_owned()),
+    };
+    let (user, org) = if membership {
+        (
+            format!("CASE WHEN {live} THEN user_id END"),
+            format!("CASE WHEN {live} THEN organization_id END"),
+        )
+    } else {
+        ("NULL::text".to_owned(), "NULL::text".to_owned())
+    };
     format!(
         "SELECT false AS tomb, '{entity}'::text AS entity, {key}::text AS key, \
-         {updated}::timestamptz AS updated_at, {created}::timestamptz AS created_at, \
-         {usertag} AS usertag, {sign_in} AS last_sign_in_at, {user} AS user_id, \
-         {org} AS organization_id FROM {name}",
+         {updated} AS updated_at, {created}::timestamptz AS created_at, \
+         {usertag} AS usertag, {sign_in}::timestamptz AS last_sign_in_at, \
+         {user} AS user_id, {org} AS organization_id FROM {name}",
         entity = t.entity.name(),
         key = key_column(layout, t),
-        updated = column(layout, t, "workos_updated_at"),
         created = column(layout, t, "workos_created_at"),
         usertag = or_null("usertag", "text"),
         sign_in = or_null("last_sign_in_at", "timestamptz"),
-        user = if membership { "user_id" } else { "NULL::text" },
-        org = if membership {
-            "organization_id"
-        } else {
-            "NULL::text"
-        },
         name = t.name,
     )
+}
+
+/// The `deleted_at` column of a table that can hold soft-deleted rows (users: when the
+/// layout has one; organizations and memberships always), quoted.
+fn soft_column(layout: &Layout, t: &Table) -> Option<String> {
+    match t.entity {
+        Entity::Users => layout.physical("deleted_at").map(quote),
+        Entity::Organizations | Entity::OrganizationMemberships => Some(quote("deleted_at")),
+        _ => None,
+    }
 }
 
 impl QueryFragment<Pg> for LoadState<'_> {
@@ -609,11 +632,18 @@ fn upsert(b: &mut Builder<WriteSlot>, layout: &Layout, i: usize, t: &Table) {
     // yet (an adopted table's rows before their first event) takes any. Columns not in
     // the SET list (the key, a user's usertag, the application's own) are kept.
     let version = column(layout, t, "workos_updated_at");
-    let unversioned = if users && layout.version_nullable {
+    let mut unversioned = if users && layout.version_nullable {
         format!("{}.{version} IS NULL OR ", t.name)
     } else {
         String::new()
     };
+    // Reached only when the key's tombstone was removed (the plan writes no tombstoned
+    // key): the soft-deleted row is rewritten whatever its version, and is live again.
+    let mut set = set;
+    if let Some(d) = soft_column(layout, t) {
+        unversioned.push_str(&format!("{}.{d} IS NOT NULL OR ", t.name));
+        set.push(format!("{d} = NULL"));
+    }
     b.sql(&record).sql(&format!(
         " {newly} ON CONFLICT ({key}) DO UPDATE SET {set}{touch} WHERE \
          {unversioned}{name}.{version} < excluded.{version} RETURNING 1)",

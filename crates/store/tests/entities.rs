@@ -655,6 +655,24 @@ async fn soft_deletes_keep_rows_and_never_revive_them() {
         9,
     );
     assert_eq!(s.apply(&late).await.unwrap(), Outcome::Tombstoned);
+    // A third life for the pair while the second is live: the soft-deleted first one
+    // holds no pair, the live second one is replaced (one live membership per pair).
+    let m3 = body(
+        "e_m3",
+        "organization_membership.created",
+        membership("om_s3", "user_s", "org_s", 8, 8, "active", "member"),
+        8,
+    );
+    assert_eq!(s.apply(&m3).await.unwrap(), Outcome::Created);
+    let live: Vec<String> = s
+        .memberships_of_user("user_s")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.deleted_at.is_none())
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(live, ["om_s3"]);
 
     // The user soft-deleted: its row stays with the personal data cleared, its live
     // membership is soft-deleted with it.
@@ -686,6 +704,19 @@ async fn soft_deletes_keep_rows_and_never_revive_them() {
             .deleted_at
             .is_some()
     );
+    // A delete undone by hand (`tombstones remove`): the next snapshot rewrites the
+    // soft-deleted row whatever its version, and it is live again.
+    assert!(
+        s.remove_tombstone(Entity::Users, "user_s")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let snap = Event::user_snapshot(serde_json::from_value(user("user_s", 1)).unwrap());
+    assert_eq!(s.apply(&snap).await.unwrap(), Outcome::Updated);
+    let u = s.get_user("user_s").await.unwrap().unwrap();
+    assert_eq!((u.deleted_at, u.email.as_str()), (None, "user_s@x.io"));
+    assert_eq!(u.first_name.as_deref(), Some("F"));
 
     // The organization soft-deleted: its row stays, its domains go, user_t's
     // membership is soft-deleted; later events for either change nothing.

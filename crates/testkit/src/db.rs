@@ -103,8 +103,7 @@ async fn ensure_template(conn: &mut AsyncPgConnection, template: &str) -> anyhow
 
 /// Creates a fresh, migrated database (a copy of the template).
 pub async fn fresh_database() -> anyhow::Result<TestDb> {
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let name = format!("{}_{}", crate::TEST_PREFIX_STEM, &id[..8]);
+    let name = new_name();
     let template = template_name();
     let mut conn = admin().await?;
     diesel::sql_query("SELECT pg_advisory_lock($1)")
@@ -137,33 +136,24 @@ pub async fn fresh_database() -> anyhow::Result<TestDb> {
         .execute(&mut conn)
         .await;
     made?;
-    let url = url_for(&name);
-    let store = Store::new(&url, 8, std::time::Duration::from_secs(5))?;
-    Ok(TestDb {
-        name,
-        url,
-        store,
-        dropped: false,
-    })
+    TestDb::new(name)
+}
+
+/// A fresh test database's name, `wst_<8 hex>`.
+fn new_name() -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("{}_{}", crate::TEST_PREFIX_STEM, &id[..8])
 }
 
 /// Creates an empty database (no migration ran: the application's part, then
 /// workos-sync's `migrate`, are the test's), dropped like [`fresh_database`]'s.
 pub async fn empty_database() -> anyhow::Result<TestDb> {
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let name = format!("{}_{}", crate::TEST_PREFIX_STEM, &id[..8]);
+    let name = new_name();
     let mut conn = admin().await?;
     diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
         .execute(&mut conn)
         .await?;
-    let url = url_for(&name);
-    let store = Store::new(&url, 8, std::time::Duration::from_secs(5))?;
-    Ok(TestDb {
-        name,
-        url,
-        store,
-        dropped: false,
-    })
+    TestDb::new(name)
 }
 
 async fn drop_database(name: &str) -> anyhow::Result<()> {
@@ -175,6 +165,18 @@ async fn drop_database(name: &str) -> anyhow::Result<()> {
 }
 
 impl TestDb {
+    /// The handle of the existing database `name` (dropped with it).
+    fn new(name: String) -> anyhow::Result<Self> {
+        let url = url_for(&name);
+        let store = Store::new(&url, 8, std::time::Duration::from_secs(5))?;
+        Ok(Self {
+            name,
+            url,
+            store,
+            dropped: false,
+        })
+    }
+
     /// Drops the database (closing any connection still open to it).
     pub async fn teardown(mut self) -> anyhow::Result<()> {
         self.dropped = true;

@@ -113,6 +113,30 @@ pub fn test_settings(prefix: &str, extra: &[(&str, &str)]) -> anyhow::Result<Set
     Ok(Settings::load_from(None, env)?)
 }
 
+/// Runs the binary `bin` (a test's `env!("CARGO_BIN_EXE_…")`) with `args` against the
+/// test broker, `db_url` and [`TEST_SECRET`], plus `env`: exit code, stdout, stderr.
+pub fn run_binary(
+    bin: &str,
+    db_url: &str,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> anyhow::Result<(i32, String, String)> {
+    let mut cmd = std::process::Command::new(bin);
+    cmd.args(args)
+        .env("AMQP_URL", amqp_url())
+        .env("DATABASE_URL", db_url)
+        .env("WORKOS_WEBHOOK_SECRET", TEST_SECRET);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output()?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
 /// The `WorkOS-Signature` value for `body`, signed now with [`TEST_SECRET`].
 pub fn sign_now(body: &[u8]) -> String {
     signature::signature_header(TEST_SECRET.as_bytes(), now_ms(), body)

@@ -39,7 +39,7 @@ pub async fn run(
     for s in report
         .sql
         .iter()
-        .filter(|s| s.starts_with("ALTER TABLE users"))
+        .filter(|s| s.starts_with("ALTER TABLE users") || s.starts_with("-- existing"))
     {
         writeln!(out, "{s}")?;
     }
