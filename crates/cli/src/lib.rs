@@ -25,6 +25,19 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// A command's verdict as an exit code other than 0 and 1 (its report was printed):
+/// `verify` exits 3 when it found drift.
+#[derive(Debug)]
+pub struct Exit(pub u8);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}", self.0)
+    }
+}
+
+impl std::error::Error for Exit {}
+
 #[derive(Subcommand)]
 pub enum Command {
     /// Apply pending database migrations in database.schema (safe to run from several
@@ -81,6 +94,15 @@ pub enum Command {
         /// organization_memberships, roles, permissions).
         #[arg(long, value_parser = workos_sync_core::Entity::parse)]
         only: Option<workos_sync_core::Entity>,
+    },
+    /// Compare every enabled entity with WorkOS's own lists: missing, extra, stale and
+    /// ahead rows per entity (ids with --json). Exit 0 without drift, 3 with.
+    Verify {
+        /// Only this entity.
+        #[arg(long, value_parser = workos_sync_core::Entity::parse)]
+        only: Option<workos_sync_core::Entity>,
+        #[arg(long)]
+        json: bool,
     },
     /// Sign and post a realistic event to a receiver (like WorkOS's test button).
     SendTestEvent {
@@ -183,6 +205,7 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
             };
             cmd::backfill::run(&settings, opts, out).await
         }
+        Command::Verify { only, json } => cmd::verify::run(&settings, only, json, out).await,
         Command::Reconcile { since, reset, json } => {
             cmd::reconcile::run(&settings, since, reset, json, out).await
         }

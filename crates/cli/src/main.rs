@@ -1,4 +1,5 @@
-//! `workos-sync`: the admin CLI. Errors print one line and exit 1.
+//! `workos-sync`: the admin CLI. Errors print one line and exit 1; a command's verdict
+//! (`verify`'s drift: 3) is its own exit code.
 
 use clap::Parser;
 
@@ -10,6 +11,10 @@ async fn main() -> std::process::ExitCode {
     let mut stdout = std::io::stdout();
     match workos_sync_cli::run(cli, &mut stdout).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<workos_sync_cli::Exit>().is_some() => {
+            let code = e.downcast_ref::<workos_sync_cli::Exit>().map_or(1, |x| x.0);
+            std::process::ExitCode::from(code)
+        }
         Err(e) => {
             eprintln!("workos-sync: {e:#}");
             std::process::ExitCode::FAILURE

@@ -9,6 +9,8 @@
 //!   leaves the rows untouched.
 //! - [`backfill`]: page through every enabled entity; each list's cursor is saved after
 //!   each applied page, so a killed run resumes where it stopped.
+//! - [`verify`]: list every enabled entity from WorkOS and compare it with the tables
+//!   (missing, extra, stale, ahead), writing nothing.
 //! - [`reconcile_once`]: page through `GET /events` oldest first from the stored cursor,
 //!   publish every event to the events exchange with a confirm (the webhook path), and
 //!   advance the cursor only after the page was confirmed, and never to an older event.
@@ -24,6 +26,7 @@
 mod backfill;
 mod lazy;
 mod reconcile;
+mod verify;
 
 use workos_sync_queue::PublishError;
 use workos_sync_store::StoreError;
@@ -34,6 +37,7 @@ pub use lazy::{
     OrganizationWithDomains, SyncResult, UserWithMemberships, sync_organization, sync_user,
 };
 pub use reconcile::{ReconcileReport, ReconcileRequest, Start, reconcile_once};
+pub use verify::{Drift, VerifyReport, compare, verify};
 pub use workos_sync_store::locks::LOCK_RECONCILE;
 
 /// Cursor names in `sync_cursors`.

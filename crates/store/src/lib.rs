@@ -51,6 +51,7 @@ mod tables;
 pub mod tombstones;
 mod user_columns;
 pub mod usertag;
+mod versions;
 
 use std::time::Duration;
 
@@ -66,6 +67,7 @@ pub use locks::SessionLock;
 pub use plan::Outcome;
 pub use rows::{DomainRow, MembershipRow, OrganizationRow};
 pub use tombstones::Tombstone;
+pub use versions::RowVersion;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

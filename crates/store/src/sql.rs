@@ -314,6 +314,19 @@ fn state_select(layout: &Layout, t: &Table) -> String {
     )
 }
 
+/// Every row's key, version and soft-deleted flag of `entity`'s table (`RowVersion`s):
+/// what drift detection compares with WorkOS's lists.
+pub(crate) fn versions_select(layout: &Layout, entity: Entity) -> String {
+    let t = crate::tables::table(entity);
+    let deleted = soft_column(layout, t).map_or("false".to_owned(), |d| format!("{d} IS NOT NULL"));
+    format!(
+        "SELECT {}::text AS key, {}::timestamptz AS updated_at, {deleted} AS deleted FROM {}",
+        key_column(layout, t),
+        column(layout, t, "workos_updated_at"),
+        t.name
+    )
+}
+
 /// The `deleted_at` column of a table that can hold soft-deleted rows (users: when the
 /// layout has one; organizations and memberships always), quoted.
 fn soft_column(layout: &Layout, t: &Table) -> Option<String> {

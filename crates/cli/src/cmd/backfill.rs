@@ -69,7 +69,7 @@ fn render(r: &BackfillReport, dry_run: bool, out: &mut (dyn Write + Send)) -> an
 }
 
 /// A spinner with the count on a terminal; `None` (plain log lines) otherwise.
-fn progress_bar() -> Option<indicatif::ProgressBar> {
+pub(crate) fn progress_bar() -> Option<indicatif::ProgressBar> {
     use std::io::IsTerminal;
     if !std::io::stderr().is_terminal() {
         return None;

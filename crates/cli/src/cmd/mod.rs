@@ -18,6 +18,7 @@ pub mod status;
 pub mod sync_org;
 pub mod sync_user;
 pub mod tombstones;
+pub mod verify;
 
 pub(crate) fn api_and_store(
     settings: &Settings,
