@@ -103,6 +103,10 @@ pub enum Command {
         only: Option<workos_sync_core::Entity>,
         #[arg(long)]
         json: bool,
+        /// Then repair: missing and stale rows written from WorkOS's objects; an extra
+        /// row removed only when WorkOS says by id that it is gone.
+        #[arg(long)]
+        repair: bool,
     },
     /// Sign and post a realistic event to a receiver (like WorkOS's test button).
     SendTestEvent {
@@ -205,7 +209,9 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
             };
             cmd::backfill::run(&settings, opts, out).await
         }
-        Command::Verify { only, json } => cmd::verify::run(&settings, only, json, out).await,
+        Command::Verify { only, json, repair } => {
+            cmd::verify::run(&settings, only, json, repair, out).await
+        }
         Command::Reconcile { since, reset, json } => {
             cmd::reconcile::run(&settings, since, reset, json, out).await
         }

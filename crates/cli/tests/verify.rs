@@ -16,7 +16,10 @@ use std::{
 };
 
 use serde_json::{Value, json};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::path};
+use wiremock::{
+    Mock, MockServer, Request, Respond, ResponseTemplate,
+    matchers::{path, path_regex},
+};
 use workos_sync_core::{Event, Record};
 use workos_sync_testkit::{fresh_database, run_binary};
 
@@ -90,6 +93,19 @@ impl Respond for Pages {
     }
 }
 
+/// `GET …/{id}` of an object WorkOS does not have: its documented `entity_not_found`.
+struct Gone;
+
+impl Respond for Gone {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let id = req.url.path().rsplit('/').next().unwrap_or("");
+        ResponseTemplate::new(404).set_body_json(json!({
+            "code": "entity_not_found", "entity_id": id,
+            "message": format!("Could not find entity with id '{id}'")
+        }))
+    }
+}
+
 async fn fake(users_fail_first: usize, fail: u16) -> MockServer {
     let server = MockServer::start().await;
     let pages = |all: Vec<Value>, fail_first: usize| Pages {
@@ -113,6 +129,16 @@ async fn fake(users_fail_first: usize, fail: u16) -> MockServer {
         .respond_with(pages(members, 0))
         .mount(&server)
         .await;
+    // By id: only the extras are ever asked for, and WorkOS has none of them.
+    for p in [
+        r"^/user_management/users/[^/]+$",
+        r"^/user_management/organization_memberships/[^/]+$",
+    ] {
+        Mock::given(path_regex(p))
+            .respond_with(Gone)
+            .mount(&server)
+            .await;
+    }
     server
 }
 
@@ -278,5 +304,41 @@ async fn verify_reports_exactly_the_drift_and_never_on_a_failed_listing() {
     let (code, out, err) = verify(&db.url, &api_env(&broken.uri()), &["--only", "users"]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(!out.contains("missing"), "{out}");
+
+    // --repair: missing and stale written from WorkOS, extras removed after WorkOS said
+    // by id they are gone; a second verify finds only the ahead rows.
+    let (code, out, err) = verify(&db.url, &env, &["--repair"]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        out.contains("users: 5000 listed, missing 50, extra 20, stale 30, ahead 0\n  repaired: 80 written from WorkOS, 20 removed (WorkOS: gone), 0 still in WorkOS, 0 left alone"),
+        "{out}"
+    );
+    let (code, out, _) = verify(&db.url, &env, &["--json"]);
+    assert_eq!(code, 3);
+    let after: Value = serde_json::from_str(&out).unwrap();
+    for e in [
+        "users",
+        "organizations",
+        "organization_domains",
+        "organization_memberships",
+    ] {
+        for k in ["missing", "extra", "stale"] {
+            assert_eq!(after["entities"][e][k], json!([]), "{e} {k}: {out}");
+        }
+    }
+    let still_ahead: BTreeSet<String> = after["entities"]["organization_memberships"]["ahead"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(still_ahead, set(&ahead));
+    // The removed extras are tombstoned; nothing WorkOS has was removed.
+    assert!(db.store.is_tombstoned("user_x000").await.unwrap());
+    assert_eq!(db.store.all_users().await.unwrap().len(), USERS);
+    assert_eq!(
+        db.store.all_memberships().await.unwrap().len(),
+        ORGS * PER_ORG
+    );
     db.teardown().await.unwrap();
 }

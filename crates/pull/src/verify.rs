@@ -6,17 +6,24 @@
 //! live row here that WorkOS did not list), **stale** (here with an older version) and
 //! **ahead** (here newer than WorkOS: reported only).
 //!
-//! Read-only: nothing is written. Failure model: any failed WorkOS call (after the
-//! client's own retries of 429 and 5xx, within the shared rate budget) ends the run with
-//! its [`SyncError`], so a partial listing is never reported as drift.
+//! Without `repair` nothing is written. With it, missing and stale rows are applied as
+//! snapshots of what WorkOS listed (the one locked, version-guarded apply step, so a
+//! webhook applied meanwhile wins if newer); an extra row is asked for by id and removed
+//! (and tombstoned) only when WorkOS answers `entity_not_found` for that id, never
+//! because a list missed it, and never when the row was written after the verify began
+//! (an event may have created it meanwhile). Ahead rows are left alone.
+//!
+//! Failure model: any failed WorkOS call (after the client's own retries of 429 and 5xx,
+//! within the shared rate budget) ends the run with its [`SyncError`] before anything is
+//! repaired, so a partial listing is never reported as drift nor acted on.
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use workos_sync_core::{Entity, EntitySet, Record};
-use workos_sync_store::Store;
-use workos_sync_workos_api::{Client, MembershipsOf};
+use workos_sync_core::{Entity, EntitySet, Event, EventKind, Membership, Record, event_type};
+use workos_sync_store::{Outcome, Store};
+use workos_sync_workos_api::{ApiError, Client, MembershipsOf};
 
 use crate::SyncError;
 
@@ -32,6 +39,23 @@ pub struct Drift {
     pub extra: Vec<String>,
     pub stale: Vec<String>,
     pub ahead: Vec<String>,
+    /// What `repair` did (absent without it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repair: Option<Repair>,
+}
+
+/// What a repair did for one entity.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Repair {
+    /// Missing and stale rows written from WorkOS's objects (created or updated).
+    pub applied: u64,
+    /// Extra rows WorkOS said were gone (by id): removed and tombstoned.
+    pub removed: Vec<String>,
+    /// Extra rows WorkOS still has when asked by id (a list missed them): re-applied.
+    pub still_in_workos: Vec<String>,
+    /// Left alone: written after the verify began, or of an entity WorkOS cannot be
+    /// asked about one by one (domains, roles, permissions).
+    pub left: Vec<String>,
 }
 
 impl Drift {
@@ -92,6 +116,8 @@ struct Listing<'a, P> {
     api: &'a Client,
     wanted: EntitySet,
     remote: HashMap<Entity, HashMap<String, DateTime<Utc>>>,
+    /// The objects themselves, kept for a repair.
+    records: Option<HashMap<(Entity, String), Record>>,
     progress: P,
     seen: u64,
 }
@@ -103,6 +129,9 @@ impl<P: FnMut(u64)> Listing<'_, P> {
                 .entry(r.entity())
                 .or_default()
                 .insert(r.key(), r.updated_at());
+            if let Some(records) = &mut self.records {
+                records.insert((r.entity(), r.key()), r.clone());
+            }
             self.seen += 1;
         }
     }
@@ -195,14 +224,20 @@ impl<P: FnMut(u64)> Listing<'_, P> {
     }
 }
 
-/// Lists every enabled entity (or `only`) from WorkOS and compares it with the tables.
-/// `progress` is called with the number of records listed so far after each page.
+/// Lists every enabled entity (or `only`) from WorkOS and compares it with the tables,
+/// then, with `repair`, repairs what may be repaired (module header). `progress` is
+/// called with the number of records listed so far after each page.
 pub async fn verify(
     api: &Client,
     store: &Store,
     only: Option<Entity>,
+    repair: bool,
     progress: impl FnMut(u64),
 ) -> Result<VerifyReport, SyncError> {
+    // Rows written from here on may come from events that arrived meanwhile: never
+    // removed by this run. A few seconds of margin for the clocks of this host and
+    // the database.
+    let began = Utc::now() - chrono::Duration::seconds(2);
     let enabled = store.entities();
     let wanted = match only {
         Some(e) if enabled.contains(e) => EntitySet::of(&[e]),
@@ -213,6 +248,7 @@ pub async fn verify(
         api,
         wanted,
         remote: HashMap::new(),
+        records: repair.then(HashMap::new),
         progress,
         seen: 0,
     };
@@ -241,16 +277,125 @@ pub async fn verify(
     // meanwhile (a second verify tells).
     let mut report = VerifyReport::default();
     for e in Entity::ALL.into_iter().filter(|e| wanted.contains(*e)) {
-        let local: HashMap<String, (Option<DateTime<Utc>>, bool)> = store
-            .versions(e)
-            .await?
+        let rows = store.versions(e).await?;
+        let written: HashMap<String, Option<DateTime<Utc>>> =
+            rows.iter().map(|v| (v.key.clone(), v.written_at)).collect();
+        let local: HashMap<String, (Option<DateTime<Utc>>, bool)> = rows
             .into_iter()
             .map(|v| (v.key, (v.updated_at, v.deleted)))
             .collect();
         let remote = l.remote.remove(&e).unwrap_or_default();
-        report.entities.insert(e, compare(&remote, &local));
+        let mut d = compare(&remote, &local);
+        if let Some(records) = &l.records {
+            d.repair = Some(repair_entity(api, store, e, &d, records, &written, began).await?);
+        }
+        report.entities.insert(e, d);
     }
     Ok(report)
+}
+
+/// Snapshots per apply batch of a repair.
+const REPAIR_BATCH: usize = 250;
+
+async fn repair_entity(
+    api: &Client,
+    store: &Store,
+    e: Entity,
+    d: &Drift,
+    records: &HashMap<(Entity, String), Record>,
+    written: &HashMap<String, Option<DateTime<Utc>>>,
+    began: DateTime<Utc>,
+) -> Result<Repair, SyncError> {
+    let mut r = Repair::default();
+    let snapshots: Vec<Event> = d
+        .missing
+        .iter()
+        .chain(&d.stale)
+        .filter_map(|k| records.get(&(e, k.clone())))
+        .map(|rec| Event::snapshot(rec.clone()))
+        .collect();
+    for chunk in snapshots.chunks(REPAIR_BATCH) {
+        let outcomes = store.apply_batch(chunk).await?;
+        r.applied += outcomes
+            .iter()
+            .filter(|o| matches!(o, Outcome::Created | Outcome::Updated))
+            .count() as u64;
+    }
+    for key in &d.extra {
+        if written
+            .get(key)
+            .copied()
+            .flatten()
+            .is_some_and(|w| w >= began)
+        {
+            r.left.push(key.clone());
+            continue;
+        }
+        let gone = match e {
+            Entity::Users => matches!(
+                crate::sync_user(api, store, key, None).await?,
+                crate::SyncResult::Gone
+            ),
+            Entity::Organizations => matches!(
+                crate::sync_organization(api, store, key, None).await?,
+                crate::SyncResult::Gone
+            ),
+            Entity::OrganizationMemberships => match api.get_membership(key).await {
+                Ok(m) => {
+                    store.apply(&Event::snapshot(Record::Membership(m))).await?;
+                    false
+                }
+                Err(ApiError::NotFound) => {
+                    remove_membership(store, key).await?;
+                    true
+                }
+                Err(other) => return Err(other.into()),
+            },
+            _ => {
+                r.left.push(key.clone());
+                continue;
+            }
+        };
+        if gone {
+            r.removed.push(key.clone());
+        } else {
+            r.still_in_workos.push(key.clone());
+        }
+    }
+    Ok(r)
+}
+
+/// Removes (and tombstones) the membership `id`, which WorkOS said is gone, through the
+/// apply step: a deletion event built from the stored row (its user and organization
+/// decide the locks).
+async fn remove_membership(store: &Store, id: &str) -> Result<(), SyncError> {
+    let Some(row) = store.get_membership(id).await? else {
+        return Ok(());
+    };
+    let m = Membership {
+        id: row.id,
+        user_id: row.user_id,
+        organization_id: row.organization_id,
+        status: row.status,
+        role: None,
+        roles: Vec::new(),
+        custom_attributes: None,
+        directory_managed: None,
+        created_at: row.workos_created_at,
+        updated_at: row.workos_updated_at,
+    };
+    store
+        .apply(&Event {
+            id: format!(
+                "sync-deleted:{}:{id}",
+                Entity::OrganizationMemberships.name()
+            ),
+            event_type: event_type::MEMBERSHIP_DELETED.into(),
+            created_at: Utc::now(),
+            kind: EventKind::Delete(Record::Membership(m)),
+        })
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -88,6 +88,17 @@ impl Store {
     }
 
     /// The memberships of one user, by organization.
+    /// A membership row by id.
+    pub async fn get_membership(&self, id: &str) -> Result<Option<MembershipRow>, StoreError> {
+        let mut conn = self.conn().await?;
+        Ok(organization_memberships::table
+            .find(id)
+            .select(MembershipRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()?)
+    }
+
     pub async fn memberships_of_user(&self, user: &str) -> Result<Vec<MembershipRow>, StoreError> {
         let mut conn = self.conn().await?;
         Ok(organization_memberships::table

@@ -319,8 +319,14 @@ fn state_select(layout: &Layout, t: &Table) -> String {
 pub(crate) fn versions_select(layout: &Layout, entity: Entity) -> String {
     let t = crate::tables::table(entity);
     let deleted = soft_column(layout, t).map_or("false".to_owned(), |d| format!("{d} IS NOT NULL"));
+    let written = if entity != Entity::Users || layout.has("updated_at") {
+        format!("{}::timestamptz", column(layout, t, "updated_at"))
+    } else {
+        "NULL::timestamptz".to_owned()
+    };
     format!(
-        "SELECT {}::text AS key, {}::timestamptz AS updated_at, {deleted} AS deleted FROM {}",
+        "SELECT {}::text AS key, {}::timestamptz AS updated_at, {deleted} AS deleted, \
+         {written} AS written_at FROM {}",
         key_column(layout, t),
         column(layout, t, "workos_updated_at"),
         t.name

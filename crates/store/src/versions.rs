@@ -23,6 +23,10 @@ pub struct RowVersion {
     /// Soft-deleted (`deleted_at` set).
     #[diesel(sql_type = Bool)]
     pub deleted: bool,
+    /// When this database last wrote the row (`updated_at`; NULL: an adopted users
+    /// table without one).
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub written_at: Option<DateTime<Utc>>,
 }
 
 impl Store {

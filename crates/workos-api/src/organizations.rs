@@ -33,6 +33,21 @@ fn paging(after: Option<&str>, limit: u32) -> Vec<(&'static str, String)> {
 }
 
 impl Client {
+    /// `GET /user_management/organization_memberships/{id}`; WorkOS's own
+    /// `entity_not_found` for that id is [`ApiError::NotFound`].
+    pub async fn get_membership(&self, id: &str) -> Result<Membership, ApiError> {
+        workos_sync_core::check_object_id(id)?;
+        let body = self
+            .get(
+                &format!("/user_management/organization_memberships/{id}"),
+                &[],
+                Some(id),
+                None,
+            )
+            .await?;
+        serde_json::from_slice(&body.0).map_err(|e| ApiError::BadResponse(e.to_string()))
+    }
+
     /// `GET /organizations/{id}`.
     pub async fn get_organization(&self, id: &str) -> Result<Organization, ApiError> {
         self.fetch_organization(id, None).await

@@ -14,6 +14,7 @@ pub async fn run(
     settings: &Settings,
     only: Option<Entity>,
     json: bool,
+    repair: bool,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<()> {
     let (api, store) = api_and_store(settings)?;
@@ -24,7 +25,7 @@ pub async fn run(
         );
     }
     let bar = progress_bar();
-    let report = sync::verify(&api, &store, only, |n| match &bar {
+    let report = sync::verify(&api, &store, only, repair, |n| match &bar {
         Some(bar) => bar.set_position(n),
         None => tracing::info!(records = n, "verify progress"),
     })
@@ -56,6 +57,16 @@ fn render(r: &VerifyReport, out: &mut (dyn Write + Send)) -> anyhow::Result<()> 
             d.stale.len(),
             d.ahead.len()
         )?;
+        if let Some(r) = &d.repair {
+            writeln!(
+                out,
+                "  repaired: {} written from WorkOS, {} removed (WorkOS: gone), {} still in WorkOS, {} left alone",
+                r.applied,
+                r.removed.len(),
+                r.still_in_workos.len(),
+                r.left.len()
+            )?;
+        }
     }
     if r.has_drift() {
         writeln!(
