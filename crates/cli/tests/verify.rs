@@ -342,3 +342,104 @@ async fn verify_reports_exactly_the_drift_and_never_on_a_failed_listing() {
     );
     db.teardown().await.unwrap();
 }
+
+/// `--repair` while webhooks keep coming for the same users: the newest version wins
+/// everywhere, users created meanwhile (not in WorkOS's listing) are left alone, and
+/// nothing WorkOS has is removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn repair_while_webhooks_flow_converges_to_the_newest() {
+    let db = fresh_database().await.unwrap();
+    let s = db.store.clone();
+    let all: Vec<Event> = (0..USERS).map(|i| snapshot(user(i))).collect();
+    for chunk in all.chunks(500) {
+        s.apply_batch(chunk).await.unwrap();
+    }
+    // Drift: 300 stale, 100 missing.
+    db.exec("UPDATE users SET workos_updated_at = workos_updated_at - interval '1 second' WHERE id < 'user_00300'")
+        .await
+        .unwrap();
+    db.exec("DELETE FROM users WHERE id >= 'user_04900'")
+        .await
+        .unwrap();
+    let server = fake(0, 500).await;
+    let mut cfg =
+        workos_sync_workos_api::ApiConfig::new(server.uri(), "sk_test_fake".to_owned().into());
+    cfg.backoff_base = std::time::Duration::from_millis(10);
+    let api = workos_sync_workos_api::Client::new(cfg).unwrap();
+    let repair = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            workos_sync_pull::verify(
+                &api,
+                &s,
+                Some(workos_sync_core::Entity::Users),
+                true,
+                |_| {},
+            )
+            .await
+            .unwrap()
+        })
+    };
+    // Webhooks meanwhile: newer versions of users 0..2000 (stale ones among them) and of
+    // some missing ones, and 20 users WorkOS's listing never had.
+    let newer = |i: usize| {
+        let mut u = user(i);
+        u["updated_at"] = json!(ts(i + 10 + 3600));
+        u
+    };
+    let hooks = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            let mut n = 0;
+            let mut evs: Vec<Event> = (0..2000).chain(4950..5000).map(|i| {
+                n += 1;
+                let body = json!({"object": "event", "id": format!("evt_h{n}"), "event": "user.updated",
+                                  "data": newer(i), "created_at": ts(i + 3600)});
+                Event::decode(body.to_string().as_bytes()).unwrap()
+            }).collect();
+            evs.extend((0..20).map(|k| {
+                let mut u = user(k);
+                u["id"] = json!(format!("user_new{k:02}"));
+                u["email"] = json!(format!("new{k}@x.io"));
+                let body = json!({"object": "event", "id": format!("evt_new{k}"), "event": "user.created",
+                                  "data": u, "created_at": ts(1)});
+                Event::decode(body.to_string().as_bytes()).unwrap()
+            }));
+            for chunk in evs.chunks(50) {
+                s.apply_batch(chunk).await.unwrap();
+            }
+        })
+    };
+    hooks.await.unwrap();
+    let report = repair.await.unwrap();
+    assert!(
+        report.entities[&workos_sync_core::Entity::Users]
+            .repair
+            .is_some()
+    );
+    let rows = s.all_users().await.unwrap();
+    assert_eq!(
+        rows.len(),
+        USERS + 20,
+        "nothing WorkOS has removed, new users kept"
+    );
+    for r in &rows {
+        let Some(i) =
+            r.id.strip_prefix("user_")
+                .and_then(|n| n.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        let want = if i < 2000 || i >= 4950 {
+            ts(i + 10 + 3600)
+        } else {
+            ts(i + 10)
+        };
+        let got = r
+            .workos_updated_at
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        assert_eq!(got, want, "{}", r.id);
+    }
+    db.teardown().await.unwrap();
+}
