@@ -430,7 +430,7 @@ async fn repair_while_webhooks_flow_converges_to_the_newest() {
         else {
             continue;
         };
-        let want = if i < 2000 || i >= 4950 {
+        let want = if !(2000..4950).contains(&i) {
             ts(i + 10 + 3600)
         } else {
             ts(i + 10)
