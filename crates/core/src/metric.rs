@@ -72,6 +72,10 @@ metrics_table! {
         "Reconciliation passes that ended on a refused cursor.";
     counter RECONCILE_DEAD_LETTERED_TOTAL = "workos_sync_reconcile_dead_lettered_total",
         "Events from the Events API that could not be queued and went to the DLQ.";
+    gauge DRIFT_ROWS = "workos_sync_drift_rows",
+        "Rows of the last drift check by entity and kind (missing, extra, stale, ahead).";
+    gauge VERIFY_LAST_SUCCESS_TIMESTAMP_SECONDS = "workos_sync_verify_last_success_timestamp_seconds",
+        "Unix time of the last completed drift check.";
     counter TLS_RELOADS_TOTAL = "workos_sync_tls_reloads_total",
         "TLS certificate reloads (SIGHUP or changed files) by outcome (ok, failed).";
     counter TASK_RESTARTS_TOTAL = "workos_sync_task_restarts_total",
@@ -89,6 +93,6 @@ mod tests {
             assert!(name.starts_with("workos_sync_"), "{name}");
             assert!(seen.insert(*name), "{name} twice");
         }
-        assert_eq!(ALL.len(), 26);
+        assert_eq!(ALL.len(), 28);
     }
 }

@@ -40,6 +40,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub worker: WorkerSettings,
     pub reconcile: ReconcileSettings,
+    pub verify: VerifySettings,
     pub sync: SyncSettings,
     pub workos: WorkosSettings,
     pub log: LogSettings,
@@ -122,6 +123,14 @@ impl WorkerSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct ReconcileSettings {
     pub interval_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct VerifySettings {
+    /// Seconds between drift checks in the worker (0: off).
+    pub interval_secs: u64,
+    /// Repair what a periodic check finds (as `verify --repair`).
+    pub repair: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

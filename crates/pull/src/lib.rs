@@ -37,7 +37,7 @@ pub use lazy::{
     OrganizationWithDomains, SyncResult, UserWithMemberships, sync_organization, sync_user,
 };
 pub use reconcile::{ReconcileReport, ReconcileRequest, Start, reconcile_once};
-pub use verify::{Drift, VerifyReport, compare, verify};
+pub use verify::{Drift, Repair, VerifyReport, compare, verify, verify_as_leader};
 pub use workos_sync_store::locks::LOCK_RECONCILE;
 
 /// Cursor names in `sync_cursors`.

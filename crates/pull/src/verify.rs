@@ -294,6 +294,24 @@ pub async fn verify(
     Ok(report)
 }
 
+/// [`verify`] as the leader of a periodic check: `None` when another process holds the
+/// lock (it is released when the run ends, or dies with a crashed holder's connection).
+pub async fn verify_as_leader(
+    api: &Client,
+    store: &Store,
+    repair: bool,
+) -> Result<Option<VerifyReport>, SyncError> {
+    let Some(leader) = store
+        .try_session_lock(workos_sync_store::locks::LOCK_VERIFY)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let report = verify(api, store, None, repair, |_| {}).await;
+    leader.release().await;
+    report.map(Some)
+}
+
 /// Snapshots per apply batch of a repair.
 const REPAIR_BATCH: usize = 250;
 

@@ -23,6 +23,8 @@ pub const LOCK_USERTAG: i32 = 0x5753_0002;
 pub const LOCK_MIGRATE: i32 = 0x5753_0003;
 /// Session lock of the Events API reconciler (one leader at a time per schema).
 pub const LOCK_RECONCILE: i32 = 0x5753_0004;
+/// Session lock of the periodic drift check (one leader at a time per schema).
+pub const LOCK_VERIFY: i32 = 0x5753_0008;
 /// Namespace of the per-organization locks of the apply path: an organization, its
 /// domains, memberships and organization roles are serialised by it (so an
 /// organization's delete and its children's writes never interleave).

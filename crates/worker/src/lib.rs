@@ -128,6 +128,24 @@ pub async fn start(settings: &Settings) -> anyhow::Result<WorkerHandle> {
             }
         }));
     }
+    if let Some(api) = api.clone().filter(|a| a.has_key())
+        && settings.verify.interval_secs > 0
+    {
+        let interval = Duration::from_secs(settings.verify.interval_secs);
+        let repair = settings.verify.repair;
+        tasks.push(supervise("verifier", shutdown.clone(), {
+            let (store, shutdown) = (store.clone(), shutdown.clone());
+            move || {
+                verify_loop(
+                    api.clone(),
+                    store.clone(),
+                    interval,
+                    repair,
+                    shutdown.clone(),
+                )
+            }
+        }));
+    }
     let state = http::State {
         broker: broker.clone(),
         store: store.clone(),
@@ -227,6 +245,51 @@ async fn reconcile_loop(
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+/// Checks for drift every `interval` (the first check after one interval: a worker
+/// that restarts does not list everything again at once). Failures are logged and
+/// retried at the next interval; the gauges keep the last completed check's figures.
+async fn verify_loop(
+    api: workos_sync_workos_api::Client,
+    store: Store,
+    interval: Duration,
+    repair: bool,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        match sync::verify_as_leader(&api, &store, repair).await {
+            Ok(Some(report)) => {
+                for (e, d) in &report.entities {
+                    for (kind, n) in [
+                        ("missing", d.missing.len()),
+                        ("extra", d.extra.len()),
+                        ("stale", d.stale.len()),
+                        ("ahead", d.ahead.len()),
+                    ] {
+                        metrics::gauge!(workos_sync_core::metric::DRIFT_ROWS, "entity" => e.name(), "kind" => kind)
+                            .set(n as f64);
+                    }
+                }
+                metrics::gauge!(workos_sync_core::metric::VERIFY_LAST_SUCCESS_TIMESTAMP_SECONDS)
+                    .set(chrono::Utc::now().timestamp() as f64);
+                if report.has_drift() {
+                    tracing::warn!(
+                        repair,
+                        "drift found between the tables and WorkOS (workos-sync verify --json lists the ids)"
+                    );
+                } else {
+                    tracing::info!("no drift between the tables and WorkOS");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "drift check failed; will retry"),
         }
     }
 }

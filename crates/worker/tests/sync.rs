@@ -835,3 +835,76 @@ async fn the_worker_port_speaks_https_when_given_a_certificate() {
     std::fs::remove_dir_all(&dir).unwrap();
     db.teardown().await.unwrap();
 }
+
+/// The periodic drift check (`verify.interval_secs`): the leader lists WorkOS (a fake
+/// here) and sets `workos_sync_drift_rows{entity,kind}` and the last-success time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn periodic_drift_check_sets_the_gauges() {
+    let db = fresh_database().await.unwrap();
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/user_management/users"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": [user_json("user_dr1", 5), user_json("user_dr2", 5), user_json("user_dr3", 5)],
+            "list_metadata": {"after": null}
+        })))
+        .mount(&server)
+        .await;
+    // Here: dr1 as WorkOS has it, dr2 older, dr3 missing, and one WorkOS lacks.
+    for (id, v) in [("user_dr1", 5), ("user_dr2", 4), ("user_drx", 1)] {
+        db.store
+            .apply(&workos_sync_core::Event::user_snapshot(
+                serde_json::from_value(user_json(id, v)).unwrap(),
+            ))
+            .await
+            .unwrap();
+    }
+    let prefix = unique_prefix();
+    let w = spawn_worker(
+        &prefix,
+        &db.url,
+        &[
+            ("WORKOS_API_KEY", "sk_test_fake"),
+            ("WORKOS_API_BASE_URL", &server.uri()),
+            ("WORKOS_SYNC__SYNC__ENTITIES", "users"),
+            ("WORKOS_SYNC__RECONCILE__INTERVAL_SECS", "0"),
+            ("WORKOS_SYNC__VERIFY__INTERVAL_SECS", "1"),
+        ],
+    )
+    .await
+    .unwrap();
+    let url = format!("http://{}/metrics", w.http_addr);
+    let gauge = |text: &str, kind: &str| {
+        text.lines()
+            .find(|l| {
+                l.starts_with("workos_sync_drift_rows{")
+                    && l.contains("entity=\"users\"")
+                    && l.contains(&format!("kind=\"{kind}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .map(str::to_owned)
+    };
+    let ok = eventually(Duration::from_secs(20), || {
+        let url = url.clone();
+        async move {
+            let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+            text.contains("workos_sync_verify_last_success_timestamp_seconds ")
+        }
+    })
+    .await;
+    let last = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    assert!(ok, "{last}");
+    for (kind, n) in [
+        ("missing", "1"),
+        ("extra", "1"),
+        ("stale", "1"),
+        ("ahead", "0"),
+    ] {
+        assert_eq!(gauge(&last, kind).as_deref(), Some(n), "{kind}: {last}");
+    }
+    // Report only: nothing was repaired.
+    assert!(db.store.get_user("user_dr3").await.unwrap().is_none());
+    assert!(db.store.get_user("user_drx").await.unwrap().is_some());
+    w.shutdown().await;
+    db.teardown().await.unwrap();
+}
