@@ -93,12 +93,18 @@ impl Respond for Pages {
     }
 }
 
-/// `GET …/{id}` of an object WorkOS does not have: its documented `entity_not_found`.
-struct Gone;
+/// `GET …/{id}`: the object when WorkOS has it (`present`: objects its lists leave out,
+/// as a list that missed one would), else its documented `entity_not_found`.
+struct Gone {
+    present: Vec<Value>,
+}
 
 impl Respond for Gone {
     fn respond(&self, req: &Request) -> ResponseTemplate {
         let id = req.url.path().rsplit('/').next().unwrap_or("");
+        if let Some(obj) = self.present.iter().find(|o| o["id"] == id) {
+            return ResponseTemplate::new(200).set_body_json(obj);
+        }
         ResponseTemplate::new(404).set_body_json(json!({
             "code": "entity_not_found", "entity_id": id,
             "message": format!("Could not find entity with id '{id}'")
@@ -107,6 +113,10 @@ impl Respond for Gone {
 }
 
 async fn fake(users_fail_first: usize, fail: u16) -> MockServer {
+    fake_with(users_fail_first, fail, Vec::new()).await
+}
+
+async fn fake_with(users_fail_first: usize, fail: u16, present: Vec<Value>) -> MockServer {
     let server = MockServer::start().await;
     let pages = |all: Vec<Value>, fail_first: usize| Pages {
         all,
@@ -135,7 +145,9 @@ async fn fake(users_fail_first: usize, fail: u16) -> MockServer {
         r"^/user_management/organization_memberships/[^/]+$",
     ] {
         Mock::given(path_regex(p))
-            .respond_with(Gone)
+            .respond_with(Gone {
+                present: present.clone(),
+            })
             .mount(&server)
             .await;
     }
@@ -361,7 +373,14 @@ async fn repair_while_webhooks_flow_converges_to_the_newest() {
     db.exec("DELETE FROM users WHERE id >= 'user_04900'")
         .await
         .unwrap();
-    let server = fake(0, 500).await;
+    // A user WorkOS has whose list page left it out: extra by the list, present by id.
+    let mut listmiss = user(0);
+    listmiss["id"] = json!("user_listmiss");
+    listmiss["email"] = json!("listmiss@x.io");
+    s.apply(&snapshot(listmiss.clone())).await.unwrap();
+    // Written before the check begins (rows written after it are left alone).
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let server = fake_with(0, 500, vec![listmiss]).await;
     let mut cfg =
         workos_sync_workos_api::ApiConfig::new(server.uri(), "sk_test_fake".to_owned().into());
     cfg.backoff_base = std::time::Duration::from_millis(10);
@@ -412,15 +431,17 @@ async fn repair_while_webhooks_flow_converges_to_the_newest() {
     };
     hooks.await.unwrap();
     let report = repair.await.unwrap();
-    assert!(
-        report.entities[&workos_sync_core::Entity::Users]
-            .repair
-            .is_some()
-    );
+    let done = report.entities[&workos_sync_core::Entity::Users]
+        .repair
+        .clone()
+        .unwrap();
+    assert_eq!(done.still_in_workos, ["user_listmiss"], "{done:?}");
+    assert!(done.removed.is_empty(), "{done:?}");
+    assert!(!s.is_tombstoned("user_listmiss").await.unwrap());
     let rows = s.all_users().await.unwrap();
     assert_eq!(
         rows.len(),
-        USERS + 20,
+        USERS + 21,
         "nothing WorkOS has removed, new users kept"
     );
     for r in &rows {
