@@ -123,11 +123,7 @@ pub fn build_server(settings: &Settings, broker: Broker) -> std::io::Result<(Ser
     .shutdown_timeout(settings.receiver.shutdown_timeout_secs);
     let bind = settings.receiver.bind.as_str();
     let server = match settings.receiver_tls().map_err(std::io::Error::other)? {
-        Some(p) => {
-            let files = workos_sync_tls::TlsFiles {
-                cert: p.cert,
-                key: p.key,
-            };
+        Some(files) => {
             let config = workos_sync_tls::serve(files).map_err(std::io::Error::other)?;
             server.bind_rustls_0_23(bind, config)?
         }

@@ -41,12 +41,9 @@ fn file_error(path: &Path, reason: impl ToString) -> TlsError {
     }
 }
 
-/// The certificate chain and key files of one port.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
+/// The certificate chain and key files of one port: the settings' own pair
+/// (`receiver.tls_cert`/`tls_key`, `worker.tls_cert`/`tls_key`).
+pub use workos_sync_core::settings::TlsPaths as TlsFiles;
 
 /// When the files last changed, as far as a reload saw them.
 type Stamp = (Option<SystemTime>, Option<SystemTime>);

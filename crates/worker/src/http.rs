@@ -60,11 +60,7 @@ pub fn build(
     .workers(1)
     .disable_signals();
     let server = match tls {
-        Some(p) => {
-            let files = workos_sync_tls::TlsFiles {
-                cert: p.cert,
-                key: p.key,
-            };
+        Some(files) => {
             let config = workos_sync_tls::serve(files).map_err(std::io::Error::other)?;
             server.bind_rustls_0_23(bind, config)?
         }
