@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The test command of the README: starts the local services if needed, installs WorkOS's
-# emulator (npm workos@0.14.0) for the contract tests if needed, then runs every test of
-# the workspace against the real PostgreSQL and RabbitMQ.
+# emulator (npm workos@0.14.0) for the contract tests if needed, starts a three-node
+# RabbitMQ cluster beside the shared broker for the cluster tests (removed again when
+# this script ends, however it ends), then runs every test of the workspace against the
+# real PostgreSQL and RabbitMQ.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/services.sh
@@ -9,4 +11,7 @@ WORKOS_EMULATOR_BIN="$(bash scripts/emulator.sh)"
 export WORKOS_EMULATOR_BIN
 export AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
-exec cargo test --workspace --locked "$@"
+trap 'bash scripts/rabbit-cluster.sh stop' EXIT
+WST_CLUSTER_URLS="$(bash scripts/rabbit-cluster.sh start)"
+export WST_CLUSTER_URLS
+cargo test --workspace --locked "$@"

@@ -77,7 +77,13 @@ impl ReceiverSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct AmqpSettings {
-    pub url: SecretString,
+    /// The broker's nodes, tried in this order (`amqp.url`: a comma-separated list or an
+    /// array; `amqp.urls` and `AMQP_URL` set the same list).
+    #[serde(deserialize_with = "secret_list")]
+    pub url: Vec<SecretString>,
+    /// `x-quorum-initial-group-size` of every queue we declare (0: the broker's
+    /// `quorum_cluster_size`).
+    pub quorum_group_size: u32,
     pub prefix: String,
     pub delivery_limit: u32,
     #[serde(deserialize_with = "list")]
@@ -279,6 +285,12 @@ impl Settings {
         if let Some(v) = env.get("WORKOS_WEBHOOK_SECRET").filter(|v| !v.is_empty()) {
             builder = builder.set_override("workos.webhook_secrets", v.as_str())?;
         }
+        // `amqp.urls` is a synonym of `amqp.url` (the list of nodes); AMQP_URL beats both.
+        if env.get("AMQP_URL").is_none_or(|v| v.is_empty())
+            && let Ok(urls) = builder.build_cloned()?.get::<config::Value>("amqp.urls")
+        {
+            builder = builder.set_override("amqp.url", urls)?;
+        }
         let settings: Settings = builder.build()?.try_deserialize()?;
         settings.validate_common()?;
         Ok(settings)
@@ -295,6 +307,9 @@ impl Settings {
                 "amqp.prefix",
                 "must be non-empty ASCII letters, digits, '-', '_' or '.'",
             ));
+        }
+        if self.amqp.url.is_empty() {
+            return Err(invalid("amqp.url", "names no broker; set AMQP_URL"));
         }
         if self.amqp.frame_max != 0 && self.amqp.frame_max < 4096 {
             return Err(invalid(
@@ -482,7 +497,8 @@ mod tests {
         assert_eq!(s.amqp.prefix, "t1");
         assert_eq!(s.amqp.retry_delays_secs, vec![1, 2]);
         assert_eq!(s.worker.api_token.expose_secret(), "007");
-        assert_eq!(s.amqp.url.expose_secret(), "amqp://u:p@h:1/v");
+        assert_eq!(s.amqp.url.len(), 1);
+        assert_eq!(s.amqp.url[0].expose_secret(), "amqp://u:p@h:1/v");
         assert_eq!(s.database.url.expose_secret(), "postgres://x@y/z");
         assert_eq!(
             s.webhook_secrets(),
@@ -510,6 +526,51 @@ mod tests {
         assert_eq!(s.amqp.prefix, "fromenv");
         let missing = Settings::load_from(Some(&dir.join("nope.toml")), env(&[]));
         assert!(missing.is_err());
+    }
+
+    #[test]
+    fn the_broker_is_a_list_of_nodes_from_any_source() {
+        let urls = |s: &Settings| {
+            s.amqp
+                .url
+                .iter()
+                .map(|u| u.expose_secret().to_owned())
+                .collect::<Vec<_>>()
+        };
+        let three = "amqp://u:p@a:1/%2f, amqp://u:p@b:2/%2f,amqp://u:p@c:3/%2f";
+        let want = vec![
+            "amqp://u:p@a:1/%2f",
+            "amqp://u:p@b:2/%2f",
+            "amqp://u:p@c:3/%2f",
+        ];
+        let s = Settings::load_from(None, env(&[("AMQP_URL", three)])).unwrap();
+        assert_eq!(urls(&s), want);
+        let s = Settings::load_from(None, env(&[("WORKOS_SYNC__AMQP__URLS", three)])).unwrap();
+        assert_eq!(urls(&s), want);
+        let dir = std::env::temp_dir().join(format!("wss-urls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(
+            &file,
+            "[amqp]\nurls = [\"amqp://u:p@a:1/%2f\", \"amqp://u:p@b:2/%2f\", \"amqp://u:p@c:3/%2f\"]\n",
+        )
+        .unwrap();
+        let s = Settings::load_from(Some(&file), env(&[])).unwrap();
+        assert_eq!(urls(&s), want);
+        // The operator variable beats the file.
+        let s =
+            Settings::load_from(Some(&file), env(&[("AMQP_URL", "amqp://u:p@z:9/%2f")])).unwrap();
+        assert_eq!(urls(&s), vec!["amqp://u:p@z:9/%2f"]);
+        let _ = std::fs::remove_dir_all(&dir);
+        // The default is the one local node.
+        assert_eq!(
+            Settings::load_from(None, env(&[])).unwrap().amqp.url.len(),
+            1
+        );
+        let e = Settings::load_from(None, env(&[("WORKOS_SYNC__AMQP__URL", " , ")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("amqp.url"), "{e}");
     }
 
     #[test]

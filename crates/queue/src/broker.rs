@@ -8,6 +8,11 @@
 //! auto-recovery: it is best effort (confirms in flight were never failed, and
 //! `wait_for_recovery` was seen to hang), while a fresh connection is deterministic.
 //!
+//! A cluster is a list of node URLs: each connect round tries them in order, starting
+//! with the one after the node whose connection was lost (a node that just dropped us is
+//! the least likely to answer), and takes the first that answers; backoff only after a
+//! round in which none did.
+//!
 //! Failure model of [`Broker::publish`]: it succeeds only on a publisher confirm `Ack`
 //! without a `basic.return` (the message is persisted in a queue). Everything else is a
 //! distinct [`PublishError`]: no connection, nack, returned (unroutable), timeout,
@@ -75,7 +80,8 @@ impl PublishError {
 /// Connection parameters for [`Broker::start`].
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
-    pub url: String,
+    /// The nodes, in order of preference (at least one).
+    pub urls: Vec<String>,
     pub topology: Topology,
     pub connection_name: String,
     pub reconnect_min: Duration,
@@ -87,7 +93,11 @@ impl BrokerConfig {
     pub fn from_settings(s: &workos_sync_core::settings::AmqpSettings, name: &str) -> Self {
         use secrecy::ExposeSecret;
         Self {
-            url: with_frame_max(s.url.expose_secret(), s.frame_max),
+            urls: s
+                .url
+                .iter()
+                .map(|u| with_frame_max(u.expose_secret(), s.frame_max))
+                .collect(),
             topology: Topology::from_settings(s),
             connection_name: name.to_owned(),
             reconnect_min: Duration::from_millis(s.reconnect_min_ms),
@@ -287,16 +297,14 @@ impl Broker {
     }
 }
 
-async fn connect_once(inner: &Inner) -> Result<Live, QueueError> {
+async fn connect_once(inner: &Inner, url: &str) -> Result<Live, QueueError> {
     let cfg = &inner.config;
     let props =
         ConnectionProperties::default().with_connection_name(cfg.connection_name.clone().into());
-    let uri = parse_url(&cfg.url)?;
+    let uri = parse_url(url)?;
     let connection = Connection::connect_uri(uri, props).await?;
-    // Declare on a throwaway channel: a failed declaration closes its channel.
-    let setup = connection.create_channel().await?;
-    cfg.topology.declare(&setup).await?;
-    let _ = setup.close(200, "topology declared".into()).await;
+    // On channels of its own: a failed declaration closes its channel.
+    cfg.topology.declare(&connection).await?;
     let channel = connection.create_channel().await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
@@ -314,41 +322,32 @@ async fn supervise(inner: Arc<Inner>) {
         inner.config.reconnect_min,
         inner.config.reconnect_max,
     );
+    // The node the next round starts with.
+    let mut first = 0;
     loop {
         if inner.shutdown.is_cancelled() {
             return;
         }
-        let attempt =
-            tokio::time::timeout(inner.config.connect_timeout, connect_once(&inner)).await;
-        let live = match attempt {
-            Ok(Ok(live)) => live,
-            Ok(Err(e)) => {
-                let wait = backoff.next_delay();
-                tracing::warn!(error = %e, backoff_ms = wait.as_millis() as u64, "broker connect failed");
-                metrics::counter!(workos_sync_core::metric::AMQP_CONNECT_FAILURES_TOTAL)
-                    .increment(1);
-                if sleep_or_shutdown(&inner, wait).await {
-                    return;
-                }
-                continue;
+        let Some((node, live)) = connect_round(&inner, first).await else {
+            let wait = backoff.next_delay();
+            tracing::warn!(
+                backoff_ms = wait.as_millis() as u64,
+                nodes = inner.config.urls.len(),
+                "no broker node answered"
+            );
+            if sleep_or_shutdown(&inner, wait).await {
+                return;
             }
-            Err(_) => {
-                let wait = backoff.next_delay();
-                tracing::warn!(
-                    backoff_ms = wait.as_millis() as u64,
-                    "broker connect timed out"
-                );
-                metrics::counter!(workos_sync_core::metric::AMQP_CONNECT_FAILURES_TOTAL)
-                    .increment(1);
-                if sleep_or_shutdown(&inner, wait).await {
-                    return;
-                }
-                continue;
-            }
+            continue;
         };
+        first = (node + 1) % inner.config.urls.len().max(1);
         backoff.reset();
         inner.consecutive_timeouts.store(0, Ordering::Relaxed);
-        tracing::info!(generation = live.generation, "broker connected");
+        tracing::info!(
+            generation = live.generation,
+            broker.node = %node_label(&inner.config.urls[node]),
+            "broker connected"
+        );
         metrics::counter!(workos_sync_core::metric::AMQP_CONNECTS_TOTAL).increment(1);
         metrics::gauge!(workos_sync_core::metric::AMQP_CONNECTED).set(1.0);
         *inner.live.write().await = Some(live.clone());
@@ -418,6 +417,37 @@ async fn supervise(inner: Arc<Inner>) {
         if sleep_or_shutdown(&inner, inner.config.reconnect_min).await {
             return;
         }
+    }
+}
+
+/// Tries every node once, starting with `first`; the index and connection of the first
+/// that answers.
+async fn connect_round(inner: &Inner, first: usize) -> Option<(usize, Live)> {
+    let urls = &inner.config.urls;
+    for i in (0..urls.len()).map(|k| (first + k) % urls.len()) {
+        if inner.shutdown.is_cancelled() {
+            return None;
+        }
+        let node = node_label(&urls[i]);
+        let attempt =
+            tokio::time::timeout(inner.config.connect_timeout, connect_once(inner, &urls[i])).await;
+        match attempt {
+            Ok(Ok(live)) => return Some((i, live)),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, broker.node = %node, "broker connect failed");
+            }
+            Err(_) => tracing::warn!(broker.node = %node, "broker connect timed out"),
+        }
+        metrics::counter!(workos_sync_core::metric::AMQP_CONNECT_FAILURES_TOTAL).increment(1);
+    }
+    None
+}
+
+/// `host:port` of an AMQP URL, for logs (never the credentials).
+pub fn node_label(url: &str) -> String {
+    match url.parse::<lapin::uri::AMQPUri>() {
+        Ok(u) => format!("{}:{}", u.authority.host, u.authority.port),
+        Err(_) => "<invalid url>".to_owned(),
     }
 }
 

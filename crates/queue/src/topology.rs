@@ -10,14 +10,22 @@
 //!   default exchange.
 //! - `{p}.dead`: fanout exchange + quorum queue, the DLQ.
 //!
+//! Every queue asks for `x-quorum-initial-group-size` replicas (`amqp.quorum_group_size`),
+//! so on a cluster each is replicated to that many nodes and survives the loss of a
+//! minority of them.
+//!
 //! Declaring is idempotent. A declaration that conflicts with an existing queue (other
-//! arguments) fails with PRECONDITION_FAILED, which closes the channel: declare on a
-//! channel of its own, never on the publishing one.
+//! arguments) fails with PRECONDITION_FAILED, which closes the channel: declare on
+//! channels of our own, never on the publishing one. The one conflict that is tolerated
+//! is the group size, which only matters when a queue is created: a queue made before
+//! it was asked for (or with another size) is declared again without it, so every other
+//! argument is still checked (RabbitMQ compares the group size before them), and kept
+//! with a warning.
 
 use std::time::Duration;
 
 use lapin::{
-    Channel, ExchangeKind,
+    Channel, Connection, ErrorKind, ExchangeKind,
     options::{
         ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeleteOptions,
     },
@@ -42,6 +50,17 @@ pub struct Topology {
     pub prefix: String,
     pub delivery_limit: u32,
     pub retry_delays: Vec<Duration>,
+    /// `x-quorum-initial-group-size` (0: not sent, the broker's default).
+    pub quorum_group_size: u32,
+}
+
+/// The group size argument, by name (its conflicts are the tolerated ones).
+const GROUP_SIZE_ARG: &str = "x-quorum-initial-group-size";
+
+/// True for a PRECONDITION_FAILED about the group size of an existing queue.
+fn is_group_size_conflict(e: &lapin::Error) -> bool {
+    matches!(e.kind(), ErrorKind::ProtocolError(amqp)
+        if amqp.get_id() == 406 && amqp.get_message().as_str().contains(GROUP_SIZE_ARG))
 }
 
 fn long_str(s: &str) -> AMQPValue {
@@ -69,11 +88,14 @@ impl Topology {
                 .iter()
                 .map(|s| Duration::from_secs(*s))
                 .collect(),
+            quorum_group_size: 3,
         }
     }
 
     pub fn from_settings(s: &workos_sync_core::settings::AmqpSettings) -> Self {
-        Self::new(s.prefix.clone(), s.delivery_limit, &s.retry_delays_secs)
+        let mut t = Self::new(s.prefix.clone(), s.delivery_limit, &s.retry_delays_secs);
+        t.quorum_group_size = s.quorum_group_size;
+        t
     }
 
     pub fn events_exchange(&self) -> String {
@@ -101,10 +123,17 @@ impl Topology {
     }
 
     /// Arguments every queue shares: quorum type (Raft-replicated, confirms after a
-    /// quorum wrote the message; the recommended type for data safety).
-    fn quorum_args() -> FieldTable {
+    /// quorum wrote the message; the recommended type for data safety) and the number
+    /// of replicas.
+    fn quorum_args(&self) -> FieldTable {
         let mut args = FieldTable::default();
         args.insert("x-queue-type".into(), long_str("quorum"));
+        if self.quorum_group_size > 0 {
+            args.insert(
+                GROUP_SIZE_ARG.into(),
+                AMQPValue::LongInt(i32::try_from(self.quorum_group_size).unwrap_or(i32::MAX)),
+            );
+        }
         args
     }
 
@@ -119,7 +148,7 @@ impl Topology {
     }
 
     pub fn events_queue_args(&self) -> FieldTable {
-        let mut args = Self::quorum_args();
+        let mut args = self.quorum_args();
         // Crash-loop guard: a message whose processing kills the worker every time is
         // redelivered at most this often, then dead-lettered with reason
         // `delivery_limit`. RabbitMQ 3.10 has no default (4.x defaults to 20), so set it.
@@ -136,7 +165,7 @@ impl Topology {
     }
 
     pub fn retry_queue_args(&self, delay: Duration) -> FieldTable {
-        let mut args = Self::quorum_args();
+        let mut args = self.quorum_args();
         // One TTL per queue (not per message): per-message TTLs expire only at the head
         // of the queue, so a long delay would hold back short ones.
         args.insert(
@@ -155,7 +184,7 @@ impl Topology {
     /// [`Topology::declare`] creates and [`Topology::describe`] prints.
     pub fn plan(&self) -> Plan {
         let mut queues = vec![
-            (self.dead_queue(), Self::quorum_args()),
+            (self.dead_queue(), self.quorum_args()),
             (self.events_queue(), self.events_queue_args()),
         ];
         for (i, delay) in self.retry_delays.iter().enumerate() {
@@ -176,20 +205,32 @@ impl Topology {
         }
     }
 
-    /// Declares everything. Idempotent; run on every (re)connect.
-    pub async fn declare(&self, ch: &Channel) -> Result<(), QueueError> {
+    /// Declares everything on channels of its own. Idempotent; run on every (re)connect.
+    pub async fn declare(&self, conn: &Connection) -> Result<(), QueueError> {
         let durable = ExchangeDeclareOptions {
             durable: true,
             ..ExchangeDeclareOptions::default()
         };
         let plan = self.plan();
+        let mut ch = conn.create_channel().await?;
         for (name, kind) in plan.exchanges {
             ch.exchange_declare(name.into(), kind, durable, FieldTable::default())
                 .await?;
         }
         let queue_opts = lapin::options::QueueDeclareOptions::durable();
         for (name, args) in plan.queues {
-            ch.queue_declare(name.into(), queue_opts, args).await?;
+            match ch
+                .queue_declare(name.as_str().into(), queue_opts, args.clone())
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if is_group_size_conflict(&e) => {
+                    // The failure closed the channel.
+                    ch = conn.create_channel().await?;
+                    ch = declare_existing(conn, ch, &name, args).await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         for (exchange, queue, key) in plan.bindings {
             ch.queue_bind(
@@ -201,6 +242,7 @@ impl Topology {
             )
             .await?;
         }
+        let _ = ch.close(200, "topology declared".into()).await;
         Ok(())
     }
 
@@ -249,6 +291,46 @@ impl Topology {
         }
         Ok(())
     }
+}
+
+/// Declares a queue that exists with another group size: without the argument (which
+/// checks every other one), and if it was made with a size of its own, passively.
+/// Returns the channel to go on with.
+async fn declare_existing(
+    conn: &Connection,
+    ch: Channel,
+    name: &str,
+    args: FieldTable,
+) -> Result<Channel, QueueError> {
+    let wanted = args.inner().get(GROUP_SIZE_ARG).cloned();
+    let args: FieldTable = args
+        .inner()
+        .iter()
+        .filter(|(k, _)| k.as_str() != GROUP_SIZE_ARG)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect::<std::collections::BTreeMap<_, _>>()
+        .into();
+    let opts = lapin::options::QueueDeclareOptions::durable();
+    let ch = match ch.queue_declare(name.into(), opts, args).await {
+        Ok(_) => ch,
+        Err(e) if is_group_size_conflict(&e) => {
+            let ch = conn.create_channel().await?;
+            let passive = lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..opts
+            };
+            ch.queue_declare(name.into(), passive, FieldTable::default())
+                .await?;
+            ch
+        }
+        Err(e) => return Err(e.into()),
+    };
+    tracing::warn!(
+        queue = name,
+        wanted = ?wanted,
+        "queue exists with another x-quorum-initial-group-size; kept as it is (rabbitmq-queues grow/shrink changes its replicas)"
+    );
+    Ok(ch)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! `amqp://guest:guest@127.0.0.1:5672/%2f`). Helpers return `anyhow::Result`; tests
 //! unwrap them.
 
+pub mod cluster;
 pub mod db;
 pub mod emulator;
 pub mod policy;
@@ -15,6 +16,7 @@ pub mod proxy;
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 use anyhow::Context;
+pub use cluster::Cluster;
 pub use db::{TestDb, empty_database, fresh_database};
 pub use emulator::{EMULATOR_API_KEY, Emulator};
 use lapin::{
@@ -190,7 +192,7 @@ pub async fn spawn_receiver(opts: ReceiverOptions<'_>) -> anyhow::Result<TestRec
     let mut settings = test_settings(&prefix, &opts.env)?;
     let proxy = if opts.via_proxy {
         let p = TcpProxy::start(amqp_addr()?).await?;
-        settings.amqp.url = amqp_url_via(p.addr()).into();
+        settings.amqp.url = vec![amqp_url_via(p.addr()).into()];
         Some(p)
     } else {
         None
@@ -245,6 +247,13 @@ impl TestReceiver {
     pub async fn post_signed(&self, body: &str) -> anyhow::Result<Posted> {
         self.post(body.to_owned(), Some(&sign_now(body.as_bytes())))
             .await
+    }
+
+    /// Stops the server and closes the broker, leaving the topology (on a broker other
+    /// than the shared one, which is removed as a whole).
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+        self.broker.close().await;
     }
 
     /// Stops the server, deletes the test's queues and exchanges, closes the broker.

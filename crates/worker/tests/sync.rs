@@ -624,7 +624,7 @@ async fn reconcile_cursor_moves_only_after_confirmed_publishes() {
     // The broker is reached through a proxy that we cut before the run.
     let proxy = TcpProxy::start(amqp_addr().unwrap()).await.unwrap();
     let mut settings = workos_sync_testkit::test_settings(&prefix, &[]).unwrap();
-    settings.amqp.url = amqp_url_via(proxy.addr()).into();
+    settings.amqp.url = vec![amqp_url_via(proxy.addr()).into()];
     let broker = connected_broker(&settings.amqp, "t").await.unwrap();
     proxy.cut();
     assert!(

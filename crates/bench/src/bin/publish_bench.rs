@@ -35,7 +35,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let topology = Topology::new(args.prefix.clone(), 10, &[5]);
     let broker = Broker::start(BrokerConfig {
-        url: args.amqp_url.clone(),
+        urls: vec![args.amqp_url.clone()],
         topology: topology.clone(),
         connection_name: "publish-bench".into(),
         reconnect_min: Duration::from_millis(100),
