@@ -4,6 +4,10 @@
 #   scripts/fault-run.sh short   # CI profile: 10k events, shorter faults (debug build)
 #   scripts/fault-run.sh full    # 100k events over 5k users, 20 s broker cut, 60 s DB
 #                                # outage, 3 worker kill -9, receiver restart (release)
+#   scripts/fault-run.sh cluster-short  # CI: a three-node cluster (scripts/rabbit-cluster.sh,
+#                                # removed afterwards), 12k events at 400/s, the events
+#                                # queue's leader stopped 5 s, another node kill -9 5 s
+#   scripts/fault-run.sh cluster-full   # the same with 100k events at 1000/s, 20 s each (release)
 # Extra arguments go to the fault-run binary (e.g. --allow-broker-restart).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,5 +27,19 @@ case "$profile" in
     "$CARGO_TARGET_DIR/release/fault-run" --bin-dir "$CARGO_TARGET_DIR/release" \
       --events 100000 --users 5000 --broker-cut-secs 20 --db-outage-secs 60 --park-after-secs 20 --worker-kills 3 "$@"
     ;;
-  *) echo "usage: $0 short|full [args]" >&2; exit 2 ;;
+  cluster-short|cluster-full)
+    trap 'bash scripts/rabbit-cluster.sh stop' EXIT
+    WST_CLUSTER_URLS="$(bash scripts/rabbit-cluster.sh start)"
+    export WST_CLUSTER_URLS
+    if [ "$profile" = cluster-short ]; then
+      cargo build --locked -q --bins
+      bin="$CARGO_TARGET_DIR/debug"; sizing=(--events 12000 --users 500 --rate 400 --node-down-secs 5)
+    else
+      cargo build --release --locked -q --bins
+      bin="$CARGO_TARGET_DIR/release"; sizing=(--events 100000 --users 5000 --rate 1000 --node-down-secs 20)
+    fi
+    "$bin/fault-run" --bin-dir "$bin" --cluster "${sizing[@]}" \
+      --broker-cut-secs 0 --db-outage-secs 0 --worker-kills 0 --receiver-restart false "$@"
+    ;;
+  *) echo "usage: $0 short|full|cluster-short|cluster-full [args]" >&2; exit 2 ;;
 esac

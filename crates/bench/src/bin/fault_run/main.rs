@@ -8,11 +8,21 @@
 //! through a proxy), `kill -9` of a worker (restarted each time), a receiver restart,
 //! and optionally a real broker restart (`rabbitmqctl stop_app/start_app`).
 //!
+//! The cluster profile (`--cluster`) runs on the three-node test cluster of
+//! `scripts/rabbit-cluster.sh` instead: the receiver and the two workers each start on
+//! a different node (each given all three), and at a steady rate (`--rate`) the node
+//! that leads the events queue is stopped (`rabbitmqctl stop_app`) and brought back,
+//! later another node's VM is killed (`kill -9`) and booted again; per fault it reports
+//! the 503s, the longest window without a 200, how long processing stalled and how long
+//! until both workers consumed again (`node_faults`).
+//!
 //! Like WorkOS, the sender retries every event that did not get a 2xx, with backoff,
-//! until it does. Exit status 1 on any lost event, stale overwrite, resurrection or
-//! double application.
+//! until it does. Exit status 1 on any lost event, stale overwrite, resurrection,
+//! double application or dead-lettered event.
 
 #![allow(clippy::print_stdout)] // a benchmark reports its figures on stdout
+
+mod node_faults;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -29,7 +39,9 @@ use clap::Parser;
 use tokio::sync::Mutex;
 use workos_sync_bench::generate_history;
 use workos_sync_core::{now_ms, signature};
-use workos_sync_testkit::{TcpProxy, amqp_addr, amqp_url_via, postgres_addr, postgres_url_via};
+use workos_sync_testkit::{
+    Cluster, TcpProxy, amqp_addr, amqp_url_via, postgres_addr, postgres_url_via,
+};
 
 #[derive(Parser, Clone)]
 struct Args {
@@ -59,6 +71,17 @@ struct Args {
     /// disturbs everything else using the broker.
     #[arg(long)]
     allow_broker_restart: bool,
+    /// Run on the three-node test cluster (its URLs in WST_CLUSTER_URLS, see
+    /// scripts/rabbit-cluster.sh) with node faults instead of the broker cut.
+    #[arg(long)]
+    cluster: bool,
+    /// Cluster profile: how long each node stays down, seconds (0: no node faults).
+    #[arg(long, default_value_t = 20)]
+    node_down_secs: u64,
+    /// New deliveries per second (0: as fast as the senders go); a steady load lets the
+    /// faults meet traffic.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
     /// Directory with the release binaries.
     #[arg(long)]
     bin_dir: String,
@@ -66,10 +89,14 @@ struct Args {
 
 const SECRET: &str = "whsec_fault_run_secret";
 
-struct Cluster {
+/// The processes under test.
+struct Stack {
     bin_dir: String,
     prefix: String,
-    amqp_url: String,
+    /// The AMQP_URL of each process started, in turn (a receiver takes the first, the
+    /// n-th worker started the n+1-th, round the list).
+    amqp_urls: Vec<String>,
+    workers_started: usize,
     db_url: String,
     receiver_port: u16,
     receiver: Option<Child>,
@@ -77,10 +104,10 @@ struct Cluster {
     park_after_secs: u64,
 }
 
-impl Cluster {
-    fn base_cmd(&self, bin: &str) -> Command {
+impl Stack {
+    fn base_cmd(&self, bin: &str, amqp_url: &str) -> Command {
         let mut c = Command::new(format!("{}/{bin}", self.bin_dir));
-        c.env("AMQP_URL", &self.amqp_url)
+        c.env("AMQP_URL", amqp_url)
             .env("DATABASE_URL", &self.db_url)
             .env("WORKOS_WEBHOOK_SECRET", SECRET)
             .env("WORKOS_SYNC__AMQP__PREFIX", &self.prefix)
@@ -94,7 +121,7 @@ impl Cluster {
 
     fn start_receiver(&mut self) -> anyhow::Result<()> {
         let child = self
-            .base_cmd("workos-sync-receiver")
+            .base_cmd("workos-sync-receiver", &self.amqp_urls[0])
             .env(
                 "WORKOS_SYNC__RECEIVER__BIND",
                 format!("127.0.0.1:{}", self.receiver_port),
@@ -107,8 +134,10 @@ impl Cluster {
     }
 
     fn start_worker(&mut self) -> anyhow::Result<()> {
+        self.workers_started += 1;
+        let url = &self.amqp_urls[self.workers_started % self.amqp_urls.len()];
         let child = self
-            .base_cmd("workos-sync-worker")
+            .base_cmd("workos-sync-worker", url)
             .env("WORKOS_SYNC__WORKER__HTTP_BIND", "127.0.0.1:0")
             .env(
                 "WORKOS_SYNC__WORKER__PARK_AFTER_SECS",
@@ -155,37 +184,87 @@ struct Counters {
     other_failures: AtomicU64,
 }
 
+/// Where the queues are asked about: the shared broker, or whichever cluster node
+/// answers.
+enum Queues {
+    Shared,
+    Cluster(Cluster),
+}
+
+impl Queues {
+    async fn stats(&self, queue: &str) -> anyhow::Result<(u32, u32)> {
+        match self {
+            Self::Shared => workos_sync_testkit::queue_stats(queue).await,
+            Self::Cluster(c) => c.queue_stats(queue).await,
+        }
+    }
+
+    async fn len(&self, queue: &str) -> anyhow::Result<u32> {
+        Ok(self.stats(queue).await?.0)
+    }
+}
+
+/// Runs a cluster node command off the runtime's threads (it takes seconds, and the
+/// senders share those threads).
+async fn on_cluster<T: Send + 'static>(
+    cluster: &Cluster,
+    f: impl FnOnce(&Cluster) -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    let c = cluster.clone();
+    tokio::task::spawn_blocking(move || f(&c)).await?
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let history = generate_history(args.events, args.users, 11);
     println!(
-        "fault-run: {} deliveries ({} unique events) over {} users, concurrency {}",
+        "fault-run: {} deliveries ({} unique events) over {} users, concurrency {}{}",
         history.deliveries.len(),
         history.unique,
         args.users,
-        args.concurrency
+        args.concurrency,
+        if args.rate > 0 {
+            format!(", {} new deliveries/s", args.rate)
+        } else {
+            String::new()
+        }
     );
     let db = workos_sync_testkit::fresh_database().await?;
+    let cluster = if args.cluster {
+        Some(Cluster::from_env()?)
+    } else {
+        None
+    };
     let broker_proxy = TcpProxy::start(amqp_addr()?).await?;
     let db_proxy = TcpProxy::start(postgres_addr(&db.url)?).await?;
     let receiver_port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
     let prefix = format!("wst-fault-{}", std::process::id());
-    let mut cluster = Cluster {
+    let amqp_urls = match &cluster {
+        // Each process starts on its own node and knows the other two.
+        Some(c) => (1..=c.urls.len()).map(|n| c.url_list_from(n)).collect(),
+        None => vec![amqp_url_via(broker_proxy.addr())],
+    };
+    let queues = match &cluster {
+        Some(c) => Queues::Cluster(c.clone()),
+        None => Queues::Shared,
+    };
+    let mut stack = Stack {
         bin_dir: args.bin_dir.clone(),
         prefix: prefix.clone(),
-        amqp_url: amqp_url_via(broker_proxy.addr()),
+        amqp_urls,
+        workers_started: 0,
         db_url: postgres_url_via(&db.url, db_proxy.addr()),
         receiver_port,
         receiver: None,
         workers: Vec::new(),
         park_after_secs: args.park_after_secs,
     };
-    cluster.start_receiver()?;
-    cluster.start_worker()?;
-    cluster.start_worker()?;
+    stack.start_receiver()?;
+    stack.start_worker()?;
+    stack.start_worker()?;
     let url = format!("http://127.0.0.1:{receiver_port}/api/webhooks/workos");
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -209,21 +288,32 @@ async fn main() -> anyhow::Result<()> {
             .collect::<Vec<_>>(),
     ));
     let accepted_log: Arc<Mutex<Vec<usize>>> = Arc::new(Mutex::new(Vec::new()));
+    let accepted_at: Arc<Mutex<Vec<f64>>> = Arc::new(Mutex::new(Vec::new()));
     let counters = Arc::new(Counters::default());
+    let dispatched = Arc::new(AtomicUsize::new(0));
     let total = history.deliveries.len();
     let started = Instant::now();
     let mut senders = Vec::new();
     for _ in 0..args.concurrency {
         let queue = queue.clone();
         let log = accepted_log.clone();
+        let accepted_at = accepted_at.clone();
         let counters = counters.clone();
+        let dispatched = dispatched.clone();
         let http = http.clone();
         let url = url.clone();
         let deliveries = history.deliveries.clone();
+        let rate = args.rate;
         senders.push(tokio::spawn(async move {
             loop {
                 let next = queue.lock().await.pop();
                 let Some((i, _)) = next else { return };
+                if rate > 0 {
+                    // The n-th new delivery goes out n/rate seconds into the run.
+                    let n = dispatched.fetch_add(1, Ordering::Relaxed) as f64;
+                    let at = started + Duration::from_secs_f64(n / rate as f64);
+                    tokio::time::sleep_until(at.into()).await;
+                }
                 let body = &deliveries[i].body;
                 let mut backoff = workos_sync_core::backoff::Backoff::new(
                     Duration::from_millis(50),
@@ -240,6 +330,10 @@ async fn main() -> anyhow::Result<()> {
                     {
                         Ok(r) if r.status().is_success() => {
                             log.lock().await.push(i);
+                            accepted_at
+                                .lock()
+                                .await
+                                .push(started.elapsed().as_secs_f64());
                             counters.accepted.fetch_add(1, Ordering::Relaxed);
                             break;
                         }
@@ -266,9 +360,20 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     let topology = workos_sync_queue::Topology::new(prefix.clone(), 10, &[1, 2, 5]);
+    let sampling = tokio_util::sync::CancellationToken::new();
+    let sampler = cluster.as_ref().map(|c| {
+        node_faults::spawn_sampler(
+            db.store.clone(),
+            c.clone(),
+            topology.events_queue(),
+            started,
+            sampling.clone(),
+        )
+    });
     let mut faults = Vec::new();
+    let mut windows: Vec<node_faults::Window> = Vec::new();
     let mut parked_ok = true;
-    if args.broker_cut_secs > 0 {
+    if args.broker_cut_secs > 0 && cluster.is_none() {
         wait_for(0.10).await;
         println!(
             "fault: broker connections cut for {} s",
@@ -279,6 +384,64 @@ async fn main() -> anyhow::Result<()> {
         broker_proxy.restore();
         faults.push(format!("broker cut {} s", args.broker_cut_secs));
     }
+    if let Some(c) = cluster.as_ref().filter(|_| args.node_down_secs > 0) {
+        let hold = Duration::from_secs(args.node_down_secs);
+        let events = topology.events_queue();
+        wait_for(0.20).await;
+        let q = events.clone();
+        let leader = on_cluster(c, move |c| c.leader(&q)).await?;
+        println!("fault: stop_app on node wst{leader} (leads {events}) for {hold:?}");
+        let before = counters.answered_503.load(Ordering::Relaxed);
+        let from = started.elapsed().as_secs_f64();
+        let down = on_cluster(c, move |c| c.stop_app(leader)).await?;
+        tokio::time::sleep(hold).await;
+        on_cluster(c, move |_| down.restore()).await?;
+        let to = started.elapsed().as_secs_f64();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        windows.push(node_faults::Window {
+            name: format!("stop_app of wst{leader}, the events queue's leader"),
+            from,
+            to,
+            answered_503: counters.answered_503.load(Ordering::Relaxed) - before,
+        });
+        faults.push(format!(
+            "stop_app of the leader node {} s",
+            args.node_down_secs
+        ));
+
+        wait_for(0.55).await;
+        let q = events.clone();
+        let now_leader = on_cluster(c, move |c| c.leader(&q)).await?;
+        // Another node than the first fault's: the new leader, unless leadership went
+        // back (then the next node).
+        let victim = if now_leader == leader {
+            leader % c.urls.len() + 1
+        } else {
+            now_leader
+        };
+        println!(
+            "fault: kill -9 of node wst{victim} ({}) for {hold:?}",
+            if victim == now_leader {
+                "the events queue's new leader"
+            } else {
+                "a follower"
+            }
+        );
+        let before = counters.answered_503.load(Ordering::Relaxed);
+        let from = started.elapsed().as_secs_f64();
+        let down = on_cluster(c, move |c| c.kill(victim)).await?;
+        tokio::time::sleep(hold).await;
+        on_cluster(c, move |_| down.restore()).await?;
+        let to = started.elapsed().as_secs_f64();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        windows.push(node_faults::Window {
+            name: format!("kill -9 of wst{victim}"),
+            from,
+            to,
+            answered_503: counters.answered_503.load(Ordering::Relaxed) - before,
+        });
+        faults.push(format!("kill -9 of another node {} s", args.node_down_secs));
+    }
     if args.db_outage_secs > 0 {
         wait_for(0.25).await;
         println!("fault: database unreachable for {} s", args.db_outage_secs);
@@ -286,7 +449,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_secs(args.db_outage_secs)).await;
         // Events kept arriving, so every worker met the outage; one that outlasted
         // park_after has handed its deliveries back and stopped consuming.
-        let (ready, consumers) = workos_sync_testkit::queue_stats(&topology.events_queue()).await?;
+        let (ready, consumers) = queues.stats(&topology.events_queue()).await?;
         println!("end of the outage: events queue {ready} ready, {consumers} consumers");
         if args.db_outage_secs > args.park_after_secs + 2 {
             parked_ok = consumers == 0;
@@ -300,17 +463,17 @@ async fn main() -> anyhow::Result<()> {
     for k in 0..args.worker_kills {
         wait_for(0.40 + 0.1 * k as f64).await;
         println!("fault: kill -9 worker ({}/{})", k + 1, args.worker_kills);
-        cluster.kill9_worker(k)?;
+        stack.kill9_worker(k)?;
         faults.push("worker kill -9".into());
     }
     if args.receiver_restart {
         wait_for(0.75).await;
         println!("fault: receiver restart");
-        cluster.stop_receiver();
-        cluster.start_receiver()?;
+        stack.stop_receiver();
+        stack.start_receiver()?;
         faults.push("receiver restart".into());
     }
-    if args.allow_broker_restart {
+    if args.allow_broker_restart && cluster.is_none() {
         wait_for(0.85).await;
         println!("fault: RabbitMQ stop_app/start_app");
         let _ = Command::new("rabbitmqctl").arg("stop_app").status();
@@ -335,12 +498,13 @@ async fn main() -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         let processed = db.store.processed_count().await? as usize;
-        let events_left = workos_sync_testkit::queue_len(&topology.events_queue())
+        let events_left = queues
+            .len(&topology.events_queue())
             .await
             .unwrap_or(u32::MAX);
         let mut retry_left = 0;
         for q in topology.retry_queues() {
-            retry_left += workos_sync_testkit::queue_len(&q).await.unwrap_or(0);
+            retry_left += queues.len(&q).await.unwrap_or(0);
         }
         if processed >= accepted_ids.len() && events_left == 0 && retry_left == 0 {
             break;
@@ -352,10 +516,14 @@ async fn main() -> anyhow::Result<()> {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let dead = workos_sync_testkit::queue_len(&topology.dead_queue())
-        .await
-        .unwrap_or(0);
-    cluster.stop_all();
+    let drained_secs = started.elapsed().as_secs_f64();
+    let dead = queues.len(&topology.dead_queue()).await.unwrap_or(0);
+    stack.stop_all();
+    sampling.cancel();
+    let samples = match sampler {
+        Some(s) => s.await?,
+        None => Vec::new(),
+    };
 
     // The model from what was accepted.
     let mut model: HashMap<&str, Option<i64>> = HashMap::new();
@@ -397,6 +565,17 @@ async fn main() -> anyhow::Result<()> {
     let processed = db.store.processed_count().await? as usize;
     let double = processed.saturating_sub(accepted_ids.len());
     println!("faults injected: {}", faults.join(", "));
+    let times = node_faults::sorted(&accepted_at).await;
+    if cluster.is_some() {
+        for w in &windows {
+            println!("{}", node_faults::describe(w, &samples, &times, 2));
+        }
+        println!(
+            "whole run: longest window without a 200 {:.1} s, drained {:.1} s after the start",
+            node_faults::longest_without_200(&times, 0.0, send_secs),
+            drained_secs
+        );
+    }
     println!(
         "report: accepted {} deliveries ({} unique), 503 answers {}, other send failures {}, processed {}, lost {lost}, stale {stale}, resurrected {resurrected}, applied twice {double}, DLQ {dead}",
         counters.accepted.load(Ordering::Relaxed),
@@ -405,9 +584,11 @@ async fn main() -> anyhow::Result<()> {
         counters.other_failures.load(Ordering::Relaxed),
         processed
     );
-    workos_sync_testkit::delete_topology(&topology)
-        .await
-        .context("cleanup")?;
+    if cluster.is_none() {
+        workos_sync_testkit::delete_topology(&topology)
+            .await
+            .context("cleanup")?;
+    }
     db.teardown().await?;
     anyhow::ensure!(
         lost == 0 && stale == 0 && resurrected == 0 && double == 0 && dead == 0,
