@@ -2,7 +2,7 @@
 for the API server): built-in kinds against the Kubernetes JSON schemas bundled by the
 pinned `kubernetes-validate`, for each version in Validators.versions (K8S_MIN_VERSION and
 the newest bundled); custom resources (KEDA ScaledObject and TriggerAuthentication,
-PrometheusRule) against the hand-written schemas in CRD_SCHEMAS, which cover the fields we
+PrometheusRule, RabbitmqCluster) against the hand-written schemas in CRD_SCHEMAS, which cover the fields we
 use and borrow Kubernetes' own definitions (ObjectMeta, HPA behaviour). Then, for
 built-in kinds, the values those schemas leave as plain strings (check_values).
 
@@ -126,6 +126,38 @@ CRD_SCHEMAS = {
                 ),
                 "minProperties": 1,
             },
+        },
+        ("apiVersion", "kind", "metadata", "spec"),
+    ),
+    # The RabbitMQ Cluster Operator's cluster (rabbitmq.com/v1beta1, the fields we use).
+    ("rabbitmq.com/v1beta1", "RabbitmqCluster"): obj(
+        {
+            "apiVersion": STR,
+            "kind": STR,
+            "metadata": metadata_schema(),
+            "spec": obj(
+                {
+                    "replicas": {"type": "integer", "minimum": 1},
+                    "image": STR,
+                    "imagePullSecrets": {"type": "array", "items": {"$ref": K8S_DEFS + "io.k8s.api.core.v1.LocalObjectReference"}},
+                    "resources": {"$ref": K8S_DEFS + "io.k8s.api.core.v1.ResourceRequirements"},
+                    "persistence": obj({"storageClassName": STR, "storage": {"type": ["string", "integer"]}}),
+                    "rabbitmq": obj(
+                        {
+                            "additionalConfig": STR,
+                            "advancedConfig": STR,
+                            "envConfig": STR,
+                            "additionalPlugins": {"type": "array", "items": STR},
+                        }
+                    ),
+                    "affinity": {"$ref": K8S_DEFS + "io.k8s.api.core.v1.Affinity"},
+                    "tolerations": {"type": "array", "items": {"$ref": K8S_DEFS + "io.k8s.api.core.v1.Toleration"}},
+                    "service": obj({"type": {"enum": ["ClusterIP", "LoadBalancer", "NodePort"]}, "annotations": STR_MAP}),
+                    "terminationGracePeriodSeconds": INT,
+                    "tls": obj({"secretName": STR, "caSecretName": STR, "disableNonTLSListeners": {"type": "boolean"}}),
+                },
+                ("replicas",),
+            ),
         },
         ("apiVersion", "kind", "metadata", "spec"),
     ),
