@@ -82,6 +82,9 @@ struct Args {
     /// faults meet traffic.
     #[arg(long, default_value_t = 0)]
     rate: u64,
+    /// Keep each process's log (warn and above) in this folder.
+    #[arg(long)]
+    log_dir: Option<String>,
     /// Directory with the release binaries.
     #[arg(long)]
     bin_dir: String,
@@ -97,6 +100,8 @@ struct Stack {
     /// n-th worker started the n+1-th, round the list).
     amqp_urls: Vec<String>,
     workers_started: usize,
+    log_dir: Option<String>,
+    logs_opened: AtomicUsize,
     db_url: String,
     receiver_port: u16,
     receiver: Option<Child>,
@@ -112,10 +117,26 @@ impl Stack {
             .env("WORKOS_WEBHOOK_SECRET", SECRET)
             .env("WORKOS_SYNC__AMQP__PREFIX", &self.prefix)
             .env("WORKOS_SYNC__AMQP__RETRY_DELAYS_SECS", "1,2,5")
-            .env("WORKOS_SYNC__LOG__FILTER", "error")
-            .env("WORKOS_SYNC__RECONCILE__INTERVAL_SECS", "0")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .env("WORKOS_SYNC__RECONCILE__INTERVAL_SECS", "0");
+        // Logs at warn into one file per process when asked (to see why a figure is
+        // what it is); otherwise errors only, discarded.
+        let log = self.log_dir.as_ref().and_then(|d| {
+            let n = self.logs_opened.fetch_add(1, Ordering::Relaxed);
+            std::fs::File::create(format!("{d}/{n:02}-{bin}.log")).ok()
+        });
+        match log {
+            Some(f) => {
+                c.env("WORKOS_SYNC__LOG__FILTER", "warn,lapin=warn")
+                    .env("WORKOS_SYNC__LOG__FORMAT", "text")
+                    .stdout(f)
+                    .stderr(Stdio::null());
+            }
+            None => {
+                c.env("WORKOS_SYNC__LOG__FILTER", "error")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null());
+            }
+        }
         c
     }
 
@@ -256,6 +277,8 @@ async fn main() -> anyhow::Result<()> {
         prefix: prefix.clone(),
         amqp_urls,
         workers_started: 0,
+        log_dir: args.log_dir.clone(),
+        logs_opened: AtomicUsize::new(0),
         db_url: postgres_url_via(&db.url, db_proxy.addr()),
         receiver_port,
         receiver: None,
