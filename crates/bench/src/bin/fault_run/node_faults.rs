@@ -1,8 +1,9 @@
 //! The cluster profile's measurements: a sampler that records, every 200 ms, how many
 //! events the workers have applied and how many consumers the events queue has (asked
 //! of whichever node answers), and the per-fault figures drawn from it and from the
-//! times of the 200s: the longest window without a 200, how long processing stalled,
-//! how long until every worker consumed again.
+//! times of the 200s: the longest window without a 200, and how long the workers'
+//! processing stalled (the time they took to resume), with the consumer count the
+//! queue reported.
 //!
 //! Failure model: a sample whose node or database did not answer is recorded as unknown
 //! (`None`) and never counts as progress; the figures are printed, not judged (the run
@@ -112,13 +113,17 @@ pub fn consumers_back(samples: &[Sample], from: f64, to: f64, want: u32) -> Opti
 /// The report line of one fault.
 pub fn describe(w: &Window, samples: &[Sample], accepted_at: &[f64], workers: u32) -> String {
     let settle = w.to + 30.0;
+    // The consumer count is what the queue's leader reports; after a leader change it
+    // lags behind the workers (which the stall shows), so it is told as such.
     let consumers = match consumers_back(samples, w.from, settle, workers) {
-        None => format!("the events queue kept its {workers} consumers"),
-        Some(t) if t.is_finite() => format!("all {workers} workers consuming again after {t:.1} s"),
-        Some(_) => format!("fewer than {workers} consumers 30 s after the node came back"),
+        None => format!("the queue reported {workers} consumers throughout"),
+        Some(t) if t.is_finite() => {
+            format!("the queue reported {workers} consumers again after {t:.1} s")
+        }
+        Some(_) => format!("the queue reported fewer than {workers} consumers 30 s after"),
     };
     format!(
-        "{}: node down {:.1} s, {} answers 503, longest window without a 200 {:.1} s, processing stalled at most {:.1} s, {consumers}",
+        "{}: node down {:.1} s, {} answers 503, longest window without a 200 {:.1} s, the workers' processing stalled at most {:.1} s ({consumers})",
         w.name,
         w.to - w.from,
         w.answered_503,
