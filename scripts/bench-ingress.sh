@@ -9,19 +9,27 @@
 #      publisher, publishing the raw body with a confirm and nothing else), the same way:
 #      b/c is what everything the receiver does beyond relaying costs
 #   and the median of the per-pair ratios b/a (single figures on this shared 2-core
-#   machine vary by ±15 %, so one pair decides nothing). Every pair starts from empty
-#   queues: the receiver's queue is purged before each run, as the baseline's is new.
+#   machine vary by ±15 %, so one pair decides nothing). Every run starts from an empty
+#   queue (the receiver's and the relay's are purged, the baseline's is new) and from an
+#   idle broker: before each run the script waits until RabbitMQ's CPU use is below 15 %
+#   of a core (the baseline deletes a queue of ~300k messages when it ends, which
+#   RabbitMQ works off for seconds afterwards). b and c swap places every other pair, so
+#   neither always runs first.
 #   Last, peak RSS of the receiver, then one run with reqwest as the client for comparison.
-# Usage: scripts/bench-ingress.sh [SECONDS] [RUNS]   (defaults 15 and 3)
+# The receiver runs with its production logging (config/default.toml: info, JSON), its
+# stdout into /dev/null, so whatever it logs per request is part of its cost.
+# Usage: scripts/bench-ingress.sh [SECONDS] [RUNS]   (defaults 15 and 5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS="${1:-15}"
-RUNS="${2:-3}"
+RUNS="${2:-5}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/workos-sync-target}"
 export AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 bash scripts/services.sh
 cargo build --release --locked -q -p workos-sync-receiver -p workos-sync-bench
 BIN="$CARGO_TARGET_DIR/release"
+# RECEIVER_BIN: another receiver binary to measure (a "before" build, say).
+RX_BIN="${RECEIVER_BIN:-$BIN/workos-sync-receiver}"
 PREFIX="wst-bench-$$"
 SECRET="whsec_bench_secret"
 
@@ -41,8 +49,8 @@ read -r _ t_us <<<"$(cpu_of "$t")"
 kill "$TS"; wait "$TS" 2>/dev/null || true
 
 WORKOS_WEBHOOK_SECRET="$SECRET" WORKOS_SYNC__AMQP__PREFIX="$PREFIX" \
-  WORKOS_SYNC__RECEIVER__BIND=127.0.0.1:18080 WORKOS_SYNC__LOG__FILTER=warn \
-  "$BIN/workos-sync-receiver" & RX=$!
+  WORKOS_SYNC__RECEIVER__BIND=127.0.0.1:18080 \
+  "$RX_BIN" >/dev/null & RX=$!
 trap 'kill -TERM "$RX" 2>/dev/null || true' EXIT
 wait_port 18080
 for _ in $(seq 1 50); do curl -sf http://127.0.0.1:18080/readyz >/dev/null && break; sleep 0.1; done
@@ -50,22 +58,40 @@ AMQP_URL="$AMQP_URL" "$BIN/bare-relay" 127.0.0.1:18082 "$PREFIX-relay" & RELAY=$
 trap 'kill -TERM "$RX" "$RELAY" 2>/dev/null || true' EXIT
 wait_port 18082
 
+# Waits (at most 20 s) until the broker's Erlang VM used under 15 % of a core over 0.5 s.
+BEAM=$(pgrep -o -x beam.smp || true)
+TICK=$(getconf CLK_TCK)
+broker_idle() {
+  [ -n "$BEAM" ] || return 0
+  for _ in $(seq 1 40); do
+    t0=$(awk '{print $14 + $15}' "/proc/$BEAM/stat"); sleep 0.5
+    t1=$(awk '{print $14 + $15}' "/proc/$BEAM/stat")
+    [ $(( (t1 - t0) * 100 / TICK * 2 )) -lt 15 ] && return 0
+  done
+}
+run_receiver() {
+  rabbitmqctl -q purge_queue "$PREFIX.events" >/dev/null; broker_idle
+  b=$("$BIN/loadgen" --url http://127.0.0.1:18080/api/webhooks/workos --concurrency 64 --seconds "$SECS" --secret "$SECRET" --label receiver)
+  echo "b. $b"
+}
+run_relay() {
+  rabbitmqctl -q purge_queue "$PREFIX-relay.events" >/dev/null; broker_idle
+  c=$("$BIN/loadgen" --url http://127.0.0.1:18082/api/webhooks/workos --concurrency 64 --seconds "$SECS" --secret "$SECRET" --label bare-relay)
+  echo "c. $c"
+}
+
 ratios=()
 relay_ratios=()
 for i in $(seq 1 "$RUNS"); do
   echo "== pair $i/$RUNS"
+  broker_idle
   a=$("$BIN/publish-bench" --inflight 64 --seconds "$SECS" --prefix "$PREFIX-raw")
   echo "a. $a"
-  rabbitmqctl -q purge_queue "$PREFIX.events" >/dev/null
-  b=$("$BIN/loadgen" --url http://127.0.0.1:18080/api/webhooks/workos --concurrency 64 --seconds "$SECS" --secret "$SECRET" --label receiver)
-  echo "b. $b"
+  if [ $((i % 2)) -eq 1 ]; then run_receiver; run_relay; else run_relay; run_receiver; fi
   ra=$(rate_of "$a"); rb=$(rate_of "$b")
   ratio=$(awk -v a="$ra" -v b="$rb" 'BEGIN { printf "%.2f", (a > 0 ? b / a : 0) }')
   echo "   ratio b/a = ${ratio}x"
   ratios+=("$ratio")
-  rabbitmqctl -q purge_queue "$PREFIX-relay.events" >/dev/null
-  c=$("$BIN/loadgen" --url http://127.0.0.1:18082/api/webhooks/workos --concurrency 64 --seconds "$SECS" --secret "$SECRET" --label bare-relay)
-  echo "c. $c"
   rc=$(rate_of "$c")
   relay_ratio=$(awk -v b="$rb" -v c="$rc" 'BEGIN { printf "%.2f", (c > 0 ? b / c : 0) }')
   echo "   ratio b/c (receiver / bare relay) = ${relay_ratio}x"

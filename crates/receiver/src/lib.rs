@@ -17,6 +17,7 @@
 //! decompressed: the HMAC is checked over the bytes on the wire, and an encoded body is
 //! refused with 415.
 
+pub mod answer;
 pub mod client_ip;
 pub mod error;
 
@@ -32,7 +33,7 @@ use actix_web::{
     http::header,
     web::{self, Bytes, BytesMut},
 };
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use workos_sync_core::{Envelope, Settings, now_ms, signature};
 use workos_sync_queue::{Broker, Outgoing, event_properties};
 
@@ -64,6 +65,10 @@ pub struct AppState {
     pub large_body_budget: Arc<tokio::sync::Semaphore>,
     pub confirm_timeout: Duration,
     pub ip_policy: IpPolicy,
+    /// The accepted path's metrics, looked up once (a lookup per request cost 120 ns of
+    /// the 150 it took, `ingress-pieces`).
+    accepted: metrics::Counter,
+    duration: metrics::Histogram,
 }
 
 impl AppState {
@@ -86,6 +91,10 @@ impl AppState {
                 allowed: settings.receiver.allowed_ips.clone(),
                 trusted_proxies: settings.receiver.trusted_proxies.clone(),
             },
+            accepted: metrics::counter!(
+                workos_sync_core::metric::WEBHOOKS_TOTAL, "outcome" => "accepted"
+            ),
+            duration: metrics::histogram!(workos_sync_core::metric::WEBHOOK_DURATION_SECONDS),
         }
     }
 }
@@ -95,7 +104,8 @@ impl AppState {
 /// `workos_sync_tls`). Returns the server future (to spawn or await) and the bound
 /// address. Call it on a tokio runtime (the certificate reloader runs there).
 pub fn build_server(settings: &Settings, broker: Broker) -> std::io::Result<(Server, SocketAddr)> {
-    // Install the recorder before the first request so no count is lost.
+    // Install the recorder before the first request so no count is lost (and before the
+    // state takes its metric handles, which belong to the recorder installed then).
     let _ = workos_sync_core::metrics_setup::prometheus();
     let state = web::Data::new(AppState::from_settings(settings, broker));
     let path: Arc<str> = settings.receiver.path.clone().into();
@@ -144,21 +154,26 @@ async fn webhook(
 ) -> HttpResponse {
     let started = Instant::now();
     let result = accept(&req, payload, &state).await;
-    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-    metrics::histogram!(workos_sync_core::metric::WEBHOOK_DURATION_SECONDS)
-        .record(started.elapsed().as_secs_f64());
+    let elapsed = started.elapsed().as_secs_f64();
+    let duration_ms = elapsed * 1000.0;
+    state.duration.record(elapsed);
     match result {
         Ok(env) => {
-            metrics::counter!(workos_sync_core::metric::WEBHOOKS_TOTAL, "outcome" => "accepted")
-                .increment(1);
-            tracing::info!(
+            state.accepted.increment(1);
+            // At debug, not info: the line cost 1.6 µs of the receiver's ~3 µs of work
+            // per request beyond a bare relay (`ingress-pieces`); accepted webhooks are
+            // counted in workos_sync_webhooks_total{outcome="accepted"}, and every
+            // refusal below still logs a line at warn or error.
+            tracing::debug!(
                 event.id = %env.id,
                 event.r#type = %env.event_type,
                 outcome = "accepted",
                 duration_ms,
                 "webhook accepted"
             );
-            HttpResponse::Ok().json(serde_json::json!({"status": "accepted", "id": env.id}))
+            HttpResponse::Ok()
+                .content_type(header::ContentType::json())
+                .body(answer::accepted_body(&env.id))
         }
         Err((err, env)) => {
             let reason = err.reason();
@@ -337,23 +352,38 @@ async fn read_body(
     let limit = state.max_body_bytes;
     let mut held = Held::new(declared);
     held.hold(state, declared.unwrap_or(0))?;
-    let read = async {
-        let mut buf = BytesMut::with_capacity(declared.unwrap_or(4096).min(limit));
-        while let Some(chunk) = payload.next().await {
-            let chunk = chunk.map_err(|e| IngressError::BodyRead(e.to_string()))?;
-            if buf.len() + chunk.len() > limit {
-                return Err(IngressError::TooLarge { limit });
-            }
-            // No declared length (chunked): account for what arrives.
-            held.hold(state, buf.len() + chunk.len())?;
-            buf.extend_from_slice(&chunk);
+    let mut buf = BytesMut::with_capacity(declared.unwrap_or(4096).min(limit));
+    let mut add = |chunk: Result<Bytes, actix_web::error::PayloadError>,
+                   buf: &mut BytesMut|
+     -> Result<(), IngressError> {
+        let chunk = chunk.map_err(|e| IngressError::BodyRead(e.to_string()))?;
+        if buf.len() + chunk.len() > limit {
+            return Err(IngressError::TooLarge { limit });
         }
-        Ok(buf.freeze())
+        // No declared length (chunked): account for what arrives.
+        held.hold(state, buf.len() + chunk.len())?;
+        buf.extend_from_slice(&chunk);
+        Ok(())
     };
-    let body = tokio::time::timeout(BODY_TIMEOUT, read)
+    // A webhook's body has usually arrived with its headers: take what is buffered
+    // without arming a timer, and give only a body still on its way BODY_TIMEOUT.
+    loop {
+        match payload.next().now_or_never() {
+            Some(Some(chunk)) => add(chunk, &mut buf)?,
+            Some(None) => return Ok((buf.freeze(), held)),
+            None => break,
+        }
+    }
+    let read = async {
+        while let Some(chunk) = payload.next().await {
+            add(chunk, &mut buf)?;
+        }
+        Ok::<_, IngressError>(())
+    };
+    tokio::time::timeout(BODY_TIMEOUT, read)
         .await
         .map_err(|_| IngressError::BodyTimeout)??;
-    Ok((body, held))
+    Ok((buf.freeze(), held))
 }
 
 async fn healthz() -> HttpResponse {
