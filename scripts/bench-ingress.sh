@@ -82,6 +82,12 @@ run_relay() {
 
 ratios=()
 relay_ratios=()
+rx_cpu=()
+relay_cpu=()
+# µs per request of process $1 in a load generator report $2 (its `by process` list).
+proc_us() { sed -n "s/.*by process:.* $1 \([0-9.]*\).*/\1/p" <<<"$2" | head -1; }
+RX_COMM=$(basename "$RX_BIN" | cut -c1-15)
+median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 for i in $(seq 1 "$RUNS"); do
   echo "== pair $i/$RUNS"
   broker_idle
@@ -96,6 +102,11 @@ for i in $(seq 1 "$RUNS"); do
   relay_ratio=$(awk -v b="$rb" -v c="$rc" 'BEGIN { printf "%.2f", (c > 0 ? b / c : 0) }')
   echo "   ratio b/c (receiver / bare relay) = ${relay_ratio}x"
   relay_ratios+=("$relay_ratio")
+  # The receiver's and the relay's own CPU per request (the load generator's per-process
+  # figures): steadier than the rates on this machine, so the two medians say more.
+  rx_us=$(proc_us "$RX_COMM" "$b"); relay_us=$(proc_us bare-relay "$c")
+  echo "   CPU per request: receiver ${rx_us:-?} µs, bare relay ${relay_us:-?} µs"
+  rx_cpu+=("${rx_us:-0}"); relay_cpu+=("${relay_us:-0}")
   # The receiver does at least what the baseline does (the same publish, the same
   # broker work) plus what the trivial run cost (an HTTP server answering at once and
   # the load generator): at the core use of this run, that alone would reach `ceiling`;
@@ -111,6 +122,7 @@ median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END { prin
 echo "== receiver / raw publish, median of $RUNS pairs: ${median}x (pairs: ${ratios[*]})"
 relay_median=$(printf '%s\n' "${relay_ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }')
 echo "== receiver / bare relay, median of $RUNS pairs: ${relay_median}x (pairs: ${relay_ratios[*]})"
+echo "== CPU per request, median of $RUNS pairs: receiver $(median "${rx_cpu[@]}") µs, bare relay $(median "${relay_cpu[@]}") µs (receiver: ${rx_cpu[*]}; relay: ${relay_cpu[*]})"
 peak_rss() { awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' "/proc/$RX/status"; }
 echo "receiver peak RSS after the benchmarked runs: $(peak_rss)"
 
