@@ -10,7 +10,7 @@
 use std::{path::PathBuf, process::Command, time::Duration};
 
 use anyhow::Context;
-use lapin::{Connection, ConnectionProperties, options::QueueDeclareOptions, types::FieldTable};
+use lapin::{Connection, ConnectionProperties};
 
 /// The variable holding the cluster's comma-separated URLs.
 pub const CLUSTER_URLS_VAR: &str = "WST_CLUSTER_URLS";
@@ -130,16 +130,7 @@ pub async fn queue_stats_at(url: &str, queue: &str) -> anyhow::Result<(u32, u32)
     .await
     .context("connect timed out")??;
     let ch = conn.create_channel().await?;
-    let q = ch
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
+    let q = crate::passive_declare(&ch, queue).await?;
     conn.close(200, "bye".into()).await?;
     Ok((q.message_count(), q.consumer_count()))
 }

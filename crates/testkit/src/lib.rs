@@ -325,7 +325,10 @@ pub async fn queue_len_on(ch: &lapin::Channel, queue: &str) -> anyhow::Result<u3
     Ok(passive_declare(ch, queue).await?.message_count())
 }
 
-async fn passive_declare(ch: &lapin::Channel, queue: &str) -> anyhow::Result<lapin::Queue> {
+pub(crate) async fn passive_declare(
+    ch: &lapin::Channel,
+    queue: &str,
+) -> anyhow::Result<lapin::Queue> {
     Ok(ch
         .queue_declare(
             queue.into(),

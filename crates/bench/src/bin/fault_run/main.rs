@@ -235,6 +235,33 @@ async fn on_cluster<T: Send + 'static>(
     tokio::task::spawn_blocking(move || f(&c)).await?
 }
 
+/// Takes a node down with `take_down`, keeps it down for `hold`, brings it back, and
+/// counts the 503s until 5 s after it serves again.
+async fn node_down(
+    c: &Cluster,
+    take_down: impl FnOnce(&Cluster) -> anyhow::Result<workos_sync_testkit::cluster::NodeDown>
+    + Send
+    + 'static,
+    hold: Duration,
+    started: Instant,
+    counters: &Counters,
+    name: String,
+) -> anyhow::Result<node_faults::Window> {
+    let before = counters.answered_503.load(Ordering::Relaxed);
+    let from = started.elapsed().as_secs_f64();
+    let down = on_cluster(c, take_down).await?;
+    tokio::time::sleep(hold).await;
+    on_cluster(c, move |_| down.restore()).await?;
+    let to = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    Ok(node_faults::Window {
+        name,
+        from,
+        to,
+        answered_503: counters.answered_503.load(Ordering::Relaxed) - before,
+    })
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -414,19 +441,17 @@ async fn main() -> anyhow::Result<()> {
         let q = events.clone();
         let leader = on_cluster(c, move |c| c.leader(&q)).await?;
         println!("fault: stop_app on node wst{leader} (leads {events}) for {hold:?}");
-        let before = counters.answered_503.load(Ordering::Relaxed);
-        let from = started.elapsed().as_secs_f64();
-        let down = on_cluster(c, move |c| c.stop_app(leader)).await?;
-        tokio::time::sleep(hold).await;
-        on_cluster(c, move |_| down.restore()).await?;
-        let to = started.elapsed().as_secs_f64();
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        windows.push(node_faults::Window {
-            name: format!("stop_app of wst{leader}, the events queue's leader"),
-            from,
-            to,
-            answered_503: counters.answered_503.load(Ordering::Relaxed) - before,
-        });
+        windows.push(
+            node_down(
+                c,
+                move |c| c.stop_app(leader),
+                hold,
+                started,
+                &counters,
+                format!("stop_app of wst{leader}, the events queue's leader"),
+            )
+            .await?,
+        );
         faults.push(format!(
             "stop_app of the leader node {} s",
             args.node_down_secs
@@ -450,19 +475,17 @@ async fn main() -> anyhow::Result<()> {
                 "a follower"
             }
         );
-        let before = counters.answered_503.load(Ordering::Relaxed);
-        let from = started.elapsed().as_secs_f64();
-        let down = on_cluster(c, move |c| c.kill(victim)).await?;
-        tokio::time::sleep(hold).await;
-        on_cluster(c, move |_| down.restore()).await?;
-        let to = started.elapsed().as_secs_f64();
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        windows.push(node_faults::Window {
-            name: format!("kill -9 of wst{victim}"),
-            from,
-            to,
-            answered_503: counters.answered_503.load(Ordering::Relaxed) - before,
-        });
+        windows.push(
+            node_down(
+                c,
+                move |c| c.kill(victim),
+                hold,
+                started,
+                &counters,
+                format!("kill -9 of wst{victim}"),
+            )
+            .await?,
+        );
         faults.push(format!("kill -9 of another node {} s", args.node_down_secs));
     }
     if args.db_outage_secs > 0 {
