@@ -121,6 +121,16 @@ impl EntitySet {
     pub fn iter(self) -> impl Iterator<Item = Entity> {
         Entity::ALL.into_iter().filter(move |e| self.contains(*e))
     }
+
+    /// What a command narrowed to `only` walks: that entity if this set holds it (none
+    /// if it does not), or the whole set.
+    pub fn only(self, only: Option<Entity>) -> Self {
+        match only {
+            Some(e) if self.contains(e) => Self::of(&[e]),
+            Some(_) => Self::NONE,
+            None => self,
+        }
+    }
 }
 
 impl Default for EntitySet {
@@ -153,5 +163,8 @@ mod tests {
         assert!(!s.contains(Entity::Organizations));
         assert_eq!(s.iter().count(), 2);
         assert_eq!(EntitySet::ALL.iter().count(), Entity::ALL.len());
+        assert_eq!(s.only(Some(Entity::Roles)), EntitySet::of(&[Entity::Roles]));
+        assert_eq!(s.only(Some(Entity::Organizations)), EntitySet::NONE);
+        assert_eq!(s.only(None), s);
     }
 }

@@ -256,12 +256,7 @@ pub async fn backfill(
     opts: BackfillOptions,
     progress: impl FnMut(&BackfillReport),
 ) -> Result<BackfillReport, SyncError> {
-    let enabled = store.entities();
-    let wanted = match opts.only {
-        Some(e) if enabled.contains(e) => EntitySet::of(&[e]),
-        Some(_) => EntitySet::NONE,
-        None => enabled,
-    };
+    let wanted = store.entities().only(opts.only);
     let mut run = Run {
         api,
         store,

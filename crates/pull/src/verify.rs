@@ -238,12 +238,7 @@ pub async fn verify(
     // removed by this run. A few seconds of margin for the clocks of this host and
     // the database.
     let began = Utc::now() - chrono::Duration::seconds(2);
-    let enabled = store.entities();
-    let wanted = match only {
-        Some(e) if enabled.contains(e) => EntitySet::of(&[e]),
-        Some(_) => EntitySet::NONE,
-        None => enabled,
-    };
+    let wanted = store.entities().only(only);
     let mut l = Listing {
         api,
         wanted,
