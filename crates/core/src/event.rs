@@ -8,6 +8,8 @@
 //! JSON object with a string `event` is a [`DecodeError`], which the receiver answers
 //! with 400 and the worker dead-letters.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -54,40 +56,49 @@ fn check_lengths(id: &str, event_type: &str) -> Result<(), DecodeError> {
 }
 
 /// The part of the body the receiver reads after verifying: enough to route and label.
+/// The id and type borrow from the body unless it escaped them (or the id is a hash),
+/// so reading them allocates nothing on the receiver's path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Envelope {
-    pub id: String,
-    pub event_type: String,
+pub struct Envelope<'a> {
+    pub id: Cow<'a, str>,
+    pub event_type: Cow<'a, str>,
     /// True when the body had no `id` and [`Envelope::id`] is a body hash.
     pub id_from_hash: bool,
 }
 
 #[derive(Deserialize)]
-struct RawEnvelope {
-    #[serde(default)]
-    id: Option<String>,
-    event: String,
+struct RawEnvelope<'a> {
+    #[serde(default, borrow)]
+    id: Option<Text<'a>>,
+    #[serde(borrow)]
+    event: Text<'a>,
 }
+
+/// A JSON string borrowed from the body when it holds no escapes. (serde borrows a
+/// `Cow<str>` only where it is a field's whole type, so `Option` needs this wrapper.)
+#[derive(Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
 
 /// The id used for a body without `id`: `sha256:<hex of the raw bytes>`.
 pub fn body_hash_id(body: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(body)))
 }
 
-impl Envelope {
-    pub fn decode(body: &[u8]) -> Result<Self, DecodeError> {
-        let raw: RawEnvelope = serde_json::from_slice(body)?;
-        if raw.event.trim().is_empty() {
+impl<'a> Envelope<'a> {
+    pub fn decode(body: &'a [u8]) -> Result<Self, DecodeError> {
+        let raw: RawEnvelope<'a> = serde_json::from_slice(body)?;
+        let event_type = raw.event.0;
+        if event_type.trim().is_empty() {
             return Err(DecodeError::EmptyType);
         }
-        let (id, id_from_hash) = match raw.id.filter(|id| !id.trim().is_empty()) {
+        let (id, id_from_hash) = match raw.id.map(|t| t.0).filter(|id| !id.trim().is_empty()) {
             Some(id) => (id, false),
-            None => (body_hash_id(body), true),
+            None => (Cow::Owned(body_hash_id(body)), true),
         };
-        check_lengths(&id, &raw.event)?;
+        check_lengths(&id, &event_type)?;
         Ok(Self {
             id,
-            event_type: raw.event,
+            event_type,
             id_from_hash,
         })
     }
@@ -314,6 +325,25 @@ mod tests {
     }
 
     #[test]
+    fn the_envelope_borrows_plain_strings_and_unescapes_escaped_ones() {
+        let plain = br#"{"id":"event_1","event":"user.created","data":{}}"#;
+        let env = Envelope::decode(plain).unwrap();
+        assert!(matches!(env.id, Cow::Borrowed("event_1")), "{env:?}");
+        assert!(
+            matches!(env.event_type, Cow::Borrowed("user.created")),
+            "{env:?}"
+        );
+        let escaped = br#"{"id":"event_\u0031","event":"user.\u0063reated","data":{}}"#;
+        let env = Envelope::decode(escaped).unwrap();
+        assert_eq!(env.id, "event_1");
+        assert_eq!(env.event_type, "user.created");
+        assert!(!env.id_from_hash);
+        // A missing or blank id still becomes the body's hash, an owned string.
+        let env = Envelope::decode(br#"{"id":" ","event":"user.created"}"#).unwrap();
+        assert!(env.id_from_hash && env.id.starts_with("sha256:"));
+    }
+
+    #[test]
     fn decodes_every_user_fixture() {
         for (file, ty) in [
             ("user.created.sdk-fixture.json", "user.created"),
@@ -355,7 +385,8 @@ mod tests {
 
     #[test]
     fn legacy_wh_id_kept() {
-        let env = Envelope::decode(&fixture("user.created.legacy-kotlin.json")).unwrap();
+        let body = fixture("user.created.legacy-kotlin.json");
+        let env = Envelope::decode(&body).unwrap();
         assert_eq!(env.id, "wh_01FMXJ2W7T9VY7EAHHMBF2K07Y");
         assert!(!env.id_from_hash);
     }

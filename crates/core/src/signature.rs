@@ -6,7 +6,9 @@
 //! `v1` entries. A `t`
 //! below 10^11 is taken as seconds (WorkOS's local emulator sends seconds). The MAC is
 //! HMAC-SHA256 keyed by the secret's UTF-8 bytes over `t + "." + body` (the `t` exactly as
-//! sent), lowercase hex, compared in constant time (`Mac::verify_slice`).
+//! sent), lowercase hex, compared in constant time (`Mac::verify_slice`). [`Secrets`]
+//! keys each secret once, so a request costs the body's hashing and no key schedule; a
+//! parsed header holds its `v1` values inline, so a check allocates nothing.
 //!
 //! Failure model: every rejection is a distinct [`SignatureError`] variant so that the
 //! receiver can map it to a status code (400 for unreadable input, 401 for a failed
@@ -71,6 +73,38 @@ impl SignatureError {
     }
 }
 
+/// Bytes of one `v1` value: a SHA-256 MAC.
+pub const MAC_BYTES: usize = 32;
+
+/// The configured webhook secrets, each already keyed into an HMAC: the key schedule
+/// (two SHA-256 blocks per secret) is done here once instead of on every request.
+#[derive(Clone)]
+pub struct Secrets {
+    keyed: Vec<HmacSha256>,
+}
+
+impl Secrets {
+    pub fn new<S: AsRef<[u8]>>(secrets: &[S]) -> Self {
+        Self {
+            // An HMAC takes a key of any length, so no secret is ever skipped.
+            keyed: secrets
+                .iter()
+                .filter_map(|s| HmacSha256::new_from_slice(s.as_ref()).ok())
+                .collect(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keyed.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secrets({} keyed, redacted)", self.keyed.len())
+    }
+}
+
 /// A parsed `WorkOS-Signature` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignatureHeader<'a> {
@@ -78,14 +112,23 @@ pub struct SignatureHeader<'a> {
     pub timestamp_raw: &'a str,
     /// `t` normalised to milliseconds since the epoch.
     pub timestamp_ms: u64,
-    /// Every `v1` value, decoded from hex.
-    pub signatures: Vec<Vec<u8>>,
+    /// The `v1` values, decoded from hex; the first `count` are set.
+    decoded: [[u8; MAC_BYTES]; MAX_SIGNATURES],
+    count: usize,
+}
+
+impl SignatureHeader<'_> {
+    /// Every `v1` value of the header, decoded, in the order sent.
+    pub fn signatures(&self) -> &[[u8; MAC_BYTES]] {
+        &self.decoded[..self.count]
+    }
 }
 
 /// Parses the header leniently (see the module docs).
 pub fn parse_header(header: &str) -> Result<SignatureHeader<'_>, SignatureError> {
     let mut timestamp_raw = None;
-    let mut signatures = Vec::new();
+    let mut decoded = [[0u8; MAC_BYTES]; MAX_SIGNATURES];
+    let mut count = 0;
     for part in header.split(',') {
         let part = part.trim();
         if part.is_empty() {
@@ -105,15 +148,15 @@ pub fn parse_header(header: &str) -> Result<SignatureHeader<'_>, SignatureError>
                 let value = value.trim();
                 // A SHA-256 MAC is 32 bytes; anything else cannot match and is not hex we
                 // want to decode at length (bounds work on hostile headers).
-                if value.len() != 64 {
+                if value.len() != 2 * MAC_BYTES {
                     return Err(SignatureError::MalformedHeader("v1 is not 64 hex digits"));
                 }
-                if signatures.len() == MAX_SIGNATURES {
+                let Some(slot) = decoded.get_mut(count) else {
                     return Err(SignatureError::MalformedHeader("too many v1 entries"));
-                }
-                let bytes = hex::decode(value)
+                };
+                hex::decode_to_slice(value, slot)
                     .map_err(|_| SignatureError::MalformedHeader("v1 is not hex"))?;
-                signatures.push(bytes);
+                count += 1;
             }
             _ => {}
         }
@@ -128,7 +171,7 @@ pub fn parse_header(header: &str) -> Result<SignatureHeader<'_>, SignatureError>
     let t: u64 = timestamp_raw
         .parse()
         .map_err(|_| SignatureError::MalformedHeader("t is not a number"))?;
-    if signatures.is_empty() {
+    if count == 0 {
         return Err(SignatureError::MalformedHeader("no v1"));
     }
     let timestamp_ms = if t < SECONDS_THRESHOLD {
@@ -139,7 +182,8 @@ pub fn parse_header(header: &str) -> Result<SignatureHeader<'_>, SignatureError>
     Ok(SignatureHeader {
         timestamp_raw,
         timestamp_ms,
-        signatures,
+        decoded,
+        count,
     })
 }
 
@@ -152,17 +196,18 @@ pub fn verify<S: AsRef<[u8]>>(
     now_ms: u64,
     tolerance: Duration,
 ) -> Result<(), SignatureError> {
-    let parsed = precheck(header, secrets, now_ms, tolerance)?;
-    verify_body(&parsed, body, secrets)
+    let secrets = Secrets::new(secrets);
+    let parsed = precheck(header, &secrets, now_ms, tolerance)?;
+    verify_body(&parsed, body, &secrets)
 }
 
 /// Every check that needs no body: the header is there and well-formed, a secret is
 /// configured, and the timestamp is within `tolerance` of `now_ms`. The receiver runs
 /// it before reading a byte of the body, so a request that cannot pass costs no
 /// buffer.
-pub fn precheck<'h, S: AsRef<[u8]>>(
+pub fn precheck<'h>(
     header: Option<&'h str>,
-    secrets: &[S],
+    secrets: &Secrets,
     now_ms: u64,
     tolerance: Duration,
 ) -> Result<SignatureHeader<'h>, SignatureError> {
@@ -195,19 +240,17 @@ pub fn precheck<'h, S: AsRef<[u8]>>(
 
 /// The MAC check of a header that passed [`precheck`]: some `v1` must be the HMAC of
 /// `t.body` under some secret.
-pub fn verify_body<S: AsRef<[u8]>>(
+pub fn verify_body(
     parsed: &SignatureHeader<'_>,
     body: &[u8],
-    secrets: &[S],
+    secrets: &Secrets,
 ) -> Result<(), SignatureError> {
-    for secret in secrets {
-        let Ok(mut mac) = HmacSha256::new_from_slice(secret.as_ref()) else {
-            continue;
-        };
+    for keyed in &secrets.keyed {
+        let mut mac = keyed.clone();
         mac.update(parsed.timestamp_raw.as_bytes());
         mac.update(b".");
         mac.update(body);
-        for sig in &parsed.signatures {
+        for sig in parsed.signatures() {
             // verify_slice is constant-time; clone so each candidate gets a fresh MAC.
             if mac.clone().verify_slice(sig).is_ok() {
                 return Ok(());
@@ -298,6 +341,29 @@ mod tests {
         assert_eq!(
             check(Some(&with(MAX_SIGNATURES)), BODY),
             Err(SignatureError::MalformedHeader("too many v1 entries"))
+        );
+    }
+
+    #[test]
+    fn keyed_secrets_verify_under_any_of_them_and_keep_the_v1_order() {
+        let t = NOW.to_string();
+        let old = sign(b"whsec_old", &t, BODY);
+        let new = sign(b"whsec_new", &t, BODY);
+        let secrets = Secrets::new(&["whsec_new", "whsec_old"]);
+        assert_eq!(format!("{secrets:?}"), "Secrets(2 keyed, redacted)");
+        let h = format!("t={t}, v1={old}, v1={new}");
+        let parsed = precheck(Some(&h), &secrets, NOW, TOL).unwrap();
+        let decoded: Vec<String> = parsed.signatures().iter().map(hex::encode).collect();
+        assert_eq!(decoded, [old.clone(), new]);
+        assert_eq!(verify_body(&parsed, BODY, &secrets), Ok(()));
+        let only_other = Secrets::new(&["whsec_other"]);
+        assert_eq!(
+            verify_body(&parsed, BODY, &only_other),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            precheck(Some(&h), &Secrets::new::<&str>(&[]), NOW, TOL),
+            Err(SignatureError::NoSecret)
         );
     }
 

@@ -20,7 +20,7 @@
 
 use std::{
     sync::{
-        Arc,
+        Arc, OnceLock,
         atomic::{AtomicU32, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -144,6 +144,10 @@ struct Inner {
     shutdown: CancellationToken,
     consecutive_unconfirmed: AtomicU32,
     generation: AtomicU64,
+    /// The confirm-latency histogram, looked up at the first publish (by then every
+    /// binary has installed its recorder) instead of on each one: the lookup hashed the
+    /// name and allocated its key per publish.
+    confirm_seconds: OnceLock<metrics::Histogram>,
 }
 
 /// A handle to the supervised broker connection. Cheap to clone.
@@ -172,6 +176,7 @@ impl Broker {
             shutdown: CancellationToken::new(),
             consecutive_unconfirmed: AtomicU32::new(0),
             generation: AtomicU64::new(0),
+            confirm_seconds: OnceLock::new(),
         });
         tokio::spawn(supervise(inner.clone()));
         Self { inner }
@@ -245,7 +250,9 @@ impl Broker {
             Err(PublishError::ConnectionLost(_)) => self.inner.wake.notify_one(),
             Err(_) => {}
         }
-        metrics::histogram!(workos_sync_core::metric::PUBLISH_CONFIRM_SECONDS)
+        self.inner
+            .confirm_seconds
+            .get_or_init(|| metrics::histogram!(workos_sync_core::metric::PUBLISH_CONFIRM_SECONDS))
             .record(started.elapsed().as_secs_f64());
         result
     }

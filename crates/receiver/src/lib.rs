@@ -30,7 +30,10 @@ use std::{
 use actix_web::{
     App, HttpRequest, HttpResponse, HttpServer,
     dev::Server,
-    http::header,
+    http::{
+        Method,
+        header::{self, HeaderName, HeaderValue},
+    },
     web::{self, Bytes, BytesMut},
 };
 use futures_util::{FutureExt, StreamExt};
@@ -54,7 +57,7 @@ pub struct AppState {
     pub broker: Broker,
     /// The events exchange, named once rather than formatted on every request.
     pub exchange: String,
-    pub secrets: Vec<Vec<u8>>,
+    pub secrets: signature::Secrets,
     pub tolerance: Duration,
     pub max_body_bytes: usize,
     /// Body bytes held by all requests together, in permits of one byte.
@@ -76,7 +79,7 @@ impl AppState {
         Self {
             exchange: broker.topology().events_exchange(),
             broker,
-            secrets: settings.webhook_secrets(),
+            secrets: signature::Secrets::new(&settings.webhook_secrets()),
             tolerance: settings.receiver.tolerance(),
             max_body_bytes: settings.receiver.max_body_bytes,
             body_budget: Arc::new(tokio::sync::Semaphore::new(
@@ -116,11 +119,7 @@ pub fn build_server(settings: &Settings, broker: Broker) -> std::io::Result<(Ser
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
-            .service(
-                web::resource(&*path)
-                    .route(web::post().to(webhook))
-                    .default_service(web::to(method_not_allowed)),
-            )
+            .service(web::resource(&*path).to(webhook))
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(metrics_endpoint))
@@ -147,57 +146,104 @@ pub fn build_server(settings: &Settings, broker: Broker) -> std::io::Result<(Ser
     Ok((server.run(), addr))
 }
 
+/// The signature header, named once: a lookup by `&str` parsed the name and allocated a
+/// copy of it on every request.
+const WORKOS_SIGNATURE: HeaderName = HeaderName::from_static("workos-signature");
+
+/// The webhook path's handler, for every method: a method guard on the route allocated
+/// per request (it records the methods it saw, for the 405), so the method is checked
+/// here and anything but POST gets that 405.
 async fn webhook(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
+    if req.method() != Method::POST {
+        return method_not_allowed();
+    }
     let started = Instant::now();
-    let result = accept(&req, payload, &state).await;
-    let elapsed = started.elapsed().as_secs_f64();
-    let duration_ms = elapsed * 1000.0;
-    state.duration.record(elapsed);
-    match result {
-        Ok(env) => {
-            state.accepted.increment(1);
-            // At debug, not info: the line cost 1.5 µs of the receiver's ~3 µs of work
-            // per request beyond a bare relay (`ingress-pieces`); accepted webhooks are
-            // counted in workos_sync_webhooks_total{outcome="accepted"}, and every
-            // refusal below still logs a line at warn or error.
-            tracing::debug!(
-                event.id = %env.id,
-                event.r#type = %env.event_type,
-                outcome = "accepted",
-                duration_ms,
-                "webhook accepted"
-            );
-            HttpResponse::Ok()
-                .content_type(header::ContentType::json())
-                .body(answer::accepted_body(&env.id))
-        }
-        Err((err, env)) => {
-            let reason = err.reason();
-            metrics::counter!(workos_sync_core::metric::WEBHOOKS_TOTAL, "outcome" => reason)
-                .increment(1);
-            let status = err.status().as_u16();
-            let (id, ty) = env.map(|e| (e.id, e.event_type)).unwrap_or_default();
-            if status >= 500 && !matches!(err, IngressError::Busy) {
-                tracing::error!(event.id = %id, event.r#type = %ty, outcome = reason, status, duration_ms, error = %err, "webhook not stored");
-            } else {
-                tracing::warn!(event.id = %id, event.r#type = %ty, outcome = reason, status, duration_ms, error = %err, "webhook refused");
-            }
-            err.response()
-        }
+    let refused = |err: IngressError, env: Option<&Envelope<'_>>| refuse(&state, started, err, env);
+    let signature = match admit(&req, &state) {
+        Ok(s) => s,
+        Err(e) => return refused(e, None),
+    };
+    // `_held` keeps the body's share of the budget until the request is answered.
+    let (body, _held) = match read_body(payload, signature.declared, &state).await {
+        Ok(b) => b,
+        Err(e) => return refused(e, None),
+    };
+    let env = match open(&signature.header, &body, &state) {
+        Ok(env) => env,
+        Err(e) => return refused(e, None),
+    };
+    let msg = Outgoing {
+        exchange: &state.exchange,
+        routing_key: &env.event_type,
+        body: &body,
+        properties: event_properties(&env.id, &env.event_type, now_ms(), env.id_from_hash),
+    };
+    match state.broker.publish(msg, state.confirm_timeout).await {
+        Ok(()) => accepted(&state, started, &env),
+        Err(e) => refused(e.into(), Some(&env)),
     }
 }
 
-type Refusal = (IngressError, Option<Envelope>);
+/// A stored webhook's 200, metric and (debug) line.
+fn accepted(state: &AppState, started: Instant, env: &Envelope<'_>) -> HttpResponse {
+    let elapsed = started.elapsed().as_secs_f64();
+    state.duration.record(elapsed);
+    state.accepted.increment(1);
+    // At debug, not info: the line cost 1.5 µs of the receiver's ~3 µs of work per
+    // request beyond a bare relay (`ingress-pieces`); accepted webhooks are counted in
+    // workos_sync_webhooks_total{outcome="accepted"}, and every refusal still logs a
+    // line at warn or error.
+    tracing::debug!(
+        event.id = %env.id,
+        event.r#type = %env.event_type,
+        outcome = "accepted",
+        duration_ms = elapsed * 1000.0,
+        "webhook accepted"
+    );
+    HttpResponse::Ok()
+        // A static value: `ContentType::json()` formatted and copied it per request.
+        .insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        ))
+        .body(answer::accepted_body(&env.id))
+}
 
-async fn accept(
-    req: &HttpRequest,
-    payload: web::Payload,
+/// A refused webhook's answer, metric and log line (with the event's id and type once
+/// the body was read).
+fn refuse(
     state: &AppState,
-) -> Result<Envelope, Refusal> {
+    started: Instant,
+    err: IngressError,
+    env: Option<&Envelope<'_>>,
+) -> HttpResponse {
+    let elapsed = started.elapsed().as_secs_f64();
+    let duration_ms = elapsed * 1000.0;
+    state.duration.record(elapsed);
+    let reason = err.reason();
+    metrics::counter!(workos_sync_core::metric::WEBHOOKS_TOTAL, "outcome" => reason).increment(1);
+    let status = err.status().as_u16();
+    let (id, ty) = env.map_or(("", ""), |e| (&*e.id, &*e.event_type));
+    if status >= 500 && !matches!(err, IngressError::Busy) {
+        tracing::error!(event.id = %id, event.r#type = %ty, outcome = reason, status, duration_ms, error = %err, "webhook not stored");
+    } else {
+        tracing::warn!(event.id = %id, event.r#type = %ty, outcome = reason, status, duration_ms, error = %err, "webhook refused");
+    }
+    err.response()
+}
+
+/// What the headers alone decide: the source address, the encoding, the declared size
+/// and everything the signature header can refuse, all before a byte of the body is read.
+struct Admitted<'r> {
+    declared: Option<usize>,
+    header: signature::SignatureHeader<'r>,
+}
+
+fn admit<'r>(req: &'r HttpRequest, state: &AppState) -> Result<Admitted<'r>, IngressError> {
     // Every X-Forwarded-For line is part of one chain (RFC 7230 §3.2.2: repeated
     // fields combine in order): a proxy that appends its own line must not leave the
     // client's first line as the only one read. A line that is not text poisons the
@@ -205,7 +251,7 @@ async fn accept(
     let forwarded: Option<String> = if state.ip_policy.is_enabled() {
         let lines: Option<Vec<&str>> = req
             .headers()
-            .get_all("x-forwarded-for")
+            .get_all(header::X_FORWARDED_FOR)
             .map(|v| v.to_str().ok())
             .collect();
         match lines {
@@ -219,59 +265,42 @@ async fn accept(
     state
         .ip_policy
         .check(req.peer_addr().map(|a| a.ip()), forwarded.as_deref())
-        .map_err(|ip| (IngressError::Forbidden(ip), None))?;
+        .map_err(IngressError::Forbidden)?;
 
     for value in req.headers().get_all(header::CONTENT_ENCODING) {
         let v = value.to_str().unwrap_or("?").trim();
         if !v.is_empty() && !v.eq_ignore_ascii_case("identity") {
-            return Err((IngressError::Encoded(v.chars().take(40).collect()), None));
+            return Err(IngressError::Encoded(v.chars().take(40).collect()));
         }
     }
 
-    let declared = declared_length(req).map_err(|e| (e, None))?;
+    let declared = declared_length(req)?;
     if declared.is_some_and(|n| n > state.max_body_bytes) {
-        return Err((
-            IngressError::TooLarge {
-                limit: state.max_body_bytes,
-            },
-            None,
-        ));
+        return Err(IngressError::TooLarge {
+            limit: state.max_body_bytes,
+        });
     }
 
-    // Everything the signature header alone can refuse, before the body is read.
-    let sig = match req.headers().get("workos-signature") {
+    let sig = match req.headers().get(WORKOS_SIGNATURE) {
         None => None,
         Some(v) => Some(v.to_str().map_err(|_| {
-            (
-                IngressError::Signature(workos_sync_core::SignatureError::MalformedHeader(
-                    "not ASCII",
-                )),
-                None,
-            )
+            IngressError::Signature(workos_sync_core::SignatureError::MalformedHeader(
+                "not ASCII",
+            ))
         })?),
     };
-    let parsed = signature::precheck(sig, &state.secrets, now_ms(), state.tolerance)
-        .map_err(|e| (e.into(), None))?;
+    let header = signature::precheck(sig, &state.secrets, now_ms(), state.tolerance)?;
+    Ok(Admitted { declared, header })
+}
 
-    // `_held` keeps the body's share of the budget until the request is answered.
-    let (body, _held) = read_body(payload, declared, state)
-        .await
-        .map_err(|e| (e, None))?;
-    signature::verify_body(&parsed, &body, &state.secrets).map_err(|e| (e.into(), None))?;
-
-    let env = Envelope::decode(&body).map_err(|e| (e.into(), None))?;
-
-    let received_at = now_ms();
-    let msg = Outgoing {
-        exchange: &state.exchange,
-        routing_key: &env.event_type,
-        body: &body,
-        properties: event_properties(&env.id, &env.event_type, received_at, env.id_from_hash),
-    };
-    match state.broker.publish(msg, state.confirm_timeout).await {
-        Ok(()) => Ok(env),
-        Err(e) => Err((e.into(), Some(env))),
-    }
+/// The signature over the raw bytes, then the envelope (id and type) from them.
+fn open<'b>(
+    header: &signature::SignatureHeader<'_>,
+    body: &'b [u8],
+    state: &AppState,
+) -> Result<Envelope<'b>, IngressError> {
+    signature::verify_body(header, body, &state.secrets)?;
+    Ok(Envelope::decode(body)?)
 }
 
 /// The request's `Content-Length`, if it declares one; an unreadable one is refused.
@@ -405,7 +434,7 @@ async fn metrics_endpoint() -> HttpResponse {
         .body(workos_sync_core::metrics_setup::render())
 }
 
-async fn method_not_allowed() -> HttpResponse {
+fn method_not_allowed() -> HttpResponse {
     metrics::counter!(workos_sync_core::metric::WEBHOOKS_TOTAL, "outcome" => "method_not_allowed")
         .increment(1);
     HttpResponse::MethodNotAllowed()
@@ -422,6 +451,8 @@ async fn not_found() -> HttpResponse {
 /// closes the broker connection after in-flight requests finished.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     settings.validate_receiver()?;
+    // The recorder first: the broker takes its metric handles from it.
+    let _ = workos_sync_core::metrics_setup::prometheus();
     let broker = Broker::start(workos_sync_queue::BrokerConfig::from_settings(
         &settings.amqp,
         "workos-sync-receiver",

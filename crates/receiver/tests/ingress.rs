@@ -273,9 +273,22 @@ async fn bad_requests_get_their_status_and_queue_nothing() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
 
-    // Wrong method and unknown path.
-    let resp = c.get(&r.url).send().await.unwrap();
-    assert_eq!(resp.status().as_u16(), 405);
+    // Wrong method (any of them, even signed with a body) and unknown path.
+    for method in [
+        reqwest::Method::GET,
+        reqwest::Method::PUT,
+        reqwest::Method::DELETE,
+    ] {
+        let resp = c
+            .request(method.clone(), &r.url)
+            .header("WorkOS-Signature", sign_now(ok.as_bytes()))
+            .body(ok.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 405, "{method}");
+        assert_eq!(resp.headers()["allow"], "POST", "{method}");
+    }
     let resp = c
         .post(format!("{}/nope", r.base_url()))
         .send()

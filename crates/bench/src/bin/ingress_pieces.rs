@@ -75,7 +75,7 @@ fn main() -> anyhow::Result<()> {
         "2026-01-02T00:00:00.000Z",
     );
     let body = body.as_bytes();
-    let secrets = vec![SECRET.to_vec()];
+    let secrets = signature::Secrets::new(&[SECRET]);
     let header = signature::signature_header(SECRET, now_ms(), body);
     let tolerance = std::time::Duration::from_secs(180);
     let _ = workos_sync_core::metrics_setup::prometheus();
