@@ -9,8 +9,8 @@
 #      publisher, publishing the raw body with a confirm and nothing else), the same way:
 #      b/c is what everything the receiver does beyond relaying costs
 #   and the median of the per-pair ratios b/a (single figures on this shared 2-core
-#   machine vary by ±15 %, so one pair decides nothing). Every run starts from an empty
-#   queue (the receiver's and the relay's are purged, the baseline's is new) and from an
+#   machine vary by ±15 %, so one pair decides nothing). Every run starts from empty
+#   queues (the receiver's and the relay's both purged, the baseline's is new) and from an
 #   idle broker: before each run the script waits until RabbitMQ's CPU use is below 15 %
 #   of a core (the baseline deletes a queue of ~300k messages when it ends, which
 #   RabbitMQ works off for seconds afterwards). b and c swap places every other pair, so
@@ -18,6 +18,18 @@
 #   Last, peak RSS of the receiver, then one run with reqwest as the client for comparison.
 # The receiver runs with its production logging (config/default.toml: info, JSON), its
 # stdout into /dev/null, so whatever it logs per request is part of its cost.
+#
+# The broker is a RabbitMQ node of the benchmark's own (scripts/rabbit-cluster.sh, one
+# node `wstbench1`, port 5721) with its data in /dev/shm, removed when the script ends.
+# On the machine's shared node the confirms wait for the disk's fsync, and its latency
+# on this VM decides the rate: two copies of the same bare relay, measured this way,
+# differed by 0.79-1.24x per pair (docs/performance.md); against the node in memory
+# by 0.93-1.05x, and the runs are bound by CPU, which is what the receiver adds (so
+# the ratio shows the receiver's extra work in full instead of hiding it behind disk
+# waits). BENCH_BROKER=shared measures against $AMQP_URL's node instead.
+# BENCH_CONTROL=1 is the method's own check: a second copy of the bare relay takes the
+# receiver's place (b.), so every "receiver / bare relay" figure is relay / relay, and
+# how far its pairs stray from 1.00x is the noise of the method on this machine.
 # Usage: scripts/bench-ingress.sh [SECONDS] [RUNS]   (defaults 15 and 5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +39,23 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/workos-sync-target}"
 export AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 bash scripts/services.sh
 cargo build --release --locked -q -p workos-sync-receiver -p workos-sync-bench
+cleanup() { :; }
+trap 'cleanup' EXIT
+RMQ=(rabbitmqctl -q)
+BEAM=$(pgrep -o -x beam.smp || true)
+if [ "${BENCH_BROKER:-own}" = own ]; then
+  export WST_CLUSTER_DIR=/dev/shm/wst-bench-ingress WST_CLUSTER_PORT=5721 \
+    WST_CLUSTER_NODES=1 WST_CLUSTER_NAME=wstbench
+  stop_broker() { bash scripts/rabbit-cluster.sh stop; }
+  cleanup() { stop_broker; }
+  AMQP_URL=$(bash scripts/rabbit-cluster.sh start)
+  RMQ=(rabbitmqctl -q -n "$(bash scripts/rabbit-cluster.sh node 1)")
+  BEAM=$(cat "$WST_CLUSTER_DIR/wstbench1/pid")
+  echo "== broker: a node of its own, data in /dev/shm ($AMQP_URL)"
+else
+  stop_broker() { :; }
+  echo "== broker: the shared node ($AMQP_URL); its disk's fsync latency decides much of each rate"
+fi
 BIN="$CARGO_TARGET_DIR/release"
 # RECEIVER_BIN: another receiver binary to measure (a "before" build, say).
 RX_BIN="${RECEIVER_BIN:-$BIN/workos-sync-receiver}"
@@ -48,18 +77,37 @@ echo "$t"
 read -r _ t_us <<<"$(cpu_of "$t")"
 kill "$TS"; wait "$TS" 2>/dev/null || true
 
-WORKOS_WEBHOOK_SECRET="$SECRET" WORKOS_SYNC__AMQP__PREFIX="$PREFIX" \
-  WORKOS_SYNC__RECEIVER__BIND=127.0.0.1:18080 \
-  "$RX_BIN" >/dev/null & RX=$!
-trap 'kill -TERM "$RX" 2>/dev/null || true' EXIT
-wait_port 18080
-for _ in $(seq 1 50); do curl -sf http://127.0.0.1:18080/readyz >/dev/null && break; sleep 0.1; done
-AMQP_URL="$AMQP_URL" "$BIN/bare-relay" 127.0.0.1:18082 "$PREFIX-relay" & RELAY=$!
-trap 'kill -TERM "$RX" "$RELAY" 2>/dev/null || true' EXIT
-wait_port 18082
+[ "${BENCH_CONTROL:-0}" = 1 ] && echo "== control run: b. is a second bare relay, not the receiver"
+# Each pair gets fresh servers on a fresh topology (prefix $PREFIX-<pair>): two copies
+# of one relay kept for all pairs drifted apart by up to 10 % (one of them, not always the
+# same, grew a slow tail of 50-170 ms that stayed with it from pair to pair).
+RX=""; RELAY=""
+start_servers() {
+  SP=$1
+  if [ "${BENCH_CONTROL:-0}" = 1 ]; then
+    "$BIN/bare-relay" 127.0.0.1:18080 "$SP" & RX=$!
+  else
+    WORKOS_WEBHOOK_SECRET="$SECRET" WORKOS_SYNC__AMQP__PREFIX="$SP" \
+      WORKOS_SYNC__RECEIVER__BIND=127.0.0.1:18080 \
+      "$RX_BIN" >/dev/null & RX=$!
+  fi
+  "$BIN/bare-relay" 127.0.0.1:18082 "$SP-relay" & RELAY=$!
+  wait_port 18080
+  wait_port 18082
+  if [ "${BENCH_CONTROL:-0}" != 1 ]; then
+    for _ in $(seq 1 50); do curl -sf http://127.0.0.1:18080/readyz >/dev/null && break; sleep 0.1; done
+  fi
+}
+stop_servers() {
+  kill -TERM "$RX" "$RELAY" 2>/dev/null || true
+  wait "$RX" "$RELAY" 2>/dev/null || true
+  RX=""; RELAY=""
+  for q in $("${RMQ[@]}" list_queues name | grep "^$SP"); do "${RMQ[@]}" delete_queue "$q" >/dev/null; done
+}
+cleanup() { [ -n "$RX$RELAY" ] && kill -TERM $RX $RELAY 2>/dev/null; stop_broker; }
+[ "${BENCH_CONTROL:-0}" = 1 ] && RX_BIN="$BIN/bare-relay"
 
 # Waits (at most 20 s) until the broker's Erlang VM used under 15 % of a core over 0.5 s.
-BEAM=$(pgrep -o -x beam.smp || true)
 TICK=$(getconf CLK_TCK)
 broker_idle() {
   [ -n "$BEAM" ] || return 0
@@ -69,17 +117,27 @@ broker_idle() {
     [ $(( (t1 - t0) * 100 / TICK * 2 )) -lt 15 ] && return 0
   done
 }
+# Every run starts from an empty broker: both servers' queues purged (not only its own:
+# a run measured while the broker still held the other's ~300k messages was up to 15 %
+# slower, whichever server it was), then an idle broker.
+fresh_broker() {
+  "${RMQ[@]}" purge_queue "$SP.events" >/dev/null
+  "${RMQ[@]}" purge_queue "$SP-relay.events" >/dev/null
+  broker_idle
+}
 run_receiver() {
-  rabbitmqctl -q purge_queue "$PREFIX.events" >/dev/null; broker_idle
+  fresh_broker
   b=$("$BIN/loadgen" --url http://127.0.0.1:18080/api/webhooks/workos --concurrency 64 --seconds "$SECS" --secret "$SECRET" --label receiver)
   echo "b. $b"
 }
 run_relay() {
-  rabbitmqctl -q purge_queue "$PREFIX-relay.events" >/dev/null; broker_idle
+  fresh_broker
   c=$("$BIN/loadgen" --url http://127.0.0.1:18082/api/webhooks/workos --concurrency 64 --seconds "$SECS" --secret "$SECRET" --label bare-relay)
   echo "c. $c"
 }
 
+peak_rss() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$RX/status"; }
+rss=()
 ratios=()
 relay_ratios=()
 rx_cpu=()
@@ -90,6 +148,7 @@ RX_COMM=$(basename "$RX_BIN" | cut -c1-15)
 median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 for i in $(seq 1 "$RUNS"); do
   echo "== pair $i/$RUNS"
+  start_servers "$PREFIX-$i"
   broker_idle
   a=$("$BIN/publish-bench" --inflight 64 --seconds "$SECS" --prefix "$PREFIX-raw")
   echo "a. $a"
@@ -117,19 +176,20 @@ for i in $(seq 1 "$RUNS"); do
       floor = au + tu; ceiling = bs / 100 * n * 1e6 / floor / a; budget = n * 1e6 / (0.9 * a)
       printf "   CPU: receiver run %.1f us per request; raw publish (%.1f) + trivial HTTP server and client (%.1f) = %.1f us would reach %.2fx at this run'"'"'s %d%% core use; 0.9x needs <= %.1f us with every core busy\n", bu, au, tu, floor, ceiling, bs, budget }'
   fi
+  rss+=("$(peak_rss)")
+  stop_servers
 done
 median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }')
 echo "== receiver / raw publish, median of $RUNS pairs: ${median}x (pairs: ${ratios[*]})"
 relay_median=$(printf '%s\n' "${relay_ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }')
 echo "== receiver / bare relay, median of $RUNS pairs: ${relay_median}x (pairs: ${relay_ratios[*]})"
 echo "== CPU per request, median of $RUNS pairs: receiver $(median "${rx_cpu[@]}") µs, bare relay $(median "${relay_cpu[@]}") µs (receiver: ${rx_cpu[*]}; relay: ${relay_cpu[*]})"
-peak_rss() { awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' "/proc/$RX/status"; }
-echo "receiver peak RSS after the benchmarked runs: $(peak_rss)"
+echo "receiver peak RSS per pair (MiB): ${rss[*]}"
 
 # The same with reqwest as the client: shows how much of the 2 cores the client takes.
-rabbitmqctl -q purge_queue "$PREFIX.events" >/dev/null
+start_servers "$PREFIX-reqwest"
 "$BIN/loadgen" --url http://127.0.0.1:18080/api/webhooks/workos --concurrency 64 --seconds "$SECS" --secret "$SECRET" --label receiver --client reqwest
-echo "receiver peak RSS after the reqwest run too: $(peak_rss)"
-kill -TERM "$RX" "$RELAY"; wait "$RX" "$RELAY" 2>/dev/null || true
+echo "receiver peak RSS after the reqwest run: $(peak_rss) MiB"
+stop_servers
 trap - EXIT
-for q in $(rabbitmqctl -q list_queues name | grep "^$PREFIX"); do rabbitmqctl -q delete_queue "$q" >/dev/null; done
+stop_broker

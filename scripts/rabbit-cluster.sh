@@ -16,18 +16,21 @@
 #
 # Each node has its own name (wstN@localhost), AMQP port (WST_CLUSTER_PORT + N - 1,
 # default 5701..5703), distribution port (+20000) and data folder under
-# WST_CLUSTER_DIR (default /var/tmp/wst-cluster). Debian's rabbitmq-server drops to
+# WST_CLUSTER_DIR (default /var/tmp/wst-cluster). WST_CLUSTER_NODES (default 3) and
+# WST_CLUSTER_NAME (default wst) give another set beside it: the ingress benchmark
+# boots one node `wstbench1` with its data in /dev/shm. Debian's rabbitmq-server drops to
 # user rabbitmq, which shares its Erlang cookie with the shared node, so rabbitmqctl
 # reaches every node. Callers stop the cluster from a trap, so a failed run removes it.
 set -euo pipefail
 
 dir="${WST_CLUSTER_DIR:-/var/tmp/wst-cluster}"
 base_port="${WST_CLUSTER_PORT:-5701}"
-nodes=(1 2 3)
+read -r -a nodes <<<"$(seq -s ' ' 1 "${WST_CLUSTER_NODES:-3}")"
+name="${WST_CLUSTER_NAME:-wst}"
 ctl_timeout=60
 
-node_name() { echo "wst$1@localhost"; }
-node_dir() { echo "$dir/wst$1"; }
+node_name() { echo "$name$1@localhost"; }
+node_dir() { echo "$dir/$name$1"; }
 node_port() { echo $((base_port + $1 - 1)); }
 ctl() { local n=$1; shift; timeout $((ctl_timeout + 10)) rabbitmqctl -q -n "$(node_name "$n")" "$@" </dev/null; }
 
