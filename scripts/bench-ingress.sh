@@ -24,7 +24,7 @@
 # On the machine's shared node the confirms wait for the disk's fsync, and its latency
 # on this VM decides the rate: two copies of the same bare relay, measured this way,
 # differed by 0.79-1.24x per pair (docs/performance.md); against the node in memory
-# by 0.93-1.05x, and the runs are bound by CPU, which is what the receiver adds (so
+# by 0.92-1.04x (BENCH_CONTROL=1 below), and the runs are bound by CPU, which is what the receiver adds (so
 # the ratio shows the receiver's extra work in full instead of hiding it behind disk
 # waits). BENCH_BROKER=shared measures against $AMQP_URL's node instead.
 # BENCH_CONTROL=1 is the method's own check: a second copy of the bare relay takes the
@@ -179,10 +179,8 @@ for i in $(seq 1 "$RUNS"); do
   rss+=("$(peak_rss)")
   stop_servers
 done
-median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }')
-echo "== receiver / raw publish, median of $RUNS pairs: ${median}x (pairs: ${ratios[*]})"
-relay_median=$(printf '%s\n' "${relay_ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }')
-echo "== receiver / bare relay, median of $RUNS pairs: ${relay_median}x (pairs: ${relay_ratios[*]})"
+echo "== receiver / raw publish, median of $RUNS pairs: $(median "${ratios[@]}")x (pairs: ${ratios[*]})"
+echo "== receiver / bare relay, median of $RUNS pairs: $(median "${relay_ratios[@]}")x (pairs: ${relay_ratios[*]})"
 echo "== CPU per request, median of $RUNS pairs: receiver $(median "${rx_cpu[@]}") µs, bare relay $(median "${relay_cpu[@]}") µs (receiver: ${rx_cpu[*]}; relay: ${relay_cpu[*]})"
 echo "receiver peak RSS per pair (MiB): ${rss[*]}"
 

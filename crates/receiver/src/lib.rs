@@ -163,16 +163,16 @@ async fn webhook(
     }
     let started = Instant::now();
     let refused = |err: IngressError, env: Option<&Envelope<'_>>| refuse(&state, started, err, env);
-    let signature = match admit(&req, &state) {
-        Ok(s) => s,
+    let admitted = match admit(&req, &state) {
+        Ok(a) => a,
         Err(e) => return refused(e, None),
     };
     // `_held` keeps the body's share of the budget until the request is answered.
-    let (body, _held) = match read_body(payload, signature.declared, &state).await {
+    let (body, _held) = match read_body(payload, admitted.declared, &state).await {
         Ok(b) => b,
         Err(e) => return refused(e, None),
     };
-    let env = match open(&signature.header, &body, &state) {
+    let env = match open(&admitted.header, &body, &state) {
         Ok(env) => env,
         Err(e) => return refused(e, None),
     };
