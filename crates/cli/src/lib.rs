@@ -104,9 +104,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
         /// Then repair: missing and stale rows written from WorkOS's objects; an extra
-        /// row removed only when WorkOS says by id that it is gone.
+        /// row removed only when WorkOS says by id that it is gone. Exit 4 when the
+        /// removals would exceed the bound (nothing repaired), 5 when some extra rows
+        /// could not be checked (the rest repaired).
         #[arg(long)]
         repair: bool,
+        /// Proceed knowingly past the removal bound: remove at most N extra rows per
+        /// entity, whatever their share (verify.max_removals / max_removal_percent).
+        #[arg(long, requires = "repair")]
+        max_removals: Option<u64>,
     },
     /// Sign and post a realistic event to a receiver (like WorkOS's test button).
     SendTestEvent {
@@ -209,8 +215,20 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
             };
             cmd::backfill::run(&settings, opts, out).await
         }
-        Command::Verify { only, json, repair } => {
-            cmd::verify::run(&settings, only, json, repair, out).await
+        Command::Verify {
+            only,
+            json,
+            repair,
+            max_removals,
+        } => {
+            let bound = max_removals.map_or(
+                workos_sync_pull::RemovalBound {
+                    max: settings.verify.max_removals,
+                    percent: settings.verify.max_removal_percent,
+                },
+                workos_sync_pull::RemovalBound::absolute,
+            );
+            cmd::verify::run(&settings, only, json, repair.then_some(bound), out).await
         }
         Command::Reconcile { since, reset, json } => {
             cmd::reconcile::run(&settings, since, reset, json, out).await

@@ -432,3 +432,163 @@ async fn two_schemas_of_one_database_are_two_installations() {
     }
     db.teardown().await.unwrap();
 }
+
+/// An adopted table holds the application's own users beside WorkOS's: a pre-WorkOS
+/// user with a cuid id, one with a uuid and one with an `auth0|…` id, none ever synced,
+/// each with posts referencing it `ON DELETE CASCADE`. `verify --repair` against a
+/// WorkOS that lists only its own users reports them as unsynced (not extra), asks
+/// WorkOS nothing about them, removes none of them (nor their posts), tombstones
+/// nothing of theirs, and still removes a synced user WorkOS says is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn verify_repair_never_removes_the_applications_own_users() {
+    use wiremock::{
+        Mock, MockServer, Request, ResponseTemplate,
+        matchers::{path, path_regex},
+    };
+    let db = empty_database().await.unwrap();
+    db.exec(
+        r#"CREATE TABLE users (
+            id TEXT PRIMARY KEY,
+            email TEXT NOT NULL UNIQUE,
+            name TEXT,
+            "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+            "updatedAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP
+        )"#,
+    )
+    .await
+    .unwrap();
+    db.exec(
+        r#"CREATE TABLE posts (id SERIAL PRIMARY KEY,
+            "authorId" TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE, title TEXT NOT NULL)"#,
+    )
+    .await
+    .unwrap();
+    let own = [
+        "ckl9qz0000000pqrs1234abcd",
+        "550e8400-e29b-41d4-a716-446655440000",
+        "auth0|5f7c8ec7c33c6c004bbafe82",
+    ];
+    for (i, id) in own.iter().enumerate() {
+        db.exec(&format!(
+            r#"INSERT INTO users (id, email, name) VALUES ('{id}', 'own{i}@app.example', 'Own {i}')"#
+        ))
+        .await
+        .unwrap();
+        db.exec(&format!(
+            r#"INSERT INTO posts ("authorId", title) VALUES ('{id}', 'post {i}')"#
+        ))
+        .await
+        .unwrap();
+    }
+    let (code, out, err) = cli(&db.url, &[], &["migrate", "--adopt"]);
+    assert_eq!(code, 0, "{out}{err}");
+
+    let user = |id: &str| {
+        serde_json::json!({"object": "user", "id": id, "email": format!("{id}@example.com"),
+            "email_verified": true, "created_at": "2026-01-01T00:00:00.000Z",
+            "updated_at": "2026-01-02T00:00:00.000Z"})
+    };
+    let list = |ids: &[&str]| {
+        ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "object": "list", "data": ids.iter().map(|i| user(i)).collect::<Vec<_>>(),
+            "list_metadata": {"before": null, "after": null}}))
+    };
+    // Twelve users WorkOS keeps (so that one removal stays within the bound of 10 %).
+    let kept: Vec<String> = (0..12).map(|i| format!("user_01K{i:02}")).collect();
+    let kept: Vec<&str> = kept.iter().map(String::as_str).collect();
+    let with_gone: Vec<&str> = kept.iter().copied().chain(["user_01GONE"]).collect();
+    let first = MockServer::start().await;
+    Mock::given(path("/user_management/users"))
+        .respond_with(list(&with_gone))
+        .mount(&first)
+        .await;
+    let api = |uri: &str| {
+        vec![
+            ("WORKOS_API_KEY", "sk_test_fake".to_owned()),
+            ("WORKOS_API_BASE_URL", uri.to_owned()),
+            ("WORKOS_SYNC__SYNC__ENTITIES", "users".to_owned()),
+        ]
+    };
+    let env = |v: &[(&'static str, String)]| -> Vec<(&'static str, String)> { v.to_vec() };
+    let run = |e: &[(&'static str, String)], args: &[&str]| {
+        let e: Vec<(&str, &str)> = e.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        cli(&db.url, &e, args)
+    };
+    let (code, out, err) = run(&env(&api(&first.uri())), &["backfill"]);
+    assert_eq!(code, 0, "{out}{err}");
+    // Written an hour ago (a verify leaves rows written after it began alone).
+    db.exec(r#"UPDATE users SET "updatedAt" = "updatedAt" - interval '1 hour'"#)
+        .await
+        .unwrap();
+
+    // WorkOS has since deleted user_01GONE.
+    let second = MockServer::start().await;
+    Mock::given(path("/user_management/users"))
+        .respond_with(list(&kept))
+        .mount(&second)
+        .await;
+    Mock::given(path_regex(r"^/user_management/users/.+$"))
+        .respond_with(|req: &Request| {
+            let id = req.url.path().rsplit('/').next().unwrap_or("").to_owned();
+            ResponseTemplate::new(404).set_body_json(serde_json::json!({
+                "code": "entity_not_found", "entity_id": id, "message": "Could not find"}))
+        })
+        .mount(&second)
+        .await;
+    let (code, out, err) = run(&env(&api(&second.uri())), &["verify", "--repair", "--json"]);
+    assert_eq!(code, 3, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let users = &report["entities"]["users"];
+    assert_eq!(
+        users["extra"],
+        serde_json::json!(["user_01GONE"]),
+        "{users}"
+    );
+    let mut unsynced: Vec<String> = users["unsynced"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    unsynced.sort();
+    let mut want: Vec<String> = own.iter().map(|s| (*s).to_owned()).collect();
+    want.sort();
+    assert_eq!(unsynced, want);
+    assert_eq!(
+        users["repair"]["removed"],
+        serde_json::json!(["user_01GONE"])
+    );
+    // WorkOS was asked about the gone user only.
+    let asked: Vec<String> = second
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.url.path().to_owned())
+        .filter(|p| p.starts_with("/user_management/users/"))
+        .collect();
+    assert_eq!(asked, ["/user_management/users/user_01GONE"]);
+    for (i, id) in own.iter().enumerate() {
+        let row = one(&db, &format!("SELECT email FROM users WHERE id = '{id}'")).await;
+        assert_eq!(row["email"], format!("own{i}@app.example"));
+        one(
+            &db,
+            &format!(r#"SELECT title FROM posts WHERE "authorId" = '{id}'"#),
+        )
+        .await;
+        assert!(
+            query(&db, &format!("SELECT 1 FROM tombstones WHERE id = '{id}'"))
+                .await
+                .is_empty()
+        );
+    }
+    assert!(
+        query(&db, "SELECT 1 FROM users WHERE id = 'user_01GONE'")
+            .await
+            .is_empty()
+    );
+    // Plain output says what the unsynced rows are.
+    let (_, out, _) = run(&env(&api(&second.uri())), &["verify"]);
+    assert!(out.contains("3 rows of the application's own"), "{out}");
+    db.teardown().await.unwrap();
+}

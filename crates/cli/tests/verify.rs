@@ -392,7 +392,10 @@ async fn repair_while_webhooks_flow_converges_to_the_newest() {
                 &api,
                 &s,
                 Some(workos_sync_core::Entity::Users),
-                true,
+                Some(workos_sync_pull::RemovalBound {
+                    max: 100,
+                    percent: 10.0,
+                }),
                 |_| {},
             )
             .await
@@ -462,5 +465,216 @@ async fn repair_while_webhooks_flow_converges_to_the_newest() {
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         assert_eq!(got, want, "{}", r.id);
     }
+    db.teardown().await.unwrap();
+}
+
+/// Every row as if written an hour ago (a repair leaves rows written after it began
+/// alone).
+async fn written_an_hour_ago(db: &workos_sync_testkit::TestDb) {
+    for t in ["users", "organizations", "organization_memberships"] {
+        db.exec(&format!(
+            "UPDATE {t} SET updated_at = updated_at - interval '1 hour'"
+        ))
+        .await
+        .unwrap();
+    }
+}
+
+/// `GET …/{id}` for the bound and failure tests: 500 for the `failing` ids (every try),
+/// else WorkOS's documented `entity_not_found`.
+struct Failing {
+    failing: Vec<String>,
+}
+
+impl Respond for Failing {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let id = req.url.path().rsplit('/').next().unwrap_or("");
+        if self.failing.iter().any(|f| f == id) {
+            return ResponseTemplate::new(500).set_body_json(json!({"message": "Internal"}));
+        }
+        ResponseTemplate::new(404).set_body_json(json!({
+            "code": "entity_not_found", "entity_id": id,
+            "message": format!("Could not find entity with id '{id}'")
+        }))
+    }
+}
+
+/// A fake WorkOS listing `users` and `orgs` (no memberships), answering by id as
+/// [`Failing`].
+async fn fake_lists(users: Vec<Value>, orgs: Vec<Value>, failing: Vec<String>) -> MockServer {
+    let server = MockServer::start().await;
+    let pages = |all: Vec<Value>| Pages {
+        all,
+        calls: Arc::new(AtomicUsize::new(0)),
+        fail_first: 0,
+        fail: 500,
+    };
+    Mock::given(path("/user_management/users"))
+        .respond_with(pages(users))
+        .mount(&server)
+        .await;
+    Mock::given(path("/organizations"))
+        .respond_with(pages(orgs))
+        .mount(&server)
+        .await;
+    Mock::given(path("/user_management/organization_memberships"))
+        .respond_with(pages(Vec::new()))
+        .mount(&server)
+        .await;
+    for p in [
+        r"^/user_management/users/[^/]+$",
+        r"^/organizations/[^/]+$",
+        r"^/user_management/organization_memberships/[^/]+$",
+    ] {
+        Mock::given(path_regex(p))
+            .respond_with(Failing {
+                failing: failing.clone(),
+            })
+            .mount(&server)
+            .await;
+    }
+    server
+}
+
+/// An API key of another WorkOS environment: its lists hold none of our 300 users, and
+/// it answers `entity_not_found` for each. The repair removes nothing, exits 4 and says
+/// how to proceed; with `--max-removals` it proceeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_mass_removal_is_refused_unless_asked_for_knowingly() {
+    let db = fresh_database().await.unwrap();
+    let all: Vec<Event> = (0..300).map(|i| snapshot(user(i))).collect();
+    db.store.apply_batch(&all).await.unwrap();
+    written_an_hour_ago(&db).await;
+    let other_env = fake_lists(Vec::new(), Vec::new(), Vec::new()).await;
+    let env = api_env(&other_env.uri());
+    let (code, out, err) = verify(&db.url, &env, &["--repair"]);
+    assert_eq!(code, 4, "{out}{err}");
+    assert!(err.contains("would remove 300 of 300 users"), "{err}");
+    assert!(err.contains("--max-removals 300"), "{err}");
+    assert_eq!(db.store.all_users().await.unwrap().len(), 300);
+    assert!(db.store.tombstones(None, 10).await.unwrap().is_empty());
+    assert_eq!(
+        other_env
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.url.path().starts_with("/user_management/users/"))
+            .count(),
+        0,
+        "no id asked for once refused"
+    );
+    // The same through --json: the reason, and the extra ids to look at.
+    let (code, out, _) = verify(&db.url, &env, &["--repair", "--json"]);
+    assert_eq!(code, 4);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert!(report["refused"].as_str().unwrap().contains("bound"));
+    assert_eq!(
+        report["entities"]["users"]["extra"]
+            .as_array()
+            .unwrap()
+            .len(),
+        300
+    );
+    // A small share passes the default bound: 5 of 300.
+    let most: Vec<Value> = (5..300).map(user).collect();
+    let small = fake_lists(most, Vec::new(), Vec::new()).await;
+    let (code, out, err) = verify(
+        &db.url,
+        &api_env(&small.uri()),
+        &["--repair", "--only", "users"],
+    );
+    assert_eq!(code, 3, "{out}{err}");
+    assert_eq!(db.store.all_users().await.unwrap().len(), 295);
+    // Knowingly: every remaining one.
+    let (code, out, err) = verify(&db.url, &env, &["--repair", "--max-removals", "295"]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(db.store.all_users().await.unwrap().is_empty());
+    db.teardown().await.unwrap();
+}
+
+/// WorkOS failing (500 after retries) for 3 of 30 extra users: those 3 are left and
+/// reported, the other 27 removed, and the 20 missing and 15 stale organizations (an
+/// entity checked after users) still repaired; exit 5 at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_row_workos_cannot_confirm_does_not_stop_the_repair() {
+    let db = fresh_database().await.unwrap();
+    let mut local: Vec<Event> = (0..400).map(|i| snapshot(user(i))).collect();
+    local.extend((0..30).map(|i| {
+        let mut u = user(i);
+        u["id"] = json!(format!("user_x{i:03}"));
+        u["email"] = json!(format!("x{i}@x.io"));
+        snapshot(u)
+    }));
+    local.extend((0..30).map(|j| snapshot(org(j))));
+    db.store.apply_batch(&local).await.unwrap();
+    written_an_hour_ago(&db).await;
+    db.exec("UPDATE organizations SET workos_updated_at = workos_updated_at - interval '1 day' WHERE id < 'org_015'")
+        .await
+        .unwrap();
+    let failing: Vec<String> = ["user_x003", "user_x017", "user_x029"]
+        .map(String::from)
+        .to_vec();
+    let server = fake_lists(
+        (0..400).map(user).collect(),
+        (0..50).map(org).collect(),
+        failing.clone(),
+    )
+    .await;
+    let (code, out, err) = verify(&db.url, &api_env(&server.uri()), &["--repair", "--json"]);
+    assert_eq!(code, 5, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let users = &report["entities"]["users"]["repair"];
+    assert_eq!(users["removed"].as_array().unwrap().len(), 27, "{users}");
+    let failed: Vec<&str> = users["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, failing);
+    for id in &failing {
+        assert!(db.store.get_user(id).await.unwrap().is_some(), "{id}");
+        assert!(!db.store.is_tombstoned(id).await.unwrap(), "{id}");
+    }
+    assert_eq!(report["entities"]["organizations"]["repair"]["applied"], 35);
+    // Only the three unchecked users remain as drift.
+    let (code, out, _) = verify(&db.url, &api_env(&server.uri()), &["--json"]);
+    assert_eq!(code, 3);
+    let after: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(after["entities"]["users"]["extra"], json!(failing));
+    assert_eq!(after["entities"]["organizations"]["missing"], json!([]));
+    assert_eq!(after["entities"]["organizations"]["stale"], json!([]));
+    db.teardown().await.unwrap();
+}
+
+/// A list whose `list_metadata.after` repeats (WorkOS returning the same page forever)
+/// stops verify and backfill with a clear error instead of looping.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_list_that_never_ends_is_an_error() {
+    let db = fresh_database().await.unwrap();
+    let server = MockServer::start().await;
+    Mock::given(path("/user_management/users"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "object": "list", "data": [user(1), user(2)],
+            "list_metadata": {"before": null, "after": "user_00002"}
+        })))
+        .mount(&server)
+        .await;
+    let env = api_env(&server.uri());
+    for args in [
+        vec!["verify", "--only", "users"],
+        vec!["backfill", "--only", "users"],
+    ] {
+        let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let started = std::time::Instant::now();
+        let (code, out, err) =
+            run_binary(env!("CARGO_BIN_EXE_workos-sync"), &db.url, &envs, &args).unwrap();
+        assert_eq!(code, 1, "{args:?}: {out}{err}");
+        assert!(err.contains("a second time"), "{args:?}: {err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    }
+    let calls = server.received_requests().await.unwrap().len();
+    assert!(calls <= 4, "{calls} list calls");
     db.teardown().await.unwrap();
 }

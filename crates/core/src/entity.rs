@@ -47,6 +47,13 @@ impl Entity {
         }
     }
 
+    /// True when the key is a name WorkOS lets be used again (a role's or permission's
+    /// slug): a tombstone of such a key stops only objects created before the deletion,
+    /// never one made again under the same slug afterwards.
+    pub const fn key_is_reused(self) -> bool {
+        matches!(self, Entity::Roles | Entity::Permissions)
+    }
+
     /// Position in [`Entity::ALL`] (for per-entity arrays).
     pub const fn index(self) -> usize {
         self as usize

@@ -247,13 +247,22 @@ impl Event {
             });
         };
         let text = raw.data.map_or("null", serde_json::value::RawValue::get);
-        let mut record =
-            decode_record(entity, &raw.event, text).map_err(|reason| DecodeError::BadRecord {
-                id: id.clone(),
-                entity,
-                reason,
-            })?;
         let delete = event_type::DELETIONS.contains(&raw.event.as_str());
+        let bad = |reason| DecodeError::BadRecord {
+            id: id.clone(),
+            entity,
+            reason,
+        };
+        let mut record = match (decode_record(entity, &raw.event, text), raw.created_at) {
+            (Ok(r), _) => r,
+            // A delete needs only the key: a trimmed `data` still deletes.
+            (Err(full), Some(at)) if delete => {
+                let org_role = raw.event.starts_with("organization_role.");
+                Record::key_only(entity, org_role, text, at)
+                    .map_err(|key| bad(format!("{full}; as a key only: {key}")))?
+            }
+            (Err(reason), _) => return Err(bad(reason)),
+        };
         let created_at = match raw.created_at {
             Some(t) => t,
             // A deletion time is needed for the tombstone; other events can fall back to
@@ -341,6 +350,62 @@ mod tests {
         // A missing or blank id still becomes the body's hash, an owned string.
         let env = Envelope::decode(br#"{"id":" ","event":"user.created"}"#).unwrap();
         assert!(env.id_from_hash && env.id.starts_with("sha256:"));
+    }
+
+    #[test]
+    fn a_deletion_carrying_only_its_key_is_a_delete_of_every_entity() {
+        for (ty, data, key) in [
+            (
+                "user.deleted",
+                r#"{"object":"user","id":"user_1"}"#,
+                "user_1",
+            ),
+            (
+                "organization.deleted",
+                r#"{"object":"organization","id":"org_1"}"#,
+                "org_1",
+            ),
+            (
+                "organization_domain.deleted",
+                r#"{"id":"org_domain_1"}"#,
+                "org_domain_1",
+            ),
+            (
+                "organization_membership.deleted",
+                r#"{"id":"om_1"}"#,
+                "om_1",
+            ),
+            (
+                "role.deleted",
+                r#"{"object":"role","slug":"admin"}"#,
+                "admin",
+            ),
+            (
+                "organization_role.deleted",
+                r#"{"slug":"admin","organization_id":"org_1"}"#,
+                "org_1:admin",
+            ),
+            ("permission.deleted", r#"{"slug":"read"}"#, "read"),
+        ] {
+            let body = format!(
+                r#"{{"id":"event_1","event":"{ty}","data":{data},"created_at":"2026-01-15T12:00:00.000Z"}}"#
+            );
+            let ev = Event::decode(body.as_bytes()).unwrap();
+            match &ev.kind {
+                EventKind::Delete(r) => assert_eq!(r.key(), key, "{ty}"),
+                other => panic!("{ty}: {other:?}"),
+            }
+        }
+        // An update still needs the whole object, and a deletion its key.
+        for body in [
+            r#"{"id":"e","event":"user.updated","data":{"object":"user","id":"user_1"},"created_at":"2026-01-15T12:00:00.000Z"}"#,
+            r#"{"id":"e","event":"user.deleted","data":{"object":"user"},"created_at":"2026-01-15T12:00:00.000Z"}"#,
+        ] {
+            assert!(matches!(
+                Event::decode(body.as_bytes()),
+                Err(DecodeError::BadRecord { .. })
+            ));
+        }
     }
 
     #[test]

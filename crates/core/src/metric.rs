@@ -76,6 +76,10 @@ metrics_table! {
         "Rows of the last drift check by entity and kind (missing, extra, stale, ahead).";
     gauge VERIFY_LAST_SUCCESS_TIMESTAMP_SECONDS = "workos_sync_verify_last_success_timestamp_seconds",
         "Unix time of the last completed drift check.";
+    gauge VERIFY_REPAIR_REFUSED = "workos_sync_verify_repair_refused",
+        "1 while the periodic repair refuses to run: its removals would exceed the bound (verify.max_removals, verify.max_removal_percent).";
+    gauge VERIFY_REPAIR_FAILED_ROWS = "workos_sync_verify_repair_failed_rows",
+        "Extra rows the last periodic repair could not check with WorkOS (left as they are).";
     counter TLS_RELOADS_TOTAL = "workos_sync_tls_reloads_total",
         "TLS certificate reloads (SIGHUP or changed files) by outcome (ok, failed).";
     counter TASK_RESTARTS_TOTAL = "workos_sync_task_restarts_total",
@@ -93,6 +97,6 @@ mod tests {
             assert!(name.starts_with("workos_sync_"), "{name}");
             assert!(seen.insert(*name), "{name} twice");
         }
-        assert_eq!(ALL.len(), 28);
+        assert_eq!(ALL.len(), 30);
     }
 }

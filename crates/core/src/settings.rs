@@ -137,6 +137,10 @@ pub struct VerifySettings {
     pub interval_secs: u64,
     /// Repair what a periodic check finds (as `verify --repair`).
     pub repair: bool,
+    /// A repair removes at most this many rows of one entity; more removes nothing.
+    pub max_removals: u64,
+    /// … and at most this percentage of the entity's rows that sync wrote.
+    pub max_removal_percent: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -18,7 +18,7 @@ use workos_sync_core::{Entity, EntitySet, Event, Record};
 use workos_sync_store::{Outcome, Store};
 use workos_sync_workos_api::{Client, MembershipsOf, Page};
 
-use crate::{BACKFILL_CURSOR, SyncError};
+use crate::{BACKFILL_CURSOR, SyncError, pages::Cursors};
 
 /// Page size asked of every WorkOS list (its maximum).
 const PAGE: u32 = 100;
@@ -169,12 +169,14 @@ impl<P: FnMut(&BackfillReport)> Run<'_, P> {
 
     async fn users(&mut self) -> Result<(), SyncError> {
         let mut cursor = self.start(Entity::Users).await?;
+        let mut pages = Cursors::new("users");
         loop {
             let page = self.api.list_users(cursor.as_deref(), PAGE).await?;
             self.apply(page.data.into_iter().map(Record::User).collect())
                 .await?;
-            self.advance(Entity::Users, page.after.as_deref()).await?;
-            match page.after {
+            let next = pages.next(page.after)?;
+            self.advance(Entity::Users, next.as_deref()).await?;
+            match next {
                 Some(a) => cursor = Some(a),
                 None => return Ok(()),
             }
@@ -184,6 +186,7 @@ impl<P: FnMut(&BackfillReport)> Run<'_, P> {
     /// Organizations page by page; under each, its memberships and roles.
     async fn organizations(&mut self) -> Result<(), SyncError> {
         let mut cursor = self.start(Entity::Organizations).await?;
+        let mut pages = Cursors::new("organizations");
         loop {
             let page = self.api.list_organizations(cursor.as_deref(), PAGE).await?;
             let ids: Vec<String> = page.data.iter().map(|o| o.id.clone()).collect();
@@ -200,9 +203,9 @@ impl<P: FnMut(&BackfillReport)> Run<'_, P> {
                         .await?;
                 }
             }
-            self.advance(Entity::Organizations, page.after.as_deref())
-                .await?;
-            match page.after {
+            let next = pages.next(page.after)?;
+            self.advance(Entity::Organizations, next.as_deref()).await?;
+            match next {
                 Some(a) => cursor = Some(a),
                 None => return Ok(()),
             }
@@ -211,6 +214,7 @@ impl<P: FnMut(&BackfillReport)> Run<'_, P> {
 
     async fn memberships(&mut self, org: &str) -> Result<(), SyncError> {
         let mut after: Option<String> = None;
+        let mut pages = Cursors::new("organization_memberships");
         loop {
             let page: Page<_> = self
                 .api
@@ -224,7 +228,7 @@ impl<P: FnMut(&BackfillReport)> Run<'_, P> {
             self.report.pages += 1;
             self.apply(page.data.into_iter().map(Record::Membership).collect())
                 .await?;
-            match page.after {
+            match pages.next(page.after)? {
                 Some(a) => after = Some(a),
                 None => return Ok(()),
             }
@@ -233,13 +237,14 @@ impl<P: FnMut(&BackfillReport)> Run<'_, P> {
 
     async fn permissions(&mut self) -> Result<(), SyncError> {
         let mut cursor = self.start(Entity::Permissions).await?;
+        let mut pages = Cursors::new("permissions");
         loop {
             let page = self.api.list_permissions(cursor.as_deref(), PAGE).await?;
             self.apply(page.data.into_iter().map(Record::Permission).collect())
                 .await?;
-            self.advance(Entity::Permissions, page.after.as_deref())
-                .await?;
-            match page.after {
+            let next = pages.next(page.after)?;
+            self.advance(Entity::Permissions, next.as_deref()).await?;
+            match next {
                 Some(a) => cursor = Some(a),
                 None => return Ok(()),
             }

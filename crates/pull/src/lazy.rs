@@ -15,7 +15,7 @@ use workos_sync_core::{Entity, Event, EventKind, Organization, Record, User, eve
 use workos_sync_store::{DomainRow, MembershipRow, OrganizationRow, Outcome, Store, UserRow};
 use workos_sync_workos_api::{ApiError, Client, MembershipsOf};
 
-use crate::SyncError;
+use crate::{SyncError, pages::Cursors};
 
 /// A user row with its memberships, as `POST /v1/users/{id}/sync` answers.
 #[derive(Debug, Serialize)]
@@ -42,17 +42,23 @@ pub enum SyncResult<T> {
     Gone,
 }
 
-fn deletion_event(record: Record) -> Event {
-    let (ty, key) = match &record {
-        Record::Organization(o) => (event_type::ORGANIZATION_DELETED, o.id.clone()),
-        r => (event_type::USER_DELETED, r.key()),
-    };
-    let prefix = match record.entity() {
-        Entity::Users => "sync-deleted".to_owned(),
-        e => format!("sync-deleted:{}", e.name()),
+/// A deletion learnt from WorkOS's `entity_not_found` (lazy sync, repair), as an event
+/// for the store. Its id is unique (`sync-deleted:<entity>:<key>:<uuid>`): a fixed id
+/// would make the next such deletion of the same key a duplicate once an operator has
+/// removed the tombstone (`workos-sync tombstones remove`), and the row would stay.
+pub(crate) fn deletion_event(record: Record) -> Event {
+    let ty = match record.entity() {
+        Entity::Organizations => event_type::ORGANIZATION_DELETED,
+        Entity::OrganizationMemberships => event_type::MEMBERSHIP_DELETED,
+        _ => event_type::USER_DELETED,
     };
     Event {
-        id: format!("{prefix}:{key}"),
+        id: format!(
+            "sync-deleted:{}:{}:{}",
+            record.entity().name(),
+            record.key(),
+            uuid::Uuid::new_v4().simple()
+        ),
         event_type: ty.into(),
         created_at: Utc::now(),
         kind: EventKind::Delete(record),
@@ -93,6 +99,7 @@ pub async fn sync_user(
     let mut events = vec![Event::user_snapshot(user)];
     if store.entities().contains(Entity::OrganizationMemberships) {
         let mut after: Option<String> = None;
+        let mut pages = Cursors::new("organization_memberships");
         loop {
             let page = api
                 .list_memberships(MembershipsOf::User(id), after.as_deref(), 100, deadline)
@@ -102,7 +109,7 @@ pub async fn sync_user(
                     .into_iter()
                     .map(|m| Event::snapshot(Record::Membership(m))),
             );
-            match page.after {
+            match pages.next(page.after)? {
                 Some(a) => after = Some(a),
                 None => break,
             }

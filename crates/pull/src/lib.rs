@@ -25,6 +25,7 @@
 
 mod backfill;
 mod lazy;
+mod pages;
 mod reconcile;
 mod verify;
 
@@ -37,7 +38,9 @@ pub use lazy::{
     OrganizationWithDomains, SyncResult, UserWithMemberships, sync_organization, sync_user,
 };
 pub use reconcile::{ReconcileReport, ReconcileRequest, Start, reconcile_once};
-pub use verify::{Drift, Repair, VerifyReport, compare, verify, verify_as_leader};
+pub use verify::{
+    Drift, Failed, RemovalBound, Repair, VerifyReport, compare, verify, verify_as_leader,
+};
 pub use workos_sync_store::locks::LOCK_RECONCILE;
 
 /// Cursor names in `sync_cursors`.
@@ -62,4 +65,14 @@ pub enum SyncError {
          to start again from a time"
     )]
     CursorRejected { cursor: String, detail: String },
+    /// A key that cannot be a WorkOS id (an application's uuid, an `auth0|…` id): WorkOS
+    /// is not asked about it.
+    #[error("not a WorkOS id: {0}")]
+    NotAnId(String),
+    /// A paged list whose `list_metadata.after` came back as a cursor already followed:
+    /// it would never end.
+    #[error(
+        "WorkOS's {list} list returned the cursor {cursor} a second time; stopped (a listing that never ends)"
+    )]
+    CursorRepeated { list: &'static str, cursor: String },
 }

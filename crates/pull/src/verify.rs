@@ -2,9 +2,12 @@
 //! is listed in full (users; organizations, with their domains from the organization
 //! objects and, under each, its memberships of every status and its roles; environment
 //! roles; permissions), and each key's `updated_at` is compared with the table's:
-//! **missing** (in WorkOS, not here, or here only as a soft-deleted row), **extra** (a
-//! live row here that WorkOS did not list), **stale** (here with an older version) and
-//! **ahead** (here newer than WorkOS: reported only).
+//! **missing** (in WorkOS, not here, or here only as a row sync soft-deleted),
+//! **extra** (a live row sync wrote that WorkOS did not list), **stale** (here with an
+//! older version) and **ahead** (here newer than WorkOS: reported only). A row with no
+//! WorkOS version that WorkOS did not list is the application's own (an adopted
+//! table's user that sync never wrote): reported as **unsynced**, never drift, never
+//! removed.
 //!
 //! Without `repair` nothing is written. With it, missing and stale rows are applied as
 //! snapshots of what WorkOS listed (the one locked, version-guarded apply step, so a
@@ -13,19 +16,26 @@
 //! because a list missed it, and never when the row was written after the verify began
 //! (an event may have created it meanwhile). Ahead rows are left alone.
 //!
-//! Failure model: any failed WorkOS call (after the client's own retries of 429 and 5xx,
+//! A bulk removal is bounded ([`RemovalBound`]): when an entity's extra rows exceed it
+//! (a typical cause: an API key of another WorkOS environment, whose lists hold none of
+//! ours), the repair writes nothing at all and says so ([`VerifyReport::refused`]).
+//!
+//! Failure model: a failed listing (after the client's own retries of 429 and 5xx,
 //! within the shared rate budget) ends the run with its [`SyncError`] before anything is
-//! repaired, so a partial listing is never reported as drift nor acted on.
+//! repaired, so a partial listing is never reported as drift nor acted on. During the
+//! repair, an extra row WorkOS cannot confirm either way (a 5xx after retries, an id
+//! that cannot be a WorkOS id) is left as it is and listed in [`Repair::failed`]; the
+//! other rows are repaired.
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use workos_sync_core::{Entity, EntitySet, Event, EventKind, Membership, Record, event_type};
+use workos_sync_core::{Entity, EntitySet, Event, Membership, Record};
 use workos_sync_store::{Outcome, Store};
 use workos_sync_workos_api::{ApiError, Client, MembershipsOf};
 
-use crate::SyncError;
+use crate::{SyncError, pages::Cursors};
 
 /// Page size asked of the list endpoints (their maximum).
 const PAGE: u32 = 100;
@@ -39,6 +49,10 @@ pub struct Drift {
     pub extra: Vec<String>,
     pub stale: Vec<String>,
     pub ahead: Vec<String>,
+    /// Live rows with no WorkOS version that WorkOS did not list: the application's own,
+    /// never written by sync. Not drift; never removed.
+    #[serde(default)]
+    pub unsynced: Vec<String>,
     /// What `repair` did (absent without it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub repair: Option<Repair>,
@@ -56,6 +70,39 @@ pub struct Repair {
     /// Left alone: written after the verify began, or of an entity WorkOS cannot be
     /// asked about one by one (domains, roles, permissions).
     pub left: Vec<String>,
+    /// Extra rows WorkOS could not confirm either way: left as they are.
+    pub failed: Vec<Failed>,
+}
+
+/// An extra row whose check failed, and why (no internals: the error's own text).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failed {
+    pub key: String,
+    pub reason: String,
+}
+
+/// How many extra rows one repair may remove per entity: at most `max` and at most
+/// `percent` % of the entity's rows that sync wrote (more than that removes nothing).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RemovalBound {
+    pub max: u64,
+    pub percent: f64,
+}
+
+impl RemovalBound {
+    /// An absolute bound only (`verify --repair --max-removals N`: an operator who has
+    /// checked the extra rows and proceeds knowingly).
+    pub fn absolute(max: u64) -> Self {
+        Self {
+            max,
+            percent: 100.0,
+        }
+    }
+
+    /// Whether removing `n` of `synced` rows stays within the bound.
+    pub fn allows(&self, n: u64, synced: u64) -> bool {
+        n <= self.max && (n as f64) <= self.percent / 100.0 * synced as f64
+    }
 }
 
 impl Drift {
@@ -71,12 +118,24 @@ impl Drift {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct VerifyReport {
     pub entities: BTreeMap<Entity, Drift>,
+    /// Why a repair wrote nothing: the removals it would make exceed the bound.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
 }
 
 impl VerifyReport {
     /// True when some entity has drift of any kind.
     pub fn has_drift(&self) -> bool {
         self.entities.values().any(|d| !d.is_empty())
+    }
+
+    /// Extra rows a repair could not check, of every entity.
+    pub fn failed(&self) -> usize {
+        self.entities
+            .values()
+            .filter_map(|d| d.repair.as_ref())
+            .map(|r| r.failed.len())
+            .sum()
     }
 }
 
@@ -100,12 +159,21 @@ pub fn compare(
             Some(_) => {}
         }
     }
-    for (key, (_, deleted)) in local {
+    for (key, (version, deleted)) in local {
         if !deleted && !remote.contains_key(key) {
-            d.extra.push(key.clone());
+            match version {
+                Some(_) => d.extra.push(key.clone()),
+                None => d.unsynced.push(key.clone()),
+            }
         }
     }
-    for v in [&mut d.missing, &mut d.extra, &mut d.stale, &mut d.ahead] {
+    for v in [
+        &mut d.missing,
+        &mut d.extra,
+        &mut d.stale,
+        &mut d.ahead,
+        &mut d.unsynced,
+    ] {
         v.sort();
     }
     d
@@ -142,13 +210,14 @@ impl<P: FnMut(u64)> Listing<'_, P> {
 
     async fn users(&mut self) -> Result<(), SyncError> {
         let mut after: Option<String> = None;
+        let mut pages = Cursors::new("users");
         loop {
             let page = self.api.list_users(after.as_deref(), PAGE).await?;
             for u in page.data {
                 self.add(&Record::User(u));
             }
             self.page_done();
-            match page.after {
+            match pages.next(page.after)? {
                 Some(a) => after = Some(a),
                 None => return Ok(()),
             }
@@ -157,6 +226,7 @@ impl<P: FnMut(u64)> Listing<'_, P> {
 
     async fn organizations(&mut self) -> Result<(), SyncError> {
         let mut after: Option<String> = None;
+        let mut pages = Cursors::new("organizations");
         loop {
             let page = self.api.list_organizations(after.as_deref(), PAGE).await?;
             for o in page.data {
@@ -179,7 +249,7 @@ impl<P: FnMut(u64)> Listing<'_, P> {
                 }
             }
             self.page_done();
-            match page.after {
+            match pages.next(page.after)? {
                 Some(a) => after = Some(a),
                 None => return Ok(()),
             }
@@ -188,6 +258,7 @@ impl<P: FnMut(u64)> Listing<'_, P> {
 
     async fn memberships(&mut self, org: &str) -> Result<(), SyncError> {
         let mut after: Option<String> = None;
+        let mut pages = Cursors::new("organization_memberships");
         loop {
             let page = self
                 .api
@@ -201,7 +272,7 @@ impl<P: FnMut(u64)> Listing<'_, P> {
             for m in page.data {
                 self.add(&Record::Membership(m));
             }
-            match page.after {
+            match pages.next(page.after)? {
                 Some(a) => after = Some(a),
                 None => return Ok(()),
             }
@@ -210,13 +281,14 @@ impl<P: FnMut(u64)> Listing<'_, P> {
 
     async fn permissions(&mut self) -> Result<(), SyncError> {
         let mut after: Option<String> = None;
+        let mut pages = Cursors::new("permissions");
         loop {
             let page = self.api.list_permissions(after.as_deref(), PAGE).await?;
             for p in page.data {
                 self.add(&Record::Permission(p));
             }
             self.page_done();
-            match page.after {
+            match pages.next(page.after)? {
                 Some(a) => after = Some(a),
                 None => return Ok(()),
             }
@@ -225,13 +297,14 @@ impl<P: FnMut(u64)> Listing<'_, P> {
 }
 
 /// Lists every enabled entity (or `only`) from WorkOS and compares it with the tables,
-/// then, with `repair`, repairs what may be repaired (module header). `progress` is
-/// called with the number of records listed so far after each page.
+/// then, with `repair` (`Some` bound on removals), repairs what may be repaired (module
+/// header). `progress` is called with the number of records listed so far after each
+/// page.
 pub async fn verify(
     api: &Client,
     store: &Store,
     only: Option<Entity>,
-    repair: bool,
+    repair: Option<RemovalBound>,
     progress: impl FnMut(u64),
 ) -> Result<VerifyReport, SyncError> {
     // Rows written from here on may come from events that arrived meanwhile: never
@@ -243,7 +316,7 @@ pub async fn verify(
         api,
         wanted,
         remote: HashMap::new(),
-        records: repair.then(HashMap::new),
+        records: repair.map(|_| HashMap::new()),
         progress,
         seen: 0,
     };
@@ -271,22 +344,68 @@ pub async fn verify(
     // ahead or stale, never as missing or extra, unless it was created or removed
     // meanwhile (a second verify tells).
     let mut report = VerifyReport::default();
+    let mut written: HashMap<Entity, HashMap<String, Option<DateTime<Utc>>>> = HashMap::new();
     for e in Entity::ALL.into_iter().filter(|e| wanted.contains(*e)) {
         let rows = store.versions(e).await?;
-        let written: HashMap<String, Option<DateTime<Utc>>> =
-            rows.iter().map(|v| (v.key.clone(), v.written_at)).collect();
+        let synced = rows
+            .iter()
+            .filter(|v| v.updated_at.is_some() && !v.deleted)
+            .count() as u64;
+        written.insert(
+            e,
+            rows.iter().map(|v| (v.key.clone(), v.written_at)).collect(),
+        );
         let local: HashMap<String, (Option<DateTime<Utc>>, bool)> = rows
             .into_iter()
             .map(|v| (v.key, (v.updated_at, v.deleted)))
             .collect();
         let remote = l.remote.remove(&e).unwrap_or_default();
-        let mut d = compare(&remote, &local);
-        if let Some(records) = &l.records {
-            d.repair = Some(repair_entity(api, store, e, &d, records, &written, began).await?);
+        let d = compare(&remote, &local);
+        if let Some(bound) = repair {
+            let w = written.get(&e);
+            let removable = d
+                .extra
+                .iter()
+                .filter(|k| askable(e) && !written_since(w, k, began))
+                .count() as u64;
+            if report.refused.is_none() && !bound.allows(removable, synced) {
+                report.refused = Some(format!(
+                    "repair would remove {removable} of {synced} {e} (bound: at most {} and at \
+                     most {}%); nothing was repaired. If WorkOS's lists are right (check that \
+                     the API key is this environment's), run `workos-sync verify --repair \
+                     --max-removals {removable}`",
+                    bound.max, bound.percent
+                ));
+            }
         }
         report.entities.insert(e, d);
     }
+    if let (Some(records), None) = (&l.records, &report.refused) {
+        for (e, d) in &mut report.entities {
+            let w = written.remove(e).unwrap_or_default();
+            d.repair = Some(repair_entity(api, store, *e, d, records, &w, began).await?);
+        }
+    }
     Ok(report)
+}
+
+/// The entities whose extra rows can be asked for by id (the others are left).
+fn askable(e: Entity) -> bool {
+    matches!(
+        e,
+        Entity::Users | Entity::Organizations | Entity::OrganizationMemberships
+    )
+}
+
+/// True when `key` was written after the verify began (never removed by this run).
+fn written_since(
+    written: Option<&HashMap<String, Option<DateTime<Utc>>>>,
+    key: &str,
+    began: DateTime<Utc>,
+) -> bool {
+    written
+        .and_then(|w| w.get(key).copied().flatten())
+        .is_some_and(|w| w >= began)
 }
 
 /// [`verify`] as the leader of a periodic check: `None` when another process holds the
@@ -294,7 +413,7 @@ pub async fn verify(
 pub async fn verify_as_leader(
     api: &Client,
     store: &Store,
-    repair: bool,
+    repair: Option<RemovalBound>,
 ) -> Result<Option<VerifyReport>, SyncError> {
     let Some(leader) = store
         .try_session_lock(workos_sync_store::locks::LOCK_VERIFY)
@@ -335,47 +454,54 @@ async fn repair_entity(
             .count() as u64;
     }
     for key in &d.extra {
-        if written
-            .get(key)
-            .copied()
-            .flatten()
-            .is_some_and(|w| w >= began)
-        {
+        if !askable(e) || written_since(Some(written), key, began) {
             r.left.push(key.clone());
             continue;
         }
-        let gone = match e {
-            Entity::Users => matches!(
-                crate::sync_user(api, store, key, None).await?,
-                crate::SyncResult::Gone
-            ),
-            Entity::Organizations => matches!(
-                crate::sync_organization(api, store, key, None).await?,
-                crate::SyncResult::Gone
-            ),
-            Entity::OrganizationMemberships => match api.get_membership(key).await {
-                Ok(m) => {
-                    store.apply(&Event::snapshot(Record::Membership(m))).await?;
-                    false
-                }
-                Err(ApiError::NotFound) => {
-                    remove_membership(store, key).await?;
-                    true
-                }
-                Err(other) => return Err(other.into()),
-            },
-            _ => {
-                r.left.push(key.clone());
-                continue;
+        match check_extra(api, store, e, key).await {
+            Ok(true) => r.removed.push(key.clone()),
+            Ok(false) => r.still_in_workos.push(key.clone()),
+            // The database failing is the run's failure; WorkOS failing for one id
+            // costs that id only.
+            Err(SyncError::Store(err)) => return Err(err.into()),
+            Err(err) => {
+                tracing::warn!(entity = e.name(), key = %key, error = %err, "extra row not checked; left as it is");
+                r.failed.push(Failed {
+                    key: key.clone(),
+                    reason: err.to_string(),
+                });
             }
-        };
-        if gone {
-            r.removed.push(key.clone());
-        } else {
-            r.still_in_workos.push(key.clone());
         }
     }
     Ok(r)
+}
+
+/// Asks WorkOS for the extra row `key` by id: `true` when WorkOS said it is gone (the
+/// row was removed and tombstoned), `false` when WorkOS has it (it was re-applied).
+async fn check_extra(api: &Client, store: &Store, e: Entity, key: &str) -> Result<bool, SyncError> {
+    workos_sync_core::ids::check_object_id(key)
+        .map_err(|err| SyncError::NotAnId(format!("{key:?}: {err}")))?;
+    Ok(match e {
+        Entity::Users => matches!(
+            crate::sync_user(api, store, key, None).await?,
+            crate::SyncResult::Gone
+        ),
+        Entity::Organizations => matches!(
+            crate::sync_organization(api, store, key, None).await?,
+            crate::SyncResult::Gone
+        ),
+        _ => match api.get_membership(key).await {
+            Ok(m) => {
+                store.apply(&Event::snapshot(Record::Membership(m))).await?;
+                false
+            }
+            Err(ApiError::NotFound) => {
+                remove_membership(store, key).await?;
+                true
+            }
+            Err(other) => return Err(other.into()),
+        },
+    })
 }
 
 /// Removes (and tombstones) the membership `id`, which WorkOS said is gone, through the
@@ -398,15 +524,7 @@ async fn remove_membership(store: &Store, id: &str) -> Result<(), SyncError> {
         updated_at: row.workos_updated_at,
     };
     store
-        .apply(&Event {
-            id: format!(
-                "sync-deleted:{}:{id}",
-                Entity::OrganizationMemberships.name()
-            ),
-            event_type: event_type::MEMBERSHIP_DELETED.into(),
-            created_at: Utc::now(),
-            kind: EventKind::Delete(Record::Membership(m)),
-        })
+        .apply(&crate::lazy::deletion_event(Record::Membership(m)))
         .await?;
     Ok(())
 }

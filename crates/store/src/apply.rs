@@ -32,7 +32,8 @@ impl Store {
         let mut conn = self.conn().await?;
         let n = events.len();
         let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
-        let events = expand(events);
+        let events = crate::parents::fill(&mut conn, events).await?;
+        let events = expand(&events);
         let (known, _) = load_known(&conn, &st, &events).await?;
         let seen: HashSet<String> = processed_events::table
             .filter(processed_events::event_id.eq_any(&ids))
@@ -63,6 +64,7 @@ impl Store {
         let started = Instant::now();
         let st = self.statements().await?;
         let mut conn = self.conn().await?;
+        let events = &*crate::parents::fill(&mut conn, events).await?;
         // A connection whose network path silently drops packets hangs instead of
         // failing (TCP gives up after ~15 min). Dropping the future mid-transaction
         // leaves the connection's transaction open, so the pool discards it.
@@ -250,6 +252,7 @@ async fn load_known(
             .or_insert_with(Existing::default);
         if r.tomb {
             e.tombstoned = true;
+            e.tombstoned_at = r.updated_at;
         } else {
             e.present = true;
             e.updated_at = r.updated_at;

@@ -437,10 +437,16 @@ impl Layout {
             "workos_updated_at",
             "created_at",
             "updated_at",
-            "deleted_at",
         ] {
             cols.push(time(c));
         }
+        // With hard deletes an adopted table's deleted-at column is the application's
+        // alone: not read either.
+        cols.push(if self.deletes.soft(Entity::Users) {
+            time("deleted_at")
+        } else {
+            "NULL::timestamptz AS deleted_at".to_owned()
+        });
         cols.join(", ")
     }
 

@@ -41,6 +41,7 @@ mod cursors;
 pub mod layout;
 pub mod locks;
 pub mod migrate;
+mod parents;
 pub mod plan;
 mod pool;
 mod reads;

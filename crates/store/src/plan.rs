@@ -74,6 +74,8 @@ pub struct Existing {
     pub updated_at: Option<DateTime<Utc>>,
     pub last_sign_in_at: Option<DateTime<Utc>>,
     pub tombstoned: bool,
+    /// The tombstone's deletion time (see [`Entity::key_is_reused`]).
+    pub tombstoned_at: Option<DateTime<Utc>>,
 }
 
 /// What the database holds for a batch (read under its locks).
@@ -152,6 +154,7 @@ struct State {
     updated_at: Option<DateTime<Utc>>,
     last_sign_in_at: Option<DateTime<Utc>>,
     tombstoned: bool,
+    tombstoned_at: Option<DateTime<Utc>>,
     /// Deleted in this batch: when, by which event, conditional on which recorded event.
     newly_deleted: Option<(DateTime<Utc>, String, Option<String>)>,
     /// The record to write, and the recorded event it came from (`None`: a snapshot).
@@ -178,6 +181,7 @@ impl Planner<'_> {
                 updated_at: ex.updated_at,
                 last_sign_in_at: ex.last_sign_in_at,
                 tombstoned: ex.tombstoned,
+                tombstoned_at: ex.tombstoned_at,
                 ..State::default()
             }
         })
@@ -190,6 +194,7 @@ impl Planner<'_> {
     fn delete(&mut self, key: &Key, at: DateTime<Utc>, event_id: &str, source: Option<String>) {
         let st = self.state(key);
         st.tombstoned = true;
+        st.tombstoned_at = Some(st.tombstoned_at.map_or(at, |t| t.max(at)));
         st.newly_deleted = Some((at, event_id.to_owned(), source));
         st.pending = None;
         st.refresh = None;
@@ -231,8 +236,23 @@ impl Planner<'_> {
     fn apply(&mut self, ev: &Event, record: &Record, enabled: EntitySet) -> Outcome {
         let key = (record.entity(), record.key());
         let snapshot = matches!(ev.kind, EventKind::Snapshot(_));
-        if self.state(&key).tombstoned {
-            return Outcome::Tombstoned;
+        let st = self.state(&key);
+        if st.tombstoned {
+            // A reused key (a role's slug) made again after its deletion is a new object:
+            // it is written, and the old object's late events stay stopped.
+            let made_again =
+                key.0.key_is_reused() && st.tombstoned_at.is_some_and(|t| record.created_at() > t);
+            if !made_again {
+                return Outcome::Tombstoned;
+            }
+            if st
+                .updated_at
+                .is_some_and(|u| u <= st.tombstoned_at.unwrap_or(u))
+            {
+                // The stored row (an old object) is older than the deletion: any
+                // version of the new object replaces it.
+                st.updated_at = None;
+            }
         }
         for (entity, id) in record.parents() {
             if enabled.contains(entity) && self.tombstoned(entity, id) {
@@ -471,6 +491,7 @@ mod tests {
                             updated_at: v.map(t),
                             last_sign_in_at: None,
                             tombstoned: *tomb,
+                            tombstoned_at: tomb.then_some(t(0)),
                         },
                     )
                 })

@@ -246,7 +246,7 @@ fn build_load(layout: &Layout, shape: u32) -> Statement<LoadSlot> {
         .sql("::text[]) UNION ALL ");
     }
     b.sql(
-        "SELECT true, entity, id, NULL, NULL, NULL, NULL, NULL, NULL \
+        "SELECT true, entity, id, deleted_at, NULL, NULL, NULL, NULL, NULL \
          FROM tombstones WHERE entity = ANY(",
     )
     .bind(LoadSlot::TombEntities)
@@ -280,18 +280,13 @@ fn state_select(layout: &Layout, t: &Table) -> String {
         }
     };
     let membership = t.entity == Entity::OrganizationMemberships;
-    // A soft-deleted row (its key tombstoned) reads as having no version, so that should
-    // its tombstone be removed (`workos-sync tombstones remove`, undoing a mistaken
-    // delete) the next snapshot or event rewrites it; and a soft-deleted membership
+    // A soft-deleted row reads with its version like any other: whoever set its
+    // deleted_at (sync, with a tombstone that stops every write; or the application,
+    // whose decision it is), no write of sync clears it. Undoing a mistaken delete of
+    // sync is `workos-sync tombstones remove` ([`revive`]). A soft-deleted membership
     // holds no user and organization pair.
-    let version = column(layout, t, "workos_updated_at");
-    let (updated, live) = match soft_column(layout, t) {
-        Some(d) => (
-            format!("CASE WHEN {d} IS NULL THEN {version}::timestamptz END"),
-            format!("{d} IS NULL"),
-        ),
-        None => (format!("{version}::timestamptz"), "true".to_owned()),
-    };
+    let updated = format!("{}::timestamptz", column(layout, t, "workos_updated_at"));
+    let live = soft_column(layout, t).map_or("true".to_owned(), |d| format!("{d} IS NULL"));
     let (user, org) = if membership {
         (
             format!("CASE WHEN {live} THEN user_id END"),
@@ -318,7 +313,17 @@ fn state_select(layout: &Layout, t: &Table) -> String {
 /// what drift detection compares with WorkOS's lists.
 pub(crate) fn versions_select(layout: &Layout, entity: Entity) -> String {
     let t = crate::tables::table(entity);
-    let deleted = soft_column(layout, t).map_or("false".to_owned(), |d| format!("{d} IS NOT NULL"));
+    // Deleted by sync: soft-deleted with a tombstone. A row the application soft-deleted
+    // itself is compared like a live one (its deleted_at is not sync's to judge).
+    let deleted = soft_column(layout, t).map_or("false".to_owned(), |d| {
+        format!(
+            "({d} IS NOT NULL AND EXISTS (SELECT 1 FROM tombstones tb WHERE tb.entity = '{}' \
+             AND tb.id = {}.{}::text))",
+            entity.name(),
+            t.name,
+            key_column(layout, t)
+        )
+    });
     let written = if entity != Entity::Users || layout.has("updated_at") {
         format!("{}::timestamptz", column(layout, t, "updated_at"))
     } else {
@@ -333,14 +338,36 @@ pub(crate) fn versions_select(layout: &Layout, entity: Entity) -> String {
     )
 }
 
-/// The `deleted_at` column of a table that can hold soft-deleted rows (users: when the
-/// layout has one; organizations and memberships always), quoted.
+/// The `deleted_at` column of a table that can hold soft-deleted rows, quoted:
+/// organizations and memberships always (sync's own tables); users only with
+/// `sync.user_delete = "soft"`: with hard deletes an adopted table's deleted-at column is
+/// the application's alone, neither read nor written by sync.
 fn soft_column(layout: &Layout, t: &Table) -> Option<String> {
     match t.entity {
-        Entity::Users => layout.physical("deleted_at").map(quote),
+        Entity::Users if layout.deletes.soft(Entity::Users) => {
+            layout.physical("deleted_at").map(quote)
+        }
         Entity::Organizations | Entity::OrganizationMemberships => Some(quote("deleted_at")),
         _ => None,
     }
+}
+
+/// `tombstones remove` of a soft-deleted key: the row sync soft-deleted (its deleted_at
+/// is the tombstone's time, `$2`, within the millisecond a `timestamp(3)` column keeps) is live again with no version, so the next snapshot or
+/// event rewrites its cleared WorkOS columns. A row whose deleted_at is another time was
+/// soft-deleted by the application first: it stays as it is. `$1` is the key. `None`
+/// for an entity without soft deletes.
+pub(crate) fn revive(layout: &Layout, entity: Entity) -> Option<String> {
+    let t = crate::tables::table(entity);
+    let d = soft_column(layout, t)?;
+    Some(format!(
+        "UPDATE {name} SET {d} = NULL, {version} = 'epoch'{touch} WHERE {key}::text = $1 \
+         AND {d}::timestamptz BETWEEN $2 - interval '1 ms' AND $2 + interval '1 ms'",
+        name = t.name,
+        version = column(layout, t, "workos_updated_at"),
+        touch = touch(layout, entity),
+        key = key_column(layout, t),
+    ))
 }
 
 impl QueryFragment<Pg> for LoadState<'_> {
@@ -516,14 +543,17 @@ fn build_write(layout: &Layout, shape: u32) -> Statement<WriteSlot> {
             n += 1;
             let col = column(layout, t, col);
             if layout.deletes.soft(t.entity) {
-                // Kept with deleted_at set; a row already soft-deleted keeps its first
-                // deletion time. `del` has one row per key (one write per key).
+                // Kept with deleted_at set; a row already soft-deleted (by sync, or by
+                // the application: a ban) keeps its first deletion time, and still has
+                // WorkOS's personal data cleared. `del` has one row per key (one write
+                // per key).
+                let deleted_at = column(layout, t, "deleted_at");
                 b.sql(&format!(
-                    ", rm_{n} AS (UPDATE {name} SET {deleted_at} = d.at{clear}{touch} \
+                    ", rm_{n} AS (UPDATE {name} SET {deleted_at} = \
+                     COALESCE({name}.{deleted_at}, d.at){clear}{touch} \
                      FROM del d WHERE d.entity = '{entity}' AND {name}.{col} = d.id \
-                     AND {name}.{deleted_at} IS NULL RETURNING 1)",
+                     RETURNING 1)",
                     name = t.name,
-                    deleted_at = column(layout, t, "deleted_at"),
                     entity = entity.name(),
                     clear = soft_clear(layout, t.entity),
                     touch = touch(layout, t.entity),
@@ -541,7 +571,9 @@ fn build_write(layout: &Layout, shape: u32) -> Statement<WriteSlot> {
     if deleted != 0 {
         b.sql(
             ", tombstoned AS (INSERT INTO tombstones (entity, id, deleted_at, event_id) \
-             SELECT entity, id, at, ev FROM del ON CONFLICT DO NOTHING RETURNING 1)",
+             SELECT entity, id, at, ev FROM del ON CONFLICT (entity, id) DO UPDATE \
+             SET deleted_at = excluded.deleted_at, event_id = excluded.event_id \
+             WHERE tombstones.deleted_at < excluded.deleted_at RETURNING 1)",
         );
     }
     // Data-modifying CTEs run to completion whether or not the outer query reads them;
@@ -651,18 +683,13 @@ fn upsert(b: &mut Builder<WriteSlot>, layout: &Layout, i: usize, t: &Table) {
     // yet (an adopted table's rows before their first event) takes any. Columns not in
     // the SET list (the key, a user's usertag, the application's own) are kept.
     let version = column(layout, t, "workos_updated_at");
-    let mut unversioned = if users && layout.version_nullable {
+    let unversioned = if users && layout.version_nullable {
         format!("{}.{version} IS NULL OR ", t.name)
     } else {
         String::new()
     };
-    // Reached only when the key's tombstone was removed (the plan writes no tombstoned
-    // key): the soft-deleted row is rewritten whatever its version, and is live again.
-    let mut set = set;
-    if let Some(d) = soft_column(layout, t) {
-        unversioned.push_str(&format!("{}.{d} IS NOT NULL OR ", t.name));
-        set.push(format!("{d} = NULL"));
-    }
+    // A soft-deleted row's deleted_at is never in the SET list: sync's own soft delete
+    // is final (tombstoned, never written), and the application's is the application's.
     b.sql(&record).sql(&format!(
         " {newly} ON CONFLICT ({key}) DO UPDATE SET {set}{touch} WHERE \
          {unversioned}{name}.{version} < excluded.{version} RETURNING 1)",

@@ -30,7 +30,7 @@ pub struct Tombstone {
     pub id: String,
     /// When WorkOS deleted it (the event's or the snapshot's time).
     pub deleted_at: DateTime<Utc>,
-    /// The event that deleted it (`sync-deleted:<id>` when lazy sync learnt it; for a
+    /// The event that deleted it (`sync-deleted:<entity>:<key>:<uuid>` when lazy sync or a repair learnt it; for a
     /// membership replaced by a newer one for the same user and organization, the
     /// newer one's event).
     pub event_id: String,
@@ -72,12 +72,15 @@ impl Store {
     }
 
     /// Removes the tombstone of `key` of `entity` (under that key's lock); returns it,
-    /// or `None` when there was none.
+    /// or `None` when there was none. A row sync soft-deleted under that tombstone is
+    /// made live again with no version (the next snapshot or event rewrites it); a row
+    /// the application soft-deleted itself stays soft-deleted.
     pub async fn remove_tombstone(
         &self,
         entity: Entity,
         key: &str,
     ) -> Result<Option<Tombstone>, StoreError> {
+        let revive = crate::sql::revive(&self.statements().await?.layout, entity);
         let mut conn = self.conn().await?;
         let id = key.to_owned();
         conn.transaction::<_, StoreError, _>(async move |c| {
@@ -88,7 +91,7 @@ impl Store {
                     .execute(c)
                     .await?;
             }
-            Ok(diesel::delete(
+            let removed = diesel::delete(
                 tombstones::table
                     .filter(tombstones::entity.eq(entity.name()))
                     .filter(tombstones::id.eq(&id)),
@@ -96,7 +99,15 @@ impl Store {
             .returning(Tombstone::as_returning())
             .get_result(c)
             .await
-            .optional()?)
+            .optional()?;
+            if let (Some(t), Some(revive)) = (&removed, revive) {
+                diesel::sql_query(revive)
+                    .bind::<diesel::sql_types::Text, _>(&id)
+                    .bind::<diesel::sql_types::Timestamptz, _>(t.deleted_at)
+                    .execute(c)
+                    .await?;
+            }
+            Ok(removed)
         })
         .await
     }

@@ -817,3 +817,282 @@ async fn a_delete_an_application_key_forbids_is_permanent() {
     );
     db.teardown().await.unwrap();
 }
+
+/// A role or permission deleted and made again under the same slug (a new object,
+/// created after the deletion) is stored, under both scopes; the old object's late
+/// events stay stopped, and deleting the new one deletes it for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_or_permission_made_again_under_its_slug_is_stored() {
+    let db = fresh_database().await.unwrap();
+    let s = &db.store;
+    let role = |org: Option<&str>, id: &str, created: i64, v: i64| {
+        let mut r = json!({"object": "role", "id": id, "slug": "admin", "permissions": [],
+                           "created_at": ts(created), "updated_at": ts(v)});
+        if let Some(o) = org {
+            r["organization_id"] = json!(o);
+        }
+        r
+    };
+    for (org, prefix, key) in [
+        (None, "role", "admin"),
+        (Some("org_r"), "organization_role", "org_r:admin"),
+    ] {
+        let ev = |n: &str, ty: &str, data: Value, at: i64| {
+            body(
+                &format!("{prefix}_{n}"),
+                &format!("{prefix}.{ty}"),
+                data,
+                at,
+            )
+        };
+        let count = format!("SELECT 1 FROM roles WHERE key = '{key}'");
+        let new_one = format!("SELECT 1 FROM roles WHERE key = '{key}' AND id = 'role_2'");
+        assert_eq!(
+            s.apply(&ev("c1", "created", role(org, "role_1", 1, 1), 1))
+                .await
+                .unwrap(),
+            Outcome::Created
+        );
+        assert_eq!(
+            s.apply(&ev("d1", "deleted", role(org, "role_1", 1, 1), 5))
+                .await
+                .unwrap(),
+            Outcome::Deleted
+        );
+        assert_eq!(db.exec(&count).await.unwrap(), 0);
+        // Made again with a new id after the deletion: stored.
+        assert_eq!(
+            s.apply(&ev("c2", "created", role(org, "role_2", 6, 6), 6))
+                .await
+                .unwrap(),
+            Outcome::Created
+        );
+        assert_eq!(db.exec(&new_one).await.unwrap(), 1, "{key}");
+        // The old object's late update changes nothing; the new one's update applies.
+        assert_eq!(
+            s.apply(&ev("u1", "updated", role(org, "role_1", 1, 4), 4))
+                .await
+                .unwrap(),
+            Outcome::Tombstoned
+        );
+        assert_eq!(
+            s.apply(&ev("u2", "updated", role(org, "role_2", 6, 7), 7))
+                .await
+                .unwrap(),
+            Outcome::Updated
+        );
+        assert_eq!(db.exec(&new_one).await.unwrap(), 1);
+        // Deleting the new one is final for it too.
+        assert_eq!(
+            s.apply(&ev("d2", "deleted", role(org, "role_2", 6, 7), 8))
+                .await
+                .unwrap(),
+            Outcome::Deleted
+        );
+        assert_eq!(
+            s.apply(&ev("u3", "updated", role(org, "role_2", 6, 8), 8))
+                .await
+                .unwrap(),
+            Outcome::Tombstoned
+        );
+        assert_eq!(db.exec(&count).await.unwrap(), 0);
+    }
+    let perm = |id: &str, created: i64| json!({"object": "permission", "id": id, "slug": "read", "created_at": ts(created), "updated_at": ts(created)});
+    s.apply(&body("p1", "permission.created", perm("perm_1", 1), 1))
+        .await
+        .unwrap();
+    s.apply(&body("p2", "permission.deleted", perm("perm_1", 1), 2))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.apply(&body("p3", "permission.created", perm("perm_2", 3), 3))
+            .await
+            .unwrap(),
+        Outcome::Created
+    );
+    assert_eq!(
+        db.exec("SELECT 1 FROM permissions WHERE key = 'read' AND id = 'perm_2'")
+            .await
+            .unwrap(),
+        1
+    );
+    db.teardown().await.unwrap();
+}
+
+/// A deletion whose `data` carries only the key deletes, for a user, an organization,
+/// a membership (its user and organization read from the stored row) and a domain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deletion_carrying_only_its_key_deletes() {
+    let db = fresh_database().await.unwrap();
+    let s = &db.store;
+    s.apply(&body("u", "user.created", user("user_k", 1), 1))
+        .await
+        .unwrap();
+    s.apply(&body("u2", "user.created", user("user_m", 1), 1))
+        .await
+        .unwrap();
+    let domains = json!([{"object": "organization_domain", "id": "org_domain_k", "domain": "k.io",
+                          "state": "verified", "created_at": ts(0), "updated_at": ts(1)}]);
+    s.apply(&body(
+        "o",
+        "organization.created",
+        org("org_k", 1, domains),
+        1,
+    ))
+    .await
+    .unwrap();
+    s.apply(&body(
+        "o2",
+        "organization.created",
+        org("org_m", 1, json!([])),
+        1,
+    ))
+    .await
+    .unwrap();
+    s.apply(&body(
+        "m",
+        "organization_membership.created",
+        membership("om_k", "user_m", "org_m", 1, 1, "active", "member"),
+        1,
+    ))
+    .await
+    .unwrap();
+    let key_only = |id: &str, ty: &str, data: Value| body(id, ty, data, 5);
+    for (ev, check) in [
+        (
+            key_only(
+                "d1",
+                "organization_membership.deleted",
+                json!({"object": "organization_membership", "id": "om_k"}),
+            ),
+            "SELECT 1 FROM organization_memberships WHERE id = 'om_k'",
+        ),
+        (
+            key_only(
+                "d2",
+                "organization_domain.deleted",
+                json!({"object": "organization_domain", "id": "org_domain_k"}),
+            ),
+            "SELECT 1 FROM organization_domains WHERE id = 'org_domain_k'",
+        ),
+        (
+            key_only(
+                "d3",
+                "user.deleted",
+                json!({"object": "user", "id": "user_k"}),
+            ),
+            "SELECT 1 FROM users WHERE id = 'user_k'",
+        ),
+        (
+            key_only(
+                "d4",
+                "organization.deleted",
+                json!({"object": "organization", "id": "org_k"}),
+            ),
+            "SELECT 1 FROM organizations WHERE id = 'org_k'",
+        ),
+    ] {
+        assert_eq!(
+            s.apply(&ev).await.unwrap(),
+            Outcome::Deleted,
+            "{}",
+            ev.event_type
+        );
+        assert_eq!(db.exec(check).await.unwrap(), 0, "{check}");
+    }
+    // The membership's tombstone stops its late update; its user and organization live.
+    let late = body(
+        "m2",
+        "organization_membership.updated",
+        membership("om_k", "user_m", "org_m", 1, 3, "inactive", "member"),
+        3,
+    );
+    assert_eq!(s.apply(&late).await.unwrap(), Outcome::Tombstoned);
+    assert!(s.get_user("user_m").await.unwrap().is_some());
+    assert!(s.get_organization("org_m").await.unwrap().is_some());
+    db.teardown().await.unwrap();
+}
+
+/// The application's own soft delete (its deleted-at column, a ban) is the
+/// application's: with soft deletes no event or snapshot clears it, a WorkOS deletion
+/// still clears the personal data and keeps the application's time, and `tombstones
+/// remove` revives only what sync deleted; with hard deletes sync neither reads nor
+/// writes the column.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_applications_own_soft_delete_is_never_undone() {
+    use workos_sync_core::settings::DeleteMode;
+    let db = fresh_database().await.unwrap();
+    let soft = db
+        .store
+        .clone()
+        .with_deletes(workos_sync_store::layout::DeleteModes {
+            users: DeleteMode::Soft,
+            ..Default::default()
+        });
+    let hard = db.store.clone();
+    let banned_at = "2025-06-01T00:00:00+00:00";
+    for (s, id) in [(&soft, "user_ban_soft"), (&hard, "user_ban_hard")] {
+        s.apply(&body(&format!("{id}_c"), "user.created", user(id, 1), 1))
+            .await
+            .unwrap();
+        db.exec(&format!(
+            "UPDATE users SET deleted_at = '{banned_at}' WHERE id = '{id}'"
+        ))
+        .await
+        .unwrap();
+        // An update and an old snapshot (a repair's, dated before anything): applied
+        // to the WorkOS columns, the ban stays.
+        assert_eq!(
+            s.apply(&body(&format!("{id}_u"), "user.updated", user(id, 2), 2))
+                .await
+                .unwrap(),
+            Outcome::Updated
+        );
+        let mut old: serde_json::Value = user(id, 3);
+        old["created_at"] = json!("2020-01-01T00:00:00.000Z");
+        s.apply(&Event::user_snapshot(serde_json::from_value(old).unwrap()))
+            .await
+            .unwrap();
+        let still = db
+            .exec(&format!(
+                "SELECT 1 FROM users WHERE id = '{id}' AND deleted_at = '{banned_at}'"
+            ))
+            .await
+            .unwrap();
+        assert_eq!(still, 1, "{id}: the application's deleted_at was changed");
+    }
+    // Hard mode: the column is not read either.
+    assert_eq!(
+        hard.get_user("user_ban_hard")
+            .await
+            .unwrap()
+            .unwrap()
+            .deleted_at,
+        None
+    );
+    // Soft mode: WorkOS deletes the banned user: personal data cleared, the ban's time kept.
+    assert_eq!(
+        soft.apply(&body("ban_d", "user.deleted", user("user_ban_soft", 3), 9))
+            .await
+            .unwrap(),
+        Outcome::Deleted
+    );
+    let u = soft.get_user("user_ban_soft").await.unwrap().unwrap();
+    assert_eq!(u.email, "user_ban_soft@deleted.invalid");
+    assert_eq!(u.first_name, None);
+    assert_eq!(u.deleted_at.unwrap().to_rfc3339(), banned_at);
+    // Removing the tombstone does not lift the application's ban.
+    soft.remove_tombstone(Entity::Users, "user_ban_soft")
+        .await
+        .unwrap()
+        .unwrap();
+    soft.apply(&Event::user_snapshot(
+        serde_json::from_value(user("user_ban_soft", 20)).unwrap(),
+    ))
+    .await
+    .unwrap();
+    let u = soft.get_user("user_ban_soft").await.unwrap().unwrap();
+    assert_eq!(u.deleted_at.unwrap().to_rfc3339(), banned_at);
+    assert_eq!(u.email, "user_ban_soft@x.io");
+    db.teardown().await.unwrap();
+}

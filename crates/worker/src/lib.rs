@@ -132,7 +132,10 @@ pub async fn start(settings: &Settings) -> anyhow::Result<WorkerHandle> {
         && settings.verify.interval_secs > 0
     {
         let interval = Duration::from_secs(settings.verify.interval_secs);
-        let repair = settings.verify.repair;
+        let repair = settings.verify.repair.then_some(sync::RemovalBound {
+            max: settings.verify.max_removals,
+            percent: settings.verify.max_removal_percent,
+        });
         tasks.push(supervise("verifier", shutdown.clone(), {
             let (store, shutdown) = (store.clone(), shutdown.clone());
             move || {
@@ -256,7 +259,7 @@ async fn verify_loop(
     api: workos_sync_workos_api::Client,
     store: Store,
     interval: Duration,
-    repair: bool,
+    repair: Option<sync::RemovalBound>,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -279,9 +282,16 @@ async fn verify_loop(
                 }
                 metrics::gauge!(workos_sync_core::metric::VERIFY_LAST_SUCCESS_TIMESTAMP_SECONDS)
                     .set(chrono::Utc::now().timestamp() as f64);
+                metrics::gauge!(workos_sync_core::metric::VERIFY_REPAIR_REFUSED)
+                    .set(if report.refused.is_some() { 1.0 } else { 0.0 });
+                metrics::gauge!(workos_sync_core::metric::VERIFY_REPAIR_FAILED_ROWS)
+                    .set(report.failed() as f64);
+                if let Some(why) = &report.refused {
+                    tracing::error!(reason = %why, "periodic repair refused: nothing repaired");
+                }
                 if report.has_drift() {
                     tracing::warn!(
-                        repair,
+                        repair = repair.is_some(),
                         "drift found between the tables and WorkOS (workos-sync verify --json lists the ids)"
                     );
                 } else {

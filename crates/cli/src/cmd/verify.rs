@@ -1,12 +1,14 @@
-//! `workos-sync verify [--only <entity>] [--json]`: every enabled entity listed from
-//! WorkOS and compared with the tables, one line per entity and kind (ids with
-//! `--json`), a spinner with the count on a terminal. Exit 0 without drift, 3 with (the
-//! [`crate::Exit`] verdict); a failed WorkOS call is an error (exit 1), never drift.
+//! `workos-sync verify [--only <entity>] [--json] [--repair [--max-removals N]]`: every
+//! enabled entity listed from WorkOS and compared with the tables, one line per entity
+//! and kind (ids with `--json`), a spinner with the count on a terminal. Exit 0 without
+//! drift, 3 with (the [`crate::Exit`] verdict); a failed listing is an error (exit 1),
+//! never drift. A repair refused by its removal bound exits 4 (nothing written); one
+//! that could not check some extra rows exits 5 (the rest repaired).
 
 use std::io::Write;
 
 use workos_sync_core::{Entity, Settings};
-use workos_sync_pull::{self as sync, VerifyReport};
+use workos_sync_pull::{self as sync, RemovalBound, VerifyReport};
 
 use super::{api_and_store, backfill::progress_bar};
 
@@ -14,7 +16,7 @@ pub async fn run(
     settings: &Settings,
     only: Option<Entity>,
     json: bool,
-    repair: bool,
+    repair: Option<RemovalBound>,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<()> {
     let (api, store) = api_and_store(settings)?;
@@ -39,6 +41,18 @@ pub async fn run(
     } else {
         render(&report, out)?;
     }
+    if let Some(why) = &report.refused {
+        eprintln!("{why}");
+        return Err(crate::Exit(4).into());
+    }
+    let failed = report.failed();
+    if failed > 0 {
+        eprintln!(
+            "{failed} extra rows could not be checked with WorkOS and were left as they are \
+             (ids: --json, repair.failed); the rest was repaired. Run the repair again later"
+        );
+        return Err(crate::Exit(5).into());
+    }
     if report.has_drift() {
         return Err(crate::Exit(3).into());
     }
@@ -57,6 +71,13 @@ fn render(r: &VerifyReport, out: &mut (dyn Write + Send)) -> anyhow::Result<()> 
             d.stale.len(),
             d.ahead.len()
         )?;
+        if !d.unsynced.is_empty() {
+            writeln!(
+                out,
+                "  {} rows of the application's own (no WorkOS version, not in WorkOS): not drift, never removed",
+                d.unsynced.len()
+            )?;
+        }
         if let Some(r) = &d.repair {
             writeln!(
                 out,
@@ -66,6 +87,13 @@ fn render(r: &VerifyReport, out: &mut (dyn Write + Send)) -> anyhow::Result<()> 
                 r.still_in_workos.len(),
                 r.left.len()
             )?;
+            if !r.failed.is_empty() {
+                writeln!(
+                    out,
+                    "  {} extra rows not checked (WorkOS did not answer): left as they are",
+                    r.failed.len()
+                )?;
+            }
         }
     }
     if r.has_drift() {

@@ -6,6 +6,7 @@
 //! are dropped while decoding and can never be stored.
 
 mod domain;
+mod key_only;
 mod membership;
 mod organization;
 mod role;

@@ -1,0 +1,139 @@
+//! A deleted object known by its key alone: some `*.deleted` bodies carry `data` trimmed
+//! to `{"object", "id"}` (a role's or permission's to its `slug`). A delete needs only
+//! the key, so such a body still makes a [`Record`] whose other fields are empty; the
+//! store fills a membership's user and organization, and a domain's organization, from
+//! the stored row when the body leaves them out (they never change for one id).
+//!
+//! Failure model: `data` without the key of its entity (no `id`; no `slug` for a role or
+//! permission; an organization role without `organization_id`) is an `Err` with the
+//! reason, which the decoder turns into its usual `BadRecord`.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::{Domain, Membership, Organization, Permission, Record, Role, User};
+use crate::entity::Entity;
+
+#[derive(Deserialize)]
+struct Key {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    slug: Option<String>,
+    #[serde(default)]
+    organization_id: Option<String>,
+    #[serde(default)]
+    user_id: Option<String>,
+}
+
+fn nonempty(s: Option<String>) -> Option<String> {
+    s.filter(|s| !s.trim().is_empty())
+}
+
+impl Record {
+    /// The record of `entity` a deletion's `data` (as JSON `text`) names, stamped `at`.
+    /// `organization_role` says whether the event was an `organization_role.deleted`.
+    pub fn key_only(
+        entity: Entity,
+        organization_role: bool,
+        text: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Record, String> {
+        let k: Key = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let id = nonempty(k.id);
+        let need_id = || {
+            id.clone()
+                .ok_or_else(|| format!("{entity} deletion without an id"))
+        };
+        Ok(match entity {
+            Entity::Users => Record::User(User::stub(&need_id()?, at)),
+            Entity::Organizations => Record::Organization(Organization::stub(&need_id()?, at)),
+            Entity::OrganizationDomains => Record::Domain(Domain {
+                id: need_id()?,
+                organization_id: nonempty(k.organization_id).unwrap_or_default(),
+                domain: String::new(),
+                state: None,
+                verification_strategy: None,
+                created_at: Some(at),
+                updated_at: Some(at),
+            }),
+            Entity::OrganizationMemberships => Record::Membership(Membership {
+                id: need_id()?,
+                user_id: nonempty(k.user_id).unwrap_or_default(),
+                organization_id: nonempty(k.organization_id).unwrap_or_default(),
+                status: String::new(),
+                role: None,
+                roles: Vec::new(),
+                custom_attributes: None,
+                directory_managed: None,
+                created_at: at,
+                updated_at: at,
+            }),
+            Entity::Roles => {
+                let organization_id = if organization_role {
+                    Some(
+                        nonempty(k.organization_id)
+                            .ok_or("organization role without organization_id")?,
+                    )
+                } else {
+                    None
+                };
+                Record::Role(Role {
+                    id,
+                    slug: nonempty(k.slug).ok_or("role deletion without a slug")?,
+                    organization_id,
+                    name: None,
+                    description: None,
+                    role_type: None,
+                    permissions: Vec::new(),
+                    created_at: Some(at),
+                    updated_at: Some(at),
+                })
+            }
+            Entity::Permissions => Record::Permission(Permission {
+                id,
+                slug: nonempty(k.slug).ok_or("permission deletion without a slug")?,
+                name: None,
+                description: None,
+                system: None,
+                created_at: Some(at),
+                updated_at: Some(at),
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_enough_and_required() {
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        let u = Record::key_only(
+            Entity::Users,
+            false,
+            r#"{"object":"user","id":"user_1"}"#,
+            at,
+        );
+        assert_eq!(u.map(|r| r.key()), Ok("user_1".to_owned()));
+        let m = Record::key_only(
+            Entity::OrganizationMemberships,
+            false,
+            r#"{"id":"om_1"}"#,
+            at,
+        );
+        assert_eq!(m.map(|r| r.key()), Ok("om_1".to_owned()));
+        let r = Record::key_only(
+            Entity::Roles,
+            true,
+            r#"{"slug":"admin","organization_id":"org_1"}"#,
+            at,
+        );
+        assert_eq!(r.map(|r| r.key()), Ok("org_1:admin".to_owned()));
+        assert!(Record::key_only(Entity::Roles, true, r#"{"slug":"admin"}"#, at).is_err());
+        assert!(Record::key_only(Entity::Users, false, r#"{"object":"user"}"#, at).is_err());
+        assert!(Record::key_only(Entity::Users, false, r#"{"id":""}"#, at).is_err());
+        assert!(Record::key_only(Entity::Permissions, false, r#"{"id":"perm_1"}"#, at).is_err());
+    }
+}
