@@ -472,29 +472,54 @@ async fn connect_round(inner: &Inner, first: usize) -> Option<(usize, Live)> {
 
 /// `host:port` of an AMQP URL, for logs (never the credentials).
 pub fn node_label(url: &str) -> String {
-    match url.parse::<lapin::uri::AMQPUri>() {
+    match parse_url(url) {
         Ok(u) => format!("{}:{}", u.authority.host, u.authority.port),
         Err(_) => "<invalid url>".to_owned(),
     }
 }
 
-/// Parses an AMQP URL. The parser's error quotes the whole URL, password included, and
-/// it would reach the log on every reconnect attempt: the password is masked first.
+/// Parses an AMQP URL. lapin's parser quotes the whole URL, password included, in its
+/// errors, and it is lenient (`amqp:/user:pw@host` parses as a vhost named after the
+/// credentials, which the broker then echoes back): so the URL is first read by
+/// `url::Url`, which must find an `amqp` or `amqps` URL with a host, and an error never
+/// quotes lapin's text, only [`redacted`] and a reason.
 fn parse_url(url: &str) -> Result<lapin::uri::AMQPUri, QueueError> {
+    let bad = |why: &str| QueueError::BadUrl(format!("{} ({why})", redacted(url)));
+    let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+    if !matches!(parsed.scheme(), "amqp" | "amqps") {
+        return Err(bad("the scheme must be amqp or amqps"));
+    }
+    if !parsed.has_host() || parsed.host_str().is_some_and(str::is_empty) {
+        return Err(bad("no host"));
+    }
     url.parse::<lapin::uri::AMQPUri>()
-        .map_err(|e| QueueError::BadUrl(mask_password(&e, url)))
+        .map_err(|e| bad(&without(&e, url)))
 }
 
-/// `text` with the password of `url` (`scheme://user:password@host…`) replaced by
-/// `***`, wherever it appears.
-pub fn mask_password(text: &str, url: &str) -> String {
-    let creds = url
-        .split_once("://")
-        .and_then(|(_, rest)| rest.rsplit_once('@'))
-        .map(|(creds, _)| creds);
-    match creds.and_then(|c| c.split_once(':')).map(|(_, pw)| pw) {
-        Some(pw) if !pw.is_empty() => text.replace(pw, "***"),
-        _ => text.to_owned(),
+/// `url` fit for a log line or an error: its password replaced by `***`; a URL that
+/// `url::Url` cannot read is not shown at all (no part of it can be told safe).
+pub fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.has_host() => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        _ => "<unreadable URL>".to_owned(),
+    }
+}
+
+/// lapin's reason for refusing `url`, with no part of the URL in it: a reason that
+/// quotes it (with the frame size we add, or decoded) is dropped whole.
+fn without(text: &str, url: &str) -> String {
+    let host = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned));
+    if text.contains('@') || host.is_some_and(|h| text.contains(&h)) {
+        "not a valid AMQP URI".to_owned()
+    } else {
+        text.to_owned()
     }
 }
 
@@ -516,6 +541,13 @@ mod tests {
             "amqp://user:pw_supersecret@host:notaport/%2f",
             "amqq://user:pw_supersecret@host/%2f",
             "amqp://user:pw_supersecret@/%2f?frame_max=abc",
+            "amqp://user:pw_supersecret@host/%2f?heartbeat=abc",
+            // No scheme, or a slash short: lapin quotes the first and reads the second
+            // as a vhost named after the credentials.
+            "user:pw_supersecret@host:5672",
+            "amqp:/user:pw_supersecret@host:5672/%2f",
+            "amqp://user:pw_super%73ecret@host:x/%2f",
+            "amqp://user:pw_supersecret@[::1:5672/%2f",
         ] {
             let err = parse_url(url)
                 .err()
@@ -525,6 +557,15 @@ mod tests {
             assert!(!err.contains("supersecret"), "{err}");
         }
         assert!(parse_url("amqp://user:pw@host:5672/%2f").is_ok());
+        assert!(parse_url("amqps://user:pw@host/%2f?heartbeat=10").is_ok());
+        assert_eq!(
+            super::redacted("amqp://user:pw_supersecret@host:5672/%2f"),
+            "amqp://user:***@host:5672/%2f"
+        );
+        assert_eq!(
+            super::redacted("user:pw_supersecret@host"),
+            "<unreadable URL>"
+        );
     }
 
     #[test]

@@ -246,6 +246,26 @@ async fn secrets_never_reach_the_logs() {
             .await
             .unwrap();
     }
+    // SIGHUP without TLS configured: nothing to reload, and the receiver keeps serving
+    // (its default action would end the process with status 129).
+    let _ = std::process::Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status();
+    let logged = workos_sync_testkit::eventually(Duration::from_secs(10), || async {
+        std::fs::read_to_string(&log_path).is_ok_and(|l| l.contains("SIGHUP received"))
+    })
+    .await;
+    assert!(logged, "SIGHUP not taken");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGHUP ended the receiver"
+    );
+    let after_hup = c
+        .get(format!("http://127.0.0.1:{port}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert!(after_hup.status().is_success());
     // SIGTERM: graceful stop, then read everything it printed.
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -270,4 +290,45 @@ async fn secrets_never_reach_the_logs() {
     workos_sync_testkit::delete_topology(&workos_sync_testkit::test_topology(&prefix).unwrap())
         .await
         .unwrap();
+}
+
+/// Malformed broker URLs (no scheme, a slash short, a bad port; alone and in a list of
+/// nodes) never print their passwords, in any line the receiver writes while it keeps
+/// retrying them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_broker_url_never_prints_its_password() {
+    let urls = [
+        "user:pw_Sup3rS3cret1@host:5672",
+        "amqp:/user:pw_Sup3rS3cret2@127.0.0.1:5672/%2f",
+        "amqp://user:pw_Sup3rS3cret3@host:notaport/%2f",
+        "amqp://user:pw_Sup3rS3cret4@127.0.0.1:5672/%2f,amqp://u:pw_Sup3rS3cret5@[::1:5672/%2f",
+    ];
+    for url in urls {
+        let prefix = workos_sync_testkit::unique_prefix();
+        let log_path = std::env::temp_dir().join(format!("{prefix}.url.log"));
+        let log_file = std::fs::File::create(&log_path).unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_workos-sync-receiver"))
+            .env("AMQP_URL", url)
+            .env("WORKOS_WEBHOOK_SECRET", "whsec_x")
+            .env("WORKOS_SYNC__AMQP__PREFIX", &prefix)
+            .env("WORKOS_SYNC__RECEIVER__BIND", "127.0.0.1:0")
+            .env("RUST_LOG", "debug")
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .spawn()
+            .unwrap();
+        // Until it has tried (and refused) the URL a few times.
+        let tried = workos_sync_testkit::eventually(Duration::from_secs(15), || async {
+            std::fs::read_to_string(&log_path).is_ok_and(|l| {
+                l.matches("no broker node answered").count() >= 2 || l.contains("receiver failed")
+            })
+        })
+        .await;
+        let _ = child.kill();
+        let _ = child.wait();
+        let logs = std::fs::read_to_string(&log_path).unwrap();
+        let _ = std::fs::remove_file(&log_path);
+        assert!(tried, "{url}: {logs}");
+        assert!(!logs.contains("Sup3rS3cret"), "{url}: {logs}");
+    }
 }

@@ -177,6 +177,20 @@ impl CertReloader {
     }
 }
 
+/// Without TLS there is nothing to reload, but SIGHUP must not end the process (its
+/// default action; `kill -HUP` is what operators send every process after a
+/// certificate renewal): takes the signal on the current tokio runtime and logs it.
+pub fn ignore_hangup() {
+    #[cfg(unix)]
+    if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP received; no TLS configured, nothing to reload");
+            }
+        });
+    }
+}
+
 /// Loads `files`, starts their reloader on the current tokio runtime (SIGHUP, changed
 /// files), and returns the server configuration to bind with.
 pub fn serve(files: TlsFiles) -> Result<ServerConfig, TlsError> {

@@ -64,7 +64,10 @@ pub fn build(
             let config = workos_sync_tls::serve(files).map_err(std::io::Error::other)?;
             server.bind_rustls_0_23(bind, config)?
         }
-        None => server.bind(bind)?,
+        None => {
+            workos_sync_tls::ignore_hangup();
+            server.bind(bind)?
+        }
     };
     let addr = server
         .addrs()

@@ -223,6 +223,30 @@ async fn lazy_sync_creates_updates_removes_and_guards() {
     assert!(db.store.get_user("user_ls1").await.unwrap().is_none());
     assert!(db.store.is_tombstoned("user_ls1").await.unwrap());
 
+    // The tombstone undone by hand, the user synced back, then WorkOS's 404 again: the
+    // second learnt deletion removes the row too (it is not a duplicate of the first).
+    db.store
+        .remove_tombstone(workos_sync_core::Entity::Users, "user_ls1")
+        .await
+        .unwrap()
+        .unwrap();
+    mount(user_json("user_ls1", 9)).await;
+    let (s, _) = sync_post(&c, w.http_addr, "user_ls1", Some("tok")).await;
+    assert_eq!(s, 200);
+    assert!(db.store.get_user("user_ls1").await.unwrap().is_some());
+    workos.reset().await;
+    Mock::given(method("GET"))
+        .and(path(users_path))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({
+            "code": "entity_not_found", "entity_id": "user_ls1",
+            "message": "User not found 'user_ls1'"})))
+        .mount(&workos)
+        .await;
+    let (s, body) = sync_post(&c, w.http_addr, "user_ls1", Some("tok")).await;
+    assert_eq!(s, 404, "{body}");
+    assert!(db.store.get_user("user_ls1").await.unwrap().is_none());
+    assert!(db.store.is_tombstoned("user_ls1").await.unwrap());
+
     let topology = w.broker.topology().clone();
     w.shutdown().await;
     delete_topology(&topology).await.unwrap();
