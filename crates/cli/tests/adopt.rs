@@ -592,3 +592,65 @@ async fn verify_repair_never_removes_the_applications_own_users() {
     assert!(out.contains("3 rows of the application's own"), "{out}");
     db.teardown().await.unwrap();
 }
+
+/// `migrate --adopt` behind a long application transaction on `users`: its lock
+/// requests give up after 2 s and are tried again, so the application's other queries
+/// on the table never queue behind it for more than that; once the transaction ends the
+/// adoption completes, its usertag index built concurrently and valid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn adoption_never_blocks_the_applications_queries() {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+    let db = empty_database().await.unwrap();
+    db.exec("CREATE TABLE users (id TEXT PRIMARY KEY, email TEXT NOT NULL UNIQUE, name TEXT)")
+        .await
+        .unwrap();
+    db.exec("INSERT INTO users SELECT 'app_' || i, 'u' || i || '@app.example', 'U' FROM generate_series(1, 500) i")
+        .await
+        .unwrap();
+    // The application's long transaction (a report, a session left idle in it).
+    let mut long = AsyncPgConnection::establish(&db.url).await.unwrap();
+    long.batch_execute("BEGIN; SELECT count(*) FROM users")
+        .await
+        .unwrap();
+    let url = db.url.clone();
+    let migrate = tokio::task::spawn_blocking(move || cli(&url, &[], &["migrate", "--adopt"]));
+    // The application's other queries meanwhile, each timed.
+    let mut app = AsyncPgConnection::establish(&db.url).await.unwrap();
+    app.batch_execute("SET statement_timeout = '20s'")
+        .await
+        .unwrap();
+    let mut worst = Duration::ZERO;
+    let until = std::time::Instant::now() + Duration::from_secs(8);
+    while std::time::Instant::now() < until {
+        let started = std::time::Instant::now();
+        app.batch_execute("SELECT count(*) FROM users")
+            .await
+            .unwrap();
+        worst = worst.max(started.elapsed());
+        tokio::time::sleep(Duration::from_millis(200)).await; // the application's pace
+    }
+    assert!(
+        !migrate.is_finished(),
+        "migrate did not wait for the long transaction"
+    );
+    long.batch_execute("COMMIT").await.unwrap();
+    let (code, out, err) = migrate.await.unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    println!("the application's queries waited at most {worst:?}");
+    assert!(
+        worst < Duration::from_secs(3),
+        "an application query waited {worst:?} behind migrate"
+    );
+    let index = one(
+        &db,
+        "SELECT i.indisvalid AS valid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'users_usertag_key'",
+    )
+    .await;
+    assert_eq!(index["valid"], true);
+    one(
+        &db,
+        "SELECT workos_updated_at FROM users WHERE id = 'app_1'",
+    )
+    .await;
+    db.teardown().await.unwrap();
+}

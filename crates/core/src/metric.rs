@@ -56,6 +56,8 @@ metrics_table! {
         "Consumers per queue.";
     counter LAZY_SYNC_TOTAL = "workos_sync_lazy_sync_total",
         "Lazy sync calls by entity (users, organizations) and outcome.";
+    counter LAZY_SYNC_COALESCED_TOTAL = "workos_sync_lazy_sync_coalesced_total",
+        "Lazy sync calls that joined a call in flight for the same id (no WorkOS call of their own).";
     counter WORKOS_API_REQUESTS_TOTAL = "workos_sync_workos_api_requests_total",
         "WorkOS API requests by HTTP status.";
     histogram WORKOS_API_SECONDS = "workos_sync_workos_api_seconds",
@@ -80,6 +82,8 @@ metrics_table! {
         "1 while the periodic repair refuses to run: its removals would exceed the bound (verify.max_removals, verify.max_removal_percent).";
     gauge VERIFY_REPAIR_FAILED_ROWS = "workos_sync_verify_repair_failed_rows",
         "Extra rows the last periodic repair could not check with WorkOS (left as they are).";
+    counter PASS_TIMEOUTS_TOTAL = "workos_sync_pass_timeouts_total",
+        "Reconciliation passes and drift checks abandoned at their pass timeout, by task.";
     counter TLS_RELOADS_TOTAL = "workos_sync_tls_reloads_total",
         "TLS certificate reloads (SIGHUP or changed files) by outcome (ok, failed).";
     counter TASK_RESTARTS_TOTAL = "workos_sync_task_restarts_total",
@@ -97,6 +101,6 @@ mod tests {
             assert!(name.starts_with("workos_sync_"), "{name}");
             assert!(seen.insert(*name), "{name} twice");
         }
-        assert_eq!(ALL.len(), 30);
+        assert_eq!(ALL.len(), 32);
     }
 }

@@ -111,6 +111,10 @@ pub struct WorkerSettings {
     pub http_bind: String,
     pub api_token: SecretString,
     pub lazy_sync_timeout_ms: u64,
+    /// Lazy sync calls in flight at once (more: 503 `busy`).
+    pub lazy_sync_max_in_flight: usize,
+    /// Lazy sync calls started per second (more: 503 `busy`).
+    pub lazy_sync_per_second: u32,
     pub prefetch: u16,
     pub batch_size: usize,
     pub partitions: usize,
@@ -129,12 +133,17 @@ impl WorkerSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct ReconcileSettings {
     pub interval_secs: u64,
+    /// Longest one reconciliation pass may take; then it is abandoned (its leader lock
+    /// released) and the next interval tries again.
+    pub pass_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct VerifySettings {
     /// Seconds between drift checks in the worker (0: off).
     pub interval_secs: u64,
+    /// Longest one periodic drift check (with its repair) may take.
+    pub pass_timeout_secs: u64,
     /// Repair what a periodic check finds (as `verify --repair`).
     pub repair: bool,
     /// A repair removes at most this many rows of one entity; more removes nothing.
@@ -182,6 +191,8 @@ pub struct WorkosSettings {
     pub webhook_secrets: Vec<SecretString>,
     pub api_key: SecretString,
     pub api_base_url: String,
+    /// This process's share of WorkOS's read limit for the key, per second.
+    pub reads_per_second: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

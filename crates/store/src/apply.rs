@@ -77,6 +77,7 @@ impl Store {
         )
         .await
         .map_err(|_| StoreError::Timeout(self.apply_timeout))?
+        .map_err(locked)
         .map_err(|e| blocked_delete(e, AtomicU8::load(&deletes_only, Ordering::Relaxed)))?;
         metrics::histogram!(workos_sync_core::metric::APPLY_BATCH_SECONDS)
             .record(started.elapsed().as_secs_f64());
@@ -90,6 +91,20 @@ impl Store {
             .increment(1);
         }
         Ok(outcomes)
+    }
+}
+
+/// A statement cancelled by `lock_timeout` (SQLSTATE 55P03, which diesel reports as an
+/// unknown database error with Postgres's own message) is [`StoreError::Locked`].
+fn locked(err: StoreError) -> StoreError {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match err {
+        StoreError::Query(Error::DatabaseError(DatabaseErrorKind::Unknown, ref info))
+            if info.message().contains("lock timeout") =>
+        {
+            StoreError::Locked
+        }
+        other => other,
     }
 }
 
@@ -140,6 +155,12 @@ struct StateRow {
     user_id: Option<String>,
     #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
     organization_id: Option<String>,
+}
+
+#[derive(QueryableByName)]
+struct UserIdRow {
+    #[diesel(sql_type = Text)]
+    id: String,
 }
 
 #[derive(QueryableByName)]
@@ -308,7 +329,37 @@ async fn apply_in_tx(
         }
         .execute(&mut &*conn);
         let read = load_known(conn, st, &events);
-        futures_util::try_join!(async { lock.await.map_err(StoreError::from) }, read)?.1
+        let users: Vec<String> = events
+            .iter()
+            .filter_map(|e| match e.record() {
+                Some(Record::User(u)) => Some(u.id.clone()),
+                _ => None,
+            })
+            .collect();
+        let rows = async {
+            if users.is_empty() {
+                return Ok(Vec::new());
+            }
+            sql::LockUserRows { st, ids: &users }
+                .load::<UserIdRow>(&mut &*conn)
+                .await
+                .map_err(StoreError::from)
+        };
+        let (_, (mut known, tags), got) =
+            futures_util::try_join!(async { lock.await.map_err(StoreError::from) }, read, rows)?;
+        // Existing users rows that did not come back are held by another session.
+        let got: HashSet<String> = got.into_iter().map(|r| r.id).collect();
+        known.locked = users
+            .into_iter()
+            .filter(|id| {
+                !got.contains(id)
+                    && known
+                        .rows
+                        .get(&(Entity::Users, id.clone()))
+                        .is_some_and(|e| e.present)
+            })
+            .collect();
+        (known, tags)
     };
 
     // Dedupe by writing: plan as if no id had been seen, and send the records and the

@@ -105,6 +105,11 @@ pub enum StoreError {
     /// treated like any failed statement, so the event is retried and then dead-lettered.
     #[error("store invariant broken: {0}")]
     Invariant(&'static str),
+    /// A lock wait passed the session's `lock_timeout` (a table or row another session
+    /// holds: the application's long transaction, a migration): the batch was rolled
+    /// back. Not the event's fault: try it again shortly, never into a long retry tier.
+    #[error("a lock wait timed out: another session holds what the batch needs")]
+    Locked,
     /// A batch transaction took longer than the apply timeout and was abandoned (its
     /// connection is discarded, so Postgres rolls it back). Not by itself a sign that
     /// the database is down: callers ask [`Store::ping`] to tell.

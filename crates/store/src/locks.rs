@@ -44,6 +44,20 @@ pub struct SessionLock {
 }
 
 impl SessionLock {
+    /// The lock session's value of the Postgres setting `name` (what it runs with).
+    pub async fn setting(&mut self, name: &str) -> Result<String, StoreError> {
+        #[derive(QueryableByName)]
+        struct Setting {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            setting: String,
+        }
+        let s: Setting = diesel::sql_query("SELECT current_setting($1) AS setting")
+            .bind::<diesel::sql_types::Text, _>(name)
+            .get_result(&mut self.conn)
+            .await?;
+        Ok(s.setting)
+    }
+
     pub async fn release(mut self) {
         let _ = diesel::sql_query("SELECT pg_advisory_unlock($1, hashtext($2))")
             .bind::<diesel::sql_types::Integer, _>(self.key)
@@ -66,6 +80,15 @@ impl Store {
         let mut conn = AsyncPgConnection::establish(&self.url)
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        // Server-side TCP keepalives on the lock's session (defaults: the OS's, ~2 h
+        // idle): a leader whose host or network vanished without closing the connection
+        // loses the lock within 10 + 3 × 5 = 25 s, not hours, and another process leads.
+        diesel_async::SimpleAsyncConnection::batch_execute(
+            &mut conn,
+            "SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; \
+             SET tcp_keepalives_count = 3",
+        )
+        .await?;
         let got: Locked =
             diesel::sql_query("SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked")
                 .bind::<diesel::sql_types::Integer, _>(key)

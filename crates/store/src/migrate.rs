@@ -13,6 +13,14 @@
 //! Safe when several processes run it at once: the run holds a session advisory lock
 //! per schema, so a second runner waits and then finds nothing pending. The harness calls
 //! `block_in_place`, so this must run on tokio's multi-thread runtime.
+//!
+//! A guest's migration: every lock it asks for on a table queues for at most
+//! [`DDL_LOCK_TIMEOUT`] (`lock_timeout`), so the application's own queries never wait
+//! more than that behind it (Postgres queues later lock requests behind a waiting
+//! exclusive one); a step refused so is rolled back and tried again with backoff, for
+//! about five minutes in all ([`DDL_ATTEMPTS`]), then `migrate` fails saying which
+//! session to look for. Indexes on an existing table are built `CONCURRENTLY`, outside
+//! any transaction (they block neither reads nor writes).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -28,6 +36,85 @@ use crate::{
 };
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
+
+/// The longest one lock request of `migrate` queues (default 0: forever, and every
+/// later query of the application on that table queues behind it).
+const DDL_LOCK_TIMEOUT: &str = "2s";
+/// Tries of a step refused by [`DDL_LOCK_TIMEOUT`]: each waits up to 2 s for its locks,
+/// then 1 to 5 s before the next (about five minutes in all).
+const DDL_ATTEMPTS: u32 = 60;
+
+/// True when a step failed because a lock it needed stayed held past the lock timeout.
+fn lock_timed_out(e: &StoreError) -> bool {
+    e.to_string().contains("lock timeout")
+}
+
+/// Runs `step` until it is not refused by the lock timeout, at most [`DDL_ATTEMPTS`]
+/// times.
+async fn retry_locked<T>(
+    conn: &mut AsyncPgConnection,
+    what: &str,
+    mut step: impl AsyncFnMut(&mut AsyncPgConnection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mut attempt = 1;
+    loop {
+        match step(conn).await {
+            Err(e) if lock_timed_out(&e) && attempt < DDL_ATTEMPTS => {
+                let wait = std::time::Duration::from_secs(u64::from(attempt.min(5)));
+                tracing::warn!(
+                    step = what,
+                    attempt,
+                    wait_ms = wait.as_millis() as u64,
+                    "a table migrate needs is held by another session; trying again"
+                );
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+            }
+            Err(e) if lock_timed_out(&e) => {
+                return Err(StoreError::Migration(format!(
+                    "{what}: a table stayed locked by another session for {DDL_ATTEMPTS} tries \
+                     (look for long transactions in pg_stat_activity); nothing of this step \
+                     was applied"
+                )));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Statements run outside any transaction, after the rest of their step.
+fn concurrent(sql: &str) -> bool {
+    sql.contains(" CONCURRENTLY ")
+}
+
+/// Runs `statements`: the transactional ones in one transaction (retried while the
+/// lock timeout refuses it), then each concurrent index build on its own, waiting as
+/// long as it needs (it blocks no query of the application); a failed build leaves no
+/// invalid index behind.
+async fn run_step(
+    conn: &mut AsyncPgConnection,
+    what: &str,
+    statements: &[String],
+) -> Result<(), StoreError> {
+    let (later, now): (Vec<String>, Vec<String>) =
+        statements.iter().cloned().partition(|s| concurrent(s));
+    if !now.is_empty() {
+        retry_locked(conn, what, async |c| in_transaction(c, &now).await).await?;
+    }
+    for s in &later {
+        conn.batch_execute("SET lock_timeout = 0").await?;
+        let built = conn.batch_execute(s).await;
+        conn.batch_execute(&format!("SET lock_timeout = '{DDL_LOCK_TIMEOUT}'"))
+            .await?;
+        if let Err(e) = built {
+            let _ = conn
+                .batch_execute("DROP INDEX CONCURRENTLY IF EXISTS users_usertag_key")
+                .await;
+            return Err(e.into());
+        }
+    }
+    Ok(())
+}
 
 /// Every migration's name and up.sql, in order (the same files `MIGRATIONS` embeds; a
 /// test keeps the two lists equal). Read to know which tables a migration creates.
@@ -181,6 +268,9 @@ pub async fn migrate(url: &str, opts: &MigrateOptions) -> Result<MigrateReport, 
     }
     let mut conn = connect(url, &opts.schema).await?;
     lock(&mut conn, &opts.schema, true).await?;
+    // After the advisory lock (a second runner waits for the first as long as it takes).
+    conn.batch_execute(&format!("SET lock_timeout = '{DDL_LOCK_TIMEOUT}'"))
+        .await?;
     let (mut conn, result) = migrate_locked(conn, opts).await;
     let _ = lock(&mut conn, &opts.schema, false).await;
     result
@@ -220,17 +310,33 @@ async fn migrate_locked(
         return (conn, Err(e.into()));
     }
     if report.adopted {
-        if let Err(e) = in_transaction(&mut conn, &report.sql).await {
+        if let Err(e) = run_step(&mut conn, "adopting users", &report.sql).await {
             return (conn, Err(e));
         }
         tracing::info!(schema = %opts.schema, "existing users table adopted");
     }
-    let mut harness = AsyncMigrationHarness::new(conn);
-    let ran = harness
-        .run_pending_migrations(MIGRATIONS)
-        .map(versions)
-        .map_err(|e| StoreError::Migration(e.to_string()));
-    let mut conn = harness.into_inner();
+    // Each migration is a transaction of its own: one refused by the lock timeout is
+    // rolled back, and the next run of the harness starts from it.
+    let mut attempt = 1;
+    let ran = loop {
+        let mut harness = AsyncMigrationHarness::new(conn);
+        let ran = harness
+            .run_pending_migrations(MIGRATIONS)
+            .map(versions)
+            .map_err(|e| StoreError::Migration(e.to_string()));
+        conn = harness.into_inner();
+        match ran {
+            Err(e) if lock_timed_out(&e) && attempt < DDL_ATTEMPTS => {
+                tracing::warn!(
+                    attempt,
+                    "a table a migration needs is held by another session; trying again"
+                );
+                tokio::time::sleep(std::time::Duration::from_secs(u64::from(attempt.min(5)))).await;
+                attempt += 1;
+            }
+            other => break other,
+        }
+    };
     report.applied = match ran {
         Ok(v) => v,
         Err(e) => return (conn, Err(e)),
@@ -239,7 +345,7 @@ async fn migrate_locked(
         let columns = catalog::users_columns(&mut conn).await?;
         let ensure = ensure_sql(&columns, opts, false)?;
         if !ensure.is_empty() {
-            in_transaction(&mut conn, &ensure).await?;
+            run_step(&mut conn, "adding users columns", &ensure).await?;
         }
         Ok::<_, StoreError>(ensure)
     }
@@ -392,9 +498,10 @@ fn add_columns(found: &[Found]) -> Vec<String> {
             ));
             if col.name == "usertag" {
                 // Usertags are unique (the allocation reads them under its locks); the
-                // added column is all NULL, so the index builds on any table.
+                // added column is all NULL, so the index builds on any table, and
+                // concurrently: the application's writes go on meanwhile.
                 out.push(format!(
-                    "CREATE UNIQUE INDEX users_usertag_key ON users ({})",
+                    "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS users_usertag_key ON users ({})",
                     quote(name)
                 ));
             }

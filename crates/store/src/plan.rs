@@ -44,6 +44,10 @@ pub enum Outcome {
     /// A membership older than the one stored for the same user and organization: WorkOS
     /// has replaced it, so it is tombstoned and not written.
     Superseded,
+    /// The user's row is locked by another session (the application's `SELECT … FOR
+    /// UPDATE`, a long transaction): nothing was written or recorded; the caller tries
+    /// the event again shortly, and the rest of the batch is not held up by it.
+    Deferred,
 }
 
 impl Outcome {
@@ -58,6 +62,7 @@ impl Outcome {
             Self::Ignored => "ignored",
             Self::Refreshed => "refreshed",
             Self::Superseded => "superseded",
+            Self::Deferred => "deferred",
         }
     }
 }
@@ -86,6 +91,9 @@ pub struct Known {
     /// The stored membership of each (user id, organization id) pair the batch touches:
     /// its id and WorkOS `created_at`.
     pub pairs: HashMap<(String, String), (String, DateTime<Utc>)>,
+    /// Users whose rows another session holds locked: their events are
+    /// [`Outcome::Deferred`].
+    pub locked: HashSet<String>,
 }
 
 /// The final write for one key.
@@ -377,6 +385,12 @@ pub fn plan(events: &[Event], known: &Known, seen: &HashSet<String>, enabled: En
     };
     let mut batch_ids: HashSet<&str> = HashSet::new();
     for ev in events {
+        if let Some(Record::User(u)) = ev.record()
+            && known.locked.contains(&u.id)
+        {
+            plan.outcomes.push(Outcome::Deferred);
+            continue;
+        }
         let snapshot = matches!(ev.kind, EventKind::Snapshot(_));
         if !snapshot && (seen.contains(&ev.id) || !batch_ids.insert(ev.id.as_str())) {
             plan.outcomes.push(Outcome::Duplicate);
@@ -497,6 +511,7 @@ mod tests {
                 })
                 .collect(),
             pairs: HashMap::new(),
+            locked: HashSet::new(),
         }
     }
 

@@ -199,6 +199,35 @@ impl Store {
             .await
             .map_err(|_| StoreError::Unavailable(format!("no answer within {PING_TIMEOUT:?}")))?
     }
+
+    /// True when a table the write path uses cannot even be read within 100 ms: another
+    /// session holds it whole (a migration's `ACCESS EXCLUSIVE`). Then every event waits
+    /// for the same lock, and the caller holds its batch rather than deferring each
+    /// event (so everything applies as soon as the lock goes). A lock on single rows is
+    /// not this: those events are deferred one by one.
+    pub async fn table_locked(&self) -> Result<bool, StoreError> {
+        let mut conn = self.conn().await?;
+        let probe = conn
+            .transaction::<_, StoreError, _>(async |c| {
+                diesel_async::SimpleAsyncConnection::batch_execute(
+                    c,
+                    "SET LOCAL lock_timeout = '100ms'; \
+                     SELECT 1 FROM users LIMIT 0; SELECT 1 FROM organizations LIMIT 0; \
+                     SELECT 1 FROM organization_memberships LIMIT 0; \
+                     SELECT 1 FROM organization_domains LIMIT 0; SELECT 1 FROM roles LIMIT 0; \
+                     SELECT 1 FROM permissions LIMIT 0; SELECT 1 FROM tombstones LIMIT 0; \
+                     SELECT 1 FROM processed_events LIMIT 0",
+                )
+                .await?;
+                Ok(())
+            })
+            .await;
+        match probe {
+            Ok(()) => Ok(false),
+            Err(e) if e.to_string().contains("lock timeout") => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 /// Opens a pooled connection with `plan_cache_mode = force_custom_plan`: prepared
@@ -220,6 +249,13 @@ impl Store {
 /// installation's. Only that schema: a table missing there is an error, never another
 /// schema's table of the same name (`pg_catalog` is always searched first).
 ///
+/// `lock_timeout = 5s` (default 0 = wait forever): a lock the application holds (a long
+/// transaction, a migration's table lock) must cost the events that need it, not hold a
+/// whole batch and the partition behind it. A users row held by another session is
+/// skipped without waiting (`sql::LockUserRows`); every other lock wait (a table lock, a
+/// row of another table) ends after 5 s as [`StoreError::Locked`], and the worker
+/// tries those events again within seconds, isolated from the rest of their batch.
+///
 /// `TimeZone = 'UTC'` (default: the server's): an adopted table's `timestamp without
 /// time zone` columns (Prisma's) hold UTC, so what sync writes into them (`now()`, a
 /// soft delete's time) and reads from them is UTC too, whatever the server's zone.
@@ -235,7 +271,7 @@ fn connect_pooled(
         conn.batch_execute(&format!(
             "SET plan_cache_mode = force_custom_plan; SET random_page_cost = 1.1; \
              SET idle_in_transaction_session_timeout = {}; SET search_path = {}; \
-             SET TimeZone = 'UTC'",
+             SET TimeZone = 'UTC'; SET lock_timeout = '5s'",
             idle_in_tx.as_millis().max(1),
             crate::layout::quote(&schema),
         ))

@@ -40,6 +40,9 @@ pub(crate) struct Statements {
     pub user_by_id: String,
     /// Every users row, by id.
     pub all_users: String,
+    /// Locks the users rows `= ANY($1)` that no other session holds, returning their
+    /// ids ([`LockUserRows`]).
+    lock_user_rows: String,
 }
 
 impl Statements {
@@ -49,6 +52,10 @@ impl Statements {
             taken_tags: format!("SELECT {tag} AS usertag FROM users WHERE {tag} = ANY("),
             user_by_id: format!("SELECT {select} FROM users WHERE {id} = $1"),
             all_users: format!("SELECT {select} FROM users ORDER BY {id}"),
+            lock_user_rows: format!(
+                "SELECT {id}::text AS id FROM users WHERE {id} = ANY($1::text[]) \
+                 FOR NO KEY UPDATE SKIP LOCKED"
+            ),
             layout,
             loads: Shapes::new(),
             writes: Shapes::new(),
@@ -91,6 +98,29 @@ impl QueryFragment<Pg> for LockKeys<'_> {
         out.push_sql("::int4[], ");
         out.push_bind_param::<Array<Text>, _>(self.keys)?;
         out.push_sql("::text[]) AS t(ns, x) ORDER BY 1, 2) AS sorted");
+        Ok(())
+    }
+}
+
+/// Row-locks the batch's existing users rows that no other session holds, and returns
+/// their ids: a row held by the application (`SELECT … FOR UPDATE`, a long transaction)
+/// is skipped at once instead of waited for, so its events are deferred and the rest of
+/// the batch goes on. `FOR NO KEY UPDATE` is the lock our own UPDATE takes (it does not
+/// conflict with the `KEY SHARE` locks of the application's foreign key checks); taken
+/// after the advisory locks, so our own batches never meet here.
+pub(crate) struct LockUserRows<'a> {
+    pub st: &'a Statements,
+    pub ids: &'a [String],
+}
+raw_statement!(LockUserRows);
+
+impl QueryFragment<Pg> for LockUserRows<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        let sql = &self.st.lock_user_rows;
+        let (head, tail) = sql.split_once("$1").unwrap_or((sql, ""));
+        out.push_sql(head);
+        out.push_bind_param::<Array<Text>, _>(self.ids)?;
+        out.push_sql(tail);
         Ok(())
     }
 }

@@ -5,12 +5,10 @@
 //! behind a bearer token (off without a token).
 //!
 //! Lazy sync answers: 200 with the stored rows, 404 when the entity is not synced
-//! (`sync.entities`), 404 when WorkOS said `entity_not_found`
-//! for that id (the local row is gone too), 400 for an id that cannot be a WorkOS id
-//! (never sent to WorkOS nor to the store), 401 bad token, 502 WorkOS failed or refused
-//! (our key, or any other 404), 503 with `Retry-After` when WorkOS rate-limits us, the
-//! call's time budget (`worker.lazy_sync_timeout_ms`) is spent, or the database is
-//! unreachable. WorkOS failures never touch the local row.
+//! (`sync.entities`) or WorkOS said `entity_not_found` for that id (the local row is
+//! gone too), 400 for an id that cannot be a WorkOS id (never sent to WorkOS nor to the
+//! store), 401 bad token; the failures, the coalescing of calls for one id and the
+//! limits on new calls are [`crate::lazy`]'s. WorkOS failures never touch the local row.
 
 use std::{
     net::SocketAddr,
@@ -22,10 +20,12 @@ use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 use workos_sync_queue::Broker;
 use workos_sync_store::Store;
-use workos_sync_workos_api::{ApiError, Client};
+use workos_sync_workos_api::Client;
+
+use crate::lazy::{self, Answer};
 
 use workos_sync_core::Entity;
-use workos_sync_pull::{SyncError, SyncResult, sync_organization, sync_user};
+use workos_sync_pull::{sync_organization, sync_user};
 
 pub struct State {
     pub broker: Broker,
@@ -34,6 +34,8 @@ pub struct State {
     pub api_token: SecretString,
     /// Longest a lazy sync call waits for WorkOS.
     pub lazy_sync_timeout: Duration,
+    /// Coalescing and limits of lazy sync calls.
+    pub admission: std::sync::Arc<lazy::Admission>,
 }
 
 /// Builds the worker's HTTP server on `bind`, HTTPS with `tls` (reloaded on SIGHUP or
@@ -77,10 +79,6 @@ pub fn build(
     Ok((server.run(), addr))
 }
 
-fn error(status: actix_web::http::StatusCode, code: &str, message: &str) -> HttpResponse {
-    HttpResponse::build(status).json(serde_json::json!({"error": code, "message": message}))
-}
-
 /// What a lazy sync call is about.
 #[derive(Clone, Copy)]
 enum Target {
@@ -104,120 +102,76 @@ async fn lazy_sync_organization(
     lazy_sync(req, path.into_inner(), state, Target::Organization).await
 }
 
-/// The answer to a finished sync: 200 with the rows, 404 when WorkOS has no such
-/// record, else the error's status (see the module header).
-fn answer<T: serde::Serialize>(
-    result: Result<SyncResult<T>, SyncError>,
-    what: &str,
-) -> (HttpResponse, &'static str) {
-    use actix_web::http::StatusCode as S;
-    match result {
-        Ok(SyncResult::Synced(row)) => (HttpResponse::Ok().json(row), "synced"),
-        Ok(SyncResult::Gone) => (
-            error(
-                S::NOT_FOUND,
-                "not_found",
-                &format!("WorkOS has no such {what}"),
-            ),
-            "gone",
-        ),
-        Err(SyncError::Api(ApiError::RateLimited { retry_after })) => (
-            unavailable(
-                "workos_rate_limited",
-                "WorkOS rate limit reached; retry later",
-                retry_after,
-            ),
-            "rate_limited",
-        ),
-        Err(SyncError::Api(ApiError::OutOfTime { retry_after })) => (
-            unavailable(
-                "workos_timeout",
-                "WorkOS did not answer in time; retry later",
-                retry_after,
-            ),
-            "timeout",
-        ),
-        Err(SyncError::Api(e)) => (
-            error(S::BAD_GATEWAY, "workos_unavailable", &e.to_string()),
-            "workos_error",
-        ),
-        Err(e) => (
-            error(
-                S::SERVICE_UNAVAILABLE,
-                "database_unavailable",
-                &e.to_string(),
-            ),
-            "store_error",
-        ),
-    }
-}
-
 async fn lazy_sync(
     req: HttpRequest,
     id: String,
     state: web::Data<State>,
     target: Target,
 ) -> HttpResponse {
-    use actix_web::http::StatusCode as S;
     let started = Instant::now();
     let token = state.api_token.expose_secret();
     let entity = match target {
         Target::User => Entity::Users,
         Target::Organization => Entity::Organizations,
     };
-    let (resp, outcome) = if token.is_empty() {
-        (
-            error(
-                S::NOT_FOUND,
-                "not_found",
-                "lazy sync is disabled (no API token configured)",
-            ),
+    let mut coalesced = false;
+    let answer = if token.is_empty() {
+        Answer::error(
+            404,
+            "not_found",
+            "lazy sync is disabled (no API token configured)",
             "disabled",
         )
     } else if !bearer_matches(&req, token) {
-        (
-            error(
-                S::UNAUTHORIZED,
-                "unauthorized",
-                "missing or wrong bearer token",
-            ),
+        Answer::error(
+            401,
+            "unauthorized",
+            "missing or wrong bearer token",
             "unauthorized",
         )
     } else if let Err(e) = workos_sync_core::check_object_id(&id) {
-        (
-            error(S::BAD_REQUEST, "invalid_id", &e.to_string()),
-            "invalid_id",
-        )
+        Answer::error(400, "invalid_id", &e.to_string(), "invalid_id")
     } else if !state.store.entities().contains(entity) {
-        (
-            error(
-                S::NOT_FOUND,
-                "not_found",
-                &format!("{entity} are not synced (sync.entities)"),
-            ),
+        Answer::error(
+            404,
+            "not_found",
+            &format!("{entity} are not synced (sync.entities)"),
             "disabled",
         )
-    } else if let Some(api) = state.api.as_ref().filter(|a| a.has_key()) {
+    } else if let Some(api) = state.api.clone().filter(|a| a.has_key()) {
         let budget = Some(state.lazy_sync_timeout);
-        match target {
-            Target::User => answer(sync_user(api, &state.store, &id, budget).await, "user"),
-            Target::Organization => answer(
-                sync_organization(api, &state.store, &id, budget).await,
-                "organization",
-            ),
-        }
+        let (store, key) = (state.store.clone(), id.clone());
+        let (a, joined) = state
+            .admission
+            .call(entity, &id, move || async move {
+                match target {
+                    Target::User => {
+                        lazy::answer(sync_user(&api, &store, &key, budget).await, "user")
+                    }
+                    Target::Organization => lazy::answer(
+                        sync_organization(&api, &store, &key, budget).await,
+                        "organization",
+                    ),
+                }
+            })
+            .await;
+        coalesced = joined;
+        a
     } else {
-        (
-            error(
-                S::SERVICE_UNAVAILABLE,
-                "workos_api_not_configured",
-                "set WORKOS_API_KEY",
-            ),
+        Answer::error(
+            503,
+            "workos_api_not_configured",
+            "set WORKOS_API_KEY",
             "no_api_key",
         )
     };
+    let outcome = answer.outcome;
+    let resp = respond(answer);
     let status = resp.status().as_u16();
     metrics::counter!(workos_sync_core::metric::LAZY_SYNC_TOTAL, "outcome" => outcome, "entity" => entity.name()).increment(1);
+    if coalesced {
+        metrics::counter!(workos_sync_core::metric::LAZY_SYNC_COALESCED_TOTAL, "entity" => entity.name()).increment(1);
+    }
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     match (target, status >= 500) {
         (Target::User, true) => {
@@ -236,15 +190,14 @@ async fn lazy_sync(
     resp
 }
 
-/// A 503 with `Retry-After` (WorkOS's hint when it gave one, else 5 s).
-fn unavailable(code: &str, message: &str, retry_after: Option<Duration>) -> HttpResponse {
-    let mut r = error(
-        actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-        code,
-        message,
-    );
-    let secs = retry_after.map_or(5, |d| d.as_secs().max(1));
-    if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
+/// The HTTP response of an [`Answer`].
+fn respond(a: Answer) -> HttpResponse {
+    let status = actix_web::http::StatusCode::from_u16(a.status)
+        .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
+    let mut r = HttpResponse::build(status).json(a.body);
+    if let Some(secs) = a.retry_after
+        && let Ok(v) = header::HeaderValue::from_str(&secs.to_string())
+    {
         r.headers_mut().insert(header::RETRY_AFTER, v);
     }
     r

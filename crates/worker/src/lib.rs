@@ -8,6 +8,7 @@
 
 pub mod consumer;
 pub mod http;
+mod lazy;
 
 /// The WorkOS pull paths (lazy sync, backfill, reconcile), from their own crate.
 pub use workos_sync_pull as sync;
@@ -115,6 +116,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<WorkerHandle> {
         && settings.reconcile.interval_secs > 0
     {
         let interval = Duration::from_secs(settings.reconcile.interval_secs);
+        let pass_timeout = Duration::from_secs(settings.reconcile.pass_timeout_secs.max(1));
         tasks.push(supervise("reconciler", shutdown.clone(), {
             let (broker, store, shutdown) = (broker.clone(), store.clone(), shutdown.clone());
             move || {
@@ -123,6 +125,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<WorkerHandle> {
                     broker.clone(),
                     store.clone(),
                     interval,
+                    pass_timeout,
                     shutdown.clone(),
                 )
             }
@@ -132,6 +135,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<WorkerHandle> {
         && settings.verify.interval_secs > 0
     {
         let interval = Duration::from_secs(settings.verify.interval_secs);
+        let pass_timeout = Duration::from_secs(settings.verify.pass_timeout_secs.max(1));
         let repair = settings.verify.repair.then_some(sync::RemovalBound {
             max: settings.verify.max_removals,
             percent: settings.verify.max_removal_percent,
@@ -143,6 +147,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<WorkerHandle> {
                     api.clone(),
                     store.clone(),
                     interval,
+                    pass_timeout,
                     repair,
                     shutdown.clone(),
                 )
@@ -155,6 +160,10 @@ pub async fn start(settings: &Settings) -> anyhow::Result<WorkerHandle> {
         api,
         api_token: settings.worker.api_token.clone(),
         lazy_sync_timeout: settings.worker.lazy_sync_timeout(),
+        admission: lazy::Admission::new(
+            settings.worker.lazy_sync_max_in_flight,
+            settings.worker.lazy_sync_per_second,
+        ),
     };
     let (server, http_addr) =
         http::build(&settings.worker.http_bind, settings.worker_tls()?, state)?;
@@ -229,11 +238,29 @@ async fn reconcile_loop(
     broker: Broker,
     store: Store,
     interval: Duration,
+    pass_timeout: Duration,
     shutdown: CancellationToken,
 ) {
     loop {
         let request = sync::ReconcileRequest::from_cursor(Duration::from_secs(10));
-        match sync::reconcile_once(&api, &broker, &store, &request).await {
+        let pass = tokio::time::timeout(
+            pass_timeout,
+            sync::reconcile_once(&api, &broker, &store, &request),
+        );
+        // Abandoned at the timeout: the pass's leader lock goes with its connection.
+        let Ok(result) = pass.await else {
+            tracing::warn!(
+                timeout_secs = pass_timeout.as_secs(),
+                "reconciliation pass took too long; abandoned"
+            );
+            metrics::counter!(workos_sync_core::metric::PASS_TIMEOUTS_TOTAL, "task" => "reconciler").increment(1);
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+            continue;
+        };
+        match result {
             Ok(Some(report)) => {
                 metrics::gauge!(workos_sync_core::metric::RECONCILE_LAST_SUCCESS_TIMESTAMP_SECONDS)
                     .set(chrono::Utc::now().timestamp() as f64);
@@ -259,6 +286,7 @@ async fn verify_loop(
     api: workos_sync_workos_api::Client,
     store: Store,
     interval: Duration,
+    pass_timeout: Duration,
     repair: Option<sync::RemovalBound>,
     shutdown: CancellationToken,
 ) {
@@ -267,7 +295,18 @@ async fn verify_loop(
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(interval) => {}
         }
-        match sync::verify_as_leader(&api, &store, repair).await {
+        let Ok(result) =
+            tokio::time::timeout(pass_timeout, sync::verify_as_leader(&api, &store, repair)).await
+        else {
+            tracing::warn!(
+                timeout_secs = pass_timeout.as_secs(),
+                "drift check took too long; abandoned"
+            );
+            metrics::counter!(workos_sync_core::metric::PASS_TIMEOUTS_TOTAL, "task" => "verifier")
+                .increment(1);
+            continue;
+        };
+        match result {
             Ok(Some(report)) => {
                 for (e, d) in &report.entities {
                     for (kind, n) in [

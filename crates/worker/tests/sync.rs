@@ -812,6 +812,216 @@ async fn mount_memberships(workos: &MockServer, data: Vec<Value>) {
         .await;
 }
 
+/// Lazy sync's budget: 300 concurrent calls for one user cost WorkOS one user read
+/// (they join the call in flight); past `lazy_sync_max_in_flight` distinct calls are
+/// answered at once with 503 `busy` and `Retry-After`; and a delete an application's
+/// foreign key forbids answers 409 `delete_blocked` without naming its constraint or
+/// table (retrying cannot help), leaving the row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lazy_sync_coalesces_caps_and_names_each_failure() {
+    let workos = MockServer::start().await;
+    let db = fresh_database().await.unwrap();
+    let w = lazy_sync_worker(
+        &db,
+        &workos,
+        &[
+            ("WORKOS_SYNC__WORKER__LAZY_SYNC_MAX_IN_FLIGHT", "4"),
+            ("WORKOS_SYNC__WORKER__LAZY_SYNC_PER_SECOND", "1000"),
+        ],
+    )
+    .await;
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/user_management/users/[^/]+$"))
+        .respond_with(|req: &Request| {
+            let id = req.url.path().rsplit('/').next().unwrap_or("").to_owned();
+            ResponseTemplate::new(200)
+                .set_body_json(user_json(&id, 1))
+                .set_delay(Duration::from_millis(800))
+        })
+        .mount(&workos)
+        .await;
+    mount_memberships(&workos, vec![]).await;
+    let c = reqwest::Client::new();
+    let calls: Vec<_> = (0..300)
+        .map(|_| {
+            let c = c.clone();
+            let addr = w.http_addr;
+            tokio::spawn(async move { sync_post(&c, addr, "user_co1", Some("tok")).await.0 })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap(), 200);
+    }
+    let reads = |p: &'static str| {
+        let workos = &workos;
+        async move {
+            workos
+                .received_requests()
+                .await
+                .unwrap()
+                .iter()
+                .filter(|r| r.url.path() == p)
+                .count()
+        }
+    };
+    let user_reads = reads("/user_management/users/user_co1").await;
+    assert!(user_reads <= 2, "{user_reads} user reads for 300 calls");
+    assert!(reads("/user_management/organization_memberships").await <= 2);
+
+    // Distinct ids beyond the cap of 4 in flight: the rest are turned away at once.
+    let started = std::time::Instant::now();
+    let calls: Vec<_> = (0..12)
+        .map(|i| {
+            let c = c.clone();
+            let addr = w.http_addr;
+            tokio::spawn(async move {
+                let resp = c
+                    .post(format!("http://{addr}/v1/users/user_cap{i}/sync"))
+                    .bearer_auth("tok")
+                    .send()
+                    .await
+                    .unwrap();
+                let retry = resp.headers().get("retry-after").is_some();
+                let status = resp.status().as_u16();
+                let body: Value = resp.json().await.unwrap_or(Value::Null);
+                (
+                    status,
+                    retry,
+                    body["error"].clone(),
+                    std::time::Instant::now(),
+                )
+            })
+        })
+        .collect();
+    let mut busy = 0;
+    for call in calls {
+        let (status, retry, code, at) = call.await.unwrap();
+        match status {
+            200 => {}
+            503 => {
+                assert!(retry, "busy without Retry-After");
+                assert_eq!(code, "busy");
+                assert!(
+                    at.duration_since(started) < Duration::from_millis(700),
+                    "not prompt"
+                );
+                busy += 1;
+            }
+            other => panic!("{other}"),
+        }
+    }
+    assert!(busy >= 8, "{busy} busy answers");
+
+    // A delete the application's foreign key forbids.
+    db.exec("CREATE TABLE app_posts (id SERIAL PRIMARY KEY, author TEXT NOT NULL REFERENCES users(id) ON DELETE RESTRICT)")
+        .await
+        .unwrap();
+    db.exec("INSERT INTO app_posts (author) VALUES ('user_co1')")
+        .await
+        .unwrap();
+    workos.reset().await;
+    Mock::given(method("GET"))
+        .and(path("/user_management/users/user_co1"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({
+            "code": "entity_not_found", "entity_id": "user_co1", "message": "User not found"})))
+        .mount(&workos)
+        .await;
+    let (status, body) = sync_post(&c, w.http_addr, "user_co1", Some("tok")).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"], "delete_blocked");
+    let text = body.to_string();
+    assert!(
+        !text.contains("app_posts") && !text.contains("fkey"),
+        "{text}"
+    );
+    assert!(db.store.get_user("user_co1").await.unwrap().is_some());
+
+    let topology = w.broker.topology().clone();
+    w.shutdown().await;
+    delete_topology(&topology).await.unwrap();
+    db.teardown().await.unwrap();
+}
+
+/// A WorkOS that never answers in time: the reconciler's and the drift check's passes
+/// are abandoned at their pass timeouts (counted), their leader locks are free again
+/// within seconds rather than held for the whole hung call, and a leader's lock
+/// session runs with TCP keepalives (a vanished host loses the lead in ~25 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hung_passes_are_abandoned_and_their_leads_released() {
+    let db = fresh_database().await.unwrap();
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"data": [], "list_metadata": {"after": null}}))
+                .set_delay(Duration::from_secs(300)),
+        )
+        .mount(&server)
+        .await;
+    let prefix = unique_prefix();
+    let w = spawn_worker(
+        &prefix,
+        &db.url,
+        &[
+            ("WORKOS_API_KEY", "sk_test_fake"),
+            ("WORKOS_API_BASE_URL", &server.uri()),
+            ("WORKOS_SYNC__SYNC__ENTITIES", "users"),
+            ("WORKOS_SYNC__RECONCILE__INTERVAL_SECS", "1"),
+            ("WORKOS_SYNC__RECONCILE__PASS_TIMEOUT_SECS", "2"),
+            ("WORKOS_SYNC__VERIFY__INTERVAL_SECS", "1"),
+            ("WORKOS_SYNC__VERIFY__PASS_TIMEOUT_SECS", "2"),
+        ],
+    )
+    .await
+    .unwrap();
+    let url = format!("http://{}/metrics", w.http_addr);
+    let abandoned = eventually(Duration::from_secs(20), || {
+        let url = url.clone();
+        async move {
+            let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+            ["reconciler", "verifier"].iter().all(|t| {
+                text.lines().any(|l| {
+                    l.starts_with("workos_sync_pass_timeouts_total{")
+                        && l.contains(&format!("task=\"{t}\""))
+                })
+            })
+        }
+    })
+    .await;
+    assert!(
+        abandoned,
+        "{}",
+        reqwest::get(&url).await.unwrap().text().await.unwrap()
+    );
+    // Between passes each lock is free: another process can take the lead.
+    for key in [LOCK_RECONCILE, workos_sync_store::locks::LOCK_VERIFY] {
+        let store = db.store.clone();
+        let lead = std::sync::Arc::new(tokio::sync::Mutex::new(None));
+        let got = eventually(Duration::from_secs(10), || {
+            let (store, lead) = (store.clone(), lead.clone());
+            async move {
+                match store.try_session_lock(key).await.unwrap() {
+                    Some(l) => {
+                        *lead.lock().await = Some(l);
+                        true
+                    }
+                    None => false,
+                }
+            }
+        })
+        .await;
+        assert!(got, "lock {key:#x} never free");
+        let mut l = lead.lock().await.take().unwrap();
+        assert_eq!(l.setting("tcp_keepalives_idle").await.unwrap(), "10");
+        assert_eq!(l.setting("tcp_keepalives_count").await.unwrap(), "3");
+        l.release().await;
+    }
+    let topology = w.broker.topology().clone();
+    w.shutdown().await;
+    delete_topology(&topology).await.unwrap();
+    db.teardown().await.unwrap();
+}
+
 /// Backfill options for users alone (the fake serves no other list).
 fn users_only(restart: bool, dry_run: bool) -> sync::BackfillOptions {
     sync::BackfillOptions {

@@ -724,3 +724,176 @@ async fn restarts_during_a_backlog_dead_letter_nothing() {
     close_and_delete(broker).await.unwrap();
     db.teardown().await.unwrap();
 }
+
+/// An application session holds one user's row (`SELECT … FOR UPDATE`, left open) while
+/// updates for 400 other users and for the held user arrive at 40/s: the others apply
+/// within their usual latency, the held user's events wait in the shortest delay tier
+/// (no attempt spent, never the DLQ), and apply within seconds of the lock's release.
+/// A table lock (a migration) is waited out up to the lock timeout, then the events are
+/// tried again shortly: everything applies soon after the migration commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_locked_row_costs_one_user_not_the_stream() {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+    let db = fresh_database().await.unwrap();
+    let prefix = unique_prefix();
+    let env = [("WORKOS_SYNC__AMQP__RETRY_DELAYS_SECS", "2,30,120")];
+    let settings = workos_sync_testkit::test_settings(&prefix, &env).unwrap();
+    let broker = connected_broker(&settings.amqp, "t").await.unwrap();
+    let w = spawn_worker(&prefix, &db.url, &env).await.unwrap();
+    let publish = |id: String, ty: &'static str, user: String, v: u32| {
+        let broker = &broker;
+        async move {
+            let body = user_event(&id, ty, &user, &ts(v));
+            publish_event(broker, &id, ty, body.as_bytes())
+                .await
+                .unwrap();
+        }
+    };
+    for i in 0..400 {
+        publish(
+            format!("ev_c{i}"),
+            "user.created",
+            format!("user_o{i:03}"),
+            1,
+        )
+        .await;
+    }
+    publish("ev_held_c".into(), "user.created", "user_held".into(), 1).await;
+    let store = db.store.clone();
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            store.processed_count().await.unwrap() == 401
+        })
+        .await
+    );
+
+    // The application's session: the held user's row locked, the transaction left open.
+    let mut app = AsyncPgConnection::establish(&db.url).await.unwrap();
+    app.batch_execute("BEGIN; SELECT 1 FROM users WHERE id = 'user_held' FOR UPDATE")
+        .await
+        .unwrap();
+    let updated = |v: u32| {
+        let store = store.clone();
+        async move {
+            store
+                .all_users()
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|u| u.id.starts_with("user_o"))
+                .filter(|u| {
+                    u.workos_updated_at
+                        .unwrap()
+                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                        == ts(v)
+                })
+                .count()
+        }
+    };
+    let started = Instant::now();
+    let mut worst = Duration::ZERO;
+    for i in 0..400u32 {
+        publish(
+            format!("ev_u{i}"),
+            "user.updated",
+            format!("user_o{i:03}"),
+            2,
+        )
+        .await;
+        if i % 50 == 0 {
+            publish(
+                format!("ev_held_u{i}"),
+                "user.updated",
+                "user_held".into(),
+                2 + i,
+            )
+            .await;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await; // the arrival rate, 40/s
+        if i % 40 == 39 {
+            // Everything published a second ago has applied by now.
+            let lag_start = Instant::now();
+            let want = (i + 1 - 40) as usize;
+            assert!(
+                eventually(Duration::from_secs(5), || async {
+                    updated(2).await >= want
+                })
+                .await,
+                "other users stalled behind the held row (at {i})"
+            );
+            worst = worst.max(lag_start.elapsed());
+        }
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || async { updated(2).await == 400 }).await,
+        "not every other user was updated while the row was held"
+    );
+    let held = db.store.get_user("user_held").await.unwrap().unwrap();
+    assert_eq!(
+        held.workos_updated_at
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        ts(1),
+        "the held row was written through the lock"
+    );
+    println!(
+        "others applied within {worst:?} of their check; total {:?}",
+        started.elapsed()
+    );
+
+    // The lock goes: the held user's newest event applies within seconds.
+    app.batch_execute("COMMIT").await.unwrap();
+    let released = Instant::now();
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            store
+                .get_user("user_held")
+                .await
+                .unwrap()
+                .unwrap()
+                .workos_updated_at
+                .unwrap()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                == ts(2 + 350)
+        })
+        .await,
+        "the held user's events did not apply after the release"
+    );
+    println!(
+        "held user applied {:?} after the release",
+        released.elapsed()
+    );
+    assert_eq!(queue_len(&broker.topology().dead_queue()).await.unwrap(), 0);
+
+    // A migration holding the whole table: waited out, then applied soon after it commits.
+    app.batch_execute("BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    for i in 0..20u32 {
+        publish(
+            format!("ev_m{i}"),
+            "user.updated",
+            format!("user_o{i:03}"),
+            500,
+        )
+        .await;
+    }
+    tokio::time::sleep(Duration::from_secs(8)).await; // the migration's own duration
+    app.batch_execute("COMMIT").await.unwrap();
+    let committed = Instant::now();
+    assert!(
+        eventually(Duration::from_secs(3), || async {
+            updated(500).await == 20
+        })
+        .await,
+        "events behind a table lock did not apply promptly after it (held, not deferred)"
+    );
+    println!(
+        "table-locked events applied {:?} after the commit",
+        committed.elapsed()
+    );
+    assert_eq!(queue_len(&broker.topology().dead_queue()).await.unwrap(), 0);
+    w.shutdown().await;
+    close_and_delete(broker).await.unwrap();
+    db.teardown().await.unwrap();
+}

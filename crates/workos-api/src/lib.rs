@@ -109,7 +109,10 @@ impl ApiConfig {
     }
 
     pub fn from_settings(s: &workos_sync_core::settings::WorkosSettings) -> Self {
-        Self::new(s.api_base_url.clone(), s.api_key.clone())
+        Self {
+            reads_per_second: s.reads_per_second,
+            ..Self::new(s.api_base_url.clone(), s.api_key.clone())
+        }
     }
 }
 

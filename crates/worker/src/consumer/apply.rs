@@ -61,7 +61,12 @@ impl Consumer {
             Ok(outcomes) => {
                 let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
                 for ((ev, d), outcome) in events.iter().zip(&deliveries).zip(outcomes) {
-                    self.record_applied(ev, d, outcome.as_str(), duration_ms);
+                    if outcome == workos_sync_store::Outcome::Deferred {
+                        self.defer(ev, d, "its users row is locked by another session")
+                            .await?;
+                    } else {
+                        self.record_applied(ev, d, outcome.as_str(), duration_ms);
+                    }
                 }
                 let tags: Vec<u64> = deliveries.iter().map(|d| d.delivery_tag).collect();
                 s.window.resolve(&tags).await?;
@@ -76,10 +81,20 @@ impl Consumer {
                         other => other?,
                     };
                     match applied {
+                        Ok(outcomes)
+                            if outcomes.first() == Some(&workos_sync_store::Outcome::Deferred) =>
+                        {
+                            self.defer(ev, d, "its users row is locked by another session")
+                                .await?;
+                        }
                         Ok(outcomes) => {
                             let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
                             let outcome = outcomes.first().map_or("unknown", |o| o.as_str());
                             self.record_applied(ev, d, outcome, duration_ms);
+                        }
+                        Err(StoreError::Locked) => {
+                            self.defer(ev, d, "a lock it needs is held by another session")
+                                .await?;
                         }
                         Err(e) => self.retry_or_dead_letter(ev, d, &e).await?,
                     }
@@ -143,6 +158,12 @@ impl Consumer {
                     Ok(o) => Ok(o),
                     // A failed statement with a reachable database is the event's
                     // problem; an unreachable database is nobody's: wait for it.
+                    // A table held whole (a migration) stops every event alike: hold the
+                    // batch as for an outage, so it applies the moment the lock goes.
+                    Err(StoreError::Locked) => {
+                        let up = self.store.table_locked().await.is_ok_and(|held| !held);
+                        Err((StoreError::Locked, up))
+                    }
                     Err(e) => {
                         let up = !e.is_unavailable() && self.store.ping().await.is_ok();
                         Err((e, up))
@@ -168,7 +189,11 @@ impl Consumer {
                 )),
             };
             let since = *held_since.get_or_insert_with(|| {
-                tracing::error!(error = %err, "database unavailable; holding batch until it returns");
+                if matches!(err, StoreError::Locked) {
+                    tracing::warn!(error = %err, "a table is locked by another session (a migration?); holding batch until it is free");
+                } else {
+                    tracing::error!(error = %err, "database unavailable; holding batch until it returns");
+                }
                 metrics::gauge!(workos_sync_core::metric::WORKER_HOLDING).set(1.0);
                 Instant::now()
             });

@@ -43,6 +43,35 @@ impl Consumer {
         Ok(())
     }
 
+    /// An event that waits on the application's lock: republished to the shortest delay
+    /// tier with its attempt count unchanged (waiting costs no attempt, and never sends
+    /// it to a long tier or the DLQ), then acked; the rest of its batch went on.
+    pub(super) async fn defer(
+        &self,
+        ev: &Event,
+        d: &Delivery,
+        why: &str,
+    ) -> Result<(), BatchError> {
+        let topology = self.broker.topology();
+        // Without delay tiers configured: back to the events queue itself.
+        let queue = topology
+            .retry_queue(0)
+            .unwrap_or_else(|| topology.events_queue());
+        let first_seen =
+            header_i64(&d.properties, HEADER_FIRST_SEEN).unwrap_or_else(dlq::now_ms_i64);
+        let props = dlq::republish_properties(
+            &d.properties,
+            &[
+                (HEADER_LAST_ERROR, dlq::text(why)),
+                (HEADER_FIRST_SEEN, AMQPValue::LongLongInt(first_seen)),
+            ],
+        );
+        self.republish(d, "", &queue, props).await?;
+        tracing::info!(event.id = %ev.id, event.r#type = %ev.event_type, user.id = ev.user_id().unwrap_or(""), retry_queue = %queue, reason = why, "event deferred");
+        metrics::counter!(workos_sync_core::metric::WORKER_MESSAGES_TOTAL, "outcome" => "deferred", "reason" => "locked").increment(1);
+        Ok(())
+    }
+
     pub(super) async fn retry_or_dead_letter(
         &self,
         ev: &Event,
