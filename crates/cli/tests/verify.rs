@@ -394,7 +394,7 @@ async fn repair_while_webhooks_flow_converges_to_the_newest() {
                 Some(workos_sync_core::Entity::Users),
                 Some(workos_sync_pull::RemovalBound {
                     max: 100,
-                    percent: 10.0,
+                    percent: 25.0,
                 }),
                 |_| {},
             )

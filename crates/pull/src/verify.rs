@@ -512,16 +512,14 @@ async fn remove_membership(store: &Store, id: &str) -> Result<(), SyncError> {
         return Ok(());
     };
     let m = Membership {
-        id: row.id,
-        user_id: row.user_id,
-        organization_id: row.organization_id,
         status: row.status,
-        role: None,
-        roles: Vec::new(),
-        custom_attributes: None,
-        directory_managed: None,
         created_at: row.workos_created_at,
-        updated_at: row.workos_updated_at,
+        ..Membership::stub(
+            &row.id,
+            &row.user_id,
+            &row.organization_id,
+            row.workos_updated_at,
+        )
     };
     store
         .apply(&crate::lazy::deletion_event(Record::Membership(m)))

@@ -57,18 +57,12 @@ impl Record {
                 created_at: Some(at),
                 updated_at: Some(at),
             }),
-            Entity::OrganizationMemberships => Record::Membership(Membership {
-                id: need_id()?,
-                user_id: nonempty(k.user_id).unwrap_or_default(),
-                organization_id: nonempty(k.organization_id).unwrap_or_default(),
-                status: String::new(),
-                role: None,
-                roles: Vec::new(),
-                custom_attributes: None,
-                directory_managed: None,
-                created_at: at,
-                updated_at: at,
-            }),
+            Entity::OrganizationMemberships => Record::Membership(Membership::stub(
+                &need_id()?,
+                &nonempty(k.user_id).unwrap_or_default(),
+                &nonempty(k.organization_id).unwrap_or_default(),
+                at,
+            )),
             Entity::Roles => {
                 let organization_id = if organization_role {
                     Some(

@@ -35,6 +35,23 @@ pub struct Membership {
 }
 
 impl Membership {
+    /// A membership known only by its keys (a deletion learnt by id, or named by a
+    /// trimmed event), stamped `at`; `status` empty, no roles.
+    pub fn stub(id: &str, user_id: &str, organization_id: &str, at: DateTime<Utc>) -> Self {
+        Self {
+            id: id.to_owned(),
+            user_id: user_id.to_owned(),
+            organization_id: organization_id.to_owned(),
+            status: String::new(),
+            role: None,
+            roles: Vec::new(),
+            custom_attributes: None,
+            directory_managed: None,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
     /// The slugs of every role, `role` first when `roles` is empty (older payloads).
     pub fn role_slugs(&self) -> Vec<String> {
         if self.roles.is_empty() {
