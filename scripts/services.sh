@@ -31,21 +31,39 @@ pg_up || { echo "services: PostgreSQL is not reachable on 127.0.0.1:5432" >&2; e
 rabbit_up || { echo "services: RabbitMQ is not reachable on 127.0.0.1:5672" >&2; exit 1; }
 
 # Leftovers of killed test runs (a failing test cleans up itself: testkit's TestPrefix
-# and TestDb): queues and exchanges named wst-* (testkit prefixes). rabbitmqctl has no
-# command to delete an exchange and the management plugin (rabbitmqadmin) is not
-# enabled here, so exchanges go through `rabbitmqctl eval` of the broker's own
-# rabbit_exchange:delete/3 (RabbitMQ 3.10 to 4.x).
+# and TestDb): databases wst_*, queues and exchanges wst-*. Only provably stale ones go:
+# every creator puts its process id in the name (testkit `wst-p<pid>-<hex>`, scripts
+# `wst-<what>-<pid>`), and a name is removed only when that process is gone, so a test
+# run, a benchmark or a dev stack started beside this one keeps its databases and
+# queues. Names without a pid (the migrated templates wst_tpl_*, fixed benchmark
+# prefixes) are kept; a database must also have no connection left.
+# The pid a name carries: its first part (split at - and _, before any .) that is
+# p<digits> or <digits> of at most 7 digits (pid_max is 4194304).
+owner_pid() {
+  local base="${1%%.*}" part
+  local IFS='-_'
+  for part in $base; do
+    if [[ "$part" =~ ^p?([0-9]{1,7})$ ]]; then echo "${BASH_REMATCH[1]}"; return; fi
+  done
+}
+stale() { local pid; pid="$(owner_pid "$1")"; [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; }
+# rabbitmqctl has no command to delete an exchange and the management plugin
+# (rabbitmqadmin) is not enabled here, so exchanges go through `rabbitmqctl eval` of the
+# broker's own rabbit_exchange:delete/3 (RabbitMQ 3.10 to 4.x).
 # `|| true`: no leftovers is the normal case, and grep then exits 1 (pipefail).
 { rabbitmqctl -q list_queues name 2>/dev/null | grep -E '^wst-' || true; } | while read -r q; do
+  stale "$q" || continue
   rabbitmqctl -q delete_queue "$q" </dev/null >/dev/null 2>&1 || true
 done
 { rabbitmqctl -q list_exchanges name 2>/dev/null | grep -E '^wst-' || true; } | while read -r x; do
+  stale "$x" || continue
   rabbitmqctl -q eval "rabbit_exchange:delete(rabbit_misc:r(<<\"/\">>, exchange, <<\"$x\">>), false, <<\"services.sh\">>)." </dev/null \
     >/dev/null 2>&1 || true
 done
 echo "services: PostgreSQL and RabbitMQ are up" >&2
-# Databases left by interrupted test runs: wst_*.
-psql -h 127.0.0.1 -U postgres -d postgres -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'wst\_%'" 2>/dev/null \
+psql -h 127.0.0.1 -U postgres -d postgres -Atqc \
+  "SELECT d.datname FROM pg_database d JOIN pg_stat_database s ON s.datid = d.oid WHERE d.datname LIKE 'wst\_%' AND s.numbackends = 0" 2>/dev/null \
   | while read -r db; do
-      psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
+      stale "$db" || continue
+      psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true
     done

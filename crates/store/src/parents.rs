@@ -1,9 +1,11 @@
 //! A deletion that named only its key ([`workos_sync_core::Record::key_only`]): a
-//! membership's user and organization, a domain's organization, read from the stored
-//! row before the batch takes its locks (they decide which scopes it locks and which
-//! children go with it). These never change for one id, so reading them outside the
-//! locks is safe. A key the table does not hold keeps empty parents: its delete removes
-//! nothing and tombstones the key.
+//! membership's user and organization, a domain's organization, a role's or
+//! permission's slug and scope, read from the stored row with that id before the batch
+//! takes its locks (they decide the key, which scopes it locks and which children go
+//! with it). These never change for one id, so reading them outside the locks is safe.
+//! A membership or domain the table does not hold keeps empty parents (its delete
+//! removes nothing and tombstones the id); a role or permission whose slug cannot be
+//! found stays [`workos_sync_core::Record::key_unknown`] and is recorded as ignored.
 //!
 //! Failure model: a failed read is a [`StoreError`] like any other of the batch.
 
@@ -15,7 +17,7 @@ use workos_sync_core::{Event, EventKind, Record};
 
 use crate::{
     StoreError,
-    schema::{organization_domains, organization_memberships},
+    schema::{organization_domains, organization_memberships, permissions, roles},
 };
 
 fn needs_parents(ev: &Event) -> bool {
@@ -24,6 +26,7 @@ fn needs_parents(ev: &Event) -> bool {
             m.user_id.is_empty() || m.organization_id.is_empty()
         }
         EventKind::Delete(Record::Domain(d)) => d.organization_id.is_empty(),
+        EventKind::Delete(r @ (Record::Role(_) | Record::Permission(_))) => r.key_unknown(),
         _ => false,
     }
 }
@@ -40,7 +43,12 @@ pub(crate) async fn fill<'e>(
     let ids: Vec<String> = events
         .iter()
         .filter(|e| needs_parents(e))
-        .filter_map(|e| e.record().map(Record::key))
+        .filter_map(|e| match e.record() {
+            Some(Record::Role(r)) => r.id.clone(),
+            Some(Record::Permission(p)) => p.id.clone(),
+            Some(r) => Some(r.key()),
+            None => None,
+        })
         .collect();
     let members: HashMap<String, (String, String)> = organization_memberships::table
         .filter(organization_memberships::id.eq_any(&ids))
@@ -64,6 +72,25 @@ pub(crate) async fn fill<'e>(
         .await?
         .into_iter()
         .collect();
+    let role_rows: HashMap<String, (String, Option<String>)> = roles::table
+        .filter(roles::id.eq_any(&ids))
+        .select((
+            roles::id.assume_not_null(),
+            roles::slug,
+            roles::organization_id,
+        ))
+        .load::<(String, String, Option<String>)>(conn)
+        .await?
+        .into_iter()
+        .map(|(id, slug, org)| (id, (slug, org)))
+        .collect();
+    let permission_slugs: HashMap<String, String> = permissions::table
+        .filter(permissions::id.eq_any(&ids))
+        .select((permissions::id.assume_not_null(), permissions::slug))
+        .load::<(String, String)>(conn)
+        .await?
+        .into_iter()
+        .collect();
     let mut out = events.to_vec();
     for ev in &mut out {
         match &mut ev.kind {
@@ -80,6 +107,17 @@ pub(crate) async fn fill<'e>(
             EventKind::Delete(Record::Domain(d)) if d.organization_id.is_empty() => {
                 if let Some(o) = domains.get(&d.id) {
                     d.organization_id.clone_from(o);
+                }
+            }
+            EventKind::Delete(Record::Role(r)) if r.key_unknown() => {
+                if let Some((slug, org)) = r.id.as_ref().and_then(|id| role_rows.get(id)) {
+                    r.slug.clone_from(slug);
+                    r.organization_id.clone_from(org);
+                }
+            }
+            EventKind::Delete(Record::Permission(p)) if p.slug.is_empty() => {
+                if let Some(slug) = p.id.as_ref().and_then(|id| permission_slugs.get(id)) {
+                    p.slug.clone_from(slug);
                 }
             }
             _ => {}

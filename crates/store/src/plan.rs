@@ -397,6 +397,8 @@ pub fn plan(events: &[Event], known: &Known, seen: &HashSet<String>, enabled: En
             continue;
         }
         let outcome = match ev.record() {
+            // A key-only deletion whose key nothing stored could tell: nothing to delete.
+            Some(record) if record.key_unknown() => Outcome::Ignored,
             Some(record) if enabled.contains(record.entity()) => planner.apply(ev, record, enabled),
             _ => Outcome::Ignored,
         };

@@ -1096,3 +1096,69 @@ async fn the_applications_own_soft_delete_is_never_undone() {
     assert_eq!(u.email, "user_ban_soft@x.io");
     db.teardown().await.unwrap();
 }
+
+/// A role or permission deletion that names only the object's id: its slug and scope
+/// come from the stored row; an id nothing stored has deletes nothing (recorded as
+/// ignored, no tombstone of an empty key).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_or_permission_deleted_by_id_alone() {
+    let db = fresh_database().await.unwrap();
+    let s = &db.store;
+    s.apply(&body(
+        "r1",
+        "organization_role.created",
+        json!({"object": "role", "id": "role_o1", "slug": "admin", "organization_id": "org_r",
+               "created_at": ts(1), "updated_at": ts(1)}),
+        1,
+    ))
+    .await
+    .unwrap();
+    s.apply(&body(
+        "p1",
+        "permission.created",
+        json!({"object": "permission", "id": "perm_1", "slug": "read", "created_at": ts(1), "updated_at": ts(1)}),
+        1,
+    ))
+    .await
+    .unwrap();
+    for (id, ty, data) in [
+        (
+            "r2",
+            "organization_role.deleted",
+            json!({"object": "role", "id": "role_o1"}),
+        ),
+        (
+            "p2",
+            "permission.deleted",
+            json!({"object": "permission", "id": "perm_1"}),
+        ),
+    ] {
+        assert_eq!(
+            s.apply(&body(id, ty, data, 5)).await.unwrap(),
+            Outcome::Deleted,
+            "{ty}"
+        );
+    }
+    assert_eq!(db.exec("SELECT 1 FROM roles").await.unwrap(), 0);
+    assert_eq!(db.exec("SELECT 1 FROM permissions").await.unwrap(), 0);
+    assert_eq!(
+        db.exec("SELECT 1 FROM tombstones WHERE (entity, id) IN (('roles', 'org_r:admin'), ('permissions', 'read'))")
+            .await
+            .unwrap(),
+        2
+    );
+    let unknown = body(
+        "r3",
+        "role.deleted",
+        json!({"object": "role", "id": "role_never"}),
+        6,
+    );
+    assert_eq!(s.apply(&unknown).await.unwrap(), Outcome::Ignored);
+    assert_eq!(
+        db.exec("SELECT 1 FROM tombstones WHERE id = ''")
+            .await
+            .unwrap(),
+        0
+    );
+    db.teardown().await.unwrap();
+}

@@ -1,4 +1,4 @@
-//! A fresh Postgres database per test, `wst_<8 hex>`, cloned from a migrated template
+//! A fresh Postgres database per test, `wst_p<pid>_<8 hex>`, cloned from a migrated template
 //! (`CREATE DATABASE … TEMPLATE`, as crates.io's test databases are), and dropped when
 //! the [`TestDb`] drops, also when the test panics. `teardown` drops it explicitly.
 //!
@@ -139,10 +139,16 @@ pub async fn fresh_database() -> anyhow::Result<TestDb> {
     TestDb::new(name)
 }
 
-/// A fresh test database's name, `wst_<8 hex>`.
+/// A fresh test database's name, `wst_p<pid>_<8 hex>` (the pid: see
+/// [`crate::unique_prefix`]).
 fn new_name() -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();
-    format!("{}_{}", crate::TEST_PREFIX_STEM, &id[..8])
+    format!(
+        "{}_p{}_{}",
+        crate::TEST_PREFIX_STEM,
+        std::process::id(),
+        &id[..8]
+    )
 }
 
 /// Creates an empty database (no migration ran: the application's part, then

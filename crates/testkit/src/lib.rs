@@ -83,11 +83,16 @@ pub fn amqp_url_via(addr: SocketAddr) -> String {
     url_via(&amqp_url(), addr, "amqp", "%2f")
 }
 
-/// A fresh queue prefix, `wst-<8 hex>`, whose queues and exchanges are deleted when
-/// it is dropped (also when the test fails: see [`TestPrefix`]).
+/// A fresh queue prefix, `wst-p<pid>-<8 hex>`, whose queues and exchanges are deleted
+/// when it is dropped (also when the test fails: see [`TestPrefix`]); the pid tells
+/// `scripts/services.sh` whether the run that made it is still alive.
 pub fn unique_prefix() -> TestPrefix {
     let id = uuid::Uuid::new_v4().simple().to_string();
-    TestPrefix::new(format!("{TEST_PREFIX_STEM}-{}", &id[..8]))
+    TestPrefix::new(format!(
+        "{TEST_PREFIX_STEM}-p{}-{}",
+        std::process::id(),
+        &id[..8]
+    ))
 }
 
 /// Settings for a test: defaults, loopback services, the given prefix and secret, port 0.

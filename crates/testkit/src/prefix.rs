@@ -9,7 +9,7 @@
 
 use std::{fmt, ops::Deref};
 
-/// A fresh `wst-<8 hex>` prefix, deleted on drop (see the module header).
+/// A fresh `wst-p<pid>-<8 hex>` prefix, deleted on drop (see the module header).
 pub struct TestPrefix {
     name: String,
     armed: bool,

@@ -1,12 +1,12 @@
 //! A deleted object known by its key alone: some `*.deleted` bodies carry `data` trimmed
-//! to `{"object", "id"}` (a role's or permission's to its `slug`). A delete needs only
-//! the key, so such a body still makes a [`Record`] whose other fields are empty; the
-//! store fills a membership's user and organization, and a domain's organization, from
-//! the stored row when the body leaves them out (they never change for one id).
+//! to `{"object", "id"}`. A delete needs only the key, so such a body still makes a
+//! [`Record`] whose other fields are empty; the store fills what the body leaves out
+//! from the stored row with that id (a membership's user and organization, a domain's
+//! organization, a role's or permission's slug and scope: they never change for one
+//! id), and a key it cannot fill deletes nothing.
 //!
-//! Failure model: `data` without the key of its entity (no `id`; no `slug` for a role or
-//! permission; an organization role without `organization_id`) is an `Err` with the
-//! reason, which the decoder turns into its usual `BadRecord`.
+//! Failure model: `data` with neither an `id` nor (for a role or permission) a `slug` is
+//! an `Err` with the reason, which the decoder turns into its usual `BadRecord`.
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -64,17 +64,20 @@ impl Record {
                 at,
             )),
             Entity::Roles => {
-                let organization_id = if organization_role {
-                    Some(
-                        nonempty(k.organization_id)
-                            .ok_or("organization role without organization_id")?,
-                    )
-                } else {
-                    None
+                let slug = nonempty(k.slug);
+                if slug.is_none() && id.is_none() {
+                    return Err("role deletion without a slug or an id".into());
+                }
+                // Without its organization an organization role is found by id.
+                let organization_id = match (organization_role, nonempty(k.organization_id)) {
+                    (true, Some(org)) => Some(org),
+                    (true, None) if id.is_some() => Some(String::new()),
+                    (true, None) => return Err("organization role without organization_id".into()),
+                    (false, _) => None,
                 };
                 Record::Role(Role {
                     id,
-                    slug: nonempty(k.slug).ok_or("role deletion without a slug")?,
+                    slug: slug.unwrap_or_default(),
                     organization_id,
                     name: None,
                     description: None,
@@ -85,8 +88,14 @@ impl Record {
                 })
             }
             Entity::Permissions => Record::Permission(Permission {
+                slug: match (nonempty(k.slug), &id) {
+                    (Some(s), _) => s,
+                    (None, Some(_)) => String::new(),
+                    (None, None) => {
+                        return Err("permission deletion without a slug or an id".into());
+                    }
+                },
                 id,
-                slug: nonempty(k.slug).ok_or("permission deletion without a slug")?,
                 name: None,
                 description: None,
                 system: None,
@@ -128,6 +137,11 @@ mod tests {
         assert!(Record::key_only(Entity::Roles, true, r#"{"slug":"admin"}"#, at).is_err());
         assert!(Record::key_only(Entity::Users, false, r#"{"object":"user"}"#, at).is_err());
         assert!(Record::key_only(Entity::Users, false, r#"{"id":""}"#, at).is_err());
-        assert!(Record::key_only(Entity::Permissions, false, r#"{"id":"perm_1"}"#, at).is_err());
+        assert!(
+            Record::key_only(Entity::Permissions, false, r#"{"object":"permission"}"#, at).is_err()
+        );
+        // By id alone: the slug (and scope) is the store's to find.
+        let p = Record::key_only(Entity::Permissions, false, r#"{"id":"perm_1"}"#, at);
+        assert!(p.is_ok_and(|r| r.key_unknown()));
     }
 }

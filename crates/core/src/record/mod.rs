@@ -59,6 +59,16 @@ impl Record {
         }
     }
 
+    /// True for a key-only deletion whose key the body did not carry (a role or
+    /// permission named by id alone, whose slug the store has not filled in).
+    pub fn key_unknown(&self) -> bool {
+        match self {
+            Record::Role(r) => r.key_unknown(),
+            Record::Permission(p) => p.slug.is_empty(),
+            _ => false,
+        }
+    }
+
     /// The version: WorkOS's `updated_at` (for roles and permissions without one, the
     /// `created_at`, else the epoch; the event decoder fills it from the event's time).
     pub fn updated_at(&self) -> DateTime<Utc> {

@@ -37,6 +37,12 @@ pub struct Role {
 }
 
 impl Role {
+    /// True for a role named by id alone (a trimmed deletion) whose slug or
+    /// organization is not known yet.
+    pub fn key_unknown(&self) -> bool {
+        self.slug.is_empty() || self.organization_id.as_deref().is_some_and(str::is_empty)
+    }
+
     /// The row key: `slug` for an environment role, `organization_id:slug` for an
     /// organization role (`:` never occurs in a WorkOS id).
     pub fn key(&self) -> String {
