@@ -5,8 +5,9 @@
 //! cursor: the API's default order is newest first).
 //!
 //! Failure model: every call has a timeout; 429 and 5xx (and connection failures) are
-//! retried with exponential backoff and equal jitter (half the delay fixed, half
-//! random), honouring `Retry-After`; a client-side budget keeps reads below WorkOS's
+//! retried with the project's one backoff (`core::backoff`) plus equal jitter (half the
+//! delay fixed, half random), honouring `Retry-After` (seconds or an HTTP date:
+//! `retry_after`); a client-side budget keeps reads below WorkOS's
 //! documented 1,000 per 10 s. A call may also carry a deadline (lazy sync): it never
 //! waits past it and ends with [`ApiError::OutOfTime`]. What is left comes back as an
 //! [`ApiError`] whose variant decides the caller's answer. Only `NotFound` may remove a
@@ -26,12 +27,13 @@ use reqwest::{StatusCode, header};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use workos_sync_core::{IdError, User};
+use workos_sync_core::{IdError, User, backoff::Backoff};
 
 /// The user event types the reconciler asks for.
 pub use workos_sync_core::event_type::USER_EVENTS;
 
 mod organizations;
+mod retry_after;
 pub use organizations::{MEMBERSHIP_STATUSES, MembershipsOf};
 
 #[derive(Debug, thiserror::Error)]
@@ -243,14 +245,17 @@ impl Client {
         }
     }
 
-    /// Exponential backoff with equal jitter: a random delay in `[d/2, d]`.
+    /// The project's one backoff (`core::backoff`: doubling from `backoff_base` up to
+    /// `backoff_max`) at `attempt`, with equal jitter on top: a random delay in
+    /// `[d/2, d]`, since other callers share WorkOS's rate limit with us.
     fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .config
-            .backoff_base
-            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
-            .min(self.config.backoff_max);
-        let ms = u64::try_from(exp.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut b = Backoff::new(self.config.backoff_base, self.config.backoff_max);
+        for _ in 1..attempt.min(32) {
+            b.next_delay();
+        }
+        let ms = u64::try_from(b.peek().as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
         Duration::from_millis(rand::rng().random_range(ms / 2..=ms))
     }
 
@@ -279,8 +284,7 @@ impl Client {
             .headers()
             .get(header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(|s| Duration::from_secs(s.min(120)));
+            .and_then(|v| retry_after::parse(v, std::time::SystemTime::now()));
         let body = resp
             .bytes()
             .await

@@ -216,6 +216,39 @@ async fn rate_limits_are_retried_after_the_advertised_delay() {
     ));
 }
 
+/// A `Retry-After` given as an HTTP date (a proxy in front of WorkOS) is waited out too.
+#[tokio::test]
+async fn a_retry_after_date_is_honoured() {
+    let s = MockServer::start().await;
+    let at = std::time::SystemTime::now() + Duration::from_secs(3);
+    Mock::given(path("/user_management/users/user_rd"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("Retry-After", httpdate::fmt_http_date(at).as_str()),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&s)
+        .await;
+    Mock::given(path("/user_management/users/user_rd"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            fixture("user.get-response.sdk-fixture.json"),
+            "application/json",
+        ))
+        .with_priority(2)
+        .mount(&s)
+        .await;
+    let c = client(&s.uri(), 5, Duration::from_secs(5));
+    let t = Instant::now();
+    c.get_user("user_rd").await.unwrap();
+    // The date has whole seconds: 2 to 3 s from now, where the backoff alone is ~10 ms.
+    assert!(
+        t.elapsed() >= Duration::from_millis(1900),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn client_side_budget_paces_requests() {
     let s = MockServer::start().await;
