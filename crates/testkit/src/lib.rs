@@ -40,37 +40,32 @@ pub fn amqp_url() -> String {
     std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
-/// `host:port` of the server in `url` (`scheme://[creds@]host[:port]/path`).
+/// `host:port` of the server in `url` (`scheme://[creds@]host[:port]/path`, read by
+/// `url::Url`; `localhost` is 127.0.0.1, where the test services listen).
 fn url_addr(url: &str, default_port: u16) -> anyhow::Result<SocketAddr> {
-    let rest = url.split("://").nth(1).context("URL has no scheme")?;
-    let hostport = rest.rsplit('@').next().unwrap_or(rest);
-    let hostport = hostport
-        .split('/')
-        .next()
-        .unwrap_or(hostport)
-        .replace("localhost", "127.0.0.1");
-    let hostport = if hostport.contains(':') {
-        hostport
-    } else {
-        format!("{hostport}:{default_port}")
+    let u = url::Url::parse(url).context("not a URL")?;
+    let ip: std::net::IpAddr = match u.host().context("URL has no host")? {
+        url::Host::Domain("localhost") => std::net::Ipv4Addr::LOCALHOST.into(),
+        url::Host::Domain(other) => anyhow::bail!("host {other} is not an address"),
+        url::Host::Ipv4(ip) => ip.into(),
+        url::Host::Ipv6(ip) => ip.into(),
     };
-    hostport
-        .parse()
-        .with_context(|| format!("host:port of {hostport}"))
+    Ok(SocketAddr::new(ip, u.port().unwrap_or(default_port)))
 }
 
-/// `url` with host and port replaced by `addr` (to go through a proxy).
-fn url_via(url: &str, addr: SocketAddr, scheme: &str, default_path: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or((scheme, url));
-    let (creds, hostpath) = match rest.rsplit_once('@') {
-        Some((c, h)) => (format!("{c}@"), h),
-        None => (String::new(), rest),
+/// `url` with host and port replaced by `addr` (to go through a proxy); its path is
+/// `default_path` when it has none. Unchanged when it is not a URL.
+fn url_via(url: &str, addr: SocketAddr, default_path: &str) -> String {
+    let Ok(mut u) = url::Url::parse(url) else {
+        return url.to_owned();
     };
-    let path = hostpath
-        .split_once('/')
-        .map(|(_, p)| p)
-        .unwrap_or(default_path);
-    format!("{scheme}://{creds}{addr}/{path}")
+    if u.set_ip_host(addr.ip()).is_err() || u.set_port(Some(addr.port())).is_err() {
+        return url.to_owned();
+    }
+    if matches!(u.path(), "" | "/") {
+        u.set_path(&format!("/{default_path}"));
+    }
+    u.to_string()
 }
 
 /// `host:port` of the broker in [`amqp_url`].
@@ -80,7 +75,7 @@ pub fn amqp_addr() -> anyhow::Result<SocketAddr> {
 
 /// The AMQP URL with host and port replaced by `addr` (to go through a proxy).
 pub fn amqp_url_via(addr: SocketAddr) -> String {
-    url_via(&amqp_url(), addr, "amqp", "%2f")
+    url_via(&amqp_url(), addr, "%2f")
 }
 
 /// A fresh queue prefix, `wst-p<pid>-<8 hex>`, whose queues and exchanges are deleted
@@ -452,5 +447,41 @@ pub fn postgres_addr(url: &str) -> anyhow::Result<SocketAddr> {
 
 /// A postgres URL with host and port replaced by `addr`.
 pub fn postgres_url_via(url: &str, addr: SocketAddr) -> String {
-    url_via(url, addr, "postgres", "postgres")
+    url_via(url, addr, "postgres")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn urls_are_edited_as_urls() {
+        let a: SocketAddr = "127.0.0.1:40001".parse().unwrap();
+        assert_eq!(
+            url_via("amqp://guest:guest@localhost:5672/%2f", a, "%2f"),
+            "amqp://guest:guest@127.0.0.1:40001/%2f"
+        );
+        // A password holding "localhost" or "@" is left as it is.
+        assert_eq!(
+            url_via(
+                "postgres://u:my%40localhost@db.local:5432/app",
+                a,
+                "postgres"
+            ),
+            "postgres://u:my%40localhost@127.0.0.1:40001/app"
+        );
+        assert_eq!(
+            url_via("postgres://u@127.0.0.1", a, "postgres"),
+            "postgres://u@127.0.0.1:40001/postgres"
+        );
+        assert_eq!(
+            url_addr("amqp://u:localhost@localhost/%2f", 5672).unwrap(),
+            "127.0.0.1:5672".parse().unwrap()
+        );
+        assert_eq!(
+            url_addr("postgres://[::1]:6543/x", 5432).unwrap(),
+            "[::1]:6543".parse().unwrap()
+        );
+    }
 }
