@@ -44,9 +44,15 @@ pub fn amqp_url() -> String {
 /// `url::Url`; `localhost` is 127.0.0.1, where the test services listen).
 fn url_addr(url: &str, default_port: u16) -> anyhow::Result<SocketAddr> {
     let u = url::Url::parse(url).context("not a URL")?;
+    // Schemes other than http(s) keep their host as text (`postgres`, `amqp`): an
+    // address is parsed from it.
     let ip: std::net::IpAddr = match u.host().context("URL has no host")? {
         url::Host::Domain("localhost") => std::net::Ipv4Addr::LOCALHOST.into(),
-        url::Host::Domain(other) => anyhow::bail!("host {other} is not an address"),
+        url::Host::Domain(other) => other
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .with_context(|| format!("host {other} is not an address"))?,
         url::Host::Ipv4(ip) => ip.into(),
         url::Host::Ipv6(ip) => ip.into(),
     };
@@ -478,6 +484,10 @@ mod tests {
         assert_eq!(
             url_addr("amqp://u:localhost@localhost/%2f", 5672).unwrap(),
             "127.0.0.1:5672".parse().unwrap()
+        );
+        assert_eq!(
+            url_addr("postgres://postgres@127.0.0.1:5432/x", 1).unwrap(),
+            "127.0.0.1:5432".parse().unwrap()
         );
         assert_eq!(
             url_addr("postgres://[::1]:6543/x", 5432).unwrap(),
