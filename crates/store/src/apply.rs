@@ -157,6 +157,11 @@ struct StateRow {
     organization_id: Option<String>,
 }
 
+/// Further tries to lock users rows another session held, [`ROW_LOCK_PAUSE`] apart,
+/// before their events are deferred (at most ~150 ms more for a batch that meets one).
+const ROW_LOCK_RETRIES: usize = 3;
+const ROW_LOCK_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+
 #[derive(QueryableByName)]
 struct UserIdRow {
     #[diesel(sql_type = Text)]
@@ -359,6 +364,23 @@ async fn apply_in_tx(
                         .is_some_and(|e| e.present)
             })
             .collect();
+        // A row held for a moment (the application's own short UPDATE of a user, say a
+        // last-seen time) is free again within milliseconds: ask again a few times
+        // before deferring its events by a whole delay tier. A row still held after
+        // that belongs to a long transaction.
+        for _ in 0..ROW_LOCK_RETRIES {
+            if known.locked.is_empty() {
+                break;
+            }
+            tokio::time::sleep(ROW_LOCK_PAUSE).await;
+            let ids: Vec<String> = known.locked.iter().cloned().collect();
+            let freed = sql::LockUserRows { st, ids: &ids }
+                .load::<UserIdRow>(c)
+                .await?;
+            for r in freed {
+                known.locked.remove(&r.id);
+            }
+        }
         (known, tags)
     };
 

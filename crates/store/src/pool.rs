@@ -252,7 +252,7 @@ impl Store {
 /// `lock_timeout = 5s` (default 0 = wait forever): a lock the application holds (a long
 /// transaction, a migration's table lock) must cost the events that need it, not hold a
 /// whole batch and the partition behind it. A users row held by another session is
-/// skipped without waiting (`sql::LockUserRows`); every other lock wait (a table lock, a
+/// skipped after ~150 ms of asking again (`sql::LockUserRows`); every other lock wait (a table lock, a
 /// row of another table) ends after 5 s as [`StoreError::Locked`], and the worker
 /// tries those events again within seconds, isolated from the rest of their batch.
 ///

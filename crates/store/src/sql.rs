@@ -104,8 +104,8 @@ impl QueryFragment<Pg> for LockKeys<'_> {
 
 /// Row-locks the batch's existing users rows that no other session holds, and returns
 /// their ids: a row held by the application (`SELECT … FOR UPDATE`, a long transaction)
-/// is skipped at once instead of waited for, so its events are deferred and the rest of
-/// the batch goes on. `FOR NO KEY UPDATE` is the lock our own UPDATE takes (it does not
+/// is skipped instead of waited for (the caller asks again briefly), so its events are
+/// deferred and the rest of the batch goes on. `FOR NO KEY UPDATE` is the lock our own UPDATE takes (it does not
 /// conflict with the `KEY SHARE` locks of the application's foreign key checks); taken
 /// after the advisory locks, so our own batches never meet here.
 pub(crate) struct LockUserRows<'a> {

@@ -1162,3 +1162,41 @@ async fn a_role_or_permission_deleted_by_id_alone() {
     );
     db.teardown().await.unwrap();
 }
+
+/// A users row another session holds: in a batch, only that user's event is deferred
+/// (nothing written or recorded for it), the rest applies; a row held only for a moment
+/// (the application's own short update) is waited for briefly and applied, not deferred.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_row_held_by_another_session_defers_only_its_events() {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+    let db = fresh_database().await.unwrap();
+    let s = &db.store;
+    for (ev, id) in [("c1", "user_h"), ("c2", "user_f")] {
+        s.apply(&body(ev, "user.created", user(id, 1), 1))
+            .await
+            .unwrap();
+    }
+    let mut app = AsyncPgConnection::establish(&db.url).await.unwrap();
+    app.batch_execute("BEGIN; SELECT 1 FROM users WHERE id = 'user_h' FOR UPDATE")
+        .await
+        .unwrap();
+    let held = body("u1", "user.updated", user("user_h", 2), 2);
+    let free = body("u2", "user.updated", user("user_f", 2), 2);
+    let out = s.apply_batch(&[held.clone(), free]).await.unwrap();
+    assert_eq!(out, [Outcome::Deferred, Outcome::Updated]);
+    assert_eq!(
+        db.exec("SELECT 1 FROM processed_events WHERE event_id = 'u1'")
+            .await
+            .unwrap(),
+        0,
+        "a deferred event is not recorded"
+    );
+    // Released a moment after the batch starts: applied, not deferred.
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        app.batch_execute("COMMIT").await.unwrap();
+    });
+    assert_eq!(s.apply(&held).await.unwrap(), Outcome::Updated);
+    release.await.unwrap();
+    db.teardown().await.unwrap();
+}
