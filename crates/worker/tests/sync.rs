@@ -1022,6 +1022,84 @@ async fn hung_passes_are_abandoned_and_their_leads_released() {
     db.teardown().await.unwrap();
 }
 
+/// The periodic repair against another environment's key (its lists hold none of our
+/// users, and it answers `entity_not_found` for each): it never proceeds past the
+/// removal bound; it sets `workos_sync_verify_repair_refused` (the alert's input) and
+/// removes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_periodic_repair_refuses_a_mass_removal_and_says_so() {
+    let db = fresh_database().await.unwrap();
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/user_management/users"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": [], "list_metadata": {"after": null}
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/user_management/users/[^/]+$"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({
+            "code": "entity_not_found", "message": "not found"})))
+        .mount(&server)
+        .await;
+    for i in 0..20 {
+        db.store
+            .apply(&workos_sync_core::Event::user_snapshot(
+                serde_json::from_value(user_json(&format!("user_env{i:02}"), 5)).unwrap(),
+            ))
+            .await
+            .unwrap();
+    }
+    db.exec("UPDATE users SET updated_at = updated_at - interval '1 hour'")
+        .await
+        .unwrap();
+    let prefix = unique_prefix();
+    let w = spawn_worker(
+        &prefix,
+        &db.url,
+        &[
+            ("WORKOS_API_KEY", "sk_test_other_environment"),
+            ("WORKOS_API_BASE_URL", &server.uri()),
+            ("WORKOS_SYNC__SYNC__ENTITIES", "users"),
+            ("WORKOS_SYNC__RECONCILE__INTERVAL_SECS", "0"),
+            ("WORKOS_SYNC__VERIFY__INTERVAL_SECS", "1"),
+            ("WORKOS_SYNC__VERIFY__REPAIR", "true"),
+        ],
+    )
+    .await
+    .unwrap();
+    let url = format!("http://{}/metrics", w.http_addr);
+    let refused = eventually(Duration::from_secs(20), || {
+        let url = url.clone();
+        async move {
+            let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+            text.lines()
+                .any(|l| l.starts_with("workos_sync_verify_repair_refused ") && l.ends_with(" 1"))
+        }
+    })
+    .await;
+    assert!(
+        refused,
+        "{}",
+        reqwest::get(&url).await.unwrap().text().await.unwrap()
+    );
+    assert_eq!(db.store.all_users().await.unwrap().len(), 20);
+    assert!(db.store.tombstones(None, 10).await.unwrap().is_empty());
+    let asked = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path().starts_with("/user_management/users/"))
+        .count();
+    assert_eq!(asked, 0, "no id asked for once refused");
+    let topology = w.broker.topology().clone();
+    w.shutdown().await;
+    delete_topology(&topology).await.unwrap();
+    db.teardown().await.unwrap();
+}
+
 /// Backfill options for users alone (the fake serves no other list).
 fn users_only(restart: bool, dry_run: bool) -> sync::BackfillOptions {
     sync::BackfillOptions {
