@@ -1,4 +1,3 @@
 DROP TABLE sync_cursors;
 DROP TABLE processed_events;
 DROP TABLE user_tombstones;
-DROP TABLE users;

@@ -378,8 +378,9 @@ async fn repair_while_webhooks_flow_converges_to_the_newest() {
     listmiss["id"] = json!("user_listmiss");
     listmiss["email"] = json!("listmiss@x.io");
     s.apply(&snapshot(listmiss.clone())).await.unwrap();
-    // Written before the check begins (rows written after it are left alone).
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    // Written before the check begins (rows written after it are left alone): the
+    // check begins now by the database's clock.
+    let began: chrono::DateTime<chrono::Utc> = db.now().await.unwrap();
     let server = fake_with(0, 500, vec![listmiss]).await;
     let mut cfg =
         workos_sync_workos_api::ApiConfig::new(server.uri(), "sk_test_fake".to_owned().into());
@@ -388,7 +389,7 @@ async fn repair_while_webhooks_flow_converges_to_the_newest() {
     let repair = {
         let s = s.clone();
         tokio::spawn(async move {
-            workos_sync_pull::verify(
+            workos_sync_pull::verify_since(
                 &api,
                 &s,
                 Some(workos_sync_core::Entity::Users),
@@ -396,6 +397,7 @@ async fn repair_while_webhooks_flow_converges_to_the_newest() {
                     max: 100,
                     percent: 25.0,
                 }),
+                began,
                 |_| {},
             )
             .await

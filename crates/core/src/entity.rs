@@ -1,5 +1,6 @@
-//! The entities workos-sync mirrors, named once: the setting names of `sync.entities`, the
-//! tables, and the WorkOS event types of each. Every other event type is verified, queued
+//! The entities workos-sync mirrors, listed once; each is declared in its own file under
+//! `record/` ([`Entity::declaration`]: its table, columns, delete setting, list endpoint
+//! and WorkOS event types), from which its names here are read. Every other event type is verified, queued
 //! and recorded as `ignored`, as are the events of an entity that is switched off.
 //!
 //! Failure model: none; [`Entity::parse`] refuses an unknown name with the list of known
@@ -9,7 +10,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::event_type as t;
+use crate::{declare::Declaration, record};
 
 /// One kind of WorkOS object with a table of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -34,17 +35,22 @@ impl Entity {
         Entity::Permissions,
     ];
 
-    /// The name in settings (`sync.entities`), on the command line (`--only`), in metric
-    /// labels and in the `tombstones.entity` column: also the table's default name.
-    pub const fn name(self) -> &'static str {
+    /// The entity's one declaration (its file under `record/`).
+    pub const fn declaration(self) -> &'static Declaration {
         match self {
-            Entity::Users => "users",
-            Entity::Organizations => "organizations",
-            Entity::OrganizationDomains => "organization_domains",
-            Entity::OrganizationMemberships => "organization_memberships",
-            Entity::Roles => "roles",
-            Entity::Permissions => "permissions",
+            Entity::Users => &record::user::DECLARATION,
+            Entity::Organizations => &record::organization::DECLARATION,
+            Entity::OrganizationDomains => &record::domain::DECLARATION,
+            Entity::OrganizationMemberships => &record::membership::DECLARATION,
+            Entity::Roles => &record::role::DECLARATION,
+            Entity::Permissions => &record::permission::DECLARATION,
         }
+    }
+
+    /// The name in settings (`sync.entities`), on the command line (`--only`), in metric
+    /// labels and in the `tombstones.entity` column: also the table's name.
+    pub const fn name(self) -> &'static str {
+        self.declaration().table
     }
 
     /// True when the key is a name WorkOS lets be used again (a role's or permission's
@@ -71,14 +77,7 @@ impl Entity {
 
     /// The WorkOS event types of this entity (what the reconciler asks the Events API for).
     pub const fn event_types(self) -> &'static [&'static str] {
-        match self {
-            Entity::Users => t::USER_EVENTS,
-            Entity::Organizations => t::ORGANIZATION_EVENTS,
-            Entity::OrganizationDomains => t::DOMAIN_EVENTS,
-            Entity::OrganizationMemberships => t::MEMBERSHIP_EVENTS,
-            Entity::Roles => t::ROLE_EVENTS,
-            Entity::Permissions => t::PERMISSION_EVENTS,
-        }
+        self.declaration().event_types
     }
 
     /// The entity an event type belongs to, if any.
@@ -155,6 +154,7 @@ mod tests {
         for e in Entity::ALL {
             assert_eq!(Entity::parse(e.name()), Ok(e));
             assert_eq!(Entity::ALL[e.index()], e);
+            assert_eq!(e.declaration().entity, e);
             for ty in e.event_types() {
                 assert_eq!(Entity::of_event_type(ty), Some(e), "{ty}");
             }

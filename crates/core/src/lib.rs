@@ -2,6 +2,7 @@
 //! logging setup. No network or database I/O lives here, so everything is unit-testable.
 
 pub mod backoff;
+pub mod declare;
 pub mod entity;
 pub mod event;
 pub mod event_type;
@@ -16,7 +17,7 @@ pub mod telemetry;
 pub use entity::{Entity, EntitySet};
 pub use event::{DecodeError, Envelope, Event, EventKind};
 pub use ids::{IdError, check_object_id};
-pub use record::{Domain, Membership, Organization, Permission, Record, Role, User};
+pub use record::{Domain, Membership, Organization, Permission, Record, Role, User, UserRow};
 pub use settings::{Settings, SettingsError};
 pub use signature::SignatureError;
 

@@ -158,12 +158,32 @@ pub struct SyncSettings {
     /// ignored.
     #[serde(deserialize_with = "list")]
     pub entities: Vec<crate::entity::Entity>,
-    /// What a `user.deleted` does to the user's row (`sync.user_delete`).
-    pub user_delete: DeleteMode,
-    /// What an `organization.deleted` does to the organization's row.
-    pub organization_delete: DeleteMode,
-    /// What a membership's delete (or its user's or organization's) does to its row.
-    pub membership_delete: DeleteMode,
+    /// What a delete does to the rows of each entity that declares a delete setting
+    /// (`sync.<setting>`, e.g. `sync.user_delete`: `Declaration::delete_setting`); a
+    /// membership's mode applies also when its user or organization is deleted.
+    #[serde(flatten)]
+    deletes: std::collections::BTreeMap<String, DeleteMode>,
+}
+
+impl SyncSettings {
+    /// The mode of `sync.<setting>` (hard when not set).
+    pub fn delete_mode(&self, setting: &str) -> DeleteMode {
+        self.deletes.get(setting).copied().unwrap_or_default()
+    }
+
+    /// The settings that name no entity's delete setting (a typo would otherwise
+    /// leave deletes hard without a word).
+    pub fn unknown_delete_settings(&self) -> Vec<&str> {
+        self.deletes
+            .keys()
+            .map(String::as_str)
+            .filter(|k| {
+                !crate::Entity::ALL
+                    .iter()
+                    .any(|e| e.declaration().delete_setting == Some(*k))
+            })
+            .collect()
+    }
 }
 
 /// How a row WorkOS deleted leaves the table.
@@ -330,6 +350,14 @@ impl Settings {
             return Err(invalid(
                 "amqp.frame_max",
                 "must be 0 (the broker's choice) or at least 4096, AMQP's minimum",
+            ));
+        }
+        if let Some(unknown) = self.sync.unknown_delete_settings().first() {
+            return Err(invalid(
+                "sync",
+                format!(
+                    "{unknown} is not a setting of workos-sync (a typo would leave deletes hard)"
+                ),
             ));
         }
         if !valid_schema_name(&self.database.schema) {

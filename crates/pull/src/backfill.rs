@@ -1,8 +1,8 @@
 //! Backfill: page through every enabled entity in WorkOS and apply what is found as
-//! snapshots (the same locked, version-guarded step as webhooks). Users first, then the
-//! organizations with, per organization, its domains (from the organization object), its
-//! memberships of every status and its own roles, then the environment roles and the
-//! permissions.
+//! snapshots (the same locked, version-guarded step as webhooks), in the order of the
+//! one walk ([`crate::walk`]): users, then the organizations with, per organization, its
+//! domains (from the organization object), its memberships of every status and its own
+//! roles, then the environment roles and the permissions.
 //!
 //! Resumable: each paged list has a cursor of its own (`backfill` for users,
 //! `backfill:organizations`, `backfill:permissions`), saved after a page and everything
@@ -16,12 +16,12 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use workos_sync_core::{Entity, EntitySet, Event, Record};
 use workos_sync_store::{Outcome, Store};
-use workos_sync_workos_api::{Client, MembershipsOf, Page};
+use workos_sync_workos_api::Client;
 
-use crate::{BACKFILL_CURSOR, SyncError, pages::Cursors};
-
-/// Page size asked of every WorkOS list (its maximum).
-const PAGE: u32 = 100;
+use crate::{
+    BACKFILL_CURSOR, SyncError,
+    walk::{List, Sink, walk},
+};
 
 /// What to backfill.
 #[derive(Debug, Clone, Copy)]
@@ -88,7 +88,6 @@ pub fn cursor_name(e: Entity) -> String {
 }
 
 struct Run<'a, P> {
-    api: &'a Client,
     store: &'a Store,
     opts: BackfillOptions,
     wanted: EntitySet,
@@ -145,12 +144,14 @@ impl<P: FnMut(&BackfillReport)> Run<'_, P> {
         (self.progress)(&self.report);
         Ok(())
     }
+}
 
-    async fn start(&self, e: Entity) -> Result<Option<String>, SyncError> {
-        let name = cursor_name(e);
-        if self.opts.dry_run {
+impl<P: FnMut(&BackfillReport)> Sink for Run<'_, P> {
+    async fn start(&mut self, list: List<'_>) -> Result<Option<String>, SyncError> {
+        if !list.resumable() || self.opts.dry_run {
             return Ok(None);
         }
+        let name = cursor_name(list.entity());
         if self.opts.restart {
             self.store.set_cursor(&name, None).await?;
             return Ok(None);
@@ -158,97 +159,20 @@ impl<P: FnMut(&BackfillReport)> Run<'_, P> {
         Ok(self.store.cursor(&name).await?)
     }
 
-    /// After a page: save where the next one starts, or clear the cursor at the end.
-    async fn advance(&mut self, e: Entity, after: Option<&str>) -> Result<(), SyncError> {
+    async fn records(&mut self, _list: List<'_>, records: Vec<Record>) -> Result<(), SyncError> {
+        self.apply(records).await
+    }
+
+    /// After a page and everything under it: save where the next one starts, or clear
+    /// the cursor at the end.
+    async fn advance(&mut self, list: List<'_>, next: Option<&str>) -> Result<(), SyncError> {
         self.report.pages += 1;
-        if !self.opts.dry_run {
-            self.store.set_cursor(&cursor_name(e), after).await?;
+        if list.resumable() && !self.opts.dry_run {
+            self.store
+                .set_cursor(&cursor_name(list.entity()), next)
+                .await?;
         }
         Ok(())
-    }
-
-    async fn users(&mut self) -> Result<(), SyncError> {
-        let mut cursor = self.start(Entity::Users).await?;
-        let mut pages = Cursors::new("users");
-        loop {
-            let page = self.api.list_users(cursor.as_deref(), PAGE).await?;
-            self.apply(page.data.into_iter().map(Record::User).collect())
-                .await?;
-            let next = pages.next(page.after)?;
-            self.advance(Entity::Users, next.as_deref()).await?;
-            match next {
-                Some(a) => cursor = Some(a),
-                None => return Ok(()),
-            }
-        }
-    }
-
-    /// Organizations page by page; under each, its memberships and roles.
-    async fn organizations(&mut self) -> Result<(), SyncError> {
-        let mut cursor = self.start(Entity::Organizations).await?;
-        let mut pages = Cursors::new("organizations");
-        loop {
-            let page = self.api.list_organizations(cursor.as_deref(), PAGE).await?;
-            let ids: Vec<String> = page.data.iter().map(|o| o.id.clone()).collect();
-            self.apply(page.data.into_iter().map(Record::Organization).collect())
-                .await?;
-            for org in &ids {
-                if self.wanted.contains(Entity::OrganizationMemberships) {
-                    self.memberships(org).await?;
-                }
-                if self.wanted.contains(Entity::Roles) {
-                    let roles = self.api.list_organization_roles(org).await?;
-                    self.report.pages += 1;
-                    self.apply(roles.into_iter().map(Record::Role).collect())
-                        .await?;
-                }
-            }
-            let next = pages.next(page.after)?;
-            self.advance(Entity::Organizations, next.as_deref()).await?;
-            match next {
-                Some(a) => cursor = Some(a),
-                None => return Ok(()),
-            }
-        }
-    }
-
-    async fn memberships(&mut self, org: &str) -> Result<(), SyncError> {
-        let mut after: Option<String> = None;
-        let mut pages = Cursors::new("organization_memberships");
-        loop {
-            let page: Page<_> = self
-                .api
-                .list_memberships(
-                    MembershipsOf::Organization(org),
-                    after.as_deref(),
-                    PAGE,
-                    None,
-                )
-                .await?;
-            self.report.pages += 1;
-            self.apply(page.data.into_iter().map(Record::Membership).collect())
-                .await?;
-            match pages.next(page.after)? {
-                Some(a) => after = Some(a),
-                None => return Ok(()),
-            }
-        }
-    }
-
-    async fn permissions(&mut self) -> Result<(), SyncError> {
-        let mut cursor = self.start(Entity::Permissions).await?;
-        let mut pages = Cursors::new("permissions");
-        loop {
-            let page = self.api.list_permissions(cursor.as_deref(), PAGE).await?;
-            self.apply(page.data.into_iter().map(Record::Permission).collect())
-                .await?;
-            let next = pages.next(page.after)?;
-            self.advance(Entity::Permissions, next.as_deref()).await?;
-            match next {
-                Some(a) => cursor = Some(a),
-                None => return Ok(()),
-            }
-        }
     }
 }
 
@@ -263,33 +187,12 @@ pub async fn backfill(
 ) -> Result<BackfillReport, SyncError> {
     let wanted = store.entities().only(opts.only);
     let mut run = Run {
-        api,
         store,
         opts,
         wanted,
         report: BackfillReport::default(),
         progress,
     };
-    if wanted.contains(Entity::Users) {
-        run.users().await?;
-    }
-    let under_orgs = [
-        Entity::Organizations,
-        Entity::OrganizationDomains,
-        Entity::OrganizationMemberships,
-        Entity::Roles,
-    ];
-    if under_orgs.iter().any(|e| wanted.contains(*e)) {
-        run.organizations().await?;
-    }
-    if wanted.contains(Entity::Roles) {
-        let roles = api.list_roles().await?;
-        run.report.pages += 1;
-        run.apply(roles.into_iter().map(Record::Role).collect())
-            .await?;
-    }
-    if wanted.contains(Entity::Permissions) {
-        run.permissions().await?;
-    }
+    walk(api, wanted, &mut run).await?;
     Ok(run.report)
 }

@@ -11,11 +11,16 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use serde::Serialize;
-use workos_sync_core::{Entity, Event, EventKind, Organization, Record, User, event_type};
+use workos_sync_core::{
+    Entity, EntitySet, Event, EventKind, Organization, Record, User, event_type,
+};
 use workos_sync_store::{DomainRow, MembershipRow, OrganizationRow, Outcome, Store, UserRow};
-use workos_sync_workos_api::{ApiError, Client, MembershipsOf};
+use workos_sync_workos_api::{ApiError, Client};
 
-use crate::{SyncError, pages::Cursors};
+use crate::{
+    SyncError,
+    walk::{List, Sink, walk_list},
+};
 
 /// A user row with its memberships, as `POST /v1/users/{id}/sync` answers.
 #[derive(Debug, Serialize)]
@@ -98,22 +103,9 @@ pub async fn sync_user(
     };
     let mut events = vec![Event::user_snapshot(user)];
     if store.entities().contains(Entity::OrganizationMemberships) {
-        let mut after: Option<String> = None;
-        let mut pages = Cursors::new("organization_memberships");
-        loop {
-            let page = api
-                .list_memberships(MembershipsOf::User(id), after.as_deref(), 100, deadline)
-                .await?;
-            events.extend(
-                page.data
-                    .into_iter()
-                    .map(|m| Event::snapshot(Record::Membership(m))),
-            );
-            match pages.next(page.after)? {
-                Some(a) => after = Some(a),
-                None => break,
-            }
-        }
+        let list = List::MembershipsOfUser(id);
+        let wanted = EntitySet::NONE;
+        walk_list(api, list, wanted, deadline, &mut Snapshots(&mut events)).await?;
     }
     let outcomes = store.apply_batch(&events).await?;
     if outcomes.first() == Some(&Outcome::Tombstoned) {
@@ -169,5 +161,15 @@ pub async fn sync_organization(
             Ok(SyncResult::Gone)
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// A walk's records as snapshot events.
+struct Snapshots<'a>(&'a mut Vec<Event>);
+
+impl Sink for Snapshots<'_> {
+    async fn records(&mut self, _list: List<'_>, records: Vec<Record>) -> Result<(), SyncError> {
+        self.0.extend(records.into_iter().map(Event::snapshot));
+        Ok(())
     }
 }

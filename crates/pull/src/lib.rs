@@ -28,6 +28,7 @@ mod lazy;
 mod pages;
 mod reconcile;
 mod verify;
+mod walk;
 
 use workos_sync_queue::PublishError;
 use workos_sync_store::StoreError;
@@ -40,6 +41,7 @@ pub use lazy::{
 pub use reconcile::{ReconcileReport, ReconcileRequest, Start, reconcile_once};
 pub use verify::{
     Drift, Failed, RemovalBound, Repair, VerifyReport, compare, verify, verify_as_leader,
+    verify_since,
 };
 pub use workos_sync_store::locks::LOCK_RECONCILE;
 

@@ -33,12 +33,12 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use workos_sync_core::{Entity, EntitySet, Event, Membership, Record};
 use workos_sync_store::{Outcome, Store};
-use workos_sync_workos_api::{ApiError, Client, MembershipsOf};
+use workos_sync_workos_api::{ApiError, Client};
 
-use crate::{SyncError, pages::Cursors};
-
-/// Page size asked of the list endpoints (their maximum).
-const PAGE: u32 = 100;
+use crate::{
+    SyncError,
+    walk::{List, Sink, walk},
+};
 
 /// One entity's drift, by kind, as sorted keys.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -180,8 +180,7 @@ pub fn compare(
 }
 
 /// WorkOS's keys and versions of every wanted entity.
-struct Listing<'a, P> {
-    api: &'a Client,
+struct Listing<P> {
     wanted: EntitySet,
     remote: HashMap<Entity, HashMap<String, DateTime<Utc>>>,
     /// The objects themselves, kept for a repair.
@@ -190,7 +189,7 @@ struct Listing<'a, P> {
     seen: u64,
 }
 
-impl<P: FnMut(u64)> Listing<'_, P> {
+impl<P: FnMut(u64)> Listing<P> {
     fn add(&mut self, r: &Record) {
         if self.wanted.contains(r.entity()) {
             self.remote
@@ -203,96 +202,28 @@ impl<P: FnMut(u64)> Listing<'_, P> {
             self.seen += 1;
         }
     }
+}
 
-    fn page_done(&mut self) {
-        (self.progress)(self.seen);
-    }
-
-    async fn users(&mut self) -> Result<(), SyncError> {
-        let mut after: Option<String> = None;
-        let mut pages = Cursors::new("users");
-        loop {
-            let page = self.api.list_users(after.as_deref(), PAGE).await?;
-            for u in page.data {
-                self.add(&Record::User(u));
-            }
-            self.page_done();
-            match pages.next(page.after)? {
-                Some(a) => after = Some(a),
-                None => return Ok(()),
-            }
-        }
-    }
-
-    async fn organizations(&mut self) -> Result<(), SyncError> {
-        let mut after: Option<String> = None;
-        let mut pages = Cursors::new("organizations");
-        loop {
-            let page = self.api.list_organizations(after.as_deref(), PAGE).await?;
-            for o in page.data {
+impl<P: FnMut(u64)> Sink for Listing<P> {
+    async fn records(&mut self, _list: List<'_>, records: Vec<Record>) -> Result<(), SyncError> {
+        for r in records {
+            if let Record::Organization(o) = &r {
                 for d in &o.domains {
-                    let mut r = Record::Domain(d.clone());
+                    let mut d = Record::Domain(d.clone());
                     // A domain inside an organization object may carry no times of its
                     // own: it is as new as the organization (what apply stores too).
-                    r.fill_version(o.updated_at);
-                    self.add(&r);
-                }
-                let id = o.id.clone();
-                self.add(&Record::Organization(o));
-                if self.wanted.contains(Entity::OrganizationMemberships) {
-                    self.memberships(&id).await?;
-                }
-                if self.wanted.contains(Entity::Roles) {
-                    for r in self.api.list_organization_roles(&id).await? {
-                        self.add(&Record::Role(r));
-                    }
+                    d.fill_version(o.updated_at);
+                    self.add(&d);
                 }
             }
-            self.page_done();
-            match pages.next(page.after)? {
-                Some(a) => after = Some(a),
-                None => return Ok(()),
-            }
+            self.add(&r);
         }
+        Ok(())
     }
 
-    async fn memberships(&mut self, org: &str) -> Result<(), SyncError> {
-        let mut after: Option<String> = None;
-        let mut pages = Cursors::new("organization_memberships");
-        loop {
-            let page = self
-                .api
-                .list_memberships(
-                    MembershipsOf::Organization(org),
-                    after.as_deref(),
-                    PAGE,
-                    None,
-                )
-                .await?;
-            for m in page.data {
-                self.add(&Record::Membership(m));
-            }
-            match pages.next(page.after)? {
-                Some(a) => after = Some(a),
-                None => return Ok(()),
-            }
-        }
-    }
-
-    async fn permissions(&mut self) -> Result<(), SyncError> {
-        let mut after: Option<String> = None;
-        let mut pages = Cursors::new("permissions");
-        loop {
-            let page = self.api.list_permissions(after.as_deref(), PAGE).await?;
-            for p in page.data {
-                self.add(&Record::Permission(p));
-            }
-            self.page_done();
-            match pages.next(page.after)? {
-                Some(a) => after = Some(a),
-                None => return Ok(()),
-            }
-        }
+    async fn advance(&mut self, _list: List<'_>, _next: Option<&str>) -> Result<(), SyncError> {
+        (self.progress)(self.seen);
+        Ok(())
     }
 }
 
@@ -307,39 +238,30 @@ pub async fn verify(
     repair: Option<RemovalBound>,
     progress: impl FnMut(u64),
 ) -> Result<VerifyReport, SyncError> {
-    // Rows written from here on may come from events that arrived meanwhile: never
-    // removed by this run. A few seconds of margin for the clocks of this host and
-    // the database.
+    // A few seconds of margin for the clocks of this host and the database.
     let began = Utc::now() - chrono::Duration::seconds(2);
+    verify_since(api, store, only, repair, began, progress).await
+}
+
+/// [`verify`], leaving alone every row written at or after `began` (it may come from an
+/// event that arrived meanwhile), by the database's clock.
+pub async fn verify_since(
+    api: &Client,
+    store: &Store,
+    only: Option<Entity>,
+    repair: Option<RemovalBound>,
+    began: DateTime<Utc>,
+    progress: impl FnMut(u64),
+) -> Result<VerifyReport, SyncError> {
     let wanted = store.entities().only(only);
     let mut l = Listing {
-        api,
         wanted,
         remote: HashMap::new(),
         records: repair.map(|_| HashMap::new()),
         progress,
         seen: 0,
     };
-    if wanted.contains(Entity::Users) {
-        l.users().await?;
-    }
-    let under_orgs = [
-        Entity::Organizations,
-        Entity::OrganizationDomains,
-        Entity::OrganizationMemberships,
-        Entity::Roles,
-    ];
-    if under_orgs.iter().any(|e| wanted.contains(*e)) {
-        l.organizations().await?;
-    }
-    if wanted.contains(Entity::Roles) {
-        for r in api.list_roles().await? {
-            l.add(&Record::Role(r));
-        }
-    }
-    if wanted.contains(Entity::Permissions) {
-        l.permissions().await?;
-    }
+    walk(api, wanted, &mut l).await?;
     // The tables are read after the listing: a row that changed meanwhile shows as
     // ahead or stale, never as missing or extra, unless it was created or removed
     // meanwhile (a second verify tells).

@@ -116,11 +116,8 @@ fn locked(err: StoreError) -> StoreError {
 fn blocked_delete(err: StoreError, deletes_only: u8) -> StoreError {
     use diesel::result::{DatabaseErrorKind, Error};
     let setting = match Entity::ALL.get(usize::from(deletes_only).wrapping_sub(1)) {
-        Some(Entity::Organizations) => Some("organization_delete"),
-        Some(Entity::OrganizationMemberships) => Some("membership_delete"),
-        Some(Entity::Users) => Some("user_delete"),
         // Domains, roles and permissions have no soft mode.
-        Some(_) => None,
+        Some(e) => e.declaration().delete_setting,
         None => return err,
     };
     match err {
@@ -150,7 +147,7 @@ struct StateRow {
     #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
     usertag: Option<String>,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
-    last_sign_in_at: Option<DateTime<Utc>>,
+    refresh_at: Option<DateTime<Utc>>,
     #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
     user_id: Option<String>,
     #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
@@ -282,7 +279,7 @@ async fn load_known(
         } else {
             e.present = true;
             e.updated_at = r.updated_at;
-            e.last_sign_in_at = r.last_sign_in_at;
+            e.refresh_at = r.refresh_at;
             if let Some(tag) = r.usertag {
                 tags.insert(r.key, tag);
             }
@@ -499,7 +496,6 @@ async fn add_writes<'a>(
     let mut new_tags = usertag::allocate_usertags(c, st, &new_users)
         .await?
         .into_iter();
-    let mut rows: [Vec<tables::Row<'a>>; 6] = Default::default();
     let mut deletes = Vec::new();
     let mut refresh = Vec::new();
     for w in writes {
@@ -512,18 +508,16 @@ async fn add_writes<'a>(
                     Record::User(u) => tags.get(&u.id).cloned().unwrap_or_default(),
                     _ => String::new(),
                 };
-                match tables::row(record, tag, src) {
-                    tables::Row::User(u) => batch.users.push(u),
-                    row => rows[record.entity().index()].push(row),
-                }
+                let t = tables::table(record.entity());
+                batch.rows[t.entity.index()].push(t, record, &tag, src);
             }
-            Write::RefreshSignIn {
-                user_id,
-                last_sign_in_at,
-            } => refresh.push(RefreshRow {
-                id: user_id,
-                t: *last_sign_in_at,
-            }),
+            // Only users declare a refresh column (a test checks).
+            Write::Refresh { key, at } if key.0 == Entity::Users => {
+                refresh.push(RefreshRow { id: &key.1, t: *at })
+            }
+            Write::Refresh { .. } => {
+                return Err(StoreError::Invariant("a refresh of an entity without one"));
+            }
             Write::Delete {
                 key,
                 deleted_at,
@@ -541,9 +535,11 @@ async fn add_writes<'a>(
             }
         }
     }
-    for (slot, r) in batch.upserts.iter_mut().zip(&rows) {
-        if !r.is_empty() {
-            *slot = r.to_json()?;
+    for (slot, r) in batch.upserts.iter_mut().zip(&batch.rows) {
+        if let tables::Rows::Json(rows) = r
+            && !rows.is_empty()
+        {
+            *slot = rows.to_json()?;
         }
     }
     if !deletes.is_empty() {

@@ -12,7 +12,11 @@
 
 use std::collections::BTreeMap;
 
-use workos_sync_core::{Entity, settings::DeleteMode};
+use workos_sync_core::{
+    Entity,
+    declare::{Adopt, Clear, ColumnType, Declaration, STAMPS, Source},
+    settings::DeleteMode,
+};
 
 /// One of our users columns: its name, and how `migrate --adopt` adds it to a table
 /// that lacks it (`None`: the table must already have it).
@@ -23,99 +27,37 @@ pub struct UserColumn {
     /// The write path cannot work without it (the others are kept up to date when
     /// present: created_at, updated_at, deleted_at).
     pub required: bool,
-    /// The type family an existing column must belong to.
-    pub family: Family,
+    /// The type an existing column must be able to hold.
+    pub ty: ColumnType,
 }
 
-/// Type families the write path's values can be assigned to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    Text,
-    Bool,
-    Json,
-    Time,
+/// Every users column workos-sync reads or writes, in a fixed order: the declared ones
+/// (`record::user::DECLARATION`), then the stamps.
+pub fn user_columns() -> &'static [UserColumn] {
+    static COLUMNS: std::sync::OnceLock<Vec<UserColumn>> = std::sync::OnceLock::new();
+    COLUMNS.get_or_init(|| {
+        let declared = USERS.columns.iter().map(|c| UserColumn {
+            name: c.name,
+            add: (c.adopt == Adopt::Add).then_some(c.ty.add_ddl()),
+            required: true,
+            ty: c.ty,
+        });
+        let stamps = STAMPS.iter().map(|&(name, ty)| UserColumn {
+            name,
+            // Kept by the database; deleted_at is NULL on a live row.
+            add: Some(if name == "deleted_at" {
+                "TIMESTAMPTZ"
+            } else {
+                "TIMESTAMPTZ NOT NULL DEFAULT now()"
+            }),
+            required: false,
+            ty,
+        });
+        declared.chain(stamps).collect()
+    })
 }
 
-impl Family {
-    fn admits(self, data_type: &str) -> bool {
-        match self {
-            Family::Text => matches!(data_type, "text" | "character varying" | "character"),
-            Family::Bool => data_type == "boolean",
-            Family::Json => data_type == "jsonb",
-            Family::Time => matches!(
-                data_type,
-                "timestamp with time zone" | "timestamp without time zone"
-            ),
-        }
-    }
-}
-
-const fn c(name: &'static str, add: &'static str, family: Family) -> UserColumn {
-    UserColumn {
-        name,
-        add: Some(add),
-        required: true,
-        family,
-    }
-}
-
-const fn optional(name: &'static str, add: &'static str, family: Family) -> UserColumn {
-    UserColumn {
-        name,
-        add: Some(add),
-        required: false,
-        family,
-    }
-}
-
-/// Every users column workos-sync reads or writes, in a fixed order.
-pub const USER_COLUMNS: [UserColumn; 17] = [
-    UserColumn {
-        name: "id",
-        add: None,
-        required: true,
-        family: Family::Text,
-    },
-    UserColumn {
-        name: "email",
-        add: None,
-        required: true,
-        family: Family::Text,
-    },
-    c("name", "TEXT", Family::Text),
-    c("usertag", "TEXT", Family::Text),
-    c("avatar_url", "TEXT", Family::Text),
-    c("first_name", "TEXT", Family::Text),
-    c("last_name", "TEXT", Family::Text),
-    c(
-        "email_verified",
-        "BOOLEAN NOT NULL DEFAULT FALSE",
-        Family::Bool,
-    ),
-    c("external_id", "TEXT", Family::Text),
-    c(
-        "metadata",
-        "JSONB NOT NULL DEFAULT '{}'::jsonb",
-        Family::Json,
-    ),
-    c("locale", "TEXT", Family::Text),
-    c("last_sign_in_at", "TIMESTAMPTZ", Family::Time),
-    // Nullable when added to a table with rows: those rows have no version yet, and
-    // the first event or backfill for each overwrites its WorkOS columns.
-    c("workos_created_at", "TIMESTAMPTZ", Family::Time),
-    c("workos_updated_at", "TIMESTAMPTZ", Family::Time),
-    optional(
-        "created_at",
-        "TIMESTAMPTZ NOT NULL DEFAULT now()",
-        Family::Time,
-    ),
-    optional(
-        "updated_at",
-        "TIMESTAMPTZ NOT NULL DEFAULT now()",
-        Family::Time,
-    ),
-    optional("deleted_at", "TIMESTAMPTZ", Family::Time),
-];
+const USERS: &Declaration = Entity::Users.declaration();
 
 /// A column of the users table as the catalog describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,10 +71,8 @@ pub struct CatalogColumn {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LayoutError {
-    #[error(
-        "database.users_columns.{0} is not a users column of workos-sync (known: id, email, name, usertag, avatar_url, first_name, last_name, email_verified, external_id, metadata, locale, last_sign_in_at, workos_created_at, workos_updated_at, created_at, updated_at, deleted_at)"
-    )]
-    UnknownColumn(String),
+    #[error("database.users_columns.{name} is not a users column of workos-sync (known: {known})")]
+    UnknownColumn { name: String, known: String },
     #[error(
         "database.users_columns.{logical} = {physical:?}, but the users table has no such column"
     )]
@@ -153,13 +93,13 @@ pub enum LayoutError {
     )]
     NotMigrated(&'static str),
     #[error(
-        "users column {physical:?} (our {logical}) is {data_type}, which cannot hold {family:?} values"
+        "users column {physical:?} (our {logical}) is {data_type}, which cannot hold {ty:?} values"
     )]
     WrongType {
         logical: &'static str,
         physical: String,
         data_type: String,
-        family: Family,
+        ty: ColumnType,
     },
     #[error(
         "sync.{setting} = \"soft\" needs a deleted_at column in users: run `workos-sync migrate`"
@@ -200,15 +140,20 @@ pub fn resolve(
     columns: &[CatalogColumn],
     mapping: &BTreeMap<String, String>,
 ) -> Result<Vec<Found>, LayoutError> {
+    let ours = user_columns();
     if let Some(k) = mapping
         .keys()
-        .find(|k| !USER_COLUMNS.iter().any(|c| c.name == k.as_str()))
+        .find(|k| !ours.iter().any(|c| c.name == k.as_str()))
     {
-        return Err(LayoutError::UnknownColumn(k.clone()));
+        let known: Vec<&str> = ours.iter().map(|c| c.name).collect();
+        return Err(LayoutError::UnknownColumn {
+            name: k.clone(),
+            known: known.join(", "),
+        });
     }
     let by_name = |n: &str| columns.iter().find(|c| c.name == n);
-    let mut out = Vec::with_capacity(USER_COLUMNS.len());
-    for col in &USER_COLUMNS {
+    let mut out = Vec::with_capacity(ours.len());
+    for col in ours {
         let found = match mapping.get(col.name) {
             Some(physical) => match by_name(physical) {
                 Some(c) => Some(c),
@@ -225,12 +170,12 @@ pub fn resolve(
         };
         match found {
             Some(c) => {
-                if !col.family.admits(&c.data_type) {
+                if !col.ty.admits(&c.data_type) {
                     return Err(LayoutError::WrongType {
                         logical: col.name,
                         physical: c.name.clone(),
                         data_type: c.data_type.clone(),
-                        family: col.family,
+                        ty: col.ty,
                     });
                 }
                 out.push(Found::At(c.name.clone()));
@@ -244,7 +189,7 @@ pub fn resolve(
         }
     }
     let mut seen = std::collections::HashSet::new();
-    for (col, f) in USER_COLUMNS.iter().zip(&out) {
+    for (col, f) in ours.iter().zip(&out) {
         let (Found::At(p) | Found::Missing(p)) = f;
         if !seen.insert(p.clone()) {
             return Err(LayoutError::SharedColumn {
@@ -261,49 +206,56 @@ pub fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
-/// How each entity's delete is made.
+/// How each entity's delete is made: `sync.<setting>` of each entity that declares one
+/// (`Declaration::delete_setting`), hard for the others.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DeleteModes {
-    pub users: DeleteMode,
-    pub organizations: DeleteMode,
-    pub memberships: DeleteMode,
-}
+pub struct DeleteModes([DeleteMode; 6]);
 
 impl DeleteModes {
     pub fn from_settings(s: &workos_sync_core::settings::SyncSettings) -> Self {
-        Self {
-            users: s.user_delete,
-            organizations: s.organization_delete,
-            memberships: s.membership_delete,
+        let mut modes = Self::default();
+        for e in Entity::ALL {
+            if let Some(setting) = e.declaration().delete_setting {
+                modes = modes.with(e, s.delete_mode(setting));
+            }
         }
+        modes
+    }
+
+    /// These modes with `entity`'s set to `mode` (an entity without a delete setting
+    /// stays hard).
+    pub fn with(mut self, entity: Entity, mode: DeleteMode) -> Self {
+        if entity.declaration().delete_setting.is_some() {
+            self.0[entity.index()] = mode;
+        }
+        self
+    }
+
+    /// Every entity that has a soft mode set to soft.
+    pub fn all_soft() -> Self {
+        Entity::ALL
+            .into_iter()
+            .fold(Self::default(), |m, e| m.with(e, DeleteMode::Soft))
     }
 
     /// True when `entity`'s rows are kept with `deleted_at` set.
     pub fn soft(&self, entity: Entity) -> bool {
-        let mode = match entity {
-            Entity::Users => self.users,
-            Entity::Organizations => self.organizations,
-            Entity::OrganizationMemberships => self.memberships,
-            _ => DeleteMode::Delete,
-        };
-        mode == DeleteMode::Soft
+        self.0[entity.index()] == DeleteMode::Soft
     }
 }
 
 /// The resolved users table and delete modes, from which every statement is built.
 #[derive(Debug, Clone)]
 pub struct Layout {
-    /// The physical name of each of [`USER_COLUMNS`] (`None`: absent, only possible for
+    /// The physical name of each of [`user_columns`] (`None`: absent, only possible for
     /// the optional ones).
     users: Vec<Option<String>>,
-    /// Whether the users email column accepts NULL (a soft delete then clears it to
-    /// NULL; otherwise to `<id>@deleted.invalid`, which satisfies NOT NULL, UNIQUE and
-    /// any e-mail format check, and is never deliverable: `.invalid` is reserved).
+    /// Whether the users email column (the one declared `Clear::Undeliverable`)
+    /// accepts NULL: a soft delete then clears it to NULL, else to a placeholder.
     pub email_nullable: bool,
-    /// The application's own columns the lazy-sync answer shows, when the table has
-    /// them (never written by sync).
-    pub bio: bool,
-    pub details: bool,
+    /// Which of the declared application columns (`Declaration::app_columns`) the table
+    /// has: reads show them (sync never writes them).
+    pub app_columns: Vec<bool>,
     /// The version column accepts NULL (an adopted table's rows before their first
     /// event): the upsert's guard then lets any version replace a missing one.
     pub version_nullable: bool,
@@ -318,13 +270,12 @@ impl Layout {
     /// migrations).
     pub fn own(deletes: DeleteModes) -> Self {
         Self {
-            users: USER_COLUMNS
+            users: user_columns()
                 .iter()
                 .map(|c| Some(c.name.to_owned()))
                 .collect(),
             email_nullable: false,
-            bio: true,
-            details: true,
+            app_columns: vec![true; USERS.app_columns.len()],
             version_nullable: false,
             stamp_on_insert: Vec::new(),
             deletes,
@@ -342,7 +293,7 @@ impl Layout {
         }
         let found = resolve(columns, mapping)?;
         let mut users = Vec::with_capacity(found.len());
-        for (col, f) in USER_COLUMNS.iter().zip(found) {
+        for (col, f) in user_columns().iter().zip(found) {
             match f {
                 Found::At(p) => users.push(Some(p)),
                 Found::Missing(_) if col.required => {
@@ -354,8 +305,7 @@ impl Layout {
         let has = |n: &str| columns.iter().any(|c| c.name == n);
         let mut layout = Self {
             email_nullable: false,
-            bio: has("bio"),
-            details: has("details"),
+            app_columns: USERS.app_columns.iter().map(|(c, _)| has(c)).collect(),
             version_nullable: false,
             stamp_on_insert: Vec::new(),
             users,
@@ -371,12 +321,17 @@ impl Layout {
             .into_iter()
             .filter(|l| column(&layout, l).is_some_and(|c| !c.has_default))
             .collect();
-        let email = layout.physical("email").unwrap_or("email");
-        let email_nullable = columns.iter().any(|c| c.name == email && c.nullable);
-        if deletes.users == DeleteMode::Soft && layout.physical("deleted_at").is_none() {
-            return Err(LayoutError::NoDeletedAt {
-                setting: "user_delete",
-            });
+        let email_nullable = USERS
+            .columns
+            .iter()
+            .filter(|c| c.clear == Clear::Undeliverable)
+            .filter_map(|c| column(&layout, c.name))
+            .any(|c| c.nullable);
+        if let (true, Some(setting)) = (
+            deletes.soft(Entity::Users) && layout.physical("deleted_at").is_none(),
+            USERS.delete_setting,
+        ) {
+            return Err(LayoutError::NoDeletedAt { setting });
         }
         Ok(Self {
             email_nullable,
@@ -386,7 +341,7 @@ impl Layout {
 
     /// The physical name of our users column `logical`, when the table has it.
     pub fn physical(&self, logical: &str) -> Option<&str> {
-        USER_COLUMNS
+        user_columns()
             .iter()
             .position(|c| c.name == logical)
             .and_then(|i| self.users.get(i))
@@ -399,55 +354,39 @@ impl Layout {
         quote(self.physical(logical).unwrap_or(logical))
     }
 
-    /// The select list that reads a users row as [`crate::UserRow`] (our names, our
-    /// types: an adopted table's `timestamp` columns are read as `timestamptz`, in the
-    /// session's time zone).
-    pub fn user_select(&self) -> String {
-        let text = |c: &str| format!("{}::text AS {c}", self.q(c));
-        let time = |c: &str| match self.physical(c) {
-            Some(p) => format!("{}::timestamptz AS {c}", quote(p)),
-            None => format!("NULL::timestamptz AS {c}"),
+    /// The expression that reads a users row as one JSON object of [`crate::UserRow`]
+    /// (our names, our types: an adopted table's `timestamp` columns are read as
+    /// `timestamptz`, in the session's time zone; a NULL in a column that is never NULL
+    /// in ours, as its type's empty value).
+    pub fn user_json(&self) -> String {
+        let read = |physical: Option<&str>, ty: ColumnType| match (physical, ty) {
+            (None, ty) => format!("NULL::{}", ty.pg()),
+            (Some(p), ColumnType::Json) => format!("to_jsonb({})", quote(p)),
+            (Some(p), ty) => format!("{}::{}", quote(p), ty.pg()),
         };
-        let mut cols = vec![
-            text("id"),
-            format!("COALESCE({}::text, '') AS email", self.q("email")),
-            text("name"),
-            format!("COALESCE({}::text, '') AS usertag", self.q("usertag")),
-            text("avatar_url"),
-            if self.bio {
-                "bio::text AS bio".to_owned()
-            } else {
-                "NULL::text AS bio".to_owned()
-            },
-            if self.details {
-                "to_jsonb(details) AS details".to_owned()
-            } else {
-                "NULL::jsonb AS details".to_owned()
-            },
-            text("first_name"),
-            text("last_name"),
-            format!("{} AS email_verified", self.q("email_verified")),
-            text("external_id"),
-            format!("{} AS metadata", self.q("metadata")),
-            text("locale"),
-        ];
-        for c in [
-            "last_sign_in_at",
-            "workos_created_at",
-            "workos_updated_at",
-            "created_at",
-            "updated_at",
-        ] {
-            cols.push(time(c));
+        let mut pairs = Vec::new();
+        for c in USERS.columns {
+            let mut v = read(self.physical(c.name), c.ty);
+            if !c.nullable && !matches!(c.source, Source::Created | Source::Updated) {
+                let empty = match c.ty {
+                    ColumnType::Text => "''",
+                    ty => ty.empty_sql(),
+                };
+                v = format!("COALESCE({v}, {empty})");
+            }
+            pairs.push(format!("'{}', {v}", c.name));
         }
-        // With hard deletes an adopted table's deleted-at column is the application's
-        // alone: not read either.
-        cols.push(if self.deletes.soft(Entity::Users) {
-            time("deleted_at")
-        } else {
-            "NULL::timestamptz AS deleted_at".to_owned()
-        });
-        cols.join(", ")
+        for ((name, ty), has) in USERS.app_columns.iter().zip(&self.app_columns) {
+            pairs.push(format!("'{name}', {}", read(has.then_some(*name), *ty)));
+        }
+        for (name, ty) in STAMPS {
+            // With hard deletes an adopted table's deleted-at column is the
+            // application's alone: not read either.
+            let shown = name != "deleted_at" || self.deletes.soft(Entity::Users);
+            let p = self.physical(name).filter(|_| shown);
+            pairs.push(format!("'{name}', {}", read(p, ty)));
+        }
+        format!("json_build_object({})::text", pairs.join(", "))
     }
 
     /// True when the users table has our column `logical`.
@@ -490,7 +429,7 @@ mod tests {
     #[test]
     fn the_guides_camel_case_names_are_recognised() {
         let found = resolve(&guide(), &BTreeMap::new()).unwrap();
-        let at = |n: &str| found[USER_COLUMNS.iter().position(|c| c.name == n).unwrap()].clone();
+        let at = |n: &str| found[user_columns().iter().position(|c| c.name == n).unwrap()].clone();
         assert_eq!(at("avatar_url"), Found::At("avatarUrl".into()));
         assert_eq!(at("created_at"), Found::At("createdAt".into()));
         assert_eq!(at("updated_at"), Found::At("updatedAt".into()));
@@ -524,10 +463,11 @@ mod tests {
             Err(LayoutError::MappedMissing { .. })
         ));
         let unknown = BTreeMap::from([("avatar".to_owned(), "picture".to_owned())]);
-        assert_eq!(
-            resolve(&table, &unknown),
-            Err(LayoutError::UnknownColumn("avatar".into()))
-        );
+        let Err(LayoutError::UnknownColumn { name, known }) = resolve(&table, &unknown) else {
+            panic!("an unknown column is refused")
+        };
+        assert_eq!(name, "avatar");
+        assert!(known.contains("avatar_url, first_name"), "{known}");
     }
 
     #[test]
@@ -554,25 +494,23 @@ mod tests {
 
     #[test]
     fn our_own_table_resolves_to_our_names() {
-        let table: Vec<CatalogColumn> = USER_COLUMNS
+        let table: Vec<CatalogColumn> = user_columns()
             .iter()
             .map(|c| CatalogColumn {
                 name: c.name.into(),
-                data_type: match c.family {
-                    Family::Text => "text",
-                    Family::Bool => "boolean",
-                    Family::Json => "jsonb",
-                    Family::Time => "timestamp with time zone",
+                data_type: match c.ty {
+                    ColumnType::Text => "text",
+                    ColumnType::Bool => "boolean",
+                    ColumnType::Json => "jsonb",
+                    ColumnType::Time => "timestamp with time zone",
+                    ColumnType::TextList => "ARRAY",
                 }
                 .into(),
                 nullable: c.name != "email",
                 has_default: false,
             })
             .collect();
-        let soft = DeleteModes {
-            users: DeleteMode::Soft,
-            ..DeleteModes::default()
-        };
+        let soft = DeleteModes::default().with(Entity::Users, DeleteMode::Soft);
         let l = Layout::from_catalog(&table, &BTreeMap::new(), soft).unwrap();
         assert_eq!(l.q("avatar_url"), "\"avatar_url\"");
         assert!(!l.email_nullable);

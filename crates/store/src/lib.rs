@@ -2,8 +2,8 @@
 //! through which webhooks, lazy sync, backfill and reconciliation all write.
 //!
 //! Every entity (users, organizations, domains, memberships, roles, permissions) goes
-//! through the same step: an entity is a table plus a mapping (`tables`), and the rules
-//! are the same for all (`plan`). A batch of events is applied in one transaction, in
+//! through the same step: an entity is its declaration (one file per entity in core's
+//! `record/`, read through `tables`), and the rules are the same for all (`plan`). A batch of events is applied in one transaction, in
 //! four round trips (the statements are in the private `sql` module, built once from the
 //! mappings and prepared once per connection):
 //! 1. lock every record's scope (a user with its memberships, an organization with its
@@ -50,25 +50,20 @@ pub mod schema;
 mod sql;
 mod tables;
 pub mod tombstones;
-mod user_columns;
 pub mod usertag;
 mod versions;
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use diesel::{
-    prelude::*,
-    sql_types::{Bool, Jsonb, Nullable, Text, Timestamptz},
-};
 use diesel_async::{AsyncPgConnection, pooled_connection::deadpool::Pool};
-use serde::Serialize;
 
 pub use locks::SessionLock;
 pub use plan::Outcome;
 pub use rows::{DomainRow, MembershipRow, OrganizationRow};
 pub use tombstones::Tombstone;
 pub use versions::RowVersion;
+/// A row of `users`, as reads return it (declared with the users entity).
+pub use workos_sync_core::UserRow;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -135,54 +130,6 @@ impl StoreError {
                 | Self::Query(diesel::result::Error::BrokenTransactionManager)
         )
     }
-}
-
-/// A row of `users`, as the lazy-sync endpoint returns it (read through the layout, so
-/// an adopted table's names come back as ours).
-#[derive(Debug, Clone, PartialEq, QueryableByName, Serialize)]
-pub struct UserRow {
-    #[diesel(sql_type = Text)]
-    pub id: String,
-    /// Empty for a user soft-deleted in a table whose email column allows NULL.
-    #[diesel(sql_type = Text)]
-    pub email: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub name: Option<String>,
-    /// Empty for an adopted row that had none (sync sets it only when it creates a row).
-    #[diesel(sql_type = Text)]
-    pub usertag: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub avatar_url: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub bio: Option<String>,
-    #[diesel(sql_type = Nullable<Jsonb>)]
-    pub details: Option<serde_json::Value>,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub first_name: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub last_name: Option<String>,
-    #[diesel(sql_type = Bool)]
-    pub email_verified: bool,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub external_id: Option<String>,
-    #[diesel(sql_type = Jsonb)]
-    pub metadata: serde_json::Value,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub locale: Option<String>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    pub last_sign_in_at: Option<DateTime<Utc>>,
-    /// NULL only in an adopted table's rows that no event or backfill has reached yet.
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    pub workos_created_at: Option<DateTime<Utc>>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    pub workos_updated_at: Option<DateTime<Utc>>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    pub created_at: Option<DateTime<Utc>>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    pub updated_at: Option<DateTime<Utc>>,
-    /// Set by a soft delete (`sync.user_delete = "soft"`).
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 /// The connection pool and every database operation of workos-sync.

@@ -6,9 +6,11 @@
 //! table a pending migration would create that exists and was not created by a
 //! migration already applied there is refused ([`StoreError::Refused`], one line naming
 //! the table and what to do). With `adopt`, an existing `users` is kept (rows, foreign
-//! keys, every column) and only what the write path lacks is added, in one transaction;
-//! the first migration's other tables are created in the same transaction and it is
-//! recorded as applied.
+//! keys, every column): the users migration (users has one of its own) is recorded as
+//! applied and only what the write path lacks is added, in one transaction; the other
+//! migrations then run as on any schema. Users columns declared after the users
+//! migration are added the same way, under the layout's names, on every run. The
+//! migration list is `build.rs`'s, from the migrations folder.
 //!
 //! Safe when several processes run it at once: the run holds a session advisory lock
 //! per schema, so a second runner waits and then finds nothing pending. The harness calls
@@ -28,10 +30,11 @@ use diesel_async::{
     AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection,
 };
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use workos_sync_core::declare::ColumnType;
 
 use crate::{
     StoreError, catalog,
-    layout::{Found, USER_COLUMNS, quote, resolve},
+    layout::{Found, quote, resolve, user_columns},
     locks::LOCK_MIGRATE,
 };
 
@@ -116,30 +119,28 @@ async fn run_step(
     Ok(())
 }
 
-/// Every migration's name and up.sql, in order (the same files `MIGRATIONS` embeds; a
-/// test keeps the two lists equal). Read to know which tables a migration creates.
-const MIGRATION_SQL: [(&str, &str); 5] = [
-    (
-        "2026-11-27-000001_create_sync_tables",
-        include_str!("../../../migrations/2026-11-27-000001_create_sync_tables/up.sql"),
-    ),
-    (
-        "2026-11-27-000002_processed_at_clock",
-        include_str!("../../../migrations/2026-11-27-000002_processed_at_clock/up.sql"),
-    ),
-    (
-        "2026-11-27-000003_write_path_storage",
-        include_str!("../../../migrations/2026-11-27-000003_write_path_storage/up.sql"),
-    ),
-    (
-        "2026-12-01-000004_organizations",
-        include_str!("../../../migrations/2026-12-01-000004_organizations/up.sql"),
-    ),
-    (
-        "2026-12-02-000005_soft_deletes",
-        include_str!("../../../migrations/2026-12-02-000005_soft_deletes/up.sql"),
-    ),
-];
+include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+
+/// The migration that creates the users table, alone: adopting an existing table is
+/// recording it as applied.
+const USERS_MIGRATION: usize = 0;
+/// The first migration of the other tables (until users had a migration of its own,
+/// it created users too).
+const FIRST_MIGRATION: usize = 1;
+
+/// Records migration `i` as applied without running it (Diesel's bookkeeping table
+/// created as its harness creates it).
+fn mark_applied(i: usize) -> Vec<String> {
+    vec![
+        "CREATE TABLE IF NOT EXISTS __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY \
+         NOT NULL, run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+            .to_owned(),
+        format!(
+            "INSERT INTO __diesel_schema_migrations (version) VALUES ('{}') ON CONFLICT DO NOTHING",
+            version(MIGRATION_SQL[i].0)
+        ),
+    ]
+}
 
 /// What `migrate` is asked to do.
 #[derive(Debug, Clone)]
@@ -199,23 +200,6 @@ fn creates(sql: &str) -> Vec<String> {
         }
     }
     out
-}
-
-/// The first migration without its `CREATE TABLE users (…);`: what adoption runs.
-fn first_migration_without_users() -> Result<String, StoreError> {
-    let sql = MIGRATION_SQL[0].1;
-    let start = sql
-        .find("CREATE TABLE users (")
-        .ok_or(StoreError::Invariant(
-            "the first migration creates no users table",
-        ))?;
-    let end = sql[start..]
-        .find("\n);")
-        .map(|i| start + i + 3)
-        .ok_or(StoreError::Invariant(
-            "the users table's statement does not end",
-        ))?;
-    Ok(format!("{}{}", &sql[..start], &sql[end..]))
 }
 
 async fn connect(url: &str, schema: &str) -> Result<AsyncPgConnection, StoreError> {
@@ -309,11 +293,13 @@ async fn migrate_locked(
     {
         return (conn, Err(e.into()));
     }
-    if report.adopted {
-        if let Err(e) = run_step(&mut conn, "adopting users", &report.sql).await {
+    if !report.sql.is_empty() {
+        if let Err(e) = run_step(&mut conn, "recording the users table", &report.sql).await {
             return (conn, Err(e));
         }
-        tracing::info!(schema = %opts.schema, "existing users table adopted");
+        if report.adopted {
+            tracing::info!(schema = %opts.schema, "existing users table adopted");
+        }
     }
     // Each migration is a transaction of its own: one refused by the lock timeout is
     // rolled back, and the next run of the harness starts from it.
@@ -372,11 +358,18 @@ async fn prepare(
     let schema = &opts.schema;
     let relations = catalog::relations(conn).await?;
     let applied = catalog::applied_versions(conn, &relations).await?;
-    let ours: HashSet<String> = MIGRATION_SQL
+    let mut ours: HashSet<String> = MIGRATION_SQL
         .iter()
         .filter(|(n, _)| applied.contains(&version(n)))
         .flat_map(|(_, sql)| creates(sql))
         .collect();
+    // An installation from before users had a migration of its own: its first
+    // migration made the users table; recorded as the users migration's below.
+    let applied_before_split = applied.contains(&version(MIGRATION_SQL[FIRST_MIGRATION].0))
+        && !applied.contains(&version(MIGRATION_SQL[USERS_MIGRATION].0));
+    if applied_before_split {
+        ours.extend(creates(MIGRATION_SQL[USERS_MIGRATION].1));
+    }
     let pending: Vec<&(&str, &str)> = MIGRATION_SQL
         .iter()
         .filter(|(n, _)| !applied.contains(&version(n)))
@@ -409,6 +402,9 @@ async fn prepare(
         resolve(&columns, &opts.users_columns).map_err(|e| StoreError::Refused(e.to_string()))?;
     }
     let mut report = MigrateReport::default();
+    if applied_before_split {
+        report.sql = mark_applied(USERS_MIGRATION);
+    }
     if let Some(first) = <[String]>::first(&conflicts) {
         if !opts.adopt {
             return Err(StoreError::Refused(format!(
@@ -435,7 +431,7 @@ async fn prepare(
     let mut sql = vec![format!("CREATE SCHEMA IF NOT EXISTS {}", quote(schema))];
     sql.append(&mut report.sql);
     for (name, text) in &pending {
-        if report.adopted && *name == MIGRATION_SQL[0].0 {
+        if (report.adopted || applied_before_split) && *name == MIGRATION_SQL[USERS_MIGRATION].0 {
             continue;
         }
         report.applied.push(version(name));
@@ -468,18 +464,24 @@ fn ensure_sql(
     Ok(add_columns(&found))
 }
 
-/// The columns our first migration gives users (every one of ours but those added since).
+/// The columns the users migration gives the table: each of ours its text names (the
+/// columns declared since are added by `migrate` like any an adopted table lacks).
 fn own_first_columns() -> Vec<crate::layout::CatalogColumn> {
-    USER_COLUMNS
+    let words: HashSet<&str> = MIGRATION_SQL[USERS_MIGRATION]
+        .1
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .collect();
+    user_columns()
         .iter()
-        .filter(|c| c.name != "deleted_at")
+        .filter(|c| words.contains(c.name))
         .map(|c| crate::layout::CatalogColumn {
             name: c.name.into(),
-            data_type: match c.family {
-                crate::layout::Family::Text => "text",
-                crate::layout::Family::Bool => "boolean",
-                crate::layout::Family::Json => "jsonb",
-                crate::layout::Family::Time => "timestamp with time zone",
+            data_type: match c.ty {
+                ColumnType::Text => "text",
+                ColumnType::Bool => "boolean",
+                ColumnType::Json => "jsonb",
+                ColumnType::Time => "timestamp with time zone",
+                ColumnType::TextList => "ARRAY",
             }
             .into(),
             nullable: false,
@@ -490,7 +492,7 @@ fn own_first_columns() -> Vec<crate::layout::CatalogColumn> {
 
 fn add_columns(found: &[Found]) -> Vec<String> {
     let mut out = Vec::new();
-    for (col, f) in USER_COLUMNS.iter().zip(found) {
+    for (col, f) in user_columns().iter().zip(found) {
         if let (Found::Missing(name), Some(ddl)) = (f, col.add) {
             out.push(format!(
                 "ALTER TABLE users ADD COLUMN {} {ddl}",
@@ -522,7 +524,7 @@ async fn adoption(
     let columns = catalog::users_columns(conn).await?;
     let found = resolve(&columns, &opts.users_columns).map_err(|e| refuse(e.to_string()))?;
     let at = |logical: &str| {
-        USER_COLUMNS
+        user_columns()
             .iter()
             .position(|c| c.name == logical)
             .and_then(|i| found.get(i))
@@ -564,7 +566,7 @@ async fn adoption(
     // The application's columns sync will write (every event overwrites them, a soft
     // delete clears the personal ones): said, so that a column the application fills
     // itself under one of our names is noticed before adopting.
-    let used: Vec<String> = USER_COLUMNS
+    let used: Vec<String> = user_columns()
         .iter()
         .zip(&found)
         .filter_map(|(c, f)| match f {
@@ -576,21 +578,11 @@ async fn adoption(
             _ => None,
         })
         .collect();
-    let mut sql = vec![
-        format!(
-            "-- existing users columns sync will write: {} (the others are the application's)",
-            used.join(", ")
-        ),
-        // Diesel's own bookkeeping table, as its harness creates it.
-        "CREATE TABLE IF NOT EXISTS __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY \
-         NOT NULL, run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)"
-            .to_owned(),
-        first_migration_without_users()?,
-        format!(
-            "INSERT INTO __diesel_schema_migrations (version) VALUES ('{}')",
-            version(MIGRATION_SQL[0].0)
-        ),
-    ];
+    let mut sql = vec![format!(
+        "-- existing users columns sync will write: {} (the others are the application's)",
+        used.join(", ")
+    )];
+    sql.extend(mark_applied(USERS_MIGRATION));
     sql.extend(add_columns(&found));
     Ok(sql)
 }
@@ -639,23 +631,19 @@ mod tests {
     fn the_sql_list_is_the_embedded_list() {
         let names: Vec<String> = MIGRATION_SQL.iter().map(|(n, _)| (*n).to_owned()).collect();
         assert_eq!(names, embedded_names());
-        assert_eq!(version(MIGRATION_SQL[0].0), "20261127000001");
+        assert_eq!(version(MIGRATION_SQL[0].0), "20261126000000");
     }
 
     #[test]
     fn what_each_migration_creates() {
+        assert_eq!(creates(MIGRATION_SQL[USERS_MIGRATION].1), ["users"]);
         assert_eq!(
-            creates(MIGRATION_SQL[0].1),
-            [
-                "users",
-                "user_tombstones",
-                "processed_events",
-                "sync_cursors"
-            ]
+            creates(MIGRATION_SQL[FIRST_MIGRATION].1),
+            ["user_tombstones", "processed_events", "sync_cursors"]
         );
-        assert!(creates(MIGRATION_SQL[1].1).is_empty());
+        assert!(creates(MIGRATION_SQL[2].1).is_empty());
         assert_eq!(
-            creates(MIGRATION_SQL[3].1),
+            creates(MIGRATION_SQL[4].1),
             [
                 "organizations",
                 "organization_domains",
@@ -665,16 +653,6 @@ mod tests {
                 "tombstones",
                 "user_tombstones"
             ]
-        );
-    }
-
-    #[test]
-    fn adoption_runs_the_first_migration_without_users() {
-        let sql = first_migration_without_users().unwrap();
-        assert!(!sql.contains("CREATE TABLE users"));
-        assert_eq!(
-            creates(&sql),
-            ["user_tombstones", "processed_events", "sync_cursors"]
         );
     }
 

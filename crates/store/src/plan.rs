@@ -38,8 +38,9 @@ pub enum Outcome {
     Duplicate,
     /// Not an event of an enabled entity: recorded and otherwise ignored.
     Ignored,
-    /// A snapshot with the stored `updated_at` but a newer `last_sign_in_at` (which
-    /// changes on sign-in without a new `updated_at`): only that column was updated.
+    /// A snapshot with the stored `updated_at` but a newer value of its entity's
+    /// refresh column (`Declaration::refresh`: a user's last sign-in, which changes
+    /// without a new `updated_at`): only that column was updated.
     Refreshed,
     /// A membership older than the one stored for the same user and organization: WorkOS
     /// has replaced it, so it is tombstoned and not written.
@@ -77,7 +78,8 @@ pub struct Existing {
     /// that no event has reached yet).
     pub present: bool,
     pub updated_at: Option<DateTime<Utc>>,
-    pub last_sign_in_at: Option<DateTime<Utc>>,
+    /// The stored value of the entity's refresh column (`Declaration::refresh`).
+    pub refresh_at: Option<DateTime<Utc>>,
     pub tombstoned: bool,
     /// The tombstone's deletion time (see [`Entity::key_is_reused`]).
     pub tombstoned_at: Option<DateTime<Utc>>,
@@ -106,11 +108,8 @@ pub enum Write {
         new: bool,
         source: Option<String>,
     },
-    /// Set a user's `last_sign_in_at` only (see [`Outcome::Refreshed`]).
-    RefreshSignIn {
-        user_id: String,
-        last_sign_in_at: DateTime<Utc>,
-    },
+    /// Set the key's refresh column only (see [`Outcome::Refreshed`]).
+    Refresh { key: Key, at: DateTime<Utc> },
     /// Delete the row (and, for a user or an organization, its children) and record a
     /// tombstone naming `event_id`. Made only if `source` is newly recorded (`None`:
     /// unconditionally).
@@ -126,7 +125,7 @@ impl Write {
     pub fn key(&self) -> Key {
         match self {
             Write::Upsert { record, .. } => (record.entity(), record.key()),
-            Write::RefreshSignIn { user_id, .. } => (Entity::Users, user_id.clone()),
+            Write::Refresh { key, .. } => key.clone(),
             Write::Delete { key, .. } => key.clone(),
         }
     }
@@ -135,7 +134,7 @@ impl Write {
     pub fn source(&self) -> Option<&str> {
         match self {
             Write::Upsert { source, .. } | Write::Delete { source, .. } => source.as_deref(),
-            Write::RefreshSignIn { .. } => None,
+            Write::Refresh { .. } => None,
         }
     }
 }
@@ -160,7 +159,7 @@ pub struct Plan {
 struct State {
     existed: bool,
     updated_at: Option<DateTime<Utc>>,
-    last_sign_in_at: Option<DateTime<Utc>>,
+    refresh_at: Option<DateTime<Utc>>,
     tombstoned: bool,
     tombstoned_at: Option<DateTime<Utc>>,
     /// Deleted in this batch: when, by which event, conditional on which recorded event.
@@ -187,7 +186,7 @@ impl Planner<'_> {
             State {
                 existed: ex.present || ex.updated_at.is_some(),
                 updated_at: ex.updated_at,
-                last_sign_in_at: ex.last_sign_in_at,
+                refresh_at: ex.refresh_at,
                 tombstoned: ex.tombstoned,
                 tombstoned_at: ex.tombstoned_at,
                 ..State::default()
@@ -283,21 +282,23 @@ impl Planner<'_> {
         match current {
             Some(c) if updated_at < c => return Outcome::Stale,
             Some(c) if updated_at == c => {
-                // Sign-ins move last_sign_in_at without a new updated_at; only a
-                // snapshot from the API (lazy sync, backfill) may carry that.
+                // A refresh column moves without a new updated_at (a user's
+                // sign-ins); only a snapshot from the API (lazy sync, backfill) may
+                // carry that.
+                let refresh = record.entity().declaration().refresh;
+                let newer = refresh
+                    .filter(|_| snapshot)
+                    .and_then(|r| (r.get)(record).map(|t| (r, t)));
                 let st = self.state(&key);
-                return match record {
-                    Record::User(u) if snapshot => match u.last_sign_in_at {
-                        Some(t) if Some(t) > st.last_sign_in_at => {
-                            st.last_sign_in_at = Some(t);
-                            match st.pending.as_mut() {
-                                Some((Record::User(p), _)) => p.last_sign_in_at = Some(t),
-                                _ => st.refresh = Some(t),
-                            }
-                            Outcome::Refreshed
+                return match newer {
+                    Some((r, t)) if Some(t) > st.refresh_at => {
+                        st.refresh_at = Some(t);
+                        match st.pending.as_mut() {
+                            Some((p, _)) => (r.set)(p, t),
+                            None => st.refresh = Some(t),
                         }
-                        _ => Outcome::Stale,
-                    },
+                        Outcome::Refreshed
+                    }
                     _ => Outcome::Stale,
                 };
             }
@@ -310,8 +311,8 @@ impl Planner<'_> {
         }
         let st = self.state(&key);
         st.updated_at = Some(updated_at);
-        if let Record::User(u) = record {
-            st.last_sign_in_at = u.last_sign_in_at;
+        if let Some(r) = record.entity().declaration().refresh {
+            st.refresh_at = (r.get)(record);
         }
         st.refresh = None;
         st.pending = Some((record.clone(), source));
@@ -363,10 +364,7 @@ impl Planner<'_> {
                     source,
                 });
             } else if let Some(t) = st.refresh {
-                writes.push(Write::RefreshSignIn {
-                    user_id: key.1,
-                    last_sign_in_at: t,
-                });
+                writes.push(Write::Refresh { key, at: t });
             }
         }
         writes
@@ -429,7 +427,6 @@ mod tests {
     fn user(id: &str, v: i64) -> Record {
         Record::User(User {
             email: format!("{id}@x.io"),
-            email_verified: true,
             updated_at: t(v),
             ..User::stub(id, t(0))
         })
@@ -505,7 +502,7 @@ mod tests {
                         Existing {
                             present: v.is_some(),
                             updated_at: v.map(t),
-                            last_sign_in_at: None,
+                            refresh_at: None,
                             tombstoned: *tomb,
                             tombstoned_at: tomb.then_some(t(0)),
                         },
@@ -663,17 +660,16 @@ mod tests {
     }
 
     #[test]
-    fn snapshots_refresh_last_sign_in_at_when_updated_at_is_equal() {
+    fn snapshots_refresh_the_refresh_column_when_updated_at_is_equal() {
         let mut known = stored(&[(Entity::Users, "u", Some(5), false)]);
         if let Some(e) = known.rows.get_mut(&(Entity::Users, "u".to_string())) {
-            e.last_sign_in_at = Some(t(100));
+            e.refresh_at = Some(t(100));
         }
+        let refresh = Entity::Users.declaration().refresh.unwrap();
         let signed_in = |at: i64| {
-            let Record::User(mut u) = user("u", 5) else {
-                unreachable!()
-            };
-            u.last_sign_in_at = Some(t(at));
-            Record::User(u)
+            let mut u = user("u", 5);
+            (refresh.set)(&mut u, t(at));
+            u
         };
         // A webhook with the same updated_at never refreshes; a snapshot does, once.
         let events = vec![
@@ -694,9 +690,9 @@ mod tests {
         );
         assert_eq!(
             p.writes,
-            vec![Write::RefreshSignIn {
-                user_id: "u".into(),
-                last_sign_in_at: t(200)
+            vec![Write::Refresh {
+                key: (Entity::Users, "u".into()),
+                at: t(200)
             }]
         );
     }

@@ -10,16 +10,31 @@ use crate::{
     schema::{processed_events, tombstones},
 };
 
+/// A row read as one JSON object (`Layout::user_json`).
+#[derive(QueryableByName)]
+struct JsonRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    row: String,
+}
+
+impl JsonRow {
+    fn user(self) -> Result<UserRow, StoreError> {
+        serde_json::from_str(&self.row)
+            .map_err(|_| StoreError::Invariant("a users row did not read as UserRow"))
+    }
+}
+
 impl Store {
     /// A user row by id.
     pub async fn get_user(&self, id: &str) -> Result<Option<UserRow>, StoreError> {
         let st = self.statements().await?;
         let mut conn = self.conn().await?;
-        Ok(diesel::sql_query(&st.user_by_id)
+        let row: Option<JsonRow> = diesel::sql_query(&st.user_by_id)
             .bind::<diesel::sql_types::Text, _>(id)
             .get_result(&mut conn)
             .await
-            .optional()?)
+            .optional()?;
+        row.map(JsonRow::user).transpose()
     }
 
     /// True when user `id` has a tombstone.
@@ -48,7 +63,8 @@ impl Store {
     pub async fn all_users(&self) -> Result<Vec<UserRow>, StoreError> {
         let st = self.statements().await?;
         let mut conn = self.conn().await?;
-        Ok(diesel::sql_query(&st.all_users).load(&mut conn).await?)
+        let rows: Vec<JsonRow> = diesel::sql_query(&st.all_users).load(&mut conn).await?;
+        rows.into_iter().map(JsonRow::user).collect()
     }
 
     /// Number of processed-event records.

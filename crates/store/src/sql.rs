@@ -21,7 +21,7 @@ use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
 };
-use workos_sync_core::Entity;
+use workos_sync_core::{Entity, declare::Clear};
 
 use crate::{
     layout::{Layout, quote},
@@ -36,7 +36,7 @@ pub(crate) struct Statements {
     writes: Shapes<WriteSlot>,
     /// `SELECT usertag FROM users WHERE usertag = ANY(`, in the layout's names.
     taken_tags: String,
-    /// A users row by id (`$1`), as `UserRow`.
+    /// A users row by id (`$1`), as one JSON object of `UserRow` in column `row`.
     pub user_by_id: String,
     /// Every users row, by id.
     pub all_users: String,
@@ -47,7 +47,11 @@ pub(crate) struct Statements {
 
 impl Statements {
     pub fn new(layout: Layout) -> Self {
-        let (tag, id, select) = (layout.q("usertag"), layout.q("id"), layout.user_select());
+        let (tag, id, select) = (
+            layout.q("usertag"),
+            layout.q("id"),
+            format!("{} AS row", layout.user_json()),
+        );
         Self {
             taken_tags: format!("SELECT {tag} AS usertag FROM users WHERE {tag} = ANY("),
             user_by_id: format!("SELECT {select} FROM users WHERE {id} = $1"),
@@ -288,11 +292,7 @@ fn build_load(layout: &Layout, shape: u32) -> Statement<LoadSlot> {
 
 /// The quoted physical name of column `c` of table `t` (users: through the layout).
 fn column(layout: &Layout, t: &Table, c: &str) -> String {
-    if t.entity == Entity::Users {
-        layout.q(c)
-    } else {
-        quote(c)
-    }
+    if t.adoptable { layout.q(c) } else { quote(c) }
 }
 
 fn key_column(layout: &Layout, t: &Table) -> String {
@@ -301,13 +301,9 @@ fn key_column(layout: &Layout, t: &Table) -> String {
 
 /// `SELECT false AS tomb, entity, key, versions… FROM table` for [`LoadState`].
 fn state_select(layout: &Layout, t: &Table) -> String {
-    let has = |c: &str| t.columns.iter().any(|x| x.name == c);
-    let or_null = |c: &str, ty: &str| {
-        if has(c) {
-            column(layout, t, c)
-        } else {
-            format!("NULL::{ty}")
-        }
+    let or_null = |c: Option<&str>, ty: &str| match c {
+        Some(c) if t.column(c).is_some() => column(layout, t, c),
+        _ => format!("NULL::{ty}"),
     };
     let membership = t.entity == Entity::OrganizationMemberships;
     // A soft-deleted row reads with its version like any other: whoever set its
@@ -328,14 +324,14 @@ fn state_select(layout: &Layout, t: &Table) -> String {
     format!(
         "SELECT false AS tomb, '{entity}'::text AS entity, {key}::text AS key, \
          {updated} AS updated_at, {created}::timestamptz AS created_at, \
-         {usertag} AS usertag, {sign_in}::timestamptz AS last_sign_in_at, \
+         {usertag} AS usertag, {refresh}::timestamptz AS refresh_at, \
          {user} AS user_id, {org} AS organization_id FROM {name}",
         entity = t.entity.name(),
         key = key_column(layout, t),
         created = column(layout, t, "workos_created_at"),
-        usertag = or_null("usertag", "text"),
-        sign_in = or_null("last_sign_in_at", "timestamptz"),
-        name = t.name,
+        usertag = or_null(Some("usertag"), "text"),
+        refresh = or_null(t.refresh.map(|r| r.column), "timestamptz"),
+        name = t.table,
     )
 }
 
@@ -350,11 +346,11 @@ pub(crate) fn versions_select(layout: &Layout, entity: Entity) -> String {
             "({d} IS NOT NULL AND EXISTS (SELECT 1 FROM tombstones tb WHERE tb.entity = '{}' \
              AND tb.id = {}.{}::text))",
             entity.name(),
-            t.name,
+            t.table,
             key_column(layout, t)
         )
     });
-    let written = if entity != Entity::Users || layout.has("updated_at") {
+    let written = if !t.adoptable || layout.has("updated_at") {
         format!("{}::timestamptz", column(layout, t, "updated_at"))
     } else {
         "NULL::timestamptz".to_owned()
@@ -364,21 +360,22 @@ pub(crate) fn versions_select(layout: &Layout, entity: Entity) -> String {
          {written} AS written_at FROM {}",
         key_column(layout, t),
         column(layout, t, "workos_updated_at"),
-        t.name
+        t.table
     )
 }
 
-/// The `deleted_at` column of a table that can hold soft-deleted rows, quoted:
-/// organizations and memberships always (sync's own tables); users only with
-/// `sync.user_delete = "soft"`: with hard deletes an adopted table's deleted-at column is
+/// The `deleted_at` column of a table that can hold soft-deleted rows (one with a
+/// delete setting), quoted: always in sync's own tables; in an adoptable one (users) only
+/// when its deletes are soft: with hard deletes an adopted table's deleted-at column is
 /// the application's alone, neither read nor written by sync.
 fn soft_column(layout: &Layout, t: &Table) -> Option<String> {
-    match t.entity {
-        Entity::Users if layout.deletes.soft(Entity::Users) => {
-            layout.physical("deleted_at").map(quote)
-        }
-        Entity::Organizations | Entity::OrganizationMemberships => Some(quote("deleted_at")),
-        _ => None,
+    t.delete_setting?;
+    if !t.adoptable {
+        Some(quote("deleted_at"))
+    } else if layout.deletes.soft(t.entity) {
+        layout.physical("deleted_at").map(quote)
+    } else {
+        None
     }
 }
 
@@ -393,9 +390,9 @@ pub(crate) fn revive(layout: &Layout, entity: Entity) -> Option<String> {
     Some(format!(
         "UPDATE {name} SET {d} = NULL, {version} = 'epoch'{touch} WHERE {key}::text = $1 \
          AND {d}::timestamptz BETWEEN $2 - interval '1 ms' AND $2 + interval '1 ms'",
-        name = t.name,
+        name = t.table,
         version = column(layout, t, "workos_updated_at"),
-        touch = touch(layout, entity),
+        touch = touch(layout, t),
         key = key_column(layout, t),
     ))
 }
@@ -451,12 +448,12 @@ pub(crate) struct WriteBatch<'a> {
     pub deletes: String,
     /// The entities deleted (`Entity::index` bits).
     pub deleted: u32,
-    /// Users' upserts, one array per column.
-    pub users: crate::user_columns::UserColumns<'a>,
-    /// Upserts of the other tables ([`Entity::ALL`] order; users' slot unused): JSON
-    /// arrays of `tables::Row`s (empty string: none).
+    /// Each table's upserts ([`Entity::ALL`] order; see [`crate::tables::Rows`]).
+    pub rows: [crate::tables::Rows<'a>; 6],
+    /// The JSON text of each JSON-bound table's rows (empty string: none).
     pub upserts: [String; 6],
-    /// Users' sign-in refreshes: a JSON array of `{id, t}` (empty string: none).
+    /// Users' refreshes of their declared refresh column: a JSON array of `{id, t}`
+    /// (empty string: none).
     pub refresh: String,
 }
 raw_statement!(WriteBatch);
@@ -470,9 +467,8 @@ enum WriteSlot {
     Outcomes,
     Deletes,
     Upserts(usize),
-    /// Column `i` of the users table (`TABLES[0].columns[i]`), or its `src`.
-    UserColumn(usize),
-    UserSrc,
+    /// Table `t`'s array of its column `i` (`None`: its `src`).
+    Column(usize, Option<usize>),
     Refresh,
 }
 
@@ -486,7 +482,7 @@ impl<'a> WriteBatch<'a> {
             outcomes: Vec::new(),
             deletes: String::new(),
             deleted: 0,
-            users: Default::default(),
+            rows: TABLES.map(crate::tables::Rows::new),
             upserts: Default::default(),
             refresh: String::new(),
         }
@@ -499,13 +495,10 @@ impl<'a> WriteBatch<'a> {
     /// Bits 0-5: upserts of table i; 6-11: deletes of entity i; 12: refreshes.
     fn shape(&self) -> u32 {
         let mut shape = self.deleted << 6;
-        for (i, u) in self.upserts.iter().enumerate() {
-            if !u.is_empty() {
+        for (i, rows) in self.rows.iter().enumerate() {
+            if !rows.is_empty() {
                 shape |= 1 << i;
             }
-        }
-        if !self.users.is_empty() {
-            shape |= 1 << Entity::Users.index();
         }
         if !self.refresh.is_empty() {
             shape |= 1 << 12;
@@ -552,11 +545,12 @@ fn build_write(layout: &Layout, shape: u32) -> Statement<WriteSlot> {
     {
         upsert(&mut b, layout, i, t);
     }
-    if shape & (1 << 12) != 0 {
-        let (id, sign_in) = (layout.q("id"), layout.q("last_sign_in_at"));
+    let users = crate::tables::table(Entity::Users);
+    if let (true, Some(refresh)) = (shape & (1 << 12) != 0, users.refresh) {
+        let (id, sign_in) = (layout.q("id"), layout.q(refresh.column));
         b.sql(&format!(
             ", refreshed AS (UPDATE users SET {sign_in} = v.t{touch} FROM json_to_recordset(",
-            touch = touch(layout, Entity::Users),
+            touch = touch(layout, users),
         ))
         .bind(WriteSlot::Refresh)
         .sql(&format!(
@@ -567,7 +561,7 @@ fn build_write(layout: &Layout, shape: u32) -> Statement<WriteSlot> {
     // One statement per (table, key or parent column) of a deleted entity: `= ANY(ARRAY(…))`
     // lets each use its index (an OR of subqueries would scan the table).
     let mut n = 0;
-    for t in &TABLES {
+    for t in TABLES {
         let by = std::iter::once((t.entity, t.key)).chain(t.parents.iter().copied());
         for (entity, col) in by.filter(|(e, _)| deleted & (1 << e.index()) != 0) {
             n += 1;
@@ -583,16 +577,16 @@ fn build_write(layout: &Layout, shape: u32) -> Statement<WriteSlot> {
                      COALESCE({name}.{deleted_at}, d.at){clear}{touch} \
                      FROM del d WHERE d.entity = '{entity}' AND {name}.{col} = d.id \
                      RETURNING 1)",
-                    name = t.name,
+                    name = t.table,
                     entity = entity.name(),
-                    clear = soft_clear(layout, t.entity),
-                    touch = touch(layout, t.entity),
+                    clear = soft_clear(layout, t),
+                    touch = touch(layout, t),
                 ));
             } else {
                 b.sql(&format!(
                     ", rm_{n} AS (DELETE FROM {name} WHERE {col} = ANY(ARRAY(\
                      SELECT id FROM del WHERE entity = '{entity}')) RETURNING 1)",
-                    name = t.name,
+                    name = t.table,
                     entity = entity.name(),
                 ));
             }
@@ -613,8 +607,8 @@ fn build_write(layout: &Layout, shape: u32) -> Statement<WriteSlot> {
 }
 
 /// `, updated_at = now()` for a table that has it (an adopted users table may not).
-fn touch(layout: &Layout, entity: Entity) -> String {
-    if entity != Entity::Users {
+fn touch(layout: &Layout, t: &Table) -> String {
+    if !t.adoptable {
         ", updated_at = now()".into()
     } else if layout.has("updated_at") {
         format!(", {} = now()", layout.q("updated_at"))
@@ -623,42 +617,31 @@ fn touch(layout: &Layout, entity: Entity) -> String {
     }
 }
 
-/// What a soft delete clears besides setting `deleted_at`: a user's WorkOS personal data
-/// (the application's own columns, and the usertag it may show, stay). Email cannot
-/// always be NULL: see [`Layout::email_nullable`].
-fn soft_clear(layout: &Layout, entity: Entity) -> String {
-    if entity != Entity::Users {
-        return String::new();
+/// What a soft delete sets besides `deleted_at`: each column declared to be cleared (a
+/// user's WorkOS personal data; the application's own columns, and the usertag it may
+/// show, stay). See [`Clear`] for a column that cannot always be NULL.
+fn soft_clear(layout: &Layout, t: &Table) -> String {
+    let mut s = String::new();
+    for c in t.columns {
+        let value = match c.clear {
+            Clear::Keep => continue,
+            Clear::Empty => c.ty.empty_sql().to_owned(),
+            Clear::Undeliverable if t.adoptable && layout.email_nullable => "NULL".to_owned(),
+            Clear::Undeliverable => format!(
+                "{}.{} || '@deleted.invalid'",
+                t.table,
+                key_column(layout, t)
+            ),
+        };
+        s.push_str(&format!(", {} = {value}", column(layout, t, c.name)));
     }
-    let email = if layout.email_nullable {
-        "NULL".to_owned()
-    } else {
-        format!("users.{} || '@deleted.invalid'", layout.q("id"))
-    };
-    let mut s = format!(", {} = {email}", layout.q("email"));
-    for c in [
-        "name",
-        "avatar_url",
-        "first_name",
-        "last_name",
-        "external_id",
-        "locale",
-        "last_sign_in_at",
-    ] {
-        s.push_str(&format!(", {} = NULL", layout.q(c)));
-    }
-    s.push_str(&format!(
-        ", {} = '{{}}'::jsonb, {} = false",
-        layout.q("metadata"),
-        layout.q("email_verified")
-    ));
     s
 }
 
 /// The guarded upsert of table `t` (`TABLES[i]`): insert new keys, update existing ones
 /// only with strictly newer data.
 fn upsert(b: &mut Builder<WriteSlot>, layout: &Layout, i: usize, t: &Table) {
-    let users = t.entity == Entity::Users;
+    let adopted = t.adoptable;
     // The record set's columns carry our names; the table's are the layout's.
     let names: Vec<String> = t.columns.iter().map(|c| quote(c.name)).collect();
     let mut target: Vec<String> = t
@@ -668,7 +651,7 @@ fn upsert(b: &mut Builder<WriteSlot>, layout: &Layout, i: usize, t: &Table) {
         .collect();
     let mut values = names.clone();
     // An adopted table's timestamps may have no default (Prisma's `@updatedAt`): set them.
-    if users {
+    if adopted {
         for c in &layout.stamp_on_insert {
             target.push(layout.q(c));
             values.push("now()".into());
@@ -685,24 +668,24 @@ fn upsert(b: &mut Builder<WriteSlot>, layout: &Layout, i: usize, t: &Table) {
         .collect();
     b.sql(&format!(
         ", up_{name} AS (INSERT INTO {name} ({target}) SELECT {values} FROM ",
-        name = t.name,
+        name = t.table,
         target = target.join(", "),
         values = values.join(", "),
     ));
-    let record = if users {
-        // Binary arrays, one per column (see `user_columns`).
+    let record = if crate::tables::columnar(t) {
+        // Binary arrays, one per column (see `tables`).
         b.sql("unnest(");
         for (c, col) in t.columns.iter().enumerate() {
-            b.bind(WriteSlot::UserColumn(c))
-                .sql(&format!("::{}[], ", col.ty));
+            b.bind(WriteSlot::Column(i, Some(c)))
+                .sql(&format!("::{}[], ", col.ty.pg()));
         }
-        b.bind(WriteSlot::UserSrc).sql("::text[]) AS r(");
+        b.bind(WriteSlot::Column(i, None)).sql("::text[]) AS r(");
         format!("{}, src)", names.join(", "))
     } else {
         let typed: Vec<String> = t
             .columns
             .iter()
-            .map(|c| format!("{} {}", quote(c.name), c.ty))
+            .map(|c| format!("{} {}", quote(c.name), c.ty.pg()))
             .collect();
         b.sql("json_to_recordset(")
             .bind(WriteSlot::Upserts(i))
@@ -713,8 +696,8 @@ fn upsert(b: &mut Builder<WriteSlot>, layout: &Layout, i: usize, t: &Table) {
     // yet (an adopted table's rows before their first event) takes any. Columns not in
     // the SET list (the key, a user's usertag, the application's own) are kept.
     let version = column(layout, t, "workos_updated_at");
-    let unversioned = if users && layout.version_nullable {
-        format!("{}.{version} IS NULL OR ", t.name)
+    let unversioned = if adopted && layout.version_nullable {
+        format!("{}.{version} IS NULL OR ", t.table)
     } else {
         String::new()
     };
@@ -726,8 +709,8 @@ fn upsert(b: &mut Builder<WriteSlot>, layout: &Layout, i: usize, t: &Table) {
         newly = newly("r"),
         key = key_column(layout, t),
         set = set.join(", "),
-        touch = touch(layout, t.entity),
-        name = t.name,
+        touch = touch(layout, t),
+        name = t.table,
     ));
 }
 
@@ -743,13 +726,12 @@ impl QueryFragment<Pg> for WriteBatch<'_> {
                 WriteSlot::Outcomes => o.push_bind_param::<Array<Text>, _>(&self.outcomes),
                 WriteSlot::Deletes => o.push_bind_param::<Text, _>(&self.deletes),
                 WriteSlot::Upserts(i) => o.push_bind_param::<Text, _>(&self.upserts[i]),
-                WriteSlot::UserColumn(c) => match TABLES[0].columns.get(c) {
-                    Some(col) => self.users.bind(col.name, o),
+                WriteSlot::Column(t, c) => match self.rows.get(t) {
+                    Some(rows) => rows.bind(c, o),
                     None => Err(diesel::result::Error::QueryBuilderError(
-                        "users column index out of range".into(),
+                        "table index out of range".into(),
                     )),
                 },
-                WriteSlot::UserSrc => self.users.bind("src", o),
                 WriteSlot::Refresh => o.push_bind_param::<Text, _>(&self.refresh),
             })
     }
@@ -768,7 +750,7 @@ mod tests {
             let text = w.parts.concat();
             assert!(!text.contains('$'), "{text}");
             for (i, t) in TABLES.iter().enumerate() {
-                let up = format!("up_{} ", t.name);
+                let up = format!("up_{} ", t.table);
                 assert_eq!(text.contains(&up), shape & (1 << i) != 0, "{shape:b}: {up}");
             }
             assert_eq!(text.contains("tombstoned"), shape & (0b11_1111 << 6) != 0);

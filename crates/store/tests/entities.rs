@@ -593,16 +593,11 @@ async fn user_tombstones_view_serves_the_previous_release() {
 /// soft-deleted one (one live membership per pair).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soft_deletes_keep_rows_and_never_revive_them() {
-    use workos_sync_core::settings::DeleteMode;
     let db = fresh_database().await.unwrap();
     let s = db
         .store
         .clone()
-        .with_deletes(workos_sync_store::layout::DeleteModes {
-            users: DeleteMode::Soft,
-            organizations: DeleteMode::Soft,
-            memberships: DeleteMode::Soft,
-        });
+        .with_deletes(workos_sync_store::layout::DeleteModes::all_soft());
     let dom = json!([{"object": "organization_domain", "id": "org_domain_s", "organization_id": "org_s",
                      "domain": "s.io", "state": "verified", "verification_strategy": "dns",
                      "created_at": ts(1), "updated_at": ts(1)}]);
@@ -802,10 +797,10 @@ async fn a_delete_an_application_key_forbids_is_permanent() {
     );
     let soft = s
         .clone()
-        .with_deletes(workos_sync_store::layout::DeleteModes {
-            organizations: workos_sync_core::settings::DeleteMode::Soft,
-            ..Default::default()
-        });
+        .with_deletes(workos_sync_store::layout::DeleteModes::default().with(
+            Entity::Organizations,
+            workos_sync_core::settings::DeleteMode::Soft,
+        ));
     assert_eq!(soft.apply(&del).await.unwrap(), Outcome::Deleted);
     assert!(
         soft.get_organization("org_fk")
@@ -1022,13 +1017,9 @@ async fn a_deletion_carrying_only_its_key_deletes() {
 async fn the_applications_own_soft_delete_is_never_undone() {
     use workos_sync_core::settings::DeleteMode;
     let db = fresh_database().await.unwrap();
-    let soft = db
-        .store
-        .clone()
-        .with_deletes(workos_sync_store::layout::DeleteModes {
-            users: DeleteMode::Soft,
-            ..Default::default()
-        });
+    let soft = db.store.clone().with_deletes(
+        workos_sync_store::layout::DeleteModes::default().with(Entity::Users, DeleteMode::Soft),
+    );
     let hard = db.store.clone();
     let banned_at = "2025-06-01T00:00:00+00:00";
     for (s, id) in [(&soft, "user_ban_soft"), (&hard, "user_ban_hard")] {

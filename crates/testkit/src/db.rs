@@ -60,6 +60,11 @@ fn template_name() -> String {
     for f in files {
         h.update(std::fs::read(&f).unwrap_or_default());
     }
+    // The users columns `migrate` adds beyond the migrations (declared ones).
+    for c in workos_sync_store::layout::user_columns() {
+        h.update(c.name.as_bytes());
+        h.update(c.add.unwrap_or_default().as_bytes());
+    }
     let hash = hex::encode(h.finalize());
     format!("{}_tpl_{}", crate::TEST_PREFIX_STEM, &hash[..12])
 }
@@ -187,6 +192,20 @@ impl TestDb {
     pub async fn teardown(mut self) -> anyhow::Result<()> {
         self.dropped = true;
         drop_database(&self.name).await
+    }
+
+    /// The database's clock (`now()`).
+    pub async fn now(&self) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+        #[derive(diesel::QueryableByName)]
+        struct Now {
+            #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+            now: chrono::DateTime<chrono::Utc>,
+        }
+        let mut conn = AsyncPgConnection::establish(&self.url).await?;
+        let row: Now = diesel::sql_query("SELECT clock_timestamp() AS now")
+            .get_result(&mut conn)
+            .await?;
+        Ok(row.now)
     }
 
     /// Runs raw SQL against the test database (to play the application's part).

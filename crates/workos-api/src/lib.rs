@@ -27,7 +27,7 @@ use reqwest::{StatusCode, header};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use workos_sync_core::{IdError, User, backoff::Backoff};
+use workos_sync_core::{Entity, IdError, User, backoff::Backoff};
 
 /// The user event types the reconciler asks for.
 pub use workos_sync_core::event_type::USER_EVENTS;
@@ -116,6 +116,12 @@ impl ApiConfig {
             ..Self::new(s.api_base_url.clone(), s.api_key.clone())
         }
     }
+}
+
+/// An entity's WorkOS list endpoint, as its declaration names it (its objects are at
+/// `<list>/{id}`).
+pub(crate) fn list_path(e: Entity) -> &'static str {
+    e.declaration().list_path.unwrap_or_default()
 }
 
 /// One page of a list endpoint.
@@ -357,7 +363,7 @@ impl Client {
         workos_sync_core::check_object_id(id)?;
         let body = self
             .get(
-                &format!("/user_management/users/{id}"),
+                &format!("{}/{id}", list_path(Entity::Users)),
                 &[],
                 Some(id),
                 deadline,
@@ -376,7 +382,7 @@ impl Client {
         if let Some(a) = after {
             q.push(("after", a.to_string()));
         }
-        self.get_page("/user_management/users", &q).await
+        self.get_page(list_path(Entity::Users), &q).await
     }
 
     /// One page of `GET /events` for `types`, after the cursor `after` (an event id) or,

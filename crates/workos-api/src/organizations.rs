@@ -10,9 +10,9 @@
 
 use std::time::{Duration, Instant};
 
-use workos_sync_core::{Membership, Organization, Permission, Role};
+use workos_sync_core::{Entity, Membership, Organization, Permission, Role};
 
-use crate::{ApiError, Client, Page};
+use crate::{ApiError, Client, Page, list_path};
 
 /// Every membership status WorkOS documents.
 pub const MEMBERSHIP_STATUSES: [&str; 3] = ["active", "inactive", "pending"];
@@ -39,7 +39,7 @@ impl Client {
         workos_sync_core::check_object_id(id)?;
         let body = self
             .get(
-                &format!("/user_management/organization_memberships/{id}"),
+                &format!("{}/{id}", list_path(Entity::OrganizationMemberships)),
                 &[],
                 Some(id),
                 None,
@@ -70,7 +70,12 @@ impl Client {
     ) -> Result<Organization, ApiError> {
         workos_sync_core::check_object_id(id)?;
         let body = self
-            .get(&format!("/organizations/{id}"), &[], Some(id), deadline)
+            .get(
+                &format!("{}/{id}", list_path(Entity::Organizations)),
+                &[],
+                Some(id),
+                deadline,
+            )
             .await?;
         let mut org: Organization =
             serde_json::from_slice(&body.0).map_err(|e| ApiError::BadResponse(e.to_string()))?;
@@ -89,7 +94,7 @@ impl Client {
         limit: u32,
     ) -> Result<Page<Organization>, ApiError> {
         let mut page: Page<Organization> = self
-            .get_page("/organizations", &paging(after, limit))
+            .get_page(list_path(Entity::Organizations), &paging(after, limit))
             .await?;
         for org in &mut page.data {
             for d in &mut org.domains {
@@ -125,13 +130,13 @@ impl Client {
             q.push(("statuses[]", s.to_owned()));
         }
         q.push(("statuses", MEMBERSHIP_STATUSES.join(",")));
-        self.get_page_within("/user_management/organization_memberships", &q, deadline)
+        self.get_page_within(list_path(Entity::OrganizationMemberships), &q, deadline)
             .await
     }
 
     /// `GET /authorization/roles`: the environment roles (not paged).
     pub async fn list_roles(&self) -> Result<Vec<Role>, ApiError> {
-        let page: Page<Role> = self.get_page("/authorization/roles", &[]).await?;
+        let page: Page<Role> = self.get_page(list_path(Entity::Roles), &[]).await?;
         // Environment roles: keyed by slug alone.
         Ok(page
             .data
@@ -168,7 +173,7 @@ impl Client {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Page<Permission>, ApiError> {
-        self.get_page("/authorization/permissions", &paging(after, limit))
+        self.get_page(list_path(Entity::Permissions), &paging(after, limit))
             .await
     }
 }

@@ -7,6 +7,11 @@
 //!
 //! Failure model: decoding is serde's; optional fields may be missing or null.
 
+use crate::{
+    Entity,
+    declare::{Column, ColumnType as T, Declaration, Value},
+    event_type, get,
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -28,3 +33,39 @@ pub struct Domain {
     #[serde(default)]
     pub updated_at: Option<DateTime<Utc>>,
 }
+
+/// Domains come with their organization's object and list (no list of their own).
+pub const DECLARATION: Declaration = Declaration {
+    entity: Entity::OrganizationDomains,
+    table: "organization_domains",
+    key: "id",
+    adoptable: false,
+    columns: &[
+        Column::key("id", get!(Domain, d => Value::text(&d.id))),
+        Column::new(
+            "organization_id",
+            T::Text,
+            get!(Domain, d => Value::text(&d.organization_id)),
+        )
+        .not_null(),
+        Column::new("domain", T::Text, get!(Domain, d => Value::text(&d.domain))).not_null(),
+        Column::new(
+            "state",
+            T::Text,
+            get!(Domain, d => Value::opt_text(d.state.as_deref())),
+        ),
+        Column::new(
+            "verification_strategy",
+            T::Text,
+            get!(Domain, d => Value::opt_text(d.verification_strategy.as_deref())),
+        ),
+        Column::CREATED,
+        Column::VERSION,
+    ],
+    parents: &[(Entity::Organizations, "organization_id")],
+    delete_setting: None,
+    refresh: None,
+    app_columns: &[],
+    list_path: None,
+    event_types: event_type::DOMAIN_EVENTS,
+};

@@ -6,6 +6,11 @@
 
 use std::collections::BTreeMap;
 
+use crate::{
+    Entity,
+    declare::{Column, ColumnType as T, Declaration, Value},
+    event_type, get,
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -61,3 +66,65 @@ impl Membership {
         }
     }
 }
+
+pub const DECLARATION: Declaration = Declaration {
+    entity: Entity::OrganizationMemberships,
+    table: "organization_memberships",
+    key: "id",
+    adoptable: false,
+    columns: &[
+        Column::key("id", get!(Membership, m => Value::text(&m.id))),
+        Column::new(
+            "user_id",
+            T::Text,
+            get!(Membership, m => Value::text(&m.user_id)),
+        )
+        .not_null(),
+        Column::new(
+            "organization_id",
+            T::Text,
+            get!(Membership, m => Value::text(&m.organization_id)),
+        )
+        .not_null(),
+        Column::new(
+            "status",
+            T::Text,
+            get!(Membership, m => Value::text(&m.status)),
+        )
+        .not_null(),
+        Column::new(
+            "role_slug",
+            T::Text,
+            get!(Membership, m => Value::opt_text(m.role.as_ref().map(|r| r.slug.as_str()))),
+        ),
+        Column::new(
+            "role_slugs",
+            T::TextList,
+            get!(Membership, m => Value::TextList(m.role_slugs().into())),
+        )
+        .not_null(),
+        Column::new(
+            "custom_attributes",
+            T::Json,
+            get!(Membership, m => Value::Json(m.custom_attributes.as_ref())),
+        )
+        .not_null(),
+        Column::new(
+            "directory_managed",
+            T::Bool,
+            get!(Membership, m => Value::Bool(m.directory_managed.unwrap_or(false))),
+        )
+        .not_null(),
+        Column::CREATED,
+        Column::VERSION,
+    ],
+    parents: &[
+        (Entity::Users, "user_id"),
+        (Entity::Organizations, "organization_id"),
+    ],
+    delete_setting: Some("membership_delete"),
+    refresh: None,
+    app_columns: &[],
+    list_path: Some("/user_management/organization_memberships"),
+    event_types: event_type::MEMBERSHIP_EVENTS,
+};

@@ -5,12 +5,13 @@
 //! null); secrets WorkOS sends (a domain's `verification_token`) are not fields, so they
 //! are dropped while decoding and can never be stored.
 
-mod domain;
+pub mod domain;
 mod key_only;
-mod membership;
-mod organization;
-mod role;
-mod user;
+pub mod membership;
+pub mod organization;
+pub mod permission;
+pub mod role;
+pub mod user;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer};
@@ -18,8 +19,9 @@ use serde::{Deserialize, Deserializer};
 pub use domain::Domain;
 pub use membership::{Membership, RoleRef};
 pub use organization::Organization;
-pub use role::{Permission, Role};
-pub use user::User;
+pub use permission::Permission;
+pub use role::Role;
+pub use user::{User, UserRow};
 
 use crate::entity::Entity;
 

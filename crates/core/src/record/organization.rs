@@ -6,6 +6,11 @@
 
 use std::collections::BTreeMap;
 
+use crate::{
+    Entity,
+    declare::{Column, ColumnType as T, Declaration, Value},
+    event_type, get,
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -47,3 +52,43 @@ impl Organization {
         }
     }
 }
+
+pub const DECLARATION: Declaration = Declaration {
+    entity: Entity::Organizations,
+    table: "organizations",
+    key: "id",
+    adoptable: false,
+    columns: &[
+        Column::key("id", get!(Organization, o => Value::text(&o.id))),
+        Column::new(
+            "name",
+            T::Text,
+            get!(Organization, o => Value::text(&o.name)),
+        )
+        .not_null(),
+        Column::new(
+            "external_id",
+            T::Text,
+            get!(Organization, o => Value::opt_text(o.external_id.as_deref())),
+        ),
+        Column::new(
+            "metadata",
+            T::Json,
+            get!(Organization, o => Value::Json(o.metadata.as_ref())),
+        )
+        .not_null(),
+        Column::new(
+            "stripe_customer_id",
+            T::Text,
+            get!(Organization, o => Value::opt_text(o.stripe_customer_id.as_deref())),
+        ),
+        Column::CREATED,
+        Column::VERSION,
+    ],
+    parents: &[],
+    delete_setting: Some("organization_delete"),
+    refresh: None,
+    app_columns: &[],
+    list_path: Some("/organizations"),
+    event_types: event_type::ORGANIZATION_EVENTS,
+};

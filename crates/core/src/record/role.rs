@@ -1,16 +1,23 @@
-//! WorkOS roles and permissions, as found in `data` of `role.*`, `organization_role.*`
-//! and `permission.*` events and in the authorization API's lists.
+//! Roles, declared once: the WorkOS role as found in `data` of `role.*` and
+//! `organization_role.*` events and in the authorization API's lists, and its table
+//! ([`DECLARATION`]).
 //!
 //! The SDKs have dropped fields of these before (`id`, `organization_id`, the
 //! timestamps), so only `slug` is required. A role is keyed by its slug within its
 //! scope ([`Role::key`]): an environment role `admin` and organization `org_1`'s role
-//! `admin` are two rows. A permission is keyed by its slug (unique per environment).
+//! `admin` are two rows.
 //!
 //! Failure model: decoding is serde's; an `organization_role.*` event without an
 //! `organization_id` cannot be keyed and is refused by the event decoder.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::{
+    Entity,
+    declare::{Column, ColumnType as T, Declaration, Value},
+    event_type, get,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Role {
@@ -53,25 +60,8 @@ impl Role {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Permission {
-    #[serde(default)]
-    pub id: Option<String>,
-    pub slug: String,
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub description: Option<String>,
-    #[serde(default)]
-    pub system: Option<bool>,
-    #[serde(default)]
-    pub created_at: Option<DateTime<Utc>>,
-    #[serde(default)]
-    pub updated_at: Option<DateTime<Utc>>,
-}
-
 /// A list of slugs, given as strings or as objects with a `slug`; null is empty.
-fn slugs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+pub(crate) fn slugs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Item {
@@ -87,3 +77,55 @@ fn slugs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
         })
         .collect())
 }
+
+/// Environment roles and organization roles share the table; the key is the scoped slug
+/// ([`Role::key`]).
+pub const DECLARATION: Declaration = Declaration {
+    entity: Entity::Roles,
+    table: "roles",
+    key: "key",
+    adoptable: false,
+    columns: &[
+        Column::key("key", get!(Role, r => Value::Text(Some(r.key().into())))),
+        Column::new(
+            "id",
+            T::Text,
+            get!(Role, r => Value::opt_text(r.id.as_deref())),
+        ),
+        Column::new("slug", T::Text, get!(Role, r => Value::text(&r.slug))).not_null(),
+        Column::new(
+            "organization_id",
+            T::Text,
+            get!(Role, r => Value::opt_text(r.organization_id.as_deref())),
+        ),
+        Column::new(
+            "name",
+            T::Text,
+            get!(Role, r => Value::opt_text(r.name.as_deref())),
+        ),
+        Column::new(
+            "description",
+            T::Text,
+            get!(Role, r => Value::opt_text(r.description.as_deref())),
+        ),
+        Column::new(
+            "type",
+            T::Text,
+            get!(Role, r => Value::opt_text(r.role_type.as_deref())),
+        ),
+        Column::new(
+            "permissions",
+            T::TextList,
+            get!(Role, r => Value::TextList(r.permissions.as_slice().into())),
+        )
+        .not_null(),
+        Column::CREATED,
+        Column::VERSION,
+    ],
+    parents: &[(Entity::Organizations, "organization_id")],
+    delete_setting: None,
+    refresh: None,
+    app_columns: &[],
+    list_path: Some("/authorization/roles"),
+    event_types: event_type::ROLE_EVENTS,
+};

@@ -1,4 +1,7 @@
-//! The WorkOS user, as found in `data` of user events and in API responses.
+//! Users, declared once: the WorkOS user as found in `data` of user events and in API
+//! responses, its table's columns and how each is filled ([`DECLARATION`]), and a
+//! stored row as reads return it ([`UserRow`]). Adding a field WorkOS sends is a field
+//! here, a column in [`DECLARATION`] and in [`UserRow`], plus a migration.
 //!
 //! Failure model: decoding is serde's; optional fields may be missing or null.
 
@@ -6,6 +9,12 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use crate::{
+    Entity, Record,
+    declare::{Clear, Column, ColumnType as T, Declaration, Refresh, Source, Value},
+    event_type, get,
+};
 
 /// A WorkOS user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,4 +73,129 @@ impl User {
         let joined = joined.trim();
         (!joined.is_empty()).then(|| joined.to_owned())
     }
+}
+
+/// WorkOS personal data: cleared by a soft delete.
+const fn personal(c: Column) -> Column {
+    c.cleared(Clear::Empty)
+}
+
+pub const DECLARATION: Declaration = Declaration {
+    entity: Entity::Users,
+    table: "users",
+    key: "id",
+    adoptable: true,
+    columns: &[
+        Column::key("id", get!(User, u => Value::text(&u.id))),
+        Column::new("email", T::Text, get!(User, u => Value::text(&u.email)))
+            .not_null()
+            .must_exist()
+            .cleared(Clear::Undeliverable),
+        personal(Column::new(
+            "name",
+            T::Text,
+            get!(User, u => Value::Text(u.display_name().map(Into::into))),
+        )),
+        // Set once, when sync creates the row; kept by a soft delete (the application
+        // may show it).
+        Column::new("usertag", T::Text, get!(User, _u => Value::Text(None)))
+            .from(Source::Usertag)
+            .not_null()
+            .set_once(),
+        personal(Column::new(
+            "avatar_url",
+            T::Text,
+            get!(User, u => Value::opt_text(u.profile_picture_url.as_deref())),
+        )),
+        personal(Column::new(
+            "first_name",
+            T::Text,
+            get!(User, u => Value::opt_text(u.first_name.as_deref())),
+        )),
+        personal(Column::new(
+            "last_name",
+            T::Text,
+            get!(User, u => Value::opt_text(u.last_name.as_deref())),
+        )),
+        personal(
+            Column::new(
+                "email_verified",
+                T::Bool,
+                get!(User, u => Value::Bool(u.email_verified)),
+            )
+            .not_null(),
+        ),
+        personal(Column::new(
+            "external_id",
+            T::Text,
+            get!(User, u => Value::opt_text(u.external_id.as_deref())),
+        )),
+        personal(
+            Column::new(
+                "metadata",
+                T::Json,
+                get!(User, u => Value::Json(u.metadata.as_ref())),
+            )
+            .not_null(),
+        ),
+        personal(Column::new(
+            "locale",
+            T::Text,
+            get!(User, u => Value::opt_text(u.locale.as_deref())),
+        )),
+        personal(Column::new(
+            "last_sign_in_at",
+            T::Time,
+            get!(User, u => Value::Time(u.last_sign_in_at)),
+        )),
+        Column::CREATED,
+        Column::VERSION,
+    ],
+    parents: &[],
+    delete_setting: Some("user_delete"),
+    refresh: Some(Refresh {
+        column: "last_sign_in_at",
+        get: |r| match r {
+            Record::User(u) => u.last_sign_in_at,
+            _ => None,
+        },
+        set: |r, t| {
+            if let Record::User(u) = r {
+                u.last_sign_in_at = Some(t);
+            }
+        },
+    }),
+    app_columns: &[("bio", T::Text), ("details", T::Json)],
+    list_path: Some("/user_management/users"),
+    event_types: event_type::USER_EVENTS,
+};
+
+/// A row of `users` as reads return it (the lazy-sync answer, verify): every column of
+/// [`DECLARATION`] under our names (an adopted table's are mapped back), the
+/// application's `bio` and `details` when the table has them, and the stamps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserRow {
+    pub id: String,
+    /// Empty for a user soft-deleted in a table whose email column allows NULL.
+    pub email: String,
+    pub name: Option<String>,
+    /// Empty for an adopted row that had none (sync sets it only when it creates a row).
+    pub usertag: String,
+    pub avatar_url: Option<String>,
+    pub bio: Option<String>,
+    pub details: Option<serde_json::Value>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email_verified: bool,
+    pub external_id: Option<String>,
+    pub metadata: serde_json::Value,
+    pub locale: Option<String>,
+    pub last_sign_in_at: Option<DateTime<Utc>>,
+    /// NULL only in an adopted table's rows that no event or backfill has reached yet.
+    pub workos_created_at: Option<DateTime<Utc>>,
+    pub workos_updated_at: Option<DateTime<Utc>>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+    /// Set by a soft delete (`sync.user_delete = "soft"`).
+    pub deleted_at: Option<DateTime<Utc>>,
 }
