@@ -116,7 +116,7 @@ async fn a_guide_following_application_is_adopted_and_keeps_its_data() {
         ("cy@example.com", "Cy"),
         ("ada@other.example", "Ada"),
     ] {
-        let u = emu.create_user(email, first).await.unwrap();
+        let u = emu.create_user(serde_json::json!({"email": email, "first_name": first, "last_name": "Tester", "email_verified": true})).await.unwrap();
         ids.push(u["id"].as_str().unwrap().to_owned());
     }
     let (ada, bob, cy, ada2) = (&ids[0], &ids[1], &ids[2], &ids[3]);

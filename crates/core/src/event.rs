@@ -104,40 +104,8 @@ impl<'a> Envelope<'a> {
     }
 }
 
-/// A realistic user event body in WorkOS's current shape, for `send-test-event`, the
-/// tests and the benchmarks. The user is `Test User <{user_id}@example.com>`, created at
-/// `created_at` and last updated (and the event created) at `updated_at`.
-pub fn sample_user_event(
-    event_id: &str,
-    event_type: &str,
-    user_id: &str,
-    created_at: &str,
-    updated_at: &str,
-) -> String {
-    serde_json::json!({
-        "object": "event",
-        "id": event_id,
-        "event": event_type,
-        "data": {
-            "object": "user",
-            "id": user_id,
-            "email": format!("{user_id}@example.com"),
-            "email_verified": true,
-            "first_name": "Test",
-            "last_name": "User",
-            "profile_picture_url": null,
-            "external_id": null,
-            "metadata": {},
-            "last_sign_in_at": null,
-            "locale": "en-US",
-            "created_at": created_at,
-            "updated_at": updated_at,
-        },
-        "created_at": updated_at,
-        "context": null,
-    })
-    .to_string()
-}
+/// A realistic user event body in WorkOS's current shape (declared with users).
+pub use crate::record::user::sample_event as sample_user_event;
 
 /// What an event asks the store to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -434,21 +402,6 @@ mod tests {
     }
 
     #[test]
-    fn current_shape_fields() {
-        let ev = Event::decode(&fixture("user.created.sdk-fixture.json")).unwrap();
-        let EventKind::Upsert(Record::User(u)) = ev.kind else {
-            panic!("wrong kind")
-        };
-        assert_eq!(u.display_name().as_deref(), Some("Marcelina Davis"));
-        assert_eq!(u.locale.as_deref(), Some("en-US"));
-        assert_eq!(
-            u.metadata.unwrap()["timezone"],
-            serde_json::json!("America/New_York")
-        );
-        assert_eq!(ev.created_at.to_rfc3339(), "2026-01-15T12:00:00+00:00");
-    }
-
-    #[test]
     fn legacy_wh_id_kept() {
         let body = fixture("user.created.legacy-kotlin.json");
         let env = Envelope::decode(&body).unwrap();
@@ -543,16 +496,5 @@ mod tests {
                 );
             }
         }
-    }
-
-    #[test]
-    fn name_handles_missing_parts() {
-        let mut u: User =
-            serde_json::from_slice(&fixture("user.get-response.sdk-fixture.json")).unwrap();
-        u.first_name = Some("  Ada ".into());
-        u.last_name = None;
-        assert_eq!(u.display_name().as_deref(), Some("Ada"));
-        u.first_name = None;
-        assert_eq!(u.display_name(), None);
     }
 }

@@ -101,7 +101,7 @@ pub struct DatabaseSettings {
     pub apply_timeout_secs: u64,
     /// The schema holding every table of workos-sync and its migrations' bookkeeping.
     pub schema: String,
-    /// Our users columns mapped onto an adopted table's names (`avatar_url = "avatarUrl"`).
+    /// Our users columns mapped onto an adopted table's names (`email = "emailAddress"`).
     #[serde(default)]
     pub users_columns: std::collections::BTreeMap<String, String>,
 }

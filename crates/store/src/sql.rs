@@ -21,7 +21,10 @@ use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
 };
-use workos_sync_core::{Entity, declare::Clear};
+use workos_sync_core::{
+    Entity,
+    declare::{Clear, Column},
+};
 
 use crate::{
     layout::{Layout, quote},
@@ -311,7 +314,7 @@ fn state_select(layout: &Layout, t: &Table) -> String {
     // whose decision it is), no write of sync clears it. Undoing a mistaken delete of
     // sync is `workos-sync tombstones remove` ([`revive`]). A soft-deleted membership
     // holds no user and organization pair.
-    let updated = format!("{}::timestamptz", column(layout, t, "workos_updated_at"));
+    let updated = format!("{}::timestamptz", column(layout, t, Column::VERSION.name));
     let live = soft_column(layout, t).map_or("true".to_owned(), |d| format!("{d} IS NULL"));
     let (user, org) = if membership {
         (
@@ -328,7 +331,7 @@ fn state_select(layout: &Layout, t: &Table) -> String {
          {user} AS user_id, {org} AS organization_id FROM {name}",
         entity = t.entity.name(),
         key = key_column(layout, t),
-        created = column(layout, t, "workos_created_at"),
+        created = column(layout, t, Column::CREATED.name),
         usertag = or_null(Some("usertag"), "text"),
         refresh = or_null(t.refresh.map(|r| r.column), "timestamptz"),
         name = t.table,
@@ -359,7 +362,7 @@ pub(crate) fn versions_select(layout: &Layout, entity: Entity) -> String {
         "SELECT {}::text AS key, {}::timestamptz AS updated_at, {deleted} AS deleted, \
          {written} AS written_at FROM {}",
         key_column(layout, t),
-        column(layout, t, "workos_updated_at"),
+        column(layout, t, Column::VERSION.name),
         t.table
     )
 }
@@ -391,7 +394,7 @@ pub(crate) fn revive(layout: &Layout, entity: Entity) -> Option<String> {
         "UPDATE {name} SET {d} = NULL, {version} = 'epoch'{touch} WHERE {key}::text = $1 \
          AND {d}::timestamptz BETWEEN $2 - interval '1 ms' AND $2 + interval '1 ms'",
         name = t.table,
-        version = column(layout, t, "workos_updated_at"),
+        version = column(layout, t, Column::VERSION.name),
         touch = touch(layout, t),
         key = key_column(layout, t),
     ))
@@ -695,7 +698,7 @@ fn upsert(b: &mut Builder<WriteSlot>, layout: &Layout, i: usize, t: &Table) {
     // The version guard, in SQL: only strictly newer data wins; a row with no version
     // yet (an adopted table's rows before their first event) takes any. Columns not in
     // the SET list (the key, a user's usertag, the application's own) are kept.
-    let version = column(layout, t, "workos_updated_at");
+    let version = column(layout, t, Column::VERSION.name);
     let unversioned = if adopted && layout.version_nullable {
         format!("{}.{version} IS NULL OR ", t.table)
     } else {

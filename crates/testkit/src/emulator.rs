@@ -110,12 +110,13 @@ impl Emulator {
         })
     }
 
-    /// `POST /user_management/users`; the created user.
-    pub async fn create_user(&self, email: &str, first_name: &str) -> anyhow::Result<Value> {
+    /// `POST /user_management/users` with `fields` (the API reference's request body);
+    /// the created user.
+    pub async fn create_user(&self, fields: Value) -> anyhow::Result<Value> {
         self.call(
             reqwest::Method::POST,
             "/user_management/users",
-            Some(json!({"email": email, "first_name": first_name, "last_name": "Tester", "email_verified": true})),
+            Some(fields),
         )
         .await
     }

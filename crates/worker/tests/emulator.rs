@@ -86,7 +86,7 @@ async fn the_emulator_s_webhooks_and_api_keep_the_table_in_step() {
     let mut ids = Vec::new();
     for i in 0..5 {
         let u = emu
-            .create_user(&format!("emu{i}@example.com"), "Ada")
+            .create_user(serde_json::json!({"email": &format!("emu{i}@example.com"), "first_name": "Ada", "last_name": "Tester", "email_verified": true}))
             .await
             .unwrap();
         ids.push(u["id"].as_str().unwrap().to_owned());
@@ -125,7 +125,7 @@ async fn the_emulator_s_webhooks_and_api_keep_the_table_in_step() {
 
     // 3. Backfill pages through the emulator's users (two pages of 100).
     for i in 0..120 {
-        emu.create_user(&format!("bulk{i:03}@example.com"), "Bulk")
+        emu.create_user(serde_json::json!({"email": &format!("bulk{i:03}@example.com"), "first_name": "Bulk", "last_name": "Tester", "email_verified": true}))
             .await
             .unwrap();
     }
@@ -153,7 +153,7 @@ async fn the_emulator_s_webhooks_and_api_keep_the_table_in_step() {
         .unwrap()
         .unwrap();
     assert_eq!(again.events, 0, "{again:?}");
-    let late = emu.create_user("late@example.com", "Late").await.unwrap();
+    let late = emu.create_user(serde_json::json!({"email": "late@example.com", "first_name": "Late", "last_name": "Tester", "email_verified": true})).await.unwrap();
     let late_id = late["id"].as_str().unwrap().to_owned();
     let third = sync::reconcile_once(&api, &w.broker, &db.store, &request)
         .await
@@ -218,7 +218,7 @@ async fn organizations_memberships_and_domains_from_the_emulator() {
     let mut users = Vec::new();
     for i in 0..3 {
         let u = emu
-            .create_user(&format!("member{i}@example.com"), "Member")
+            .create_user(serde_json::json!({"email": &format!("member{i}@example.com"), "first_name": "Member", "last_name": "Tester", "email_verified": true}))
             .await
             .unwrap();
         users.push(u["id"].as_str().unwrap().to_owned());

@@ -199,3 +199,78 @@ pub struct UserRow {
     /// Set by a soft delete (`sync.user_delete = "soft"`).
     pub deleted_at: Option<DateTime<Utc>>,
 }
+
+/// A realistic user event body in WorkOS's current shape, for `send-test-event`, the
+/// tests and the benchmarks. The user is `Test User <{user_id}@example.com>`, created at
+/// `created_at` and last updated (and the event created) at `updated_at`.
+pub fn sample_event(
+    event_id: &str,
+    event_type: &str,
+    user_id: &str,
+    created_at: &str,
+    updated_at: &str,
+) -> String {
+    serde_json::json!({
+        "object": "event",
+        "id": event_id,
+        "event": event_type,
+        "data": {
+            "object": "user",
+            "id": user_id,
+            "email": format!("{user_id}@example.com"),
+            "email_verified": true,
+            "first_name": "Test",
+            "last_name": "User",
+            "profile_picture_url": null,
+            "external_id": null,
+            "metadata": {},
+            "last_sign_in_at": null,
+            "locale": "en-US",
+            "created_at": created_at,
+            "updated_at": updated_at,
+        },
+        "created_at": updated_at,
+        "context": null,
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Event, EventKind};
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/../../tests/fixtures/workos/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn current_shape_fields() {
+        let ev = Event::decode(&fixture("user.created.sdk-fixture.json")).unwrap();
+        let EventKind::Upsert(Record::User(u)) = ev.kind else {
+            panic!("wrong kind")
+        };
+        assert_eq!(u.display_name().as_deref(), Some("Marcelina Davis"));
+        assert_eq!(u.locale.as_deref(), Some("en-US"));
+        assert_eq!(
+            u.metadata.unwrap()["timezone"],
+            serde_json::json!("America/New_York")
+        );
+        assert_eq!(ev.created_at.to_rfc3339(), "2026-01-15T12:00:00+00:00");
+    }
+
+    #[test]
+    fn name_handles_missing_parts() {
+        let mut u: User =
+            serde_json::from_slice(&fixture("user.get-response.sdk-fixture.json")).unwrap();
+        u.first_name = Some("  Ada ".into());
+        u.last_name = None;
+        assert_eq!(u.display_name().as_deref(), Some("Ada"));
+        u.first_name = None;
+        assert_eq!(u.display_name(), None);
+    }
+}
