@@ -6,6 +6,11 @@ use std::collections::BTreeMap;
 use workos_sync_core::{Entity, declare::ColumnType, settings::DeleteMode};
 use workos_sync_store::layout::*;
 
+/// Where our column `name` is in [`user_columns`] (and so in what `resolve` returns).
+fn pos(name: &str) -> usize {
+    user_columns().iter().position(|c| c.name == name).unwrap()
+}
+
 fn cols(names: &[(&str, &str)]) -> Vec<CatalogColumn> {
     names
         .iter()
@@ -36,7 +41,7 @@ fn guide() -> Vec<CatalogColumn> {
 #[test]
 fn the_guides_camel_case_names_are_recognised() {
     let found = resolve(&guide(), &BTreeMap::new()).unwrap();
-    let at = |n: &str| found[user_columns().iter().position(|c| c.name == n).unwrap()].clone();
+    let at = |n: &str| found[pos(n)].clone();
     assert_eq!(at("avatar_url"), Found::At("avatarUrl".into()));
     assert_eq!(at("created_at"), Found::At("createdAt".into()));
     assert_eq!(at("updated_at"), Found::At("updatedAt".into()));
@@ -56,12 +61,12 @@ fn a_mapping_wins_and_must_name_a_real_column() {
     table.extend(cols(&[("picture", "character varying")]));
     let mapping = BTreeMap::from([("avatar_url".to_owned(), "picture".to_owned())]);
     let found = resolve(&table, &mapping).unwrap();
-    assert_eq!(found[4], Found::At("picture".into()));
+    assert_eq!(found[pos("avatar_url")], Found::At("picture".into()));
     // A column sync can add is added under the configured name; one it cannot
     // (the id, the email) must exist.
     let later = BTreeMap::from([("avatar_url".to_owned(), "photo".to_owned())]);
     assert_eq!(
-        resolve(&table, &later).unwrap()[4],
+        resolve(&table, &later).unwrap()[pos("avatar_url")],
         Found::Missing("photo".into())
     );
     let bad = BTreeMap::from([("id".to_owned(), "userId".to_owned())]);
@@ -86,7 +91,7 @@ fn two_of_ours_never_share_a_column_and_a_configured_name_is_where_one_is_added(
     ));
     let named = BTreeMap::from([("deleted_at".to_owned(), "removedAt".to_owned())]);
     let found = resolve(&guide(), &named).unwrap();
-    assert_eq!(found[16], Found::Missing("removedAt".into()));
+    assert_eq!(found[pos("deleted_at")], Found::Missing("removedAt".into()));
 }
 
 #[test]
