@@ -96,6 +96,45 @@ async fn migrations_go_down_and_up_and_tolerate_concurrent_runs() {
     db.teardown().await.unwrap();
 }
 
+/// An installation migrated before users had a migration of its own (its first
+/// migration made users): `migrate` records the users migration as applied, keeps the
+/// rows and changes nothing else; the users table is not taken for the application's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_installation_from_before_the_users_migration_upgrades_in_place() {
+    let db = fresh_database().await.unwrap();
+    db.store
+        .apply(&Event::user_snapshot(user("user_old", "old@x.io", 5)))
+        .await
+        .unwrap();
+    let users = migrate::embedded_names()[0].clone();
+    assert!(users.ends_with("_users"), "{users}");
+    let version: String = users.split('_').next().unwrap().replace('-', "");
+    db.exec(&format!(
+        "DELETE FROM __diesel_schema_migrations WHERE version = '{version}'"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        migrate::pending(&db.url, "public").await.unwrap(),
+        [users.clone()]
+    );
+    let report = migrate::migrate(&db.url, &migrate::MigrateOptions::new("public"))
+        .await
+        .unwrap();
+    assert!(!report.adopted);
+    assert!(report.applied.is_empty(), "{:?}", report.applied);
+    assert!(
+        migrate::pending(&db.url, "public")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let rows = db.store.all_users().await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].id, "user_old");
+    db.teardown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_event_twice_has_one_effect() {
     let db = fresh_database().await.unwrap();
