@@ -97,14 +97,10 @@ impl Store {
 /// A statement cancelled by `lock_timeout` (SQLSTATE 55P03, which diesel reports as an
 /// unknown database error with Postgres's own message) is [`StoreError::Locked`].
 fn locked(err: StoreError) -> StoreError {
-    use diesel::result::{DatabaseErrorKind, Error};
-    match err {
-        StoreError::Query(Error::DatabaseError(DatabaseErrorKind::Unknown, ref info))
-            if info.message().contains("lock timeout") =>
-        {
-            StoreError::Locked
-        }
-        other => other,
+    if err.is_lock_timeout() {
+        StoreError::Locked
+    } else {
+        err
     }
 }
 

@@ -119,6 +119,22 @@ impl StoreError {
         matches!(self, Self::DeleteBlocked { .. })
     }
 
+    /// True when a lock wait passed `lock_timeout` (Postgres's SQLSTATE 55P03, which
+    /// diesel reports as an unknown database error with Postgres's own message, and the
+    /// migration harness as text): the one place that message is recognised.
+    pub fn is_lock_timeout(&self) -> bool {
+        const MESSAGE: &str = "lock timeout";
+        match self {
+            Self::Locked => true,
+            Self::Query(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::Unknown,
+                info,
+            )) => info.message().contains(MESSAGE),
+            Self::Migration(text) => text.contains(MESSAGE),
+            _ => false,
+        }
+    }
+
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,

@@ -47,11 +47,6 @@ const DDL_LOCK_TIMEOUT: &str = "2s";
 /// then 1 to 5 s before the next (about five minutes in all).
 const DDL_ATTEMPTS: u32 = 60;
 
-/// True when a step failed because a lock it needed stayed held past the lock timeout.
-fn lock_timed_out(e: &StoreError) -> bool {
-    e.to_string().contains("lock timeout")
-}
-
 /// Runs `step` until it is not refused by the lock timeout, at most [`DDL_ATTEMPTS`]
 /// times.
 async fn retry_locked<T>(
@@ -62,7 +57,7 @@ async fn retry_locked<T>(
     let mut attempt = 1;
     loop {
         match step(conn).await {
-            Err(e) if lock_timed_out(&e) && attempt < DDL_ATTEMPTS => {
+            Err(e) if e.is_lock_timeout() && attempt < DDL_ATTEMPTS => {
                 let wait = std::time::Duration::from_secs(u64::from(attempt.min(5)));
                 tracing::warn!(
                     step = what,
@@ -73,7 +68,7 @@ async fn retry_locked<T>(
                 tokio::time::sleep(wait).await;
                 attempt += 1;
             }
-            Err(e) if lock_timed_out(&e) => {
+            Err(e) if e.is_lock_timeout() => {
                 return Err(StoreError::Migration(format!(
                     "{what}: a table stayed locked by another session for {DDL_ATTEMPTS} tries \
                      (look for long transactions in pg_stat_activity); nothing of this step \
@@ -312,7 +307,7 @@ async fn migrate_locked(
             .map_err(|e| StoreError::Migration(e.to_string()));
         conn = harness.into_inner();
         match ran {
-            Err(e) if lock_timed_out(&e) && attempt < DDL_ATTEMPTS => {
+            Err(e) if e.is_lock_timeout() && attempt < DDL_ATTEMPTS => {
                 tracing::warn!(
                     attempt,
                     "a table a migration needs is held by another session; trying again"

@@ -206,25 +206,21 @@ impl Store {
     /// event (so everything applies as soon as the lock goes). A lock on single rows is
     /// not this: those events are deferred one by one.
     pub async fn table_locked(&self) -> Result<bool, StoreError> {
+        let mut sql = "SET LOCAL lock_timeout = '100ms';".to_owned();
+        let tables = crate::tables::TABLES.iter().map(|t| t.table);
+        for t in tables.chain(["tombstones", "processed_events"]) {
+            sql.push_str(&format!(" SELECT 1 FROM {t} LIMIT 0;"));
+        }
         let mut conn = self.conn().await?;
         let probe = conn
             .transaction::<_, StoreError, _>(async |c| {
-                diesel_async::SimpleAsyncConnection::batch_execute(
-                    c,
-                    "SET LOCAL lock_timeout = '100ms'; \
-                     SELECT 1 FROM users LIMIT 0; SELECT 1 FROM organizations LIMIT 0; \
-                     SELECT 1 FROM organization_memberships LIMIT 0; \
-                     SELECT 1 FROM organization_domains LIMIT 0; SELECT 1 FROM roles LIMIT 0; \
-                     SELECT 1 FROM permissions LIMIT 0; SELECT 1 FROM tombstones LIMIT 0; \
-                     SELECT 1 FROM processed_events LIMIT 0",
-                )
-                .await?;
+                diesel_async::SimpleAsyncConnection::batch_execute(c, &sql).await?;
                 Ok(())
             })
             .await;
         match probe {
             Ok(()) => Ok(false),
-            Err(e) if e.to_string().contains("lock timeout") => Ok(true),
+            Err(e) if e.is_lock_timeout() => Ok(true),
             Err(e) => Err(e),
         }
     }

@@ -114,10 +114,7 @@ async fn an_installation_from_before_the_users_migration_upgrades_in_place() {
     ))
     .await
     .unwrap();
-    assert_eq!(
-        migrate::pending(&db.url, "public").await.unwrap(),
-        [users.clone()]
-    );
+    assert_eq!(migrate::pending(&db.url, "public").await.unwrap(), [users]);
     let report = migrate::migrate(&db.url, &migrate::MigrateOptions::new("public"))
         .await
         .unwrap();

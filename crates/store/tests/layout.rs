@@ -1,6 +1,8 @@
 //! The users layout resolved from a catalog: names as ours, as configured, or in
 //! camelCase; types checked; what `migrate` would add (unit cases, no database).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on setup failures
+
 use std::collections::BTreeMap;
 
 use workos_sync_core::{Entity, declare::ColumnType, settings::DeleteMode};
