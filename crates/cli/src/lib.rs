@@ -1,8 +1,11 @@
-//! The admin CLI `workos-sync`: migrate, dlq, tombstones, sync-user, sync-org, backfill, reconcile,
-//! send-test-event, status, prune. This file is the command line (the clap model) and
-//! its dispatch only; each command family runs and renders in its own file under
-//! `cmd/`. Every command returns `anyhow::Result`, so `main` prints one line and exits
-//! non-zero on error.
+//! The admin CLI `workos-sync`: migrate (`--adopt`, `--dry-run`), dlq, debug,
+//! tombstones, sync-user, sync-org, backfill, verify (`--repair`, bounded by
+//! `--max-removals`), reconcile, send-test-event, probe, status, prune. This file is the
+//! command line (the clap model) and its dispatch only; each command family runs and
+//! renders in its own file under `cmd/`. Every command returns `anyhow::Result`, so
+//! `main` prints one line and exits non-zero on error; a verdict other than failure
+//! (verify's drift 3, a refused repair 4, rows a repair could not fix 5) is an exit
+//! code of its own ([`Exit`]).
 
 use std::{io::Write, path::PathBuf};
 

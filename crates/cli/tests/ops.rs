@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use workos_sync_testkit::{
-    ReceiverOptions, close_and_delete, connected_broker, eventually, fresh_database, publish_event,
-    spawn_receiver, spawn_worker, test_settings, unique_prefix,
+    ReceiverOptions, Stack, close_and_delete, connected_broker, eventually, fresh_database,
+    publish_event, spawn_receiver, test_settings, unique_prefix,
 };
 
 fn run(prefix: &str, db_url: &str, extra: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
@@ -141,17 +141,10 @@ async fn prune_removes_only_older_ids_and_guards_the_retry_window() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn send_test_event_leads_to_a_row() {
-    let db = fresh_database().await.unwrap();
-    let prefix = unique_prefix();
-    let r = spawn_receiver(ReceiverOptions {
-        prefix: Some(prefix.to_string()),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let w = spawn_worker(&prefix, &db.url, &[]).await.unwrap();
+    let stack = Stack::start(&[]).await.unwrap();
+    let (db, r, prefix) = (&stack.db, &stack.receiver, &stack.prefix);
     let (code, out, err) = run(
-        &prefix,
+        prefix,
         &db.url,
         &[],
         &["send-test-event", "--url", &r.url, "--user-id", "user_ste1"],
@@ -167,16 +160,14 @@ async fn send_test_event_leads_to_a_row() {
     );
     // A wrong secret is refused by the receiver, and the command says so.
     let (code, _, err) = run(
-        &prefix,
+        prefix,
         &db.url,
         &[("WORKOS_WEBHOOK_SECRET", "wrong")],
         &["send-test-event", "--url", &r.url],
     );
     assert_eq!(code, 1);
     assert!(err.contains("401"), "{err}");
-    w.shutdown().await;
-    r.teardown().await.unwrap();
-    db.teardown().await.unwrap();
+    stack.teardown().await.unwrap();
 }
 
 /// `probe`, what the compose healthchecks run: 0 on a 2xx answer, 1 with one line

@@ -2,10 +2,15 @@
 //! session lock that makes one process the leader of a periodic job.
 //!
 //! Two kinds: transaction-scoped locks of the apply path (`pg_advisory_xact_lock(ns,
-//! hashtext(key))` on the records' scopes and usertag lock roots, released at commit), and session
-//! locks on a dedicated connection (migrations, the reconciler). Failure model: taking
-//! a lock fails only with the database ([`StoreError`]); a crashed holder's session lock
-//! disappears with its connection.
+//! hashtext(key))` on the records' scopes: a user, an organization, a role, a
+//! permission; and usertag lock roots, released at commit), and session locks on a
+//! dedicated connection (migrations, the reconciler, the drift check), each keyed by
+//! the schema so two installations in one database never wait for each other. The
+//! session connection has TCP keepalives, so a leader whose host vanished loses the lock
+//! when its connection is found dead, and [`SessionLock::setting`] reads a setting
+//! (`lock_timeout`…) on the holder's session. Failure model: taking a lock fails only
+//! with the database ([`StoreError`]); a crashed holder's session lock disappears with
+//! its connection.
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};

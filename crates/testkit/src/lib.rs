@@ -12,6 +12,7 @@ pub mod emulator;
 pub mod policy;
 pub mod prefix;
 pub mod proxy;
+pub mod stack;
 
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
@@ -28,6 +29,7 @@ use lapin::{
 pub use policy::QueuePolicy;
 pub use prefix::TestPrefix;
 pub use proxy::TcpProxy;
+pub use stack::Stack;
 use workos_sync_core::{Settings, now_ms, signature};
 use workos_sync_queue::{Broker, BrokerConfig, Topology};
 

@@ -1,10 +1,15 @@
 //! The worker: consumes the events queue and applies events to Postgres through the
-//! store, serves `/healthz`, `/readyz` (database and broker) and `/metrics`.
+//! store, serves `/healthz`, `/readyz` (database and broker), `/metrics` and the lazy
+//! sync endpoints (`POST /v1/users/{id}/sync`, `/v1/organizations/{id}/sync`: bearer
+//! token, coalesced, bounded in flight and per second, see `lazy`), and runs the
+//! periodic jobs whose leader it is: the Events API reconciler and the drift check
+//! (verify, with its bounded repair), each behind a session lock per schema.
 //!
 //! [`start`] wires the parts and returns a [`WorkerHandle`]; [`run`] is the binary's
 //! main loop (start, wait for SIGTERM/SIGINT, shut down gracefully: stop consuming,
 //! apply and ack what was delivered, close the connection). Every background task runs
-//! under [`supervise`]: a panic is logged, counted and the task restarted.
+//! under [`supervise`]: a panic is logged, counted and the task restarted; the table
+//! and queue gauges are refreshed by tasks of their own.
 
 pub mod consumer;
 pub mod http;

@@ -8,10 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use workos_sync_pull as sync;
-use workos_sync_testkit::{
-    EMULATOR_API_KEY, Emulator, ReceiverOptions, TEST_SECRET, eventually, fresh_database,
-    spawn_receiver, spawn_worker, unique_prefix,
-};
+use workos_sync_testkit::{EMULATOR_API_KEY, Emulator, Stack, TEST_SECRET, eventually};
 use workos_sync_workos_api::{ApiConfig, Client};
 
 async fn lazy_sync(c: &reqwest::Client, addr: std::net::SocketAddr, id: &str) -> (u16, Value) {
@@ -27,58 +24,25 @@ async fn lazy_sync(c: &reqwest::Client, addr: std::net::SocketAddr, id: &str) ->
     )
 }
 
-/// The emulator, a fresh database, and a receiver and a worker on one prefix, the
-/// worker reading the emulator's API (lazy sync token `tok`, reconciler off).
-struct Stack {
-    emu: Emulator,
-    db: workos_sync_testkit::TestDb,
-    r: workos_sync_testkit::TestReceiver,
-    w: workos_sync_worker::WorkerHandle,
-    _prefix: workos_sync_testkit::TestPrefix,
-}
-
-impl Stack {
-    async fn start() -> Self {
-        let emu = Emulator::start().await.unwrap();
-        let db = fresh_database().await.unwrap();
-        let prefix = unique_prefix();
-        let r = spawn_receiver(ReceiverOptions {
-            prefix: Some(prefix.to_string()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-        let w = spawn_worker(
-            &prefix,
-            &db.url,
-            &[
-                ("WORKOS_API_KEY", EMULATOR_API_KEY),
-                ("WORKOS_API_BASE_URL", &emu.url),
-                ("WORKOS_SYNC__WORKER__API_TOKEN", "tok"),
-                ("WORKOS_SYNC__RECONCILE__INTERVAL_SECS", "0"),
-            ],
-        )
-        .await
-        .unwrap();
-        Self {
-            emu,
-            db,
-            r,
-            w,
-            _prefix: prefix,
-        }
-    }
+/// The emulator and a stack whose worker reads the emulator's API (lazy sync token
+/// `tok`, reconciler off).
+async fn start() -> (Emulator, Stack) {
+    let emu = Emulator::start().await.unwrap();
+    let stack = Stack::start(&[
+        ("WORKOS_API_KEY", EMULATOR_API_KEY),
+        ("WORKOS_API_BASE_URL", &emu.url),
+        ("WORKOS_SYNC__WORKER__API_TOKEN", "tok"),
+        ("WORKOS_SYNC__RECONCILE__INTERVAL_SECS", "0"),
+    ])
+    .await
+    .unwrap();
+    (emu, stack)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_emulator_s_webhooks_and_api_keep_the_table_in_step() {
-    let Stack {
-        emu,
-        db,
-        r,
-        w,
-        _prefix,
-    } = Stack::start().await;
+    let (emu, stack) = start().await;
+    let (db, r, w) = (&stack.db, &stack.receiver, &stack.worker);
     let store = db.store.clone();
 
     // 1. Webhooks, signed by the emulator (t in seconds) and delivered at once.
@@ -167,9 +131,7 @@ async fn the_emulator_s_webhooks_and_api_keep_the_table_in_step() {
         .await,
         "the reconciled event was not applied"
     );
-    w.shutdown().await;
-    r.teardown().await.unwrap();
-    db.teardown().await.unwrap();
+    stack.teardown().await.unwrap();
 }
 
 /// Backfill options for users alone (the fake serves no other list).
@@ -196,13 +158,8 @@ async fn emu_call(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn organizations_memberships_and_domains_from_the_emulator() {
     use reqwest::Method as M;
-    let Stack {
-        emu,
-        db,
-        r,
-        w,
-        _prefix,
-    } = Stack::start().await;
+    let (emu, stack) = start().await;
+    let (db, r, w) = (&stack.db, &stack.receiver, &stack.worker);
     let store = db.store.clone();
     let hook = emu.add_webhook(&r.url, TEST_SECRET).await.unwrap();
 
@@ -386,7 +343,5 @@ async fn organizations_memberships_and_domains_from_the_emulator() {
         "reconcile: {:?}",
         store.all_memberships().await.unwrap()
     );
-    drop(w);
-    drop(r);
-    db.teardown().await.unwrap();
+    stack.teardown().await.unwrap();
 }

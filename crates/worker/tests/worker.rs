@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use workos_sync_queue::{Broker, dlq};
 use workos_sync_testkit::{
-    ReceiverOptions, TcpProxy, TestDb, close_and_delete, connected_broker, eventually,
-    fresh_database, postgres_addr, postgres_url_via, publish_event, queue_len, queue_stats,
-    sign_now, spawn_receiver, spawn_worker, test_broker, unique_prefix, user_event,
+    Stack, TcpProxy, TestDb, close_and_delete, connected_broker, eventually, fresh_database,
+    postgres_addr, postgres_url_via, publish_event, queue_len, queue_stats, sign_now, spawn_worker,
+    test_broker, unique_prefix, user_event,
 };
 use workos_sync_worker::WorkerHandle;
 
@@ -19,15 +19,8 @@ fn ts(n: u32) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn end_to_end_receiver_queue_worker_table() {
-    let db = fresh_database().await.unwrap();
-    let prefix = unique_prefix();
-    let r = spawn_receiver(ReceiverOptions {
-        prefix: Some(prefix.to_string()),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let w = spawn_worker(&prefix, &db.url, &[]).await.unwrap();
+    let stack = Stack::start(&[]).await.unwrap();
+    let (db, r, w) = (&stack.db, &stack.receiver, &stack.worker);
     let c = reqwest::Client::new();
     let mut bodies = Vec::new();
     for i in 0..50u32 {
@@ -93,9 +86,7 @@ async fn end_to_end_receiver_queue_worker_table() {
         metrics.contains("workos_sync_events_applied_total"),
         "{metrics}"
     );
-    w.shutdown().await;
-    r.teardown().await.unwrap();
-    db.teardown().await.unwrap();
+    stack.teardown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
