@@ -133,7 +133,7 @@ pub fn camel(snake: &str) -> String {
     out
 }
 
-/// Where each of [`USER_COLUMNS`] is in a table with `columns`, given the configured
+/// Where each of [`user_columns`] is in a table with `columns`, given the configured
 /// `mapping`: as configured, else by our name, else in camelCase, else missing (to be
 /// added under the configured name, or ours). Checks the types of what is found.
 pub fn resolve(
