@@ -281,6 +281,17 @@ pub struct Declaration {
     pub list_path: Option<&'static str>,
     /// The WorkOS event types of this entity.
     pub event_types: &'static [&'static str],
+    /// The key is a name WorkOS lets be used again (a role's or permission's slug, a
+    /// group membership's pair): a tombstone of it stops only objects made before the
+    /// deletion, and a deletion older than the stored row is stale.
+    pub key_reused: bool,
+    /// WorkOS versions its objects (`updated_at`). `false`: the version is only when
+    /// WorkOS said so (a group membership's event time, a listing's time), so a
+    /// comparison with WorkOS's lists (verify) is by presence alone.
+    pub own_version: bool,
+    /// The entities `--only <this>` also covers (a directory's users, groups and
+    /// memberships).
+    pub includes: &'static [Entity],
 }
 
 impl Declaration {

@@ -22,17 +22,28 @@ pub enum Entity {
     OrganizationMemberships,
     Roles,
     Permissions,
+    Directories,
+    DirectoryUsers,
+    DirectoryGroups,
+    DirectoryGroupMemberships,
 }
 
 impl Entity {
+    /// How many entities there are (the length of per-entity arrays).
+    pub const COUNT: usize = 10;
+
     /// Every entity, in the order tables are written and reported.
-    pub const ALL: [Entity; 6] = [
+    pub const ALL: [Entity; Self::COUNT] = [
         Entity::Users,
         Entity::Organizations,
         Entity::OrganizationDomains,
         Entity::OrganizationMemberships,
         Entity::Roles,
         Entity::Permissions,
+        Entity::Directories,
+        Entity::DirectoryUsers,
+        Entity::DirectoryGroups,
+        Entity::DirectoryGroupMemberships,
     ];
 
     /// The entity's one declaration (its file under `record/`).
@@ -44,6 +55,10 @@ impl Entity {
             Entity::OrganizationMemberships => &record::membership::DECLARATION,
             Entity::Roles => &record::role::DECLARATION,
             Entity::Permissions => &record::permission::DECLARATION,
+            Entity::Directories => &record::directory::DECLARATION,
+            Entity::DirectoryUsers => &record::directory_user::DECLARATION,
+            Entity::DirectoryGroups => &record::directory_group::DECLARATION,
+            Entity::DirectoryGroupMemberships => &record::directory_group_membership::DECLARATION,
         }
     }
 
@@ -53,11 +68,9 @@ impl Entity {
         self.declaration().table
     }
 
-    /// True when the key is a name WorkOS lets be used again (a role's or permission's
-    /// slug): a tombstone of such a key stops only objects created before the deletion,
-    /// never one made again under the same slug afterwards.
+    /// True when the key is a name WorkOS lets be used again (`Declaration::key_reused`).
     pub const fn key_is_reused(self) -> bool {
-        matches!(self, Entity::Roles | Entity::Permissions)
+        self.declaration().key_reused
     }
 
     /// Position in [`Entity::ALL`] (for per-entity arrays).
@@ -110,10 +123,10 @@ impl fmt::Display for Entity {
 
 /// A set of entities (the enabled ones), cheap to copy and test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EntitySet(u8);
+pub struct EntitySet(u32);
 
 impl EntitySet {
-    pub const ALL: EntitySet = EntitySet(0b11_1111);
+    pub const ALL: EntitySet = EntitySet((1 << Entity::COUNT) - 1);
     pub const NONE: EntitySet = EntitySet(0);
 
     pub fn of(entities: &[Entity]) -> Self {
@@ -128,11 +141,19 @@ impl EntitySet {
         Entity::ALL.into_iter().filter(move |e| self.contains(*e))
     }
 
-    /// What a command narrowed to `only` walks: that entity if this set holds it (none
-    /// if it does not), or the whole set.
+    /// What a command narrowed to `only` walks: that entity (with the ones its
+    /// declaration includes: `--only directories` is all of Directory Sync) if this set
+    /// holds it (none if it does not), or the whole set.
     pub fn only(self, only: Option<Entity>) -> Self {
         match only {
-            Some(e) if self.contains(e) => Self::of(&[e]),
+            Some(e) if self.contains(e) => {
+                let family = std::iter::once(e).chain(e.declaration().includes.iter().copied());
+                Self(
+                    family
+                        .filter(|x| self.contains(*x))
+                        .fold(0, |m, x| m | (1 << x.index())),
+                )
+            }
             Some(_) => Self::NONE,
             None => self,
         }

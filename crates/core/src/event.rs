@@ -192,6 +192,13 @@ fn decode_record(entity: Entity, event_type: &str, text: &str) -> Result<Record,
             Record::Role(role)
         }
         Entity::Permissions => Record::Permission(serde_json::from_str(text).map_err(e)?),
+        Entity::Directories => Record::Directory(serde_json::from_str(text).map_err(e)?),
+        Entity::DirectoryUsers => Record::DirectoryUser(serde_json::from_str(text).map_err(e)?),
+        Entity::DirectoryGroups => Record::DirectoryGroup(serde_json::from_str(text).map_err(e)?),
+        // Its version is the event's time, filled in by the caller.
+        Entity::DirectoryGroupMemberships => {
+            Record::DirectoryMembership(serde_json::from_str(text).map_err(e)?)
+        }
     })
 }
 

@@ -33,6 +33,17 @@ pub const PERMISSION_CREATED: &str = "permission.created";
 pub const PERMISSION_UPDATED: &str = "permission.updated";
 pub const PERMISSION_DELETED: &str = "permission.deleted";
 
+pub const DIRECTORY_ACTIVATED: &str = "dsync.activated";
+pub const DIRECTORY_DELETED: &str = "dsync.deleted";
+pub const DIRECTORY_USER_CREATED: &str = "dsync.user.created";
+pub const DIRECTORY_USER_UPDATED: &str = "dsync.user.updated";
+pub const DIRECTORY_USER_DELETED: &str = "dsync.user.deleted";
+pub const DIRECTORY_GROUP_CREATED: &str = "dsync.group.created";
+pub const DIRECTORY_GROUP_UPDATED: &str = "dsync.group.updated";
+pub const DIRECTORY_GROUP_DELETED: &str = "dsync.group.deleted";
+pub const DIRECTORY_USER_ADDED: &str = "dsync.group.user_added";
+pub const DIRECTORY_USER_REMOVED: &str = "dsync.group.user_removed";
+
 /// Not a WorkOS type: an object as the API returns it now (lazy sync, backfill, verify).
 pub const SNAPSHOT: &str = "snapshot";
 /// The user snapshot's type (kept from before other entities had snapshots).
@@ -64,8 +75,26 @@ pub const ROLE_EVENTS: &[&str] = &[
 pub const PERMISSION_EVENTS: &[&str] =
     &[PERMISSION_CREATED, PERMISSION_UPDATED, PERMISSION_DELETED];
 
-/// The types whose event says the object is gone.
+pub const DIRECTORY_EVENTS: &[&str] = &[DIRECTORY_ACTIVATED, DIRECTORY_DELETED];
+pub const DIRECTORY_USER_EVENTS: &[&str] = &[
+    DIRECTORY_USER_CREATED,
+    DIRECTORY_USER_UPDATED,
+    DIRECTORY_USER_DELETED,
+];
+pub const DIRECTORY_GROUP_EVENTS: &[&str] = &[
+    DIRECTORY_GROUP_CREATED,
+    DIRECTORY_GROUP_UPDATED,
+    DIRECTORY_GROUP_DELETED,
+];
+pub const DIRECTORY_MEMBERSHIP_EVENTS: &[&str] = &[DIRECTORY_USER_ADDED, DIRECTORY_USER_REMOVED];
+
+/// The types whose event says the object is gone (a group membership's: that the user
+/// left the group).
 pub const DELETIONS: &[&str] = &[
+    DIRECTORY_DELETED,
+    DIRECTORY_USER_DELETED,
+    DIRECTORY_GROUP_DELETED,
+    DIRECTORY_USER_REMOVED,
     USER_DELETED,
     ORGANIZATION_DELETED,
     DOMAIN_DELETED,

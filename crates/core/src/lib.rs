@@ -17,7 +17,10 @@ pub mod telemetry;
 pub use entity::{Entity, EntitySet};
 pub use event::{DecodeError, Envelope, Event, EventKind};
 pub use ids::{IdError, check_object_id};
-pub use record::{Domain, Membership, Organization, Permission, Record, Role, User, UserRow};
+pub use record::{
+    Directory, DirectoryGroup, DirectoryGroupMembership, DirectoryUser, Domain, Membership,
+    Organization, Permission, Record, Role, User, UserRow,
+};
 pub use settings::{Settings, SettingsError};
 pub use signature::SignatureError;
 

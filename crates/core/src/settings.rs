@@ -213,6 +213,8 @@ pub struct WorkosSettings {
     pub api_base_url: String,
     /// This process's share of WorkOS's read limit for the key, per second.
     pub reads_per_second: u32,
+    /// Directory Users calls per second per directory (WorkOS allows 4).
+    pub directory_users_per_second: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

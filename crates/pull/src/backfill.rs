@@ -147,7 +147,7 @@ impl<P: FnMut(&BackfillReport)> Run<'_, P> {
 }
 
 impl<P: FnMut(&BackfillReport)> Sink for Run<'_, P> {
-    async fn start(&mut self, list: List<'_>) -> Result<Option<String>, SyncError> {
+    async fn start(&mut self, list: &List) -> Result<Option<String>, SyncError> {
         if !list.resumable() || self.opts.dry_run {
             return Ok(None);
         }
@@ -159,13 +159,13 @@ impl<P: FnMut(&BackfillReport)> Sink for Run<'_, P> {
         Ok(self.store.cursor(&name).await?)
     }
 
-    async fn records(&mut self, _list: List<'_>, records: Vec<Record>) -> Result<(), SyncError> {
+    async fn records(&mut self, _list: &List, records: Vec<Record>) -> Result<(), SyncError> {
         self.apply(records).await
     }
 
     /// After a page and everything under it: save where the next one starts, or clear
     /// the cursor at the end.
-    async fn advance(&mut self, list: List<'_>, next: Option<&str>) -> Result<(), SyncError> {
+    async fn advance(&mut self, list: &List, next: Option<&str>) -> Result<(), SyncError> {
         self.report.pages += 1;
         if list.resumable() && !self.opts.dry_run {
             self.store

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use serde::Serialize;
 use workos_sync_core::{
-    Entity, EntitySet, Event, EventKind, Organization, Record, User, event_type,
+    DirectoryUser, Entity, EntitySet, Event, EventKind, Organization, Record, User, event_type,
 };
 use workos_sync_store::{DomainRow, MembershipRow, OrganizationRow, Outcome, Store, UserRow};
 use workos_sync_workos_api::{ApiError, Client};
@@ -55,6 +55,7 @@ pub(crate) fn deletion_event(record: Record) -> Event {
     let ty = match record.entity() {
         Entity::Organizations => event_type::ORGANIZATION_DELETED,
         Entity::OrganizationMemberships => event_type::MEMBERSHIP_DELETED,
+        Entity::DirectoryUsers => event_type::DIRECTORY_USER_DELETED,
         _ => event_type::USER_DELETED,
     };
     Event {
@@ -103,7 +104,7 @@ pub async fn sync_user(
     };
     let mut events = vec![Event::user_snapshot(user)];
     if store.entities().contains(Entity::OrganizationMemberships) {
-        let list = List::MembershipsOfUser(id);
+        let list = List::MembershipsOfUser(id.to_owned());
         let wanted = EntitySet::NONE;
         walk_list(api, list, wanted, deadline, &mut Snapshots(&mut events)).await?;
     }
@@ -164,11 +165,66 @@ pub async fn sync_organization(
     }
 }
 
+/// A directory user row with the groups it is a member of, as
+/// `POST /v1/directory_users/{id}/sync` answers (every column of each row).
+#[derive(Debug, Clone, Serialize)]
+pub struct DirectoryUserWithGroups {
+    pub directory_user: serde_json::Value,
+    pub groups: Vec<serde_json::Value>,
+}
+
+/// Fetches one directory user from WorkOS and applies it; `entity_not_found` removes it
+/// with its memberships. The call waits on the user's directory's budget when the row
+/// names it. Budget and 404 rules as [`sync_user`].
+pub async fn sync_directory_user(
+    api: &Client,
+    store: &Store,
+    id: &str,
+    budget: Option<Duration>,
+) -> Result<SyncResult<DirectoryUserWithGroups>, SyncError> {
+    let deadline = budget.map(|b| Instant::now() + b);
+    let stored = store.row_json(Entity::DirectoryUsers, id).await?;
+    let directory = stored
+        .as_ref()
+        .and_then(|r| r["directory_id"].as_str())
+        .map(str::to_owned);
+    match api
+        .get_directory_user(id, directory.as_deref(), deadline)
+        .await
+    {
+        Ok(user) => {
+            let outcome = store
+                .apply(&Event::snapshot(Record::DirectoryUser(user)))
+                .await?;
+            if outcome == Outcome::Tombstoned {
+                return Ok(SyncResult::Gone);
+            }
+            let Some(directory_user) = store.row_json(Entity::DirectoryUsers, id).await? else {
+                return Ok(SyncResult::Gone);
+            };
+            let groups = store.directory_groups_of_user(id).await?;
+            Ok(SyncResult::Synced(Box::new(DirectoryUserWithGroups {
+                directory_user,
+                groups,
+            })))
+        }
+        Err(ApiError::NotFound) => {
+            let stub =
+                DirectoryUser::stub(id, directory.as_deref().unwrap_or_default(), Utc::now());
+            store
+                .apply(&deletion_event(Record::DirectoryUser(stub)))
+                .await?;
+            Ok(SyncResult::Gone)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// A walk's records as snapshot events.
 struct Snapshots<'a>(&'a mut Vec<Event>);
 
 impl Sink for Snapshots<'_> {
-    async fn records(&mut self, _list: List<'_>, records: Vec<Record>) -> Result<(), SyncError> {
+    async fn records(&mut self, _list: &List, records: Vec<Record>) -> Result<(), SyncError> {
         self.0.extend(records.into_iter().map(Event::snapshot));
         Ok(())
     }

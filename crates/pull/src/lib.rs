@@ -36,7 +36,8 @@ use workos_sync_workos_api::ApiError;
 
 pub use backfill::{BackfillOptions, BackfillReport, Counts, backfill, cursor_name};
 pub use lazy::{
-    OrganizationWithDomains, SyncResult, UserWithMemberships, sync_organization, sync_user,
+    DirectoryUserWithGroups, OrganizationWithDomains, SyncResult, UserWithMemberships,
+    sync_directory_user, sync_organization, sync_user,
 };
 pub use reconcile::{ReconcileReport, ReconcileRequest, Start, reconcile_once};
 pub use verify::{

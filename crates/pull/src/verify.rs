@@ -205,7 +205,7 @@ impl<P: FnMut(u64)> Listing<P> {
 }
 
 impl<P: FnMut(u64)> Sink for Listing<P> {
-    async fn records(&mut self, _list: List<'_>, records: Vec<Record>) -> Result<(), SyncError> {
+    async fn records(&mut self, _list: &List, records: Vec<Record>) -> Result<(), SyncError> {
         for r in records {
             if let Record::Organization(o) = &r {
                 for d in &o.domains {
@@ -221,7 +221,7 @@ impl<P: FnMut(u64)> Sink for Listing<P> {
         Ok(())
     }
 
-    async fn advance(&mut self, _list: List<'_>, _next: Option<&str>) -> Result<(), SyncError> {
+    async fn advance(&mut self, _list: &List, _next: Option<&str>) -> Result<(), SyncError> {
         (self.progress)(self.seen);
         Ok(())
     }
@@ -281,7 +281,15 @@ pub async fn verify_since(
             .into_iter()
             .map(|v| (v.key, (v.updated_at, v.deleted)))
             .collect();
-        let remote = l.remote.remove(&e).unwrap_or_default();
+        let mut remote = l.remote.remove(&e).unwrap_or_default();
+        if !e.declaration().own_version {
+            // Versions are only when WorkOS said so: compare presence alone.
+            for (key, version) in &mut remote {
+                if let Some((Some(ours), false)) = local.get(key) {
+                    *version = *ours;
+                }
+            }
+        }
         let d = compare(&remote, &local);
         if let Some(bound) = repair {
             let w = written.get(&e);

@@ -1,42 +1,58 @@
 //! The one walk of WorkOS's lists, shared by backfill, verify and lazy sync: which lists
 //! hold each entity ([`List`]), the order they are walked in (users; organizations page
 //! by page, and under each organization its memberships and its roles; environment
-//! roles; permissions), and the "next cursor or stop" rule of every paged list
-//! ([`Cursors`]). What is done with each page is the caller's ([`Sink`]).
+//! roles; permissions; directories page by page, and under each directory its groups
+//! (under each group its users, as memberships) and its users), and the "next cursor or
+//! stop" rule of every paged list ([`Cursors`]). What is done with each page is the
+//! caller's ([`Sink`]).
 //!
 //! Failure model: a failed page (after the client's own retries) or a repeated cursor
 //! ends the walk with its [`SyncError`]; what the sink did with earlier pages stays.
 
 use std::time::Instant;
 
-use workos_sync_core::{Entity, EntitySet, Record};
-use workos_sync_workos_api::{Client, MembershipsOf};
+use chrono::Utc;
+use workos_sync_core::{DirectoryGroupMembership, Entity, EntitySet, Record};
+use workos_sync_workos_api::{Client, DirectoryUsersOf, MembershipsOf};
 
 use crate::{SyncError, pages::Cursors};
 
 /// Records per page asked of WorkOS (its maximum).
 pub(crate) const PAGE: u32 = 100;
+/// Directories per page: a resumed backfill walks the page it stopped in again, each
+/// directory of it with its users and groups, so its pages are short.
+const DIRECTORY_PAGE: u32 = 10;
 
 /// One WorkOS list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum List<'a> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum List {
     Users,
     /// Organizations, with the domains their objects carry.
     Organizations,
     /// One organization's memberships, every status.
-    MembershipsOfOrganization(&'a str),
+    MembershipsOfOrganization(String),
     /// One user's memberships, every status.
-    MembershipsOfUser(&'a str),
+    MembershipsOfUser(String),
     /// One organization's own roles (not paged).
-    OrganizationRoles(&'a str),
+    OrganizationRoles(String),
     /// The environment roles (not paged).
     Roles,
     Permissions,
+    Directories,
+    /// One directory's groups.
+    DirectoryGroups(String),
+    /// One directory's users (paced per directory by the client).
+    DirectoryUsers(String),
+    /// One group's users, as the group's memberships.
+    GroupUsers {
+        group: String,
+        directory: String,
+    },
 }
 
-impl List<'_> {
+impl List {
     /// The entity whose records the list holds (organizations: and their domains).
-    pub fn entity(self) -> Entity {
+    pub fn entity(&self) -> Entity {
         match self {
             List::Users => Entity::Users,
             List::Organizations => Entity::Organizations,
@@ -45,17 +61,61 @@ impl List<'_> {
             }
             List::OrganizationRoles(_) | List::Roles => Entity::Roles,
             List::Permissions => Entity::Permissions,
+            List::Directories => Entity::Directories,
+            List::DirectoryGroups(_) => Entity::DirectoryGroups,
+            List::DirectoryUsers(_) => Entity::DirectoryUsers,
+            List::GroupUsers { .. } => Entity::DirectoryGroupMemberships,
         }
     }
 
     /// A top-level list, walked whole: a run can resume it from a saved cursor.
-    pub fn resumable(self) -> bool {
-        matches!(self, List::Users | List::Organizations | List::Permissions)
+    pub fn resumable(&self) -> bool {
+        matches!(
+            self,
+            List::Users | List::Organizations | List::Permissions | List::Directories
+        )
+    }
+
+    /// The lists under one page of this one, as far as `wanted` asks for them.
+    fn children(&self, records: &[Record], wanted: EntitySet) -> Vec<List> {
+        let mut out = Vec::new();
+        for r in records {
+            match (self, r) {
+                (List::Organizations, Record::Organization(o)) => {
+                    if wanted.contains(Entity::OrganizationMemberships) {
+                        out.push(List::MembershipsOfOrganization(o.id.clone()));
+                    }
+                    if wanted.contains(Entity::Roles) {
+                        out.push(List::OrganizationRoles(o.id.clone()));
+                    }
+                }
+                (List::Directories, Record::Directory(d)) => {
+                    if wanted.contains(Entity::DirectoryGroups)
+                        || wanted.contains(Entity::DirectoryGroupMemberships)
+                    {
+                        out.push(List::DirectoryGroups(d.id.clone()));
+                    }
+                    if wanted.contains(Entity::DirectoryUsers) {
+                        out.push(List::DirectoryUsers(d.id.clone()));
+                    }
+                }
+                (List::DirectoryGroups(directory), Record::DirectoryGroup(g))
+                    if wanted.contains(Entity::DirectoryGroupMemberships) =>
+                {
+                    out.push(List::GroupUsers {
+                        group: g.id.clone(),
+                        directory: directory.clone(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        out
     }
 
     /// One page from `after`: its records and the next page's cursor.
     async fn page(
-        self,
+        &self,
         api: &Client,
         after: Option<&str>,
         deadline: Option<Instant>,
@@ -88,6 +148,36 @@ impl List<'_> {
                 let p = api.list_permissions(after, PAGE).await?;
                 (records(p.data, Record::Permission), p.after)
             }
+            List::Directories => {
+                let p = api.list_directories(after, DIRECTORY_PAGE).await?;
+                (records(p.data, Record::Directory), p.after)
+            }
+            List::DirectoryGroups(directory) => {
+                let p = api.list_directory_groups(directory, after, PAGE).await?;
+                (records(p.data, Record::DirectoryGroup), p.after)
+            }
+            List::DirectoryUsers(directory) => {
+                let of = DirectoryUsersOf::Directory(directory);
+                let p = api.list_directory_users(of, after, PAGE, deadline).await?;
+                (records(p.data, Record::DirectoryUser), p.after)
+            }
+            List::GroupUsers { group, directory } => {
+                // A membership's version is when WorkOS said so: no later than the
+                // moment the page was asked for (a removal after it is newer).
+                let asked = Utc::now();
+                let of = DirectoryUsersOf::Group { group, directory };
+                let p = api.list_directory_users(of, after, PAGE, deadline).await?;
+                let members = p
+                    .data
+                    .into_iter()
+                    .map(|u| {
+                        Record::DirectoryMembership(DirectoryGroupMembership::new(
+                            directory, group, &u.id, asked,
+                        ))
+                    })
+                    .collect();
+                (members, p.after)
+            }
         })
     }
 }
@@ -95,16 +185,16 @@ impl List<'_> {
 /// What a walk does with what it lists.
 pub(crate) trait Sink {
     /// Where `list` starts (backfill: a resumable list's saved cursor).
-    async fn start(&mut self, _list: List<'_>) -> Result<Option<String>, SyncError> {
+    async fn start(&mut self, _list: &List) -> Result<Option<String>, SyncError> {
         Ok(None)
     }
 
     /// One page of `list`.
-    async fn records(&mut self, list: List<'_>, records: Vec<Record>) -> Result<(), SyncError>;
+    async fn records(&mut self, list: &List, records: Vec<Record>) -> Result<(), SyncError>;
 
     /// After a page of `list` (and the lists under it): `next` is where the next page
     /// starts, `None` at the end.
-    async fn advance(&mut self, _list: List<'_>, _next: Option<&str>) -> Result<(), SyncError> {
+    async fn advance(&mut self, _list: &List, _next: Option<&str>) -> Result<(), SyncError> {
         Ok(())
     }
 }
@@ -115,58 +205,60 @@ pub(crate) async fn walk(
     wanted: EntitySet,
     sink: &mut impl Sink,
 ) -> Result<(), SyncError> {
+    let any = |es: &[Entity]| es.iter().any(|e| wanted.contains(*e));
+    let mut lists = Vec::new();
     if wanted.contains(Entity::Users) {
-        walk_list(api, List::Users, wanted, None, sink).await?;
+        lists.push(List::Users);
     }
-    let under_orgs = [
+    if any(&[
         Entity::Organizations,
         Entity::OrganizationDomains,
         Entity::OrganizationMemberships,
         Entity::Roles,
-    ];
-    if under_orgs.iter().any(|e| wanted.contains(*e)) {
-        walk_list(api, List::Organizations, wanted, None, sink).await?;
+    ]) {
+        lists.push(List::Organizations);
     }
     if wanted.contains(Entity::Roles) {
-        walk_list(api, List::Roles, wanted, None, sink).await?;
+        lists.push(List::Roles);
     }
     if wanted.contains(Entity::Permissions) {
-        walk_list(api, List::Permissions, wanted, None, sink).await?;
+        lists.push(List::Permissions);
+    }
+    if any(&[
+        Entity::Directories,
+        Entity::DirectoryUsers,
+        Entity::DirectoryGroups,
+        Entity::DirectoryGroupMemberships,
+    ]) {
+        lists.push(List::Directories);
+    }
+    for list in lists {
+        walk_list(api, list, wanted, None, sink).await?;
     }
     Ok(())
 }
 
-/// Walks one list page by page until no cursor comes back (a page of organizations is
-/// followed by the wanted lists of each of its organizations); `deadline` bounds each
-/// page's wait where the client supports one.
+/// Walks one list page by page until no cursor comes back (a page is followed by the
+/// wanted lists under it: [`List::children`]); `deadline` bounds each page's wait where
+/// the client supports one.
 pub(crate) async fn walk_list(
     api: &Client,
-    list: List<'_>,
+    list: List,
     wanted: EntitySet,
     deadline: Option<Instant>,
     sink: &mut impl Sink,
 ) -> Result<(), SyncError> {
-    let mut after = sink.start(list).await?;
+    let mut after = sink.start(&list).await?;
     let mut cursors = Cursors::new(list.entity().name());
     loop {
         let (records, next) = list.page(api, after.as_deref(), deadline).await?;
-        let orgs: Vec<String> = match list {
-            List::Organizations => records.iter().map(Record::key).collect(),
-            _ => Vec::new(),
-        };
-        sink.records(list, records).await?;
-        for org in &orgs {
-            if wanted.contains(Entity::OrganizationMemberships) {
-                let under = List::MembershipsOfOrganization(org);
-                Box::pin(walk_list(api, under, wanted, deadline, sink)).await?;
-            }
-            if wanted.contains(Entity::Roles) {
-                let under = List::OrganizationRoles(org);
-                Box::pin(walk_list(api, under, wanted, deadline, sink)).await?;
-            }
+        let children = list.children(&records, wanted);
+        sink.records(&list, records).await?;
+        for child in children {
+            Box::pin(walk_list(api, child, wanted, deadline, sink)).await?;
         }
         let next = cursors.next(next)?;
-        sink.advance(list, next.as_deref()).await?;
+        sink.advance(&list, next.as_deref()).await?;
         match next {
             Some(a) => after = Some(a),
             None => return Ok(()),

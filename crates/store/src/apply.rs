@@ -17,7 +17,7 @@ use workos_sync_core::{Entity, Event, EventKind, Record, User};
 
 use crate::{
     Outcome, Store, StoreError,
-    locks::{LOCK_ORG, LOCK_PERMISSION, LOCK_ROLE, LOCK_USER, LOCK_USERTAG},
+    locks::{LOCK_DIRECTORY, LOCK_ORG, LOCK_PERMISSION, LOCK_ROLE, LOCK_USER, LOCK_USERTAG},
     plan::{self, Existing, Known, Write},
     schema::processed_events,
     sql, tables, usertag,
@@ -206,6 +206,14 @@ fn scopes(r: &Record) -> Vec<(i32, String)> {
         Record::Organization(_) | Record::Domain(_) => {}
         Record::Role(role) => s.push((LOCK_ROLE, role.key())),
         Record::Permission(p) => s.push((LOCK_PERMISSION, p.slug.clone())),
+        Record::Directory(_)
+        | Record::DirectoryUser(_)
+        | Record::DirectoryGroup(_)
+        | Record::DirectoryMembership(_) => {
+            if let Some(dir) = r.directory_id() {
+                s.push((LOCK_DIRECTORY, dir.to_owned()));
+            }
+        }
     }
     if let (Some(org), false) = (r.organization_id(), matches!(r, Record::Membership(_))) {
         s.push((LOCK_ORG, org.to_owned()));
@@ -221,7 +229,7 @@ async fn load_known(
     st: &sql::Statements,
     events: &[Event],
 ) -> Result<(Known, HashMap<String, String>), StoreError> {
-    let mut keys: [Vec<String>; 6] = Default::default();
+    let mut keys: [Vec<String>; Entity::COUNT] = std::array::from_fn(|_| Vec::new());
     let mut seen: HashSet<(Entity, String)> = HashSet::new();
     let mut tomb: HashSet<(Entity, String)> = HashSet::new();
     let (mut pair_users, mut pair_orgs) = (Vec::new(), Vec::new());

@@ -209,7 +209,7 @@ pub fn quote(ident: &str) -> String {
 /// How each entity's delete is made: `sync.<setting>` of each entity that declares one
 /// (`Declaration::delete_setting`), hard for the others.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DeleteModes([DeleteMode; 6]);
+pub struct DeleteModes([DeleteMode; Entity::COUNT]);
 
 impl DeleteModes {
     pub fn from_settings(s: &workos_sync_core::settings::SyncSettings) -> Self {

@@ -38,6 +38,10 @@ pub const LOCK_ORG: i32 = 0x5753_0005;
 pub const LOCK_ROLE: i32 = 0x5753_0006;
 /// Namespace of the per-permission locks (by permission key).
 pub const LOCK_PERMISSION: i32 = 0x5753_0007;
+/// Namespace of the per-directory locks of the apply path: a directory, its users,
+/// groups and group memberships are serialised by it (so a directory's delete and its
+/// children's writes never interleave).
+pub const LOCK_DIRECTORY: i32 = 0x5753_0009;
 
 /// A session-level advisory lock held on a dedicated connection (not pooled, so it can
 /// never leak back into the pool). Dropping it closes the connection, which releases

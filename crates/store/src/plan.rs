@@ -252,6 +252,12 @@ impl Planner<'_> {
             if !made_again {
                 return Outcome::Tombstoned;
             }
+            // A deletion earlier in this batch is superseded by the object made again:
+            // the row is written (under the newer version) rather than deleted, so no
+            // key gets two writes (a reused key has no children to cascade to). What the
+            // skipped deletion would have stopped is older than the stored row, so the
+            // version guard stops it.
+            st.newly_deleted = None;
             if st
                 .updated_at
                 .is_some_and(|u| u <= st.tombstoned_at.unwrap_or(u))
@@ -268,6 +274,12 @@ impl Planner<'_> {
         }
         let source = (!snapshot).then(|| ev.id.clone());
         if let EventKind::Delete(_) = ev.kind {
+            // A reused key's deletion older than the row stored under it is about an
+            // earlier life (a user removed from a group before being added again).
+            let current = self.state(&key).updated_at;
+            if key.0.key_is_reused() && current.is_some_and(|c| ev.created_at < c) {
+                return Outcome::Stale;
+            }
             if let Record::Membership(m) = record {
                 let pair = (m.user_id.clone(), m.organization_id.clone());
                 if self.pairs.get(&pair).is_some_and(|(h, _)| *h == m.id) {

@@ -37,6 +37,54 @@ impl Store {
         row.map(JsonRow::user).transpose()
     }
 
+    /// One row of `entity`'s table by key, every column as JSON (`to_jsonb`): reads of
+    /// the entities that have no typed row here (Directory Sync's).
+    pub async fn row_json(
+        &self,
+        entity: workos_sync_core::Entity,
+        key: &str,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        let t = crate::tables::table(entity);
+        let mut conn = self.conn().await?;
+        let row: Option<JsonRow> = diesel::sql_query(format!(
+            "SELECT to_jsonb(t)::text AS row FROM {table} t WHERE {key}::text = $1",
+            table = t.table,
+            key = crate::layout::quote(t.key),
+        ))
+        .bind::<diesel::sql_types::Text, _>(key)
+        .get_result(&mut conn)
+        .await
+        .optional()?;
+        row.map(|r| {
+            serde_json::from_str(&r.row)
+                .map_err(|_| StoreError::Invariant("a row did not read as JSON"))
+        })
+        .transpose()
+    }
+
+    /// The directory groups directory user `id` is a member of, every column as JSON,
+    /// by group id.
+    pub async fn directory_groups_of_user(
+        &self,
+        id: &str,
+    ) -> Result<Vec<serde_json::Value>, StoreError> {
+        let mut conn = self.conn().await?;
+        let rows: Vec<JsonRow> = diesel::sql_query(
+            "SELECT to_jsonb(g)::text AS row FROM directory_groups g \
+             JOIN directory_group_memberships m ON m.directory_group_id = g.id \
+             WHERE m.directory_user_id = $1 ORDER BY g.id",
+        )
+        .bind::<diesel::sql_types::Text, _>(id)
+        .load(&mut conn)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                serde_json::from_str(&r.row)
+                    .map_err(|_| StoreError::Invariant("a row did not read as JSON"))
+            })
+            .collect()
+    }
+
     /// True when user `id` has a tombstone.
     pub async fn is_tombstoned(&self, id: &str) -> Result<bool, StoreError> {
         self.is_tombstoned_in(workos_sync_core::Entity::Users, id)

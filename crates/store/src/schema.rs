@@ -133,7 +133,79 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    directories (id) {
+        id -> Text,
+        organization_id -> Nullable<Text>,
+        name -> Nullable<Text>,
+        #[sql_name = "type"]
+        type_ -> Nullable<Text>,
+        state -> Nullable<Text>,
+        domains -> Array<Nullable<Text>>,
+        workos_created_at -> Timestamptz,
+        workos_updated_at -> Timestamptz,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    directory_users (id) {
+        id -> Text,
+        directory_id -> Text,
+        organization_id -> Nullable<Text>,
+        idp_id -> Nullable<Text>,
+        email -> Nullable<Text>,
+        first_name -> Nullable<Text>,
+        last_name -> Nullable<Text>,
+        name -> Nullable<Text>,
+        job_title -> Nullable<Text>,
+        username -> Nullable<Text>,
+        state -> Nullable<Text>,
+        role_slug -> Nullable<Text>,
+        role_slugs -> Array<Nullable<Text>>,
+        raw_attributes -> Jsonb,
+        custom_attributes -> Jsonb,
+        workos_created_at -> Timestamptz,
+        workos_updated_at -> Timestamptz,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    directory_groups (id) {
+        id -> Text,
+        directory_id -> Text,
+        organization_id -> Nullable<Text>,
+        idp_id -> Nullable<Text>,
+        name -> Nullable<Text>,
+        raw_attributes -> Jsonb,
+        workos_created_at -> Timestamptz,
+        workos_updated_at -> Timestamptz,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    directory_group_memberships (key) {
+        key -> Text,
+        directory_id -> Text,
+        directory_group_id -> Text,
+        directory_user_id -> Text,
+        workos_created_at -> Timestamptz,
+        workos_updated_at -> Timestamptz,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    directories,
+    directory_group_memberships,
+    directory_groups,
+    directory_users,
     organization_domains,
     organization_memberships,
     organizations,

@@ -31,6 +31,14 @@ use crate::{
     tables::{TABLES, Table},
 };
 
+/// Bits of a statement's shape (see [`Shapes`]): one per entity for its rows (bits
+/// `0..COUNT`), then in a load the membership pairs, in a write one per entity for its
+/// deletes, then the users' refreshes.
+const ENTITY_BITS: u32 = (1 << Entity::COUNT) - 1;
+const PAIRS: usize = Entity::COUNT;
+const DELETES: usize = Entity::COUNT;
+const REFRESH: usize = 2 * Entity::COUNT;
+
 /// Every statement of the write path for one [`Layout`] (one store): built on first use
 /// per shape, then the same text each time, so each is prepared once per connection.
 pub(crate) struct Statements {
@@ -231,7 +239,7 @@ enum LoadSlot {
 pub(crate) struct LoadState<'a> {
     pub st: &'a Statements,
     /// Keys per table, in [`Entity::ALL`] order.
-    pub keys: &'a [Vec<String>; 6],
+    pub keys: &'a [Vec<String>; Entity::COUNT],
     pub pair_users: &'a [String],
     pub pair_orgs: &'a [String],
     pub tomb_entities: &'a [&'static str],
@@ -240,7 +248,7 @@ pub(crate) struct LoadState<'a> {
 raw_statement!(LoadState);
 
 impl LoadState<'_> {
-    /// Bit i: table i has keys; bit 6: membership pairs.
+    /// Bit i: table i has keys; bit [`PAIRS`]: membership pairs.
     fn shape(&self) -> u32 {
         let mut shape = 0;
         for (i, k) in self.keys.iter().enumerate() {
@@ -249,7 +257,7 @@ impl LoadState<'_> {
             }
         }
         if !self.pair_users.is_empty() {
-            shape |= 1 << 6;
+            shape |= 1 << PAIRS;
         }
         shape
     }
@@ -271,7 +279,7 @@ fn build_load(layout: &Layout, shape: u32) -> Statement<LoadSlot> {
     // the index's columns, so the index serves them whatever the plan. What comes back
     // is a superset (every combination of the two lists); the extra rows are true facts
     // about other keys and change no decision.
-    if shape & (1 << 6) != 0 {
+    if shape & (1 << PAIRS) != 0 {
         b.sql(&state_select(
             layout,
             crate::tables::table(Entity::OrganizationMemberships),
@@ -452,9 +460,9 @@ pub(crate) struct WriteBatch<'a> {
     /// The entities deleted (`Entity::index` bits).
     pub deleted: u32,
     /// Each table's upserts ([`Entity::ALL`] order; see [`crate::tables::Rows`]).
-    pub rows: [crate::tables::Rows<'a>; 6],
+    pub rows: [crate::tables::Rows<'a>; Entity::COUNT],
     /// The JSON text of each JSON-bound table's rows (empty string: none).
-    pub upserts: [String; 6],
+    pub upserts: [String; Entity::COUNT],
     /// Users' refreshes of their declared refresh column: a JSON array of `{id, t}`
     /// (empty string: none).
     pub refresh: String,
@@ -495,16 +503,17 @@ impl<'a> WriteBatch<'a> {
         self.event_ids.is_empty() && self.shape() == 0
     }
 
-    /// Bits 0-5: upserts of table i; 6-11: deletes of entity i; 12: refreshes.
+    /// Bit i: upserts of table i; [`DELETES`] + i: deletes of entity i; [`REFRESH`]:
+    /// refreshes.
     fn shape(&self) -> u32 {
-        let mut shape = self.deleted << 6;
+        let mut shape = self.deleted << DELETES;
         for (i, rows) in self.rows.iter().enumerate() {
             if !rows.is_empty() {
                 shape |= 1 << i;
             }
         }
         if !self.refresh.is_empty() {
-            shape |= 1 << 12;
+            shape |= 1 << REFRESH;
         }
         shape
     }
@@ -529,7 +538,7 @@ fn build_write(layout: &Layout, shape: u32) -> Statement<WriteSlot> {
     .sql("::text[], ")
     .bind(WriteSlot::Outcomes)
     .sql("::text[]) ON CONFLICT DO NOTHING RETURNING event_id)");
-    let deleted = (shape >> 6) & 0b11_1111;
+    let deleted = (shape >> DELETES) & ENTITY_BITS;
     if deleted != 0 {
         b.sql(
             ", del AS MATERIALIZED (SELECT d.entity, d.id, d.at, d.ev FROM \
@@ -549,7 +558,7 @@ fn build_write(layout: &Layout, shape: u32) -> Statement<WriteSlot> {
         upsert(&mut b, layout, i, t);
     }
     let users = crate::tables::table(Entity::Users);
-    if let (true, Some(refresh)) = (shape & (1 << 12) != 0, users.refresh) {
+    if let (true, Some(refresh)) = (shape & (1 << REFRESH) != 0, users.refresh) {
         let (id, sign_in) = (layout.q("id"), layout.q(refresh.column));
         b.sql(&format!(
             ", refreshed AS (UPDATE users SET {sign_in} = v.t{touch} FROM json_to_recordset(",
@@ -744,10 +753,18 @@ impl QueryFragment<Pg> for WriteBatch<'_> {
 mod tests {
     use super::*;
 
+    /// Every shape of `bits` bits with at most three set, and the one with all set.
+    fn shapes(bits: usize) -> impl Iterator<Item = u32> {
+        let all = (1u32 << bits) - 1;
+        (0..=all)
+            .filter(|s| s.count_ones() <= 3)
+            .chain(std::iter::once(all))
+    }
+
     #[test]
     fn every_shape_builds_and_names_only_its_tables() {
         let own = Layout::own(Default::default());
-        for shape in 0..(1u32 << 13) {
+        for shape in shapes(REFRESH + 1) {
             let w = build_write(&own, shape);
             assert_eq!(w.parts.len(), w.slots.len() + 1);
             let text = w.parts.concat();
@@ -756,15 +773,18 @@ mod tests {
                 let up = format!("up_{} ", t.table);
                 assert_eq!(text.contains(&up), shape & (1 << i) != 0, "{shape:b}: {up}");
             }
-            assert_eq!(text.contains("tombstoned"), shape & (0b11_1111 << 6) != 0);
+            assert_eq!(
+                text.contains("tombstoned"),
+                shape & (ENTITY_BITS << DELETES) != 0
+            );
         }
         // A user's delete removes the user's memberships too; an organization's, its
         // domains, memberships and roles.
-        let users = build_write(&own, 1 << (6 + Entity::Users.index()))
+        let users = build_write(&own, 1 << (DELETES + Entity::Users.index()))
             .parts
             .concat();
         assert!(users.contains("DELETE FROM organization_memberships WHERE \"user_id\""));
-        let orgs = build_write(&own, 1 << (6 + Entity::Organizations.index()))
+        let orgs = build_write(&own, 1 << (DELETES + Entity::Organizations.index()))
             .parts
             .concat();
         for child in ["organization_domains", "organization_memberships", "roles"] {
@@ -773,7 +793,7 @@ mod tests {
                 "{child}"
             );
         }
-        for shape in 0..(1u32 << 7) {
+        for shape in shapes(PAIRS + 1) {
             let l = build_load(&own, shape);
             assert_eq!(l.parts.len(), l.slots.len() + 1);
             assert!(l.parts.concat().contains("FROM tombstones"));

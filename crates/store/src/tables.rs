@@ -34,14 +34,15 @@ use workos_sync_core::{
 pub(crate) type Table = Declaration;
 
 /// The tables, in [`Entity::ALL`] order.
-pub(crate) const TABLES: [&Table; 6] = [
-    Entity::ALL[0].declaration(),
-    Entity::ALL[1].declaration(),
-    Entity::ALL[2].declaration(),
-    Entity::ALL[3].declaration(),
-    Entity::ALL[4].declaration(),
-    Entity::ALL[5].declaration(),
-];
+pub(crate) const TABLES: [&Table; Entity::COUNT] = {
+    let mut out = [Entity::ALL[0].declaration(); Entity::COUNT];
+    let mut i = 1;
+    while i < Entity::COUNT {
+        out[i] = Entity::ALL[i].declaration();
+        i += 1;
+    }
+    out
+};
 
 pub(crate) fn table(e: Entity) -> &'static Table {
     TABLES[e.index()]

@@ -16,7 +16,7 @@ use workos_sync_core::Entity;
 
 use crate::{
     Store, StoreError,
-    locks::{LOCK_ORG, LOCK_PERMISSION, LOCK_ROLE, LOCK_USER},
+    locks::{LOCK_DIRECTORY, LOCK_ORG, LOCK_PERMISSION, LOCK_ROLE, LOCK_USER},
     schema::tombstones,
 };
 
@@ -44,7 +44,12 @@ fn own_lock(entity: Entity) -> Option<i32> {
         Entity::Organizations => Some(LOCK_ORG),
         Entity::Roles => Some(LOCK_ROLE),
         Entity::Permissions => Some(LOCK_PERMISSION),
-        Entity::OrganizationDomains | Entity::OrganizationMemberships => None,
+        Entity::Directories => Some(LOCK_DIRECTORY),
+        Entity::OrganizationDomains
+        | Entity::OrganizationMemberships
+        | Entity::DirectoryUsers
+        | Entity::DirectoryGroups
+        | Entity::DirectoryGroupMemberships => None,
     }
 }
 

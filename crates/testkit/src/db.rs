@@ -208,6 +208,22 @@ impl TestDb {
         Ok(row.now)
     }
 
+    /// The rows of a query, as JSON objects (column name → value).
+    pub async fn rows(&self, sql: &str) -> anyhow::Result<Vec<serde_json::Value>> {
+        #[derive(diesel::QueryableByName)]
+        struct Rows {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            j: String,
+        }
+        let mut conn = AsyncPgConnection::establish(&self.url).await?;
+        let row: Rows = diesel::sql_query(format!(
+            "SELECT coalesce(json_agg(t), '[]')::text AS j FROM ({sql}) t"
+        ))
+        .get_result(&mut conn)
+        .await?;
+        Ok(serde_json::from_str(&row.j)?)
+    }
+
     /// Runs raw SQL against the test database (to play the application's part).
     pub async fn exec(&self, sql: &str) -> anyhow::Result<usize> {
         let mut conn = AsyncPgConnection::establish(&self.url).await?;

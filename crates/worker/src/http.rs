@@ -25,7 +25,7 @@ use workos_sync_workos_api::Client;
 use crate::lazy::{self, Answer};
 
 use workos_sync_core::Entity;
-use workos_sync_pull::{sync_organization, sync_user};
+use workos_sync_pull::{sync_directory_user, sync_organization, sync_user};
 
 pub struct State {
     pub broker: Broker,
@@ -57,6 +57,10 @@ pub fn build(
                 "/v1/organizations/{id}/sync",
                 web::post().to(lazy_sync_organization),
             )
+            .route(
+                "/v1/directory_users/{id}/sync",
+                web::post().to(lazy_sync_directory_user),
+            )
             .default_service(web::to(not_found))
     })
     .workers(1)
@@ -84,6 +88,7 @@ pub fn build(
 enum Target {
     User,
     Organization,
+    DirectoryUser,
 }
 
 async fn lazy_sync_user(
@@ -92,6 +97,14 @@ async fn lazy_sync_user(
     state: web::Data<State>,
 ) -> HttpResponse {
     lazy_sync(req, path.into_inner(), state, Target::User).await
+}
+
+async fn lazy_sync_directory_user(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<State>,
+) -> HttpResponse {
+    lazy_sync(req, path.into_inner(), state, Target::DirectoryUser).await
 }
 
 async fn lazy_sync_organization(
@@ -113,6 +126,7 @@ async fn lazy_sync(
     let entity = match target {
         Target::User => Entity::Users,
         Target::Organization => Entity::Organizations,
+        Target::DirectoryUser => Entity::DirectoryUsers,
     };
     let mut coalesced = false;
     let answer = if token.is_empty() {
@@ -152,6 +166,10 @@ async fn lazy_sync(
                         sync_organization(&api, &store, &key, budget).await,
                         "organization",
                     ),
+                    Target::DirectoryUser => lazy::answer(
+                        sync_directory_user(&api, &store, &key, budget).await,
+                        "directory user",
+                    ),
                 }
             })
             .await;
@@ -185,6 +203,12 @@ async fn lazy_sync(
         }
         (Target::Organization, false) => {
             tracing::info!(organization.id = %id, outcome, status, duration_ms, "lazy sync")
+        }
+        (Target::DirectoryUser, true) => {
+            tracing::warn!(directory_user.id = %id, outcome, status, duration_ms, "lazy sync failed")
+        }
+        (Target::DirectoryUser, false) => {
+            tracing::info!(directory_user.id = %id, outcome, status, duration_ms, "lazy sync")
         }
     }
     resp

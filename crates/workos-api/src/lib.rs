@@ -1,6 +1,7 @@
 //! A typed client for the parts of the WorkOS API that workos-sync reads:
 //! `GET /user_management/users/{id}`, `GET /user_management/users` (cursor pages), the
-//! organization, membership, role and permission endpoints (`organizations` module) and
+//! organization, membership, role and permission endpoints (`organizations` module),
+//! Directory Sync's lists (`directories` module, paced per directory) and
 //! `GET /events` (the Events API, asked oldest first with `order=asc` behind an `after`
 //! cursor: the API's default order is newest first).
 //!
@@ -21,7 +22,7 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use rand::Rng;
 use reqwest::{StatusCode, header};
 use secrecy::{ExposeSecret, SecretString};
@@ -32,8 +33,10 @@ use workos_sync_core::{Entity, IdError, User, backoff::Backoff};
 /// The user event types the reconciler asks for.
 pub use workos_sync_core::event_type::USER_EVENTS;
 
+mod directories;
 mod organizations;
 mod retry_after;
+pub use directories::DirectoryUsersOf;
 pub use organizations::{MEMBERSHIP_STATUSES, MembershipsOf};
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +98,8 @@ pub struct ApiConfig {
     pub backoff_max: Duration,
     /// Client-side read budget per second (WorkOS allows 1,000 per 10 s).
     pub reads_per_second: u32,
+    /// Directory Users calls per second per directory (WorkOS allows 4).
+    pub directory_users_per_second: u32,
 }
 
 impl ApiConfig {
@@ -107,12 +112,14 @@ impl ApiConfig {
             backoff_base: Duration::from_millis(200),
             backoff_max: Duration::from_secs(30),
             reads_per_second: 80,
+            directory_users_per_second: 3,
         }
     }
 
     pub fn from_settings(s: &workos_sync_core::settings::WorkosSettings) -> Self {
         Self {
             reads_per_second: s.reads_per_second,
+            directory_users_per_second: s.directory_users_per_second,
             ..Self::new(s.api_base_url.clone(), s.api_key.clone())
         }
     }
@@ -170,6 +177,8 @@ pub struct Client {
     http: reqwest::Client,
     config: Arc<ApiConfig>,
     budget: Arc<DefaultDirectRateLimiter>,
+    /// Directory Users' budget, per directory (`directories` module).
+    per_directory: Arc<DefaultKeyedRateLimiter<String>>,
 }
 
 impl Client {
@@ -182,15 +191,31 @@ impl Client {
             .map_err(|e| ApiError::Unavailable(e.to_string()))?;
         let per_second = NonZeroU32::new(config.reads_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
         let budget = RateLimiter::direct(Quota::per_second(per_second));
+        let per_directory =
+            NonZeroU32::new(config.directory_users_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+        // A burst of one: calls to one directory are spread evenly, never bunched.
+        let per_directory =
+            RateLimiter::keyed(Quota::per_second(per_directory).allow_burst(NonZeroU32::MIN));
         Ok(Self {
             http,
             config: Arc::new(config),
             budget: Arc::new(budget),
+            per_directory: Arc::new(per_directory),
         })
     }
 
     pub fn has_key(&self) -> bool {
         !self.config.api_key.expose_secret().is_empty()
+    }
+
+    /// Waits for `directory`'s Directory Users budget (never past `deadline`).
+    pub(crate) async fn directory_budget(
+        &self,
+        directory: &str,
+        deadline: Option<Instant>,
+    ) -> Result<(), ApiError> {
+        let key = directory.to_owned();
+        within(deadline, None, self.per_directory.until_key_ready(&key)).await
     }
 
     fn url(&self, path: &str) -> String {

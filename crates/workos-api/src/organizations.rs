@@ -24,7 +24,7 @@ pub enum MembershipsOf<'a> {
     User(&'a str),
 }
 
-fn paging(after: Option<&str>, limit: u32) -> Vec<(&'static str, String)> {
+pub(crate) fn paging(after: Option<&str>, limit: u32) -> Vec<(&'static str, String)> {
     let mut q = vec![("limit", limit.to_string()), ("order", "asc".to_string())];
     if let Some(a) = after {
         q.push(("after", a.to_string()));

@@ -71,11 +71,15 @@ pub async fn run(
         }
         TombstoneCommand::Remove { id, entity } => {
             match entity {
-                // Keyed by slug: any short printable text.
-                Entity::Roles | Entity::Permissions => anyhow::ensure!(
-                    !id.is_empty() && id.len() <= 255 && id.chars().all(|c| c.is_ascii_graphic()),
-                    "{id:?}: not a role or permission key"
-                ),
+                // Keyed by slug (or a group:user pair): any short printable text.
+                Entity::Roles | Entity::Permissions | Entity::DirectoryGroupMemberships => {
+                    anyhow::ensure!(
+                        !id.is_empty()
+                            && id.len() <= 255
+                            && id.chars().all(|c| c.is_ascii_graphic()),
+                        "{id:?}: not a role, permission or group membership key"
+                    )
+                }
                 _ => workos_sync_core::check_object_id(&id).with_context(|| format!("{id:?}"))?,
             }
             match store.remove_tombstone(entity, &id).await? {

@@ -68,4 +68,7 @@ pub const DECLARATION: Declaration = Declaration {
     app_columns: &[],
     list_path: None,
     event_types: event_type::DOMAIN_EVENTS,
+    key_reused: false,
+    own_version: true,
+    includes: &[],
 };

@@ -11,7 +11,10 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::{Domain, Membership, Organization, Permission, Record, Role, User};
+use super::{
+    Directory, DirectoryGroup, DirectoryUser, Domain, Membership, Organization, Permission, Record,
+    Role, User,
+};
 use crate::entity::Entity;
 
 #[derive(Deserialize)]
@@ -24,6 +27,8 @@ struct Key {
     organization_id: Option<String>,
     #[serde(default)]
     user_id: Option<String>,
+    #[serde(default)]
+    directory_id: Option<String>,
 }
 
 fn nonempty(s: Option<String>) -> Option<String> {
@@ -102,6 +107,21 @@ impl Record {
                 created_at: Some(at),
                 updated_at: Some(at),
             }),
+            Entity::Directories => Record::Directory(Directory::stub(&need_id()?, at)),
+            Entity::DirectoryUsers => Record::DirectoryUser(DirectoryUser::stub(
+                &need_id()?,
+                &nonempty(k.directory_id).unwrap_or_default(),
+                at,
+            )),
+            Entity::DirectoryGroups => Record::DirectoryGroup(DirectoryGroup::stub(
+                &need_id()?,
+                &nonempty(k.directory_id).unwrap_or_default(),
+                at,
+            )),
+            // A membership's key is its user and group: a body without them names none.
+            Entity::DirectoryGroupMemberships => {
+                return Err("directory group membership without its user and group".into());
+            }
         })
     }
 }

@@ -127,4 +127,7 @@ pub const DECLARATION: Declaration = Declaration {
     app_columns: &[],
     list_path: Some("/user_management/organization_memberships"),
     event_types: event_type::MEMBERSHIP_EVENTS,
+    key_reused: false,
+    own_version: true,
+    includes: &[],
 };

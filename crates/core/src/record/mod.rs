@@ -5,6 +5,10 @@
 //! null); secrets WorkOS sends (a domain's `verification_token`) are not fields, so they
 //! are dropped while decoding and can never be stored.
 
+pub mod directory;
+pub mod directory_group;
+pub mod directory_group_membership;
+pub mod directory_user;
 pub mod domain;
 mod key_only;
 pub mod membership;
@@ -16,6 +20,10 @@ pub mod user;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer};
 
+pub use directory::Directory;
+pub use directory_group::DirectoryGroup;
+pub use directory_group_membership::DirectoryGroupMembership;
+pub use directory_user::DirectoryUser;
 pub use domain::Domain;
 pub use membership::{Membership, RoleRef};
 pub use organization::Organization;
@@ -23,7 +31,10 @@ pub use permission::Permission;
 pub use role::Role;
 pub use user::{User, UserRow};
 
-use crate::entity::Entity;
+use crate::{
+    declare::{Source, Value},
+    entity::Entity,
+};
 
 /// One object of any entity.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +45,10 @@ pub enum Record {
     Membership(Membership),
     Role(Role),
     Permission(Permission),
+    Directory(Directory),
+    DirectoryUser(DirectoryUser),
+    DirectoryGroup(DirectoryGroup),
+    DirectoryMembership(DirectoryGroupMembership),
 }
 
 impl Record {
@@ -45,6 +60,10 @@ impl Record {
             Record::Membership(_) => Entity::OrganizationMemberships,
             Record::Role(_) => Entity::Roles,
             Record::Permission(_) => Entity::Permissions,
+            Record::Directory(_) => Entity::Directories,
+            Record::DirectoryUser(_) => Entity::DirectoryUsers,
+            Record::DirectoryGroup(_) => Entity::DirectoryGroups,
+            Record::DirectoryMembership(_) => Entity::DirectoryGroupMemberships,
         }
     }
 
@@ -58,6 +77,10 @@ impl Record {
             Record::Membership(m) => m.id.clone(),
             Record::Role(r) => r.key(),
             Record::Permission(p) => p.slug.clone(),
+            Record::Directory(d) => d.id.clone(),
+            Record::DirectoryUser(u) => u.id.clone(),
+            Record::DirectoryGroup(g) => g.id.clone(),
+            Record::DirectoryMembership(m) => m.key(),
         }
     }
 
@@ -67,6 +90,9 @@ impl Record {
         match self {
             Record::Role(r) => r.key_unknown(),
             Record::Permission(p) => p.slug.is_empty(),
+            Record::DirectoryMembership(m) => {
+                m.directory_group_id.is_empty() || m.directory_user_id.is_empty()
+            }
             _ => false,
         }
     }
@@ -84,6 +110,10 @@ impl Record {
             Record::Membership(m) => m.updated_at,
             Record::Role(r) => or_epoch(r.updated_at, r.created_at),
             Record::Permission(p) => or_epoch(p.updated_at, p.created_at),
+            Record::Directory(d) => d.updated_at,
+            Record::DirectoryUser(u) => u.updated_at,
+            Record::DirectoryGroup(g) => g.updated_at,
+            Record::DirectoryMembership(m) => or_epoch(m.at, None),
         }
     }
 
@@ -93,6 +123,10 @@ impl Record {
             Record::User(u) => u.created_at,
             Record::Organization(o) => o.created_at,
             Record::Membership(m) => m.created_at,
+            Record::Directory(d) => d.created_at,
+            Record::DirectoryUser(u) => u.created_at,
+            Record::DirectoryGroup(g) => g.created_at,
+            Record::DirectoryMembership(m) => m.at.unwrap_or_else(|| self.updated_at()),
             Record::Domain(Domain { created_at, .. })
             | Record::Role(Role { created_at, .. })
             | Record::Permission(Permission { created_at, .. }) => {
@@ -114,7 +148,15 @@ impl Record {
             Record::Domain(d) => fill(&mut d.created_at, &mut d.updated_at),
             Record::Role(r) => fill(&mut r.created_at, &mut r.updated_at),
             Record::Permission(p) => fill(&mut p.created_at, &mut p.updated_at),
-            Record::User(_) | Record::Organization(_) | Record::Membership(_) => {}
+            Record::DirectoryMembership(m) => {
+                m.at.get_or_insert(at);
+            }
+            Record::User(_)
+            | Record::Organization(_)
+            | Record::Membership(_)
+            | Record::Directory(_)
+            | Record::DirectoryUser(_)
+            | Record::DirectoryGroup(_) => {}
         }
     }
 
@@ -135,26 +177,45 @@ impl Record {
             Record::Domain(d) => Some(&d.organization_id),
             Record::Membership(m) => Some(&m.organization_id),
             Record::Role(r) => r.organization_id.as_deref(),
-            Record::User(_) | Record::Permission(_) => None,
+            // Directory Sync objects name an organization but are scoped by their
+            // directory ([`Record::directory_id`]).
+            Record::User(_)
+            | Record::Permission(_)
+            | Record::Directory(_)
+            | Record::DirectoryUser(_)
+            | Record::DirectoryGroup(_)
+            | Record::DirectoryMembership(_) => None,
+        }
+    }
+
+    /// The directory a Directory Sync record belongs to (itself, or a user's, group's
+    /// or membership's directory; empty in a key-only deletion that did not name it).
+    pub fn directory_id(&self) -> Option<&str> {
+        match self {
+            Record::Directory(d) => Some(&d.id),
+            Record::DirectoryUser(u) => Some(&u.directory_id),
+            Record::DirectoryGroup(g) => Some(&g.directory_id),
+            Record::DirectoryMembership(m) => Some(&m.directory_id),
+            _ => None,
         }
     }
 
     /// The records whose deletion removes this one (and after which it is never created
-    /// again): a membership's user and organization, a domain's or organization role's
-    /// organization.
+    /// again): the parents its declaration names (`Declaration::parents`) that this
+    /// record has (a membership's user and organization, a domain's or organization
+    /// role's organization; an environment role has none).
     pub fn parents(&self) -> Vec<(Entity, &str)> {
-        match self {
-            Record::Membership(m) => vec![
-                (Entity::Users, m.user_id.as_str()),
-                (Entity::Organizations, m.organization_id.as_str()),
-            ],
-            Record::Domain(d) => vec![(Entity::Organizations, d.organization_id.as_str())],
-            Record::Role(Role {
-                organization_id: Some(org),
-                ..
-            }) => vec![(Entity::Organizations, org.as_str())],
-            _ => Vec::new(),
-        }
+        let decl = self.entity().declaration();
+        decl.parents
+            .iter()
+            .filter_map(|(e, col)| match decl.column(col)?.source {
+                Source::Record(get) => match get(self) {
+                    Value::Text(Some(std::borrow::Cow::Borrowed(id))) => Some((*e, id)),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
     }
 }
 

@@ -91,4 +91,7 @@ pub const DECLARATION: Declaration = Declaration {
     app_columns: &[],
     list_path: Some("/organizations"),
     event_types: event_type::ORGANIZATION_EVENTS,
+    key_reused: false,
+    own_version: true,
+    includes: &[],
 };

@@ -69,4 +69,7 @@ pub const DECLARATION: Declaration = Declaration {
     app_columns: &[],
     list_path: Some("/authorization/permissions"),
     event_types: event_type::PERMISSION_EVENTS,
+    key_reused: true,
+    own_version: true,
+    includes: &[],
 };

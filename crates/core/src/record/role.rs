@@ -128,4 +128,7 @@ pub const DECLARATION: Declaration = Declaration {
     app_columns: &[],
     list_path: Some("/authorization/roles"),
     event_types: event_type::ROLE_EVENTS,
+    key_reused: true,
+    own_version: true,
+    includes: &[],
 };

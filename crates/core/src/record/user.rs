@@ -168,6 +168,9 @@ pub const DECLARATION: Declaration = Declaration {
     app_columns: &[("bio", T::Text), ("details", T::Json)],
     list_path: Some("/user_management/users"),
     event_types: event_type::USER_EVENTS,
+    key_reused: false,
+    own_version: true,
+    includes: &[],
 };
 
 /// A row of `users` as reads return it (the lazy-sync answer, verify): every column of
