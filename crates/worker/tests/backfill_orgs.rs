@@ -164,6 +164,14 @@ async fn backfill_of_150_organizations_stores_every_membership_and_resumes() {
         ))
         .mount(&workos)
         .await;
+    // No directories (Directory Sync is walked too: an empty list).
+    Mock::given(method("GET"))
+        .and(path("/directories"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"object": "list", "data": [], "list_metadata": {"before": null, "after": null}}),
+        ))
+        .mount(&workos)
+        .await;
     Mock::given(method("GET"))
         .and(path("/authorization/permissions"))
         .respond_with(ResponseTemplate::new(200).set_body_json(
