@@ -1,0 +1,290 @@
+//! Backfill of Directory Sync against a fake WorkOS API (wiremock, paging like the real
+//! one) and the real Postgres: directories, their users and groups, and the memberships
+//! found by listing each group's users; a run killed half way resumes from its saved
+//! directories cursor to the exact tables, and no directory is ever asked more than
+//! WorkOS's 4 Directory Users requests in any second.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on setup failures
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use wiremock::{
+    Mock, MockServer, Request, Respond, ResponseTemplate,
+    matchers::{method, path},
+};
+use workos_sync_core::Entity;
+use workos_sync_pull as sync;
+use workos_sync_testkit::fresh_database;
+use workos_sync_workos_api::{ApiConfig, Client};
+
+const DIRECTORIES: usize = 12;
+const USERS: usize = 150;
+const GROUPS: usize = 2;
+const MEMBERS: usize = 40;
+
+fn query(req: &Request, key: &str) -> Option<String> {
+    req.url
+        .query_pairs()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.to_string())
+}
+
+/// One page of `items` after the item whose `id` is the request's `after`.
+fn page(items: &[Value], req: &Request) -> ResponseTemplate {
+    let limit: usize = query(req, "limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(10);
+    let start = match query(req, "after") {
+        None => 0,
+        Some(a) => items
+            .iter()
+            .position(|i| i["id"] == a.as_str())
+            .map_or(items.len(), |i| i + 1),
+    };
+    let data: Vec<Value> = items.iter().skip(start).take(limit).cloned().collect();
+    let after = (start + data.len() < items.len())
+        .then(|| data.last().map(|i| i["id"].clone()))
+        .flatten();
+    ResponseTemplate::new(200).set_body_json(json!({
+        "object": "list", "data": data, "list_metadata": {"before": null, "after": after}
+    }))
+}
+
+fn dir_id(d: usize) -> String {
+    format!("directory_bf{d:02}")
+}
+
+fn user(d: usize, u: usize) -> Value {
+    json!({"object": "directory_user", "id": format!("directory_user_bf{d:02}_{u:03}"),
+           "directory_id": dir_id(d), "organization_id": "org_1", "idp_id": format!("{u}"),
+           "email": format!("u{u}@d{d}.io"), "first_name": "F", "last_name": null,
+           "state": "active", "raw_attributes": {}, "custom_attributes": {}, "groups": [],
+           "created_at": "2026-01-01T00:00:00.000Z", "updated_at": "2026-01-02T00:00:00.000Z"})
+}
+
+fn group(d: usize, g: usize) -> Value {
+    json!({"object": "directory_group", "id": format!("directory_group_bf{d:02}_{g}"),
+           "idp_id": format!("{g}"), "directory_id": dir_id(d), "name": format!("G{g}"),
+           "raw_attributes": {}, "created_at": "2026-01-01T00:00:00.000Z",
+           "updated_at": "2026-01-02T00:00:00.000Z"})
+}
+
+/// `GET /directory_users` by directory or by group; every request's directory and time
+/// is noted; the `fail_at`-th request fails once with a non-retryable 401 (a crash).
+struct DirectoryUsers {
+    by_directory: HashMap<String, Vec<Value>>,
+    by_group: HashMap<String, (String, Vec<Value>)>,
+    asked: Arc<Mutex<Vec<(String, Instant)>>>,
+    calls: AtomicUsize,
+    fail_at: Mutex<Option<usize>>,
+}
+
+impl Respond for DirectoryUsers {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        let (directory, items) = match (query(req, "directory"), query(req, "group")) {
+            (Some(d), _) => (d.clone(), self.by_directory.get(&d).cloned()),
+            (None, Some(g)) => match self.by_group.get(&g) {
+                Some((d, m)) => (d.clone(), Some(m.clone())),
+                None => (String::new(), None),
+            },
+            (None, None) => (String::new(), None),
+        };
+        self.asked.lock().unwrap().push((directory, Instant::now()));
+        {
+            let mut fail = self.fail_at.lock().unwrap();
+            if *fail == Some(n) {
+                *fail = None;
+                return ResponseTemplate::new(401)
+                    .set_body_json(json!({"message": "simulated crash"}));
+            }
+        }
+        match items {
+            Some(items) => page(&items, req),
+            None => ResponseTemplate::new(422).set_body_json(json!({"message": "no filter"})),
+        }
+    }
+}
+
+struct Listed {
+    items: Vec<Value>,
+    asked: Arc<Mutex<Vec<Option<String>>>>,
+}
+
+impl Respond for Listed {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        self.asked.lock().unwrap().push(query(req, "after"));
+        page(&self.items, req)
+    }
+}
+
+struct Groups(HashMap<String, Vec<Value>>);
+
+impl Respond for Groups {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let d = query(req, "directory").unwrap_or_default();
+        page(&self.0.get(&d).cloned().unwrap_or_default(), req)
+    }
+}
+
+async fn count(db: &workos_sync_testkit::TestDb, table: &str) -> usize {
+    db.rows(&format!("SELECT 1 FROM {table}"))
+        .await
+        .unwrap()
+        .len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn backfill_of_directories_resumes_exactly_within_the_per_directory_limit() {
+    let db = fresh_database().await.unwrap();
+    let workos = MockServer::start().await;
+    let directories: Vec<Value> = (0..DIRECTORIES)
+        .map(|d| {
+            json!({"object": "directory", "id": dir_id(d), "organization_id": "org_1",
+                   "external_key": "never-stored", "type": "okta scim v2.0", "state": "linked",
+                   "name": format!("D{d}"), "domain": format!("d{d}.io"),
+                   "created_at": "2026-01-01T00:00:00.000Z", "updated_at": "2026-01-02T00:00:00.000Z"})
+        })
+        .collect();
+    let mut by_directory = HashMap::new();
+    let mut by_group = HashMap::new();
+    let mut groups = HashMap::new();
+    let mut memberships = BTreeSet::new();
+    for d in 0..DIRECTORIES {
+        by_directory.insert(dir_id(d), (0..USERS).map(|u| user(d, u)).collect());
+        groups.insert(dir_id(d), (0..GROUPS).map(|g| group(d, g)).collect());
+        for g in 0..GROUPS {
+            let members: Vec<Value> = (0..MEMBERS).map(|k| user(d, (k * 3 + g) % USERS)).collect();
+            for m in &members {
+                memberships.insert(format!(
+                    "directory_group_bf{d:02}_{g}:{}",
+                    m["id"].as_str().unwrap()
+                ));
+            }
+            by_group.insert(
+                format!("directory_group_bf{d:02}_{g}"),
+                (dir_id(d), members),
+            );
+        }
+    }
+    let asked_dirs = Arc::new(Mutex::new(Vec::new()));
+    Mock::given(method("GET"))
+        .and(path("/directories"))
+        .respond_with(Listed {
+            items: directories,
+            asked: asked_dirs.clone(),
+        })
+        .mount(&workos)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/directory_groups"))
+        .respond_with(Groups(groups))
+        .mount(&workos)
+        .await;
+    // Per directory: its users (two pages of 100), then each group's users. The crash
+    // comes with the second request for the eleventh directory (on the second page of
+    // directories: the first page of ten is done).
+    let per_directory = USERS.div_ceil(100) + GROUPS;
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    Mock::given(method("GET"))
+        .and(path("/directory_users"))
+        .respond_with(DirectoryUsers {
+            by_directory,
+            by_group,
+            asked: asked.clone(),
+            calls: AtomicUsize::new(0),
+            fail_at: Mutex::new(Some(10 * per_directory + 1)),
+        })
+        .mount(&workos)
+        .await;
+    let mut cfg = ApiConfig::new(workos.uri(), SecretString::from("sk_test_fake"));
+    cfg.backoff_base = Duration::from_millis(10);
+    let api = Client::new(cfg).unwrap();
+    let opts = sync::BackfillOptions {
+        restart: false,
+        dry_run: false,
+        only: Some(Entity::Directories),
+    };
+
+    let first = sync::backfill(&api, &db.store, opts, |_| {}).await;
+    assert!(first.is_err(), "the simulated crash must end the run");
+    let cursor = db
+        .store
+        .cursor(&sync::cursor_name(Entity::Directories))
+        .await
+        .unwrap();
+    assert_eq!(
+        cursor.as_deref(),
+        Some("directory_bf09"),
+        "saved after the first page"
+    );
+    let partial = count(&db, "directory_users").await;
+    assert!(
+        partial >= 10 * USERS && partial < DIRECTORIES * USERS,
+        "{partial}"
+    );
+
+    asked_dirs.lock().unwrap().clear();
+    let report = sync::backfill(&api, &db.store, opts, |_| {}).await.unwrap();
+    assert_eq!(
+        asked_dirs
+            .lock()
+            .unwrap()
+            .first()
+            .cloned()
+            .flatten()
+            .as_deref(),
+        Some("directory_bf09"),
+        "the restarted run resumes at the saved page"
+    );
+    assert_eq!(report.of(Entity::Directories).fetched, 2);
+    assert_eq!(count(&db, "directories").await, DIRECTORIES);
+    assert_eq!(count(&db, "directory_users").await, DIRECTORIES * USERS);
+    assert_eq!(count(&db, "directory_groups").await, DIRECTORIES * GROUPS);
+    let stored: BTreeSet<String> = db
+        .rows("SELECT key FROM directory_group_memberships")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r["key"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(stored, memberships);
+    let leaked = db
+        .rows("SELECT 1 FROM directories d WHERE row_to_json(d)::text LIKE '%never-stored%'")
+        .await
+        .unwrap();
+    assert!(leaked.is_empty(), "the SCIM endpoint key is never stored");
+    assert!(
+        db.store
+            .cursor(&sync::cursor_name(Entity::Directories))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // No directory was asked more than 4 times in any second (WorkOS's limit).
+    let mut by_dir: BTreeMap<String, Vec<Instant>> = BTreeMap::new();
+    for (d, at) in asked.lock().unwrap().iter() {
+        by_dir.entry(d.clone()).or_default().push(*at);
+    }
+    assert_eq!(by_dir.len(), DIRECTORIES);
+    for (d, times) in &by_dir {
+        for (i, t) in times.iter().enumerate() {
+            let within = times[i..]
+                .iter()
+                .take_while(|u| u.duration_since(*t) < Duration::from_secs(1))
+                .count();
+            assert!(within <= 4, "{d}: {within} requests within one second");
+        }
+    }
+    db.teardown().await.unwrap();
+}
