@@ -271,6 +271,17 @@ async fn backfill_of_directories_resumes_exactly_within_the_per_directory_limit(
             .is_none()
     );
 
+    // Verify walks the same lists and finds the tables in step (memberships compared by
+    // presence: their version is when WorkOS said so).
+    let check = sync::verify(&api, &db.store, Some(Entity::Directories), None, |_| {})
+        .await
+        .unwrap();
+    assert!(!check.has_drift(), "{check:?}");
+    assert_eq!(
+        check.entities[&Entity::DirectoryGroupMemberships].listed as usize,
+        memberships.len()
+    );
+
     // No directory was asked more than 4 times in any second (WorkOS's limit).
     let mut by_dir: BTreeMap<String, Vec<Instant>> = BTreeMap::new();
     for (d, at) in asked.lock().unwrap().iter() {

@@ -1220,3 +1220,81 @@ async fn periodic_drift_check_sets_the_gauges() {
     w.shutdown().await;
     db.teardown().await.unwrap();
 }
+
+/// `POST /v1/directory_users/{id}/sync`: the row with its groups; WorkOS's own
+/// `entity_not_found` removes the user and its memberships (and tombstones it); the
+/// token and the id are checked as for users.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lazy_sync_of_a_directory_user_answers_the_row_with_its_groups() {
+    let workos = MockServer::start().await;
+    let db = fresh_database().await.unwrap();
+    let w = lazy_sync_worker(&db, &workos, &[]).await;
+    let c = reqwest::Client::new();
+    let id = "directory_user_ls1";
+    let post = |token: &'static str| {
+        let c = c.clone();
+        let addr = w.http_addr;
+        async move {
+            let resp = c
+                .post(format!("http://{addr}/v1/directory_users/{id}/sync"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    // Already a member of one group (from a webhook).
+    let added = json!({"object": "event", "id": "evt_ls_add", "event": "dsync.group.user_added",
+        "created_at": ts(5), "data": {"directory_id": "directory_ls",
+        "user": {"id": id, "directory_id": "directory_ls"},
+        "group": {"id": "directory_group_ls", "directory_id": "directory_ls"}}});
+    let group = json!({"object": "event", "id": "evt_ls_group", "event": "dsync.group.created",
+        "created_at": ts(5), "data": {"object": "directory_group", "id": "directory_group_ls",
+        "directory_id": "directory_ls", "name": "Engineering", "raw_attributes": {},
+        "created_at": ts(1), "updated_at": ts(1)}});
+    for e in [added, group] {
+        let ev = workos_sync_core::Event::decode(e.to_string().as_bytes()).unwrap();
+        db.store.apply(&ev).await.unwrap();
+    }
+    Mock::given(method("GET"))
+        .and(path(format!("/directory_users/{id}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "object": "directory_user", "id": id, "directory_id": "directory_ls",
+            "organization_id": "org_1", "idp_id": "7", "email": null, "first_name": "Ada",
+            "state": "active", "raw_attributes": {"title": "x"}, "custom_attributes": {},
+            "created_at": ts(1), "updated_at": ts(2)})))
+        .up_to_n_times(1)
+        .mount(&workos)
+        .await;
+    assert_eq!(post("wrong").await.0, 401);
+    let (status, body) = post("tok").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["directory_user"]["first_name"], "Ada");
+    assert_eq!(body["directory_user"]["email"], Value::Null);
+    assert_eq!(body["groups"][0]["name"], "Engineering");
+    // Gone in WorkOS: removed with its memberships, and tombstoned.
+    Mock::given(method("GET"))
+        .and(path(format!("/directory_users/{id}")))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({
+            "code": "entity_not_found", "entity_id": id,
+            "message": format!("Could not find a directory user with id '{id}'.")})))
+        .mount(&workos)
+        .await;
+    let (status, body) = post("tok").await;
+    assert_eq!(status, 404, "{body}");
+    let left = db
+        .rows("SELECT 1 FROM directory_users UNION ALL SELECT 1 FROM directory_group_memberships")
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "{left:?}");
+    assert!(
+        db.store
+            .is_tombstoned_in(workos_sync_core::Entity::DirectoryUsers, id)
+            .await
+            .unwrap()
+    );
+    w.shutdown().await;
+    db.teardown().await.unwrap();
+}
