@@ -78,4 +78,8 @@ pub enum SyncError {
         "WorkOS's {list} list returned the cursor {cursor} a second time; stopped (a listing that never ends)"
     )]
     CursorRepeated { list: &'static str, cursor: String },
+    /// A task walking one directory's lists panicked or was cancelled (a bug: the walk
+    /// stops, and a backfill resumes from its saved cursor).
+    #[error("a directory's walk ended abnormally: {0}")]
+    WalkAborted(String),
 }

@@ -4,7 +4,9 @@
 //! roles; permissions; directories page by page, and under each directory its groups
 //! (under each group its users, as memberships) and its users), and the "next cursor or
 //! stop" rule of every paged list ([`Cursors`]). What is done with each page is the
-//! caller's ([`Sink`]).
+//! caller's ([`Sink`]). The lists under a page of directories are walked several
+//! directories at once (WorkOS paces Directory Users per directory), their pages handed
+//! to the sink one at a time.
 //!
 //! Failure model: a failed page (after the client's own retries) or a repeated cursor
 //! ends the walk with its [`SyncError`]; what the sink did with earlier pages stays.
@@ -22,6 +24,9 @@ pub(crate) const PAGE: u32 = 100;
 /// Directories per page: a resumed backfill walks the page it stopped in again, each
 /// directory of it with its users and groups, so its pages are short.
 const DIRECTORY_PAGE: u32 = 10;
+/// Directories of a page whose lists are walked at once: WorkOS paces Directory Users
+/// per directory, so one directory at a time would leave most of the read budget unused.
+const DIRECTORIES_AT_ONCE: usize = 8;
 
 /// One WorkOS list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -254,8 +259,12 @@ pub(crate) async fn walk_list(
         let (records, next) = list.page(api, after.as_deref(), deadline).await?;
         let children = list.children(&records, wanted);
         sink.records(&list, records).await?;
-        for child in children {
-            Box::pin(walk_list(api, child, wanted, deadline, sink)).await?;
+        if list == List::Directories {
+            each_directory_at_once(api, children, wanted, deadline, sink).await?;
+        } else {
+            for child in children {
+                Box::pin(walk_list(api, child, wanted, deadline, sink)).await?;
+            }
         }
         let next = cursors.next(next)?;
         sink.advance(&list, next.as_deref()).await?;
@@ -264,6 +273,103 @@ pub(crate) async fn walk_list(
             None => return Ok(()),
         }
     }
+}
+
+/// What a directory's walk found, for the one sink that takes it in arrival order.
+enum Found {
+    Page(List, Vec<Record>),
+    Advanced(List, Option<String>),
+    Failed(SyncError),
+}
+
+/// A directory walk's sink: hands every page on to the walk's own sink.
+struct Forward(tokio::sync::mpsc::Sender<Found>);
+
+impl Sink for Forward {
+    async fn records(&mut self, list: &List, records: Vec<Record>) -> Result<(), SyncError> {
+        // A closed channel: the walk already ended (an error elsewhere); stop quietly.
+        let _ = self.0.send(Found::Page(list.clone(), records)).await;
+        Ok(())
+    }
+
+    async fn advance(&mut self, list: &List, next: Option<&str>) -> Result<(), SyncError> {
+        let _ = self
+            .0
+            .send(Found::Advanced(list.clone(), next.map(str::to_owned)))
+            .await;
+        Ok(())
+    }
+}
+
+/// Walks the lists under a page of directories, [`DIRECTORIES_AT_ONCE`] directories at a
+/// time (each directory's lists in order, in a task of its own), handing their pages to
+/// `sink` one at a time as they come: the sink stays single-threaded, and a bounded
+/// channel keeps what is fetched ahead small. The first failure ends the walk (the other
+/// directories' tasks are aborted).
+async fn each_directory_at_once(
+    api: &Client,
+    children: Vec<List>,
+    wanted: EntitySet,
+    deadline: Option<Instant>,
+    sink: &mut impl Sink,
+) -> Result<(), SyncError> {
+    let mut by_directory: Vec<(String, Vec<List>)> = Vec::new();
+    for child in children {
+        let dir = match &child {
+            List::DirectoryGroups(d) | List::DirectoryUsers(d) => d.clone(),
+            _ => String::new(),
+        };
+        match by_directory.last_mut() {
+            Some((d, lists)) if *d == dir => lists.push(child),
+            _ => by_directory.push((dir, vec![child])),
+        }
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::channel(2 * DIRECTORIES_AT_ONCE);
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(DIRECTORIES_AT_ONCE));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (_, lists) in by_directory {
+        let (api, tx, permits) = (api.clone(), tx.clone(), permits.clone());
+        tasks.spawn(walk_forwarded(api, lists, wanted, deadline, tx, permits));
+    }
+    drop(tx);
+    // Every sender gone (every task done) ends the loop; an early return drops the
+    // JoinSet, which aborts the tasks still running.
+    while let Some(found) = rx.recv().await {
+        match found {
+            Found::Page(list, records) => sink.records(&list, records).await?,
+            Found::Advanced(list, next) => sink.advance(&list, next.as_deref()).await?,
+            Found::Failed(e) => return Err(e),
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.map_err(|e| SyncError::WalkAborted(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// One directory's lists, in order, with their pages forwarded (a task of
+/// [`each_directory_at_once`]). Its future's type is written out: the walk it runs may
+/// itself reach [`each_directory_at_once`], and an inferred type would be recursive.
+fn walk_forwarded(
+    api: Client,
+    lists: Vec<List>,
+    wanted: EntitySet,
+    deadline: Option<Instant>,
+    tx: tokio::sync::mpsc::Sender<Found>,
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        let Ok(_permit) = permits.acquire_owned().await else {
+            return;
+        };
+        let mut forward = Forward(tx.clone());
+        for list in lists {
+            if let Err(e) = walk_list(&api, list, wanted, deadline, &mut forward).await {
+                let _ = tx.send(Found::Failed(e)).await;
+                return;
+            }
+        }
+    })
 }
 
 /// A page's objects as records.

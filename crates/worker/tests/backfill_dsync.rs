@@ -8,10 +8,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -26,10 +23,10 @@ use workos_sync_pull as sync;
 use workos_sync_testkit::fresh_database;
 use workos_sync_workos_api::{ApiConfig, Client};
 
-const DIRECTORIES: usize = 12;
-const USERS: usize = 150;
-const GROUPS: usize = 2;
-const MEMBERS: usize = 40;
+const DIRECTORIES: usize = 20;
+const USERS: usize = 500;
+const GROUPS: usize = 30;
+const MEMBERS: usize = 20;
 
 fn query(req: &Request, key: &str) -> Option<String> {
     req.url
@@ -79,18 +76,17 @@ fn group(d: usize, g: usize) -> Value {
 }
 
 /// `GET /directory_users` by directory or by group; every request's directory and time
-/// is noted; the `fail_at`-th request fails once with a non-retryable 401 (a crash).
+/// is noted; the `fail_at.1`-th request for directory `fail_at.0` fails once with a
+/// non-retryable 401 (a crash).
 struct DirectoryUsers {
     by_directory: HashMap<String, Vec<Value>>,
     by_group: HashMap<String, (String, Vec<Value>)>,
     asked: Arc<Mutex<Vec<(String, Instant)>>>,
-    calls: AtomicUsize,
-    fail_at: Mutex<Option<usize>>,
+    fail_at: Mutex<Option<(String, usize)>>,
 }
 
 impl Respond for DirectoryUsers {
     fn respond(&self, req: &Request) -> ResponseTemplate {
-        let n = self.calls.fetch_add(1, Ordering::SeqCst);
         let (directory, items) = match (query(req, "directory"), query(req, "group")) {
             (Some(d), _) => (d.clone(), self.by_directory.get(&d).cloned()),
             (None, Some(g)) => match self.by_group.get(&g) {
@@ -99,10 +95,14 @@ impl Respond for DirectoryUsers {
             },
             (None, None) => (String::new(), None),
         };
-        self.asked.lock().unwrap().push((directory, Instant::now()));
+        let n = {
+            let mut asked = self.asked.lock().unwrap();
+            asked.push((directory.clone(), Instant::now()));
+            asked.iter().filter(|(d, _)| *d == directory).count()
+        };
         {
             let mut fail = self.fail_at.lock().unwrap();
-            if *fail == Some(n) {
+            if *fail == Some((directory, n)) {
                 *fail = None;
                 return ResponseTemplate::new(401)
                     .set_body_json(json!({"message": "simulated crash"}));
@@ -190,10 +190,8 @@ async fn backfill_of_directories_resumes_exactly_within_the_per_directory_limit(
         .respond_with(Groups(groups))
         .mount(&workos)
         .await;
-    // Per directory: its users (two pages of 100), then each group's users. The crash
-    // comes with the second request for the eleventh directory (on the second page of
-    // directories: the first page of ten is done).
-    let per_directory = USERS.div_ceil(100) + GROUPS;
+    // The crash comes with the third request for the fifteenth directory (on the second
+    // page of directories: the first page of ten is done).
     let asked = Arc::new(Mutex::new(Vec::new()));
     Mock::given(method("GET"))
         .and(path("/directory_users"))
@@ -201,8 +199,7 @@ async fn backfill_of_directories_resumes_exactly_within_the_per_directory_limit(
             by_directory,
             by_group,
             asked: asked.clone(),
-            calls: AtomicUsize::new(0),
-            fail_at: Mutex::new(Some(10 * per_directory + 1)),
+            fail_at: Mutex::new(Some((dir_id(14), 3))),
         })
         .mount(&workos)
         .await;
@@ -246,7 +243,7 @@ async fn backfill_of_directories_resumes_exactly_within_the_per_directory_limit(
         Some("directory_bf09"),
         "the restarted run resumes at the saved page"
     );
-    assert_eq!(report.of(Entity::Directories).fetched, 2);
+    assert_eq!(report.of(Entity::Directories).fetched, 10);
     assert_eq!(count(&db, "directories").await, DIRECTORIES);
     assert_eq!(count(&db, "directory_users").await, DIRECTORIES * USERS);
     assert_eq!(count(&db, "directory_groups").await, DIRECTORIES * GROUPS);
