@@ -249,6 +249,121 @@ pub fn add_organizations(
     pairs.into_iter().map(|(u, _)| u).collect()
 }
 
+/// What a Directory Sync drain must leave in the tables.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DirectoryCounts {
+    pub users: usize,
+    pub groups: usize,
+    pub memberships: usize,
+}
+
+/// Adds Directory Sync to `h` for a mixed drain: per directory a `dsync.activated`,
+/// `users` directory users (created, then updated), `groups` groups (created), and
+/// `members` `dsync.group.user_added` per group; 10% of the added deliveries are
+/// duplicated; everything is reshuffled.
+pub fn add_directories(
+    h: &mut History,
+    directories: usize,
+    users: usize,
+    groups: usize,
+    members: usize,
+    seed: u64,
+) -> DirectoryCounts {
+    use rand::{Rng, SeedableRng, seq::SliceRandom};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let ts = |v: i64| {
+        (h.epoch + chrono::Duration::milliseconds(v))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let mut added = Vec::new();
+    let mut push = |id: String, ty: &'static str, v: i64, body: serde_json::Value| {
+        added.push(Delivery {
+            id,
+            user: String::new(),
+            event_type: ty,
+            version: v,
+            deleted: false,
+            body: body.to_string().into_bytes(),
+        });
+    };
+    let mut counts = DirectoryCounts::default();
+    let mut pairs = std::collections::HashSet::new();
+    for d in 0..directories {
+        let dir = format!("directory_{d:04}");
+        let id = format!("event_{dir}");
+        push(
+            id.clone(),
+            "dsync.activated",
+            1,
+            serde_json::json!({"object": "event", "id": id,
+            "event": "dsync.activated", "created_at": ts(1),
+            "data": {"object": "directory", "id": dir, "organization_id": "org_1", "type": "okta scim v2.0",
+                     "state": "active", "name": format!("Directory {d}"), "domains": [],
+                     "created_at": ts(0), "updated_at": ts(1)}}),
+        );
+        let user = |u: usize, v: i64| {
+            serde_json::json!({"object": "directory_user",
+            "id": format!("directory_user_{d:04}_{u:05}"), "directory_id": dir, "organization_id": "org_1",
+            "idp_id": format!("{u}"), "email": format!("u{u}@d{d}.example.com"), "first_name": "Ada",
+            "last_name": format!("V{v}"), "state": "active", "raw_attributes": {"department": "eng"},
+            "custom_attributes": {}, "role": {"slug": "member"}, "roles": [{"slug": "member"}],
+            "created_at": ts(0), "updated_at": ts(v)})
+        };
+        for u in 0..users {
+            for (v, ty) in [(1, "dsync.user.created"), (2, "dsync.user.updated")] {
+                let id = format!("event_du_{d:04}_{u:05}_{v}");
+                push(
+                    id.clone(),
+                    ty,
+                    v,
+                    serde_json::json!({"object": "event", "id": id, "event": ty,
+                    "created_at": ts(v), "data": user(u, v)}),
+                );
+            }
+        }
+        counts.users += users;
+        for g in 0..groups {
+            let group = serde_json::json!({"object": "directory_group", "id": format!("directory_group_{d:04}_{g:03}"),
+                "idp_id": format!("{g}"), "directory_id": dir, "organization_id": "org_1",
+                "name": format!("Group {g}"), "raw_attributes": {}, "created_at": ts(0), "updated_at": ts(1)});
+            let id = format!("event_dg_{d:04}_{g:03}");
+            push(
+                id.clone(),
+                "dsync.group.created",
+                1,
+                serde_json::json!({"object": "event", "id": id,
+                "event": "dsync.group.created", "created_at": ts(1), "data": group}),
+            );
+            counts.groups += 1;
+            for k in 0..members {
+                let u = rng.random_range(0..users.max(1));
+                if !pairs.insert((d, g, u)) {
+                    continue;
+                }
+                let id = format!("event_dm_{d:04}_{g:03}_{k:04}");
+                push(
+                    id.clone(),
+                    "dsync.group.user_added",
+                    3,
+                    serde_json::json!({"object": "event", "id": id,
+                    "event": "dsync.group.user_added", "created_at": ts(3),
+                    "data": {"directory_id": dir, "user": user(u, 2), "group": group}}),
+                );
+                counts.memberships += 1;
+            }
+        }
+    }
+    let unique = added.len();
+    for _ in 0..unique / 10 {
+        let d = added[rng.random_range(0..unique)].clone();
+        added.push(d);
+    }
+    h.unique += unique;
+    h.deliveries.extend(added);
+    h.deliveries.shuffle(&mut rng);
+    counts
+}
+
 /// Machine-wide CPU time, from the first line of /proc/stat: lets a benchmark say how
 /// much of the cores a phase used and what one message cost in CPU, summed over every
 /// process (broker, database, the program under test, the load generator).

@@ -59,6 +59,18 @@ struct Args {
     /// …with this many memberships each (created and updated once), of random users.
     #[arg(long, default_value_t = 0)]
     memberships_per_org: usize,
+    /// A drain with Directory Sync: also this many directories (activated once)…
+    #[arg(long, default_value_t = 0)]
+    directories: usize,
+    /// …with this many directory users each (created and updated once)…
+    #[arg(long, default_value_t = 100)]
+    directory_users: usize,
+    /// …this many groups each (created once)…
+    #[arg(long, default_value_t = 10)]
+    groups_per_directory: usize,
+    /// …and this many `user_added` per group, of random users of the directory.
+    #[arg(long, default_value_t = 20)]
+    members_per_group: usize,
 }
 
 /// One raw-consume baseline (a).
@@ -276,6 +288,14 @@ async fn main() -> anyhow::Result<()> {
     } else {
         Vec::new()
     };
+    let directory_counts = workos_sync_bench::add_directories(
+        &mut history,
+        args.directories,
+        args.directory_users,
+        args.groups_per_directory,
+        args.members_per_group,
+        13,
+    );
     // Memberships the table must end with: those whose user was not deleted.
     let model = history.model();
     let memberships = member_users
@@ -290,6 +310,12 @@ async fn main() -> anyhow::Result<()> {
         args.users,
         args.orgs
     );
+    if args.directories > 0 {
+        println!(
+            "  and {} directories: {directory_counts:?} (Directory Sync)",
+            args.directories
+        );
+    }
     let prefix = format!("wst-bench-drain-{}", std::process::id());
     let broker = workos_sync_testkit::test_broker(&prefix).await?;
     let topology = broker.topology().clone();
@@ -360,7 +386,9 @@ async fn main() -> anyhow::Result<()> {
             }
         };
         diesel::sql_query(
-            "TRUNCATE users, organizations, organization_memberships, tombstones, processed_events",
+            "TRUNCATE users, organizations, organization_memberships, directories, \
+             directory_users, directory_groups, directory_group_memberships, tombstones, \
+             processed_events",
         )
         .execute(&mut pg)
         .await?;
@@ -386,6 +414,22 @@ async fn main() -> anyhow::Result<()> {
             d.with_startup,
             d.peak_kib as f64 / 1024.0
         );
+        if args.directories > 0 {
+            let got = workos_sync_bench::DirectoryCounts {
+                users: db.rows("SELECT 1 FROM directory_users").await?.len(),
+                groups: db.rows("SELECT 1 FROM directory_groups").await?.len(),
+                memberships: db
+                    .rows("SELECT 1 FROM directory_group_memberships")
+                    .await?
+                    .len(),
+            };
+            let verdict = if got == directory_counts {
+                "as the model"
+            } else {
+                "NOT as the model (a worker without Directory Sync records these events as ignored)"
+            };
+            println!("   Directory Sync tables: {got:?}, {verdict}");
+        }
         println!("   CPU µs per event by process: {}", d.by_process);
         // What a worker that did nothing but this run's raw consume plus the raw upsert
         // of every delivery (no event-id records, no locks, no reads) could drain at the
