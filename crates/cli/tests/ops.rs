@@ -54,6 +54,32 @@ async fn status_reports_depths_of_a_prepared_broker() {
         .set_cursor("events", Some("event_cursor_1"))
         .await
         .unwrap();
+    // Directory Sync rows: one directory, two users, one of them deleted since.
+    {
+        use workos_sync_core::{Directory, DirectoryUser, Event, EventKind, Record};
+        let at = chrono::Utc::now();
+        let mut events = vec![Event::snapshot(Record::Directory(Directory::stub(
+            "directory_st1",
+            at,
+        )))];
+        for u in ["directory_user_st1", "directory_user_st2"] {
+            events.push(Event::snapshot(Record::DirectoryUser(DirectoryUser::stub(
+                u,
+                "directory_st1",
+                at,
+            ))));
+        }
+        let gone = DirectoryUser::stub("directory_user_st2", "directory_st1", at);
+        events.push(Event {
+            id: "event_st_deleted".into(),
+            event_type: "dsync.user.deleted".into(),
+            created_at: at + chrono::Duration::seconds(1),
+            kind: EventKind::Delete(Record::DirectoryUser(gone)),
+        });
+        for e in &events {
+            db.store.apply(e).await.unwrap();
+        }
+    }
 
     let (code, out, err) = run(&prefix, &db.url, &tiers, &["status", "--json"]);
     assert_eq!(code, 0, "{err}");
@@ -82,6 +108,35 @@ async fn status_reports_depths_of_a_prepared_broker() {
     assert_eq!(n, 1);
     assert!(age.unwrap() >= 4, "oldest DLQ age {age:?}");
     assert_eq!(v["cursors"][0]["cursor"], "event_cursor_1");
+    let rows = |entity: &str| {
+        v["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["entity"] == entity)
+            .map(|t| (t["rows"].as_i64().unwrap(), t["enabled"].as_bool().unwrap()))
+    };
+    assert_eq!(rows("directories"), Some((1, true)));
+    assert_eq!(rows("directory_users"), Some((1, true)));
+    assert_eq!(rows("directory_groups"), Some((0, true)));
+    assert_eq!(rows("directory_group_memberships"), Some((0, true)));
+    let (code, out, err) = run(
+        &prefix,
+        &db.url,
+        &[],
+        &[
+            "tombstones",
+            "list",
+            "--entity",
+            "directory_users",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let t: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(t.as_array().unwrap().len(), 1, "{t}");
+    assert_eq!(t[0]["id"], "directory_user_st2");
+    assert_eq!(t[0]["entity"], "directory_users");
     // Reading ages left every message in place.
     let (_, out, _) = run(&prefix, &db.url, &tiers, &["status"]);
     assert!(out.contains(&format!("{prefix}.dead")), "{out}");

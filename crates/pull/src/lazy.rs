@@ -52,12 +52,15 @@ pub enum SyncResult<T> {
 /// would make the next such deletion of the same key a duplicate once an operator has
 /// removed the tombstone (`workos-sync tombstones remove`), and the row would stay.
 pub(crate) fn deletion_event(record: Record) -> Event {
-    let ty = match record.entity() {
-        Entity::Organizations => event_type::ORGANIZATION_DELETED,
-        Entity::OrganizationMemberships => event_type::MEMBERSHIP_DELETED,
-        Entity::DirectoryUsers => event_type::DIRECTORY_USER_DELETED,
-        _ => event_type::USER_DELETED,
-    };
+    // The entity's own deletion type, from its declaration.
+    let ty = record
+        .entity()
+        .declaration()
+        .event_types
+        .iter()
+        .find(|t| event_type::DELETIONS.contains(t))
+        .copied()
+        .unwrap_or(event_type::USER_DELETED);
     Event {
         id: format!(
             "sync-deleted:{}:{}:{}",

@@ -1,7 +1,8 @@
 //! Drift detection: the mirror compared with WorkOS's own lists. Every enabled entity
 //! is listed in full (users; organizations, with their domains from the organization
 //! objects and, under each, its memberships of every status and its roles; environment
-//! roles; permissions), and each key's `updated_at` is compared with the table's:
+//! roles; permissions; Directory Sync's directories, each one's groups and users, and
+//! each group's users as memberships), and each key's `updated_at` is compared with the table's:
 //! **missing** (in WorkOS, not here, or here only as a row sync soft-deleted),
 //! **extra** (a live row sync wrote that WorkOS did not list), **stale** (here with an
 //! older version) and **ahead** (here newer than WorkOS: reported only). A row with no
@@ -12,7 +13,9 @@
 //! Without `repair` nothing is written. With it, missing and stale rows are applied as
 //! snapshots of what WorkOS listed (the one locked, version-guarded apply step, so a
 //! webhook applied meanwhile wins if newer); an extra row is asked for by id and removed
-//! (and tombstoned) only when WorkOS answers `entity_not_found` for that id, never
+//! (and tombstoned) only when WorkOS answers `entity_not_found` for that id (a Directory
+//! Sync membership, which has no id, through its group's and user's ids and a fresh
+//! listing of its group's users), never
 //! because a list missed it, and never when the row was written after the verify began
 //! (an event may have created it meanwhile). Ahead rows are left alone.
 //!
@@ -31,9 +34,12 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use workos_sync_core::{Entity, EntitySet, Event, Membership, Record};
+use workos_sync_core::{
+    Directory, DirectoryGroup, DirectoryGroupMembership, Entity, EntitySet, Event, Membership,
+    Record,
+};
 use workos_sync_store::{Outcome, Store};
-use workos_sync_workos_api::{ApiError, Client};
+use workos_sync_workos_api::{ApiError, Client, DirectoryUsersOf};
 
 use crate::{
     SyncError,
@@ -319,11 +325,19 @@ pub async fn verify_since(
     Ok(report)
 }
 
-/// The entities whose extra rows can be asked for by id (the others are left).
+/// The entities whose extra rows can be asked about one by one (the others are left).
+/// A Directory Sync membership has no id: it is asked about through its group and user
+/// ([`check_directory_membership`]).
 fn askable(e: Entity) -> bool {
     matches!(
         e,
-        Entity::Users | Entity::Organizations | Entity::OrganizationMemberships
+        Entity::Users
+            | Entity::Organizations
+            | Entity::OrganizationMemberships
+            | Entity::Directories
+            | Entity::DirectoryUsers
+            | Entity::DirectoryGroups
+            | Entity::DirectoryGroupMemberships
     )
 }
 
@@ -409,9 +423,24 @@ async fn repair_entity(
 /// Asks WorkOS for the extra row `key` by id: `true` when WorkOS said it is gone (the
 /// row was removed and tombstoned), `false` when WorkOS has it (it was re-applied).
 async fn check_extra(api: &Client, store: &Store, e: Entity, key: &str) -> Result<bool, SyncError> {
+    if e == Entity::DirectoryGroupMemberships {
+        return check_directory_membership(api, store, key).await;
+    }
     workos_sync_core::ids::check_object_id(key)
         .map_err(|err| SyncError::NotAnId(format!("{key:?}: {err}")))?;
     Ok(match e {
+        Entity::DirectoryUsers => matches!(
+            crate::sync_directory_user(api, store, key, None).await?,
+            crate::SyncResult::Gone
+        ),
+        Entity::Directories => match api.get_directory(key).await {
+            Ok(d) => reapply(store, Record::Directory(d)).await?,
+            Err(ApiError::NotFound) => {
+                remove(store, Record::Directory(Directory::stub(key, Utc::now()))).await?
+            }
+            Err(other) => return Err(other.into()),
+        },
+        Entity::DirectoryGroups => check_directory_group(api, store, key).await?,
         Entity::Users => matches!(
             crate::sync_user(api, store, key, None).await?,
             crate::SyncResult::Gone
@@ -432,6 +461,91 @@ async fn check_extra(api: &Client, store: &Store, e: Entity, key: &str) -> Resul
             Err(other) => return Err(other.into()),
         },
     })
+}
+
+/// Re-applies what WorkOS still has (`false`: not gone).
+async fn reapply(store: &Store, r: Record) -> Result<bool, SyncError> {
+    store.apply(&Event::snapshot(r)).await?;
+    Ok(false)
+}
+
+/// Removes (and tombstones) what WorkOS said is gone, through the apply step (`true`).
+async fn remove(store: &Store, r: Record) -> Result<bool, SyncError> {
+    store.apply(&crate::lazy::deletion_event(r)).await?;
+    Ok(true)
+}
+
+/// The stored row's `directory_id` (its lock scope), empty when it has none.
+async fn stored_directory(store: &Store, e: Entity, key: &str) -> Result<String, SyncError> {
+    Ok(store
+        .row_json(e, key)
+        .await?
+        .and_then(|r| r["directory_id"].as_str().map(str::to_owned))
+        .unwrap_or_default())
+}
+
+/// Asks WorkOS for directory group `key`: re-applied if it is there, removed (with its
+/// memberships) if WorkOS says it is gone.
+async fn check_directory_group(api: &Client, store: &Store, key: &str) -> Result<bool, SyncError> {
+    match api.get_directory_group(key).await {
+        Ok(g) => reapply(store, Record::DirectoryGroup(g)).await,
+        Err(ApiError::NotFound) => {
+            let directory = stored_directory(store, Entity::DirectoryGroups, key).await?;
+            let stub = DirectoryGroup::stub(key, &directory, Utc::now());
+            remove(store, Record::DirectoryGroup(stub)).await
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// An extra Directory Sync membership `group:user`, which has no id to ask for: the
+/// group and the user are asked for by id (either gone removes it, by the parent rule,
+/// with its other memberships); when both exist, the group's users are listed again,
+/// now, in full, and the pair is removed only if that fresh listing lacks the user (an
+/// add newer than the removal, from an event, still wins: the removal's version is this
+/// moment). A listing that fails leaves the row.
+async fn check_directory_membership(
+    api: &Client,
+    store: &Store,
+    key: &str,
+) -> Result<bool, SyncError> {
+    let (group, user) = key
+        .split_once(':')
+        .ok_or_else(|| SyncError::NotAnId(format!("{key:?}: not group:user")))?;
+    for id in [group, user] {
+        workos_sync_core::ids::check_object_id(id)
+            .map_err(|err| SyncError::NotAnId(format!("{key:?}: {err}")))?;
+    }
+    let directory = stored_directory(store, Entity::DirectoryGroupMemberships, key).await?;
+    if check_directory_group(api, store, group).await? {
+        return Ok(true);
+    }
+    if matches!(
+        crate::sync_directory_user(api, store, user, None).await?,
+        crate::SyncResult::Gone
+    ) {
+        return Ok(true);
+    }
+    let of = DirectoryUsersOf::Group {
+        group,
+        directory: &directory,
+    };
+    let mut after: Option<String> = None;
+    loop {
+        let page = api
+            .list_directory_users(of, after.as_deref(), 100, None)
+            .await?;
+        if page.data.iter().any(|u| u.id == user) {
+            let m = DirectoryGroupMembership::new(&directory, group, user, Utc::now());
+            return reapply(store, Record::DirectoryMembership(m)).await;
+        }
+        match page.after {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let m = DirectoryGroupMembership::new(&directory, group, user, Utc::now());
+    remove(store, Record::DirectoryMembership(m)).await
 }
 
 /// Removes (and tombstones) the membership `id`, which WorkOS said is gone, through the

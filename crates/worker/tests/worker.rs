@@ -89,6 +89,151 @@ async fn end_to_end_receiver_queue_worker_table() {
     stack.teardown().await.unwrap();
 }
 
+/// A recorded Directory Sync event (`tests/fixtures/workos/`) with its own id and time,
+/// its directory set to `directory` (the fixtures name two).
+fn dsync_event(fixture: &str, id: &str, secs: u32, directory: &str) -> String {
+    let path = format!(
+        "{}/../../tests/fixtures/workos/{fixture}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    v["id"] = id.into();
+    v["created_at"] = format!("2026-02-01T00:00:{secs:02}.000Z").into();
+    let data = &mut v["data"];
+    if data["object"] == "directory" {
+        data["id"] = directory.into();
+    } else {
+        data["directory_id"] = directory.into();
+        for part in ["user", "group"] {
+            if data[part].is_object() {
+                data[part]["directory_id"] = directory.into();
+            }
+        }
+    }
+    v.to_string()
+}
+
+/// Directory Sync through the whole path: recorded `dsync.*` bodies signed and posted
+/// to the receiver, applied by the worker (tables and per-entity metrics); the
+/// directory's delete removes its users, groups and memberships (no per-object deletes
+/// follow it), and a later event for the deleted directory is acked and dropped, not
+/// dead-lettered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn directory_sync_events_end_to_end_and_a_directory_delete_cascades() {
+    let stack = Stack::start(&[]).await.unwrap();
+    let (db, r, w) = (&stack.db, &stack.receiver, &stack.worker);
+    let dir = "directory_01ECAZ4NV9QMV47GW873HDCX74";
+    let c = reqwest::Client::new();
+    let post = |body: String| {
+        let c = c.clone();
+        let url = r.url.clone();
+        async move {
+            let resp = c
+                .post(&url)
+                .header("WorkOS-Signature", sign_now(body.as_bytes()))
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), 200);
+        }
+    };
+    // The membership first: it may come before its user and group.
+    for (fixture, id, secs) in [
+        ("dsync.group.user_added.sdk-fixture", "event_ds_1", 3),
+        ("dsync.activated.sdk-fixture", "event_ds_2", 1),
+        ("dsync.user.created.sdk-fixture", "event_ds_3", 2),
+        ("dsync.group.created.sdk-fixture", "event_ds_4", 2),
+    ] {
+        post(dsync_event(fixture, id, secs, dir)).await;
+    }
+    let store = db.store.clone();
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            store.processed_count().await.unwrap() == 4
+        })
+        .await,
+        "not all events applied"
+    );
+    let count = |table: &'static str| async move {
+        db.rows(&format!("SELECT 1 FROM {table}"))
+            .await
+            .unwrap()
+            .len()
+    };
+    for table in [
+        "directories",
+        "directory_users",
+        "directory_groups",
+        "directory_group_memberships",
+    ] {
+        assert_eq!(count(table).await, 1, "{table}");
+    }
+    let metrics = c
+        .get(format!("http://{}/metrics", w.http_addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for entity in [
+        "directories",
+        "directory_users",
+        "directory_groups",
+        "directory_group_memberships",
+    ] {
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with("workos_sync_events_applied_total{")
+                    && l.contains(&format!("entity=\"{entity}\""))),
+            "no applied count for {entity}: {metrics}"
+        );
+    }
+
+    post(dsync_event(
+        "dsync.deleted.sdk-fixture",
+        "event_ds_5",
+        10,
+        dir,
+    ))
+    .await;
+    post(dsync_event(
+        "dsync.user.updated.sdk-fixture",
+        "event_ds_6",
+        20,
+        dir,
+    ))
+    .await;
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            store.processed_count().await.unwrap() == 6
+        })
+        .await,
+        "the delete and the late event were not both handled"
+    );
+    for table in [
+        "directories",
+        "directory_users",
+        "directory_groups",
+        "directory_group_memberships",
+    ] {
+        assert_eq!(
+            count(table).await,
+            0,
+            "{table} after the directory's delete"
+        );
+    }
+    assert_eq!(
+        queue_len(&format!("{}.dead", stack.prefix)).await.unwrap(),
+        0,
+        "nothing dead-lettered"
+    );
+    stack.teardown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn poison_goes_to_dlq_without_blocking_and_replay_is_a_duplicate() {
     let db = fresh_database().await.unwrap();

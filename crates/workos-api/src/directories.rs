@@ -1,6 +1,7 @@
 //! Directory Sync's lists: `GET /directories`, `GET /directory_groups?directory=`,
-//! `GET /directory_users?directory=|group=` (cursor pages, oldest first), and
-//! `GET /directory_users/{id}`.
+//! `GET /directory_users?directory=|group=` (cursor pages, oldest first), and one
+//! object by id: `GET /directories/{id}`, `GET /directory_groups/{id}`,
+//! `GET /directory_users/{id}` (verify's repair asks for an extra row this way).
 //!
 //! WorkOS limits Directory Users to 4 requests per second per directory: every call to
 //! it first waits on a budget of its own per directory (`directory_users_per_second`,
@@ -12,6 +13,7 @@
 
 use std::time::Instant;
 
+use serde::de::DeserializeOwned;
 use workos_sync_core::{Directory, DirectoryGroup, DirectoryUser, Entity};
 
 use crate::{ApiError, Client, Page, list_path, organizations::paging};
@@ -79,20 +81,41 @@ impl Client {
     }
 
     /// `GET /directory_users/{id}`; WorkOS's own `entity_not_found` for that id is
-    /// [`ApiError::NotFound`].
+    /// [`ApiError::NotFound`]. Paced by `directory`'s budget when it is known.
     pub async fn get_directory_user(
         &self,
         id: &str,
         directory: Option<&str>,
         deadline: Option<Instant>,
     ) -> Result<DirectoryUser, ApiError> {
-        workos_sync_core::check_object_id(id)?;
         if let Some(d) = directory {
+            workos_sync_core::check_object_id(id)?;
             self.directory_budget(d, deadline).await?;
         }
+        self.get_object(Entity::DirectoryUsers, id, deadline).await
+    }
+
+    /// `GET /directories/{id}` (not found as [`ApiError::NotFound`]).
+    pub async fn get_directory(&self, id: &str) -> Result<Directory, ApiError> {
+        self.get_object(Entity::Directories, id, None).await
+    }
+
+    /// `GET /directory_groups/{id}` (not found as [`ApiError::NotFound`]).
+    pub async fn get_directory_group(&self, id: &str) -> Result<DirectoryGroup, ApiError> {
+        self.get_object(Entity::DirectoryGroups, id, None).await
+    }
+
+    /// One object of `entity`'s list path by id.
+    async fn get_object<T: DeserializeOwned>(
+        &self,
+        entity: Entity,
+        id: &str,
+        deadline: Option<Instant>,
+    ) -> Result<T, ApiError> {
+        workos_sync_core::check_object_id(id)?;
         let body = self
             .get(
-                &format!("{}/{id}", list_path(Entity::DirectoryUsers)),
+                &format!("{}/{id}", list_path(entity)),
                 &[],
                 Some(id),
                 deadline,
