@@ -623,6 +623,36 @@ async fn reconcile_applies_missing_events_once_with_a_single_leader() {
         db.store.get_user("user_rc0").await.unwrap().unwrap(),
         snapshot_before
     );
+    // It asked for every enabled entity's event types, Directory Sync's included.
+    let asked: Vec<Vec<String>> = workos
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == "/events")
+        .map(|r| {
+            r.url
+                .query_pairs()
+                .filter(|(k, _)| k == "events[]")
+                .map(|(_, v)| v.to_string())
+                .collect()
+        })
+        .collect();
+    assert!(!asked.is_empty());
+    for ty in [
+        "user.updated",
+        "organization_membership.deleted",
+        "dsync.activated",
+        "dsync.deleted",
+        "dsync.user.deleted",
+        "dsync.group.user_added",
+        "dsync.group.user_removed",
+    ] {
+        assert!(
+            asked.iter().all(|a| a.iter().any(|t| t == ty)),
+            "{ty} not asked for: {asked:?}"
+        );
+    }
     w.shutdown().await;
     close_and_delete(broker).await.unwrap();
     db.teardown().await.unwrap();
