@@ -289,6 +289,12 @@ pub struct Declaration {
     /// WorkOS said so (a group membership's event time, a listing's time), so a
     /// comparison with WorkOS's lists (verify) is by presence alone.
     pub own_version: bool,
+    /// Its list (`list_path`, paged, every object of the environment) is walked whole and
+    /// on its own, each object decoded as an event's `data` is ([`Record::from_object`]):
+    /// backfill, verify and the repair's ask by id need nothing else for it. `false`:
+    /// the walk has a list of its own for it (organizations with their domains, a
+    /// directory with what is under it…), or WorkOS serves no list.
+    pub plain_list: bool,
     /// The entities `--only <this>` also covers (a directory's users, groups and
     /// memberships).
     pub includes: &'static [Entity],

@@ -26,11 +26,13 @@ pub enum Entity {
     DirectoryUsers,
     DirectoryGroups,
     DirectoryGroupMemberships,
+    Invitations,
+    Connections,
 }
 
 impl Entity {
     /// How many entities there are (the length of per-entity arrays).
-    pub const COUNT: usize = 10;
+    pub const COUNT: usize = 12;
 
     /// Every entity, in the order tables are written and reported.
     pub const ALL: [Entity; Self::COUNT] = [
@@ -44,6 +46,8 @@ impl Entity {
         Entity::DirectoryUsers,
         Entity::DirectoryGroups,
         Entity::DirectoryGroupMemberships,
+        Entity::Invitations,
+        Entity::Connections,
     ];
 
     /// The entity's one declaration (its file under `record/`).
@@ -59,6 +63,8 @@ impl Entity {
             Entity::DirectoryUsers => &record::directory_user::DECLARATION,
             Entity::DirectoryGroups => &record::directory_group::DECLARATION,
             Entity::DirectoryGroupMemberships => &record::directory_group_membership::DECLARATION,
+            Entity::Invitations => &record::invitation::DECLARATION,
+            Entity::Connections => &record::connection::DECLARATION,
         }
     }
 
@@ -181,7 +187,7 @@ mod tests {
             }
         }
         assert!(Entity::parse("user").is_err());
-        assert_eq!(Entity::of_event_type("connection.activated"), None);
+        assert_eq!(Entity::of_event_type("session.created"), None);
     }
 
     #[test]

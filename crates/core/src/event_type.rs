@@ -43,6 +43,17 @@ pub const DIRECTORY_GROUP_UPDATED: &str = "dsync.group.updated";
 pub const DIRECTORY_GROUP_DELETED: &str = "dsync.group.deleted";
 pub const DIRECTORY_USER_ADDED: &str = "dsync.group.user_added";
 pub const DIRECTORY_USER_REMOVED: &str = "dsync.group.user_removed";
+pub const INVITATION_CREATED: &str = "invitation.created";
+pub const INVITATION_ACCEPTED: &str = "invitation.accepted";
+pub const INVITATION_RESENT: &str = "invitation.resent";
+pub const INVITATION_REVOKED: &str = "invitation.revoked";
+pub const CONNECTION_ACTIVATED: &str = "connection.activated";
+pub const CONNECTION_DEACTIVATED: &str = "connection.deactivated";
+pub const CONNECTION_DELETED: &str = "connection.deleted";
+/// WorkOS's emulator's names (the API reference has no created/updated connection
+/// events): accepted as upserts.
+pub const CONNECTION_CREATED: &str = "connection.created";
+pub const CONNECTION_UPDATED: &str = "connection.updated";
 
 /// Not a WorkOS type: an object as the API returns it now (lazy sync, backfill, verify).
 pub const SNAPSHOT: &str = "snapshot";
@@ -87,6 +98,19 @@ pub const DIRECTORY_GROUP_EVENTS: &[&str] = &[
     DIRECTORY_GROUP_DELETED,
 ];
 pub const DIRECTORY_MEMBERSHIP_EVENTS: &[&str] = &[DIRECTORY_USER_ADDED, DIRECTORY_USER_REMOVED];
+pub const INVITATION_EVENTS: &[&str] = &[
+    INVITATION_CREATED,
+    INVITATION_ACCEPTED,
+    INVITATION_RESENT,
+    INVITATION_REVOKED,
+];
+pub const CONNECTION_EVENTS: &[&str] = &[
+    CONNECTION_ACTIVATED,
+    CONNECTION_DEACTIVATED,
+    CONNECTION_DELETED,
+    CONNECTION_CREATED,
+    CONNECTION_UPDATED,
+];
 
 /// The types whose event says the object is gone (a group membership's: that the user
 /// left the group).
@@ -102,6 +126,7 @@ pub const DELETIONS: &[&str] = &[
     ROLE_DELETED,
     ORGANIZATION_ROLE_DELETED,
     PERMISSION_DELETED,
+    CONNECTION_DELETED,
 ];
 
 /// A bounded label for metrics: the known types and the snapshots; every other type is

@@ -327,18 +327,19 @@ pub async fn verify_since(
 
 /// The entities whose extra rows can be asked about one by one (the others are left).
 /// A Directory Sync membership has no id: it is asked about through its group and user
-/// ([`check_directory_membership`]).
+/// ([`check_directory_membership`]); a plain list's object by its id.
 fn askable(e: Entity) -> bool {
-    matches!(
-        e,
-        Entity::Users
-            | Entity::Organizations
-            | Entity::OrganizationMemberships
-            | Entity::Directories
-            | Entity::DirectoryUsers
-            | Entity::DirectoryGroups
-            | Entity::DirectoryGroupMemberships
-    )
+    e.declaration().plain_list
+        || matches!(
+            e,
+            Entity::Users
+                | Entity::Organizations
+                | Entity::OrganizationMemberships
+                | Entity::Directories
+                | Entity::DirectoryUsers
+                | Entity::DirectoryGroups
+                | Entity::DirectoryGroupMemberships
+        )
 }
 
 /// True when `key` was written after the verify began (never removed by this run).
@@ -428,6 +429,18 @@ async fn check_extra(api: &Client, store: &Store, e: Entity, key: &str) -> Resul
     }
     workos_sync_core::ids::check_object_id(key)
         .map_err(|err| SyncError::NotAnId(format!("{key:?}: {err}")))?;
+    if e.declaration().plain_list {
+        return match api.get_record(e, key).await {
+            Ok(r) => reapply(store, r).await,
+            Err(ApiError::NotFound) => {
+                let data = serde_json::json!({ "id": key }).to_string();
+                let gone =
+                    Record::key_only(e, false, &data, Utc::now()).map_err(SyncError::NotAnId)?;
+                remove(store, gone).await
+            }
+            Err(other) => Err(other.into()),
+        };
+    }
     Ok(match e {
         Entity::DirectoryUsers => matches!(
             crate::sync_directory_user(api, store, key, None).await?,

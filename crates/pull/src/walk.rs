@@ -2,7 +2,8 @@
 //! hold each entity ([`List`]), the order they are walked in (users; organizations page
 //! by page, and under each organization its memberships and its roles; environment
 //! roles; permissions; directories page by page, and under each directory its groups
-//! (under each group its users, as memberships) and its users), and the "next cursor or
+//! (under each group its users, as memberships) and its users; then each plain list:
+//! invitations, connections), and the "next cursor or
 //! stop" rule of every paged list ([`Cursors`]). What is done with each page is the
 //! caller's ([`Sink`]). The lists under a page of directories are walked several
 //! directories at once (WorkOS paces Directory Users per directory), their pages handed
@@ -53,6 +54,8 @@ pub(crate) enum List {
         group: String,
         directory: String,
     },
+    /// A plain list (`Declaration::plain_list`): invitations, connections.
+    Plain(Entity),
 }
 
 impl List {
@@ -70,6 +73,7 @@ impl List {
             List::DirectoryGroups(_) => Entity::DirectoryGroups,
             List::DirectoryUsers(_) => Entity::DirectoryUsers,
             List::GroupUsers { .. } => Entity::DirectoryGroupMemberships,
+            List::Plain(e) => *e,
         }
     }
 
@@ -77,7 +81,11 @@ impl List {
     pub fn resumable(&self) -> bool {
         matches!(
             self,
-            List::Users | List::Organizations | List::Permissions | List::Directories
+            List::Users
+                | List::Organizations
+                | List::Permissions
+                | List::Directories
+                | List::Plain(_)
         )
     }
 
@@ -183,6 +191,10 @@ impl List {
                     .collect();
                 (members, p.after)
             }
+            List::Plain(e) => {
+                let p = api.list_records(*e, after, PAGE).await?;
+                (p.data, p.after)
+            }
         })
     }
 }
@@ -237,6 +249,12 @@ pub(crate) async fn walk(
     ]) {
         lists.push(List::Directories);
     }
+    lists.extend(
+        wanted
+            .iter()
+            .filter(|e| e.declaration().plain_list)
+            .map(List::Plain),
+    );
     for list in lists {
         walk_list(api, list, wanted, None, sink).await?;
     }

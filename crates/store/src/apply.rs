@@ -203,7 +203,11 @@ fn scopes(r: &Record) -> Vec<(i32, String)> {
             s.push((LOCK_USER, m.user_id.clone()));
             s.push((LOCK_ORG, m.organization_id.clone()));
         }
-        Record::Organization(_) | Record::Domain(_) => {}
+        // Scoped by their organization (below), when they have one.
+        Record::Organization(_)
+        | Record::Domain(_)
+        | Record::Invitation(_)
+        | Record::Connection(_) => {}
         Record::Role(role) => s.push((LOCK_ROLE, role.key())),
         Record::Permission(p) => s.push((LOCK_PERMISSION, p.slug.clone())),
         Record::Directory(_)

@@ -493,7 +493,7 @@ mod tests {
 
     fn other(id: &str) -> Event {
         Event {
-            event_type: "connection.activated".into(),
+            event_type: "session.created".into(),
             kind: EventKind::Other,
             ..up(id, user("_", 0), 0)
         }

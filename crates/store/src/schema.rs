@@ -201,11 +201,47 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    invitations (id) {
+        id -> Text,
+        email -> Nullable<Text>,
+        state -> Nullable<Text>,
+        organization_id -> Nullable<Text>,
+        inviter_user_id -> Nullable<Text>,
+        accepted_user_id -> Nullable<Text>,
+        role_slug -> Nullable<Text>,
+        expires_at -> Nullable<Timestamptz>,
+        accepted_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+        workos_created_at -> Timestamptz,
+        workos_updated_at -> Timestamptz,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    connections (id) {
+        id -> Text,
+        organization_id -> Nullable<Text>,
+        connection_type -> Nullable<Text>,
+        name -> Nullable<Text>,
+        state -> Nullable<Text>,
+        domains -> Array<Nullable<Text>>,
+        workos_created_at -> Timestamptz,
+        workos_updated_at -> Timestamptz,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    connections,
     directories,
     directory_group_memberships,
     directory_groups,
     directory_users,
+    invitations,
     organization_domains,
     organization_memberships,
     organizations,

@@ -49,7 +49,9 @@ fn own_lock(entity: Entity) -> Option<i32> {
         | Entity::OrganizationMemberships
         | Entity::DirectoryUsers
         | Entity::DirectoryGroups
-        | Entity::DirectoryGroupMemberships => None,
+        | Entity::DirectoryGroupMemberships
+        | Entity::Invitations
+        | Entity::Connections => None,
     }
 }
 

@@ -50,7 +50,7 @@ fn event(id: &str, kind: EventKind, created: i64) -> Event {
         EventKind::Upsert(_) => "user.updated",
         EventKind::Delete(_) => "user.deleted",
         EventKind::Snapshot(_) => "user.snapshot",
-        EventKind::Other => "connection.activated",
+        EventKind::Other => "session.created",
     };
     Event {
         id: id.into(),

@@ -13,7 +13,6 @@
 
 use std::time::Instant;
 
-use serde::de::DeserializeOwned;
 use workos_sync_core::{Directory, DirectoryGroup, DirectoryUser, Entity};
 
 use crate::{ApiError, Client, Page, list_path, organizations::paging};
@@ -103,24 +102,5 @@ impl Client {
     /// `GET /directory_groups/{id}` (not found as [`ApiError::NotFound`]).
     pub async fn get_directory_group(&self, id: &str) -> Result<DirectoryGroup, ApiError> {
         self.get_object(Entity::DirectoryGroups, id, None).await
-    }
-
-    /// One object of `entity`'s list path by id.
-    async fn get_object<T: DeserializeOwned>(
-        &self,
-        entity: Entity,
-        id: &str,
-        deadline: Option<Instant>,
-    ) -> Result<T, ApiError> {
-        workos_sync_core::check_object_id(id)?;
-        let body = self
-            .get(
-                &format!("{}/{id}", list_path(entity)),
-                &[],
-                Some(id),
-                deadline,
-            )
-            .await?;
-        serde_json::from_slice(&body.0).map_err(|e| ApiError::BadResponse(e.to_string()))
     }
 }

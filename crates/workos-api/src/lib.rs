@@ -34,6 +34,7 @@ use workos_sync_core::{Entity, IdError, User, backoff::Backoff};
 pub use workos_sync_core::event_type::USER_EVENTS;
 
 mod directories;
+mod objects;
 mod organizations;
 mod retry_after;
 pub use directories::DirectoryUsersOf;

@@ -11,7 +11,7 @@
 //! Failure model: decoding is serde's; every field but `id` may be missing or null.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use crate::{
     Entity,
@@ -32,7 +32,7 @@ pub struct Directory {
     #[serde(default)]
     pub state: Option<String>,
     /// The domain names: the API's `domain`, or the event's `domains[].domain`.
-    #[serde(default, rename = "domains", deserialize_with = "domain_names")]
+    #[serde(default, rename = "domains", deserialize_with = "super::domain_names")]
     pub domains: Vec<String>,
     #[serde(default, rename = "domain", skip_serializing)]
     domain: Option<String>,
@@ -66,24 +66,6 @@ impl Directory {
         }
         names
     }
-}
-
-/// `domains[]` as objects with a `domain` (events) or as plain names; null is empty.
-fn domain_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Item {
-        Name(String),
-        Object { domain: String },
-    }
-    let items: Option<Vec<Item>> = Option::deserialize(d)?;
-    Ok(items
-        .unwrap_or_default()
-        .into_iter()
-        .map(|i| match i {
-            Item::Name(s) | Item::Object { domain: s } => s,
-        })
-        .collect())
 }
 
 pub const DECLARATION: Declaration = Declaration {
@@ -130,6 +112,7 @@ pub const DECLARATION: Declaration = Declaration {
     event_types: event_type::DIRECTORY_EVENTS,
     key_reused: false,
     own_version: true,
+    plain_list: false,
     includes: &[
         Entity::DirectoryUsers,
         Entity::DirectoryGroups,

@@ -97,5 +97,6 @@ pub const DECLARATION: Declaration = Declaration {
     event_types: event_type::DIRECTORY_GROUP_EVENTS,
     key_reused: false,
     own_version: true,
+    plain_list: false,
     includes: &[],
 };

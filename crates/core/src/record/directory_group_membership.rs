@@ -129,5 +129,6 @@ pub const DECLARATION: Declaration = Declaration {
     event_types: event_type::DIRECTORY_MEMBERSHIP_EVENTS,
     key_reused: true,
     own_version: false,
+    plain_list: false,
     includes: &[],
 };

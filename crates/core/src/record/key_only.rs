@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::{
-    Directory, DirectoryGroup, DirectoryUser, Domain, Membership, Organization, Permission, Record,
-    Role, User,
+    Connection, Directory, DirectoryGroup, DirectoryUser, Domain, Invitation, Membership,
+    Organization, Permission, Record, Role, User,
 };
 use crate::entity::Entity;
 
@@ -122,6 +122,14 @@ impl Record {
             Entity::DirectoryGroupMemberships => {
                 return Err("directory group membership without its user and group".into());
             }
+            Entity::Invitations => Record::Invitation(Invitation {
+                organization_id: nonempty(k.organization_id),
+                ..Invitation::stub(&need_id()?, at)
+            }),
+            Entity::Connections => Record::Connection(Connection {
+                organization_id: nonempty(k.organization_id),
+                ..Connection::stub(&need_id()?, at)
+            }),
         })
     }
 }

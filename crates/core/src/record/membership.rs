@@ -129,5 +129,6 @@ pub const DECLARATION: Declaration = Declaration {
     event_types: event_type::MEMBERSHIP_EVENTS,
     key_reused: false,
     own_version: true,
+    plain_list: false,
     includes: &[],
 };

@@ -5,11 +5,13 @@
 //! null); secrets WorkOS sends (a domain's `verification_token`) are not fields, so they
 //! are dropped while decoding and can never be stored.
 
+pub mod connection;
 pub mod directory;
 pub mod directory_group;
 pub mod directory_group_membership;
 pub mod directory_user;
 pub mod domain;
+pub mod invitation;
 mod key_only;
 pub mod membership;
 pub mod organization;
@@ -20,11 +22,13 @@ pub mod user;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer};
 
+pub use connection::Connection;
 pub use directory::Directory;
 pub use directory_group::DirectoryGroup;
 pub use directory_group_membership::DirectoryGroupMembership;
 pub use directory_user::DirectoryUser;
 pub use domain::Domain;
+pub use invitation::Invitation;
 pub use membership::{Membership, RoleRef};
 pub use organization::Organization;
 pub use permission::Permission;
@@ -49,6 +53,8 @@ pub enum Record {
     DirectoryUser(DirectoryUser),
     DirectoryGroup(DirectoryGroup),
     DirectoryMembership(DirectoryGroupMembership),
+    Invitation(Invitation),
+    Connection(Connection),
 }
 
 impl Record {
@@ -64,6 +70,8 @@ impl Record {
             Record::DirectoryUser(_) => Entity::DirectoryUsers,
             Record::DirectoryGroup(_) => Entity::DirectoryGroups,
             Record::DirectoryMembership(_) => Entity::DirectoryGroupMemberships,
+            Record::Invitation(_) => Entity::Invitations,
+            Record::Connection(_) => Entity::Connections,
         }
     }
 
@@ -81,6 +89,8 @@ impl Record {
             Record::DirectoryUser(u) => u.id.clone(),
             Record::DirectoryGroup(g) => g.id.clone(),
             Record::DirectoryMembership(m) => m.key(),
+            Record::Invitation(i) => i.id.clone(),
+            Record::Connection(c) => c.id.clone(),
         }
     }
 
@@ -114,6 +124,8 @@ impl Record {
             Record::DirectoryUser(u) => u.updated_at,
             Record::DirectoryGroup(g) => g.updated_at,
             Record::DirectoryMembership(m) => or_epoch(m.at, None),
+            Record::Invitation(i) => i.updated_at,
+            Record::Connection(c) => c.updated_at,
         }
     }
 
@@ -126,6 +138,8 @@ impl Record {
             Record::Directory(d) => d.created_at,
             Record::DirectoryUser(u) => u.created_at,
             Record::DirectoryGroup(g) => g.created_at,
+            Record::Invitation(i) => i.created_at,
+            Record::Connection(c) => c.created_at,
             Record::DirectoryMembership(m) => m.at.unwrap_or_else(|| self.updated_at()),
             Record::Domain(Domain { created_at, .. })
             | Record::Role(Role { created_at, .. })
@@ -156,7 +170,9 @@ impl Record {
             | Record::Membership(_)
             | Record::Directory(_)
             | Record::DirectoryUser(_)
-            | Record::DirectoryGroup(_) => {}
+            | Record::DirectoryGroup(_)
+            | Record::Invitation(_)
+            | Record::Connection(_) => {}
         }
     }
 
@@ -177,6 +193,8 @@ impl Record {
             Record::Domain(d) => Some(&d.organization_id),
             Record::Membership(m) => Some(&m.organization_id),
             Record::Role(r) => r.organization_id.as_deref(),
+            Record::Invitation(i) => i.organization_id.as_deref(),
+            Record::Connection(c) => c.organization_id.as_deref(),
             // Directory Sync objects name an organization but are scoped by their
             // directory ([`Record::directory_id`]).
             Record::User(_)
@@ -226,4 +244,22 @@ where
     T: Default + Deserialize<'de>,
 {
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// `domains[]` as objects with a `domain` (events) or as plain names; null is empty.
+pub(crate) fn domain_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Item {
+        Name(String),
+        Object { domain: String },
+    }
+    let items: Option<Vec<Item>> = Option::deserialize(d)?;
+    Ok(items
+        .unwrap_or_default()
+        .into_iter()
+        .map(|i| match i {
+            Item::Name(s) | Item::Object { domain: s } => s,
+        })
+        .collect())
 }

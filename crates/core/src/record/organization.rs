@@ -93,5 +93,6 @@ pub const DECLARATION: Declaration = Declaration {
     event_types: event_type::ORGANIZATION_EVENTS,
     key_reused: false,
     own_version: true,
+    plain_list: false,
     includes: &[],
 };

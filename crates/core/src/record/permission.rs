@@ -71,5 +71,6 @@ pub const DECLARATION: Declaration = Declaration {
     event_types: event_type::PERMISSION_EVENTS,
     key_reused: true,
     own_version: true,
+    plain_list: false,
     includes: &[],
 };

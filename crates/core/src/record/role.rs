@@ -130,5 +130,6 @@ pub const DECLARATION: Declaration = Declaration {
     event_types: event_type::ROLE_EVENTS,
     key_reused: true,
     own_version: true,
+    plain_list: false,
     includes: &[],
 };

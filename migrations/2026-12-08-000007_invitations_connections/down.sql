@@ -1,0 +1,3 @@
+DROP TABLE connections;
+DROP VIEW invitation_states;
+DROP TABLE invitations;
