@@ -164,7 +164,16 @@ async fn backfill_of_150_organizations_stores_every_membership_and_resumes() {
         ))
         .mount(&workos)
         .await;
-    // No directories (Directory Sync is walked too: an empty list).
+    // No directories, invitations or connections (walked too: empty lists).
+    for list in ["/user_management/invitations", "/connections"] {
+        Mock::given(method("GET"))
+            .and(path(list))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                json!({"object": "list", "data": [], "list_metadata": {"before": null, "after": null}}),
+            ))
+            .mount(&workos)
+            .await;
+    }
     Mock::given(method("GET"))
         .and(path("/directories"))
         .respond_with(ResponseTemplate::new(200).set_body_json(
