@@ -88,11 +88,11 @@ fn history(seed: u64) -> History {
     let mut model = Model::default();
     let deleted_org = rng.random_range(0..3);
     let invite = |events: &mut Vec<Event>,
-                      model: &mut Model,
-                      rng: &mut StdRng,
-                      id: &mut dyn FnMut(&str) -> String,
-                      iid: String,
-                      org: Option<&str>| {
+                  model: &mut Model,
+                  rng: &mut StdRng,
+                  id: &mut dyn FnMut(&str) -> String,
+                  iid: String,
+                  org: Option<&str>| {
         let versions = rng.random_range(1..5);
         let mut state = "pending";
         for v in 1..=versions {
