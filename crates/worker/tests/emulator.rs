@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use workos_sync_core::Entity;
 use workos_sync_pull as sync;
 use workos_sync_testkit::{EMULATOR_API_KEY, Emulator, Stack, TEST_SECRET, eventually};
 use workos_sync_workos_api::{ApiConfig, Client};
@@ -343,5 +344,236 @@ async fn organizations_memberships_and_domains_from_the_emulator() {
         "reconcile: {:?}",
         store.all_memberships().await.unwrap()
     );
+    stack.teardown().await.unwrap();
+}
+
+/// True when `table` has the row `id`.
+async fn has_row(db: &workos_sync_testkit::TestDb, table: &str, id: &str) -> bool {
+    !db.rows(&format!("SELECT 1 FROM {table} WHERE id = '{id}'"))
+        .await
+        .unwrap()
+        .is_empty()
+}
+
+/// The emulator's list at `path` (every page, oldest first): id → object.
+async fn emu_list(emu: &Emulator, path: &str) -> std::collections::BTreeMap<String, Value> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut after: Option<String> = None;
+    loop {
+        let q = match &after {
+            Some(a) => format!("{path}?limit=100&order=asc&after={a}"),
+            None => format!("{path}?limit=100&order=asc"),
+        };
+        let page = emu_call(emu, reqwest::Method::GET, &q, None).await;
+        for v in page["data"].as_array().unwrap() {
+            out.insert(v["id"].as_str().unwrap().to_owned(), v.clone());
+        }
+        match page["list_metadata"]["after"].as_str() {
+            Some(a) => after = Some(a.to_owned()),
+            None => return out,
+        }
+    }
+}
+
+/// Id → (state, and the connection's domain names) of a table.
+async fn stored(
+    db: &workos_sync_testkit::TestDb,
+    table: &str,
+) -> std::collections::BTreeMap<String, Value> {
+    let domains = if table == "connections" {
+        "domains"
+    } else {
+        "NULL::text[] AS domains"
+    };
+    db.rows(&format!("SELECT id, state, {domains} FROM {table}"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_owned(),
+                json!([r["state"], r["domains"]]),
+            )
+        })
+        .collect()
+}
+
+/// Id → (state, domain names) of the emulator's objects, as [`stored`] shows them.
+fn expected(
+    objects: &std::collections::BTreeMap<String, Value>,
+    connections: bool,
+) -> std::collections::BTreeMap<String, Value> {
+    objects
+        .iter()
+        .map(|(id, v)| {
+            let domains = if connections {
+                json!(
+                    v["domains"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|d| d["domain"].clone())
+                        .collect::<Vec<_>>()
+                )
+            } else {
+                Value::Null
+            };
+            (id.clone(), json!([v["state"], domains]))
+        })
+        .collect()
+}
+
+/// Invitations and SSO connections from WorkOS's emulator: its signed webhooks
+/// (`invitation.created|accepted|revoked|resent`; for connections the emulator's
+/// `connection.created` and `connection.deleted`) reach tables equal to its lists, and
+/// so do a backfill into emptied tables; verify finds them in step; no token or accept
+/// URL it sends (in answers and in its events) reaches any table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn invitations_and_connections_from_the_emulator() {
+    use reqwest::Method as M;
+    let (emu, stack) = start().await;
+    let (db, r) = (&stack.db, &stack.receiver);
+    emu.add_webhook(&r.url, TEST_SECRET).await.unwrap();
+    let org = emu_call(
+        &emu,
+        M::POST,
+        "/organizations",
+        Some(json!({"name": "Invitors"})),
+    )
+    .await;
+    let org = org["id"].as_str().unwrap().to_owned();
+
+    // Each step waits for the previous one's row, so that its newer version wins (the
+    // emulator's webhooks are unordered).
+    let mut invitations = Vec::new();
+    for (i, with_org) in [true, true, true, false].into_iter().enumerate() {
+        let mut body = json!({"email": format!("invitee{i}@example.com"), "role_slug": "member"});
+        if with_org {
+            body["organization_id"] = json!(org);
+        }
+        let v = emu_call(&emu, M::POST, "/user_management/invitations", Some(body)).await;
+        assert!(
+            v["token"].is_string(),
+            "the emulator answers with the token: {v}"
+        );
+        invitations.push(v["id"].as_str().unwrap().to_owned());
+    }
+    for id in &invitations {
+        assert!(
+            eventually(Duration::from_secs(20), || has_row(db, "invitations", id)).await,
+            "{id} not applied"
+        );
+    }
+    for (action, id) in [
+        ("accept", &invitations[0]),
+        ("revoke", &invitations[1]),
+        ("resend", &invitations[2]),
+    ] {
+        emu_call(
+            &emu,
+            M::POST,
+            &format!("/user_management/invitations/{id}/{action}"),
+            None,
+        )
+        .await;
+    }
+    let mut connections = Vec::new();
+    for (i, ty) in ["OktaSAML", "GoogleOAuth", "GenericOIDC"]
+        .into_iter()
+        .enumerate()
+    {
+        let v = emu_call(
+            &emu,
+            M::POST,
+            "/connections",
+            Some(json!({
+                "organization_id": org, "name": format!("SSO {i}"), "connection_type": ty,
+                "domains": [format!("sso{i}.example"), format!("alt{i}.example")]
+            })),
+        )
+        .await;
+        connections.push(v["id"].as_str().unwrap().to_owned());
+    }
+    let gone = connections[2].clone();
+    assert!(
+        eventually(Duration::from_secs(20), || has_row(
+            db,
+            "connections",
+            &gone
+        ))
+        .await
+    );
+    emu_call(&emu, M::DELETE, &format!("/connections/{gone}"), None).await;
+
+    let want_invitations = expected(&emu_list(&emu, "/user_management/invitations").await, false);
+    let want_connections = expected(&emu_list(&emu, "/connections").await, true);
+    assert_eq!(want_invitations.len(), 4);
+    assert_eq!(want_connections.len(), 2);
+    let in_step = || async {
+        stored(db, "invitations").await == want_invitations
+            && stored(db, "connections").await == want_connections
+    };
+    assert!(
+        eventually(Duration::from_secs(20), in_step).await,
+        "webhooks: {:?} {:?}",
+        stored(db, "invitations").await,
+        stored(db, "connections").await
+    );
+    let t = db
+        .store
+        .tombstones(Some(Entity::Connections), 10)
+        .await
+        .unwrap();
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0].id, gone);
+
+    // Backfill from the emulator's lists into emptied tables, then verify.
+    db.exec("TRUNCATE invitations, connections").await.unwrap();
+    let api = Client::new(ApiConfig::new(&emu.url, EMULATOR_API_KEY.to_owned().into())).unwrap();
+    for e in [Entity::Invitations, Entity::Connections] {
+        let opts = sync::BackfillOptions {
+            restart: true,
+            dry_run: false,
+            only: Some(e),
+        };
+        sync::backfill(&api, &db.store, opts, |_| {}).await.unwrap();
+        let check = sync::verify(&api, &db.store, Some(e), None, |_| {})
+            .await
+            .unwrap();
+        assert!(!check.has_drift(), "{e}: {check:?}");
+    }
+    assert_eq!(stored(db, "invitations").await, want_invitations);
+    assert_eq!(stored(db, "connections").await, want_connections);
+
+    // No token, nor its accept URL, in any table.
+    let tokens: Vec<String> = emu_list(&emu, "/user_management/invitations")
+        .await
+        .values()
+        .map(|v| v["token"].as_str().unwrap().to_owned())
+        .collect();
+    let tables = db
+        .rows(
+            "SELECT table_name FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+        )
+        .await
+        .unwrap();
+    for t in tables {
+        let name = t["table_name"].as_str().unwrap();
+        for row in db
+            .rows(&format!("SELECT row_to_json(t)::text AS row FROM {name} t"))
+            .await
+            .unwrap()
+        {
+            let row = row["row"].as_str().unwrap();
+            assert!(
+                !row.contains("accept_invitation_url") && !row.contains("accept?token"),
+                "{name}: {row}"
+            );
+            for token in &tokens {
+                assert!(!row.contains(token.as_str()), "{name} holds a token: {row}");
+            }
+        }
+    }
     stack.teardown().await.unwrap();
 }
