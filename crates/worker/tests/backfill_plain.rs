@@ -89,7 +89,7 @@ impl Respond for ById {
 fn invitation(i: usize) -> Value {
     let id = format!("invitation_bp{i:04}");
     let state = ["pending", "accepted", "revoked", "expired"][i % 4];
-    let org = if i % 5 == 0 {
+    let org = if i.is_multiple_of(5) {
         Value::Null
     } else {
         json!(format!("org_{}", i % 7))
