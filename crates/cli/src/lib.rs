@@ -145,6 +145,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The event archive (`[archive]`): its day partitions, and retention now.
+    Archive {
+        #[command(subcommand)]
+        command: cmd::archive::ArchiveCommand,
+    },
     /// Delete processed-event ids older than a cutoff, in batches.
     Prune {
         /// Age cutoff, e.g. 30d, 72h.
@@ -199,6 +204,7 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
             let timeout = std::time::Duration::from_millis(timeout_ms);
             cmd::probe::run(&url, timeout, ca.as_deref(), out).await
         }
+        Command::Archive { command } => cmd::archive::run(&settings, command, out).await,
         Command::Prune {
             older_than,
             force_short_window,

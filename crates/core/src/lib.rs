@@ -10,6 +10,7 @@ pub mod ids;
 pub mod metric;
 pub mod metrics_setup;
 pub mod record;
+pub mod secrets;
 pub mod settings;
 pub mod signature;
 pub mod telemetry;
@@ -18,8 +19,8 @@ pub use entity::{Entity, EntitySet};
 pub use event::{DecodeError, Envelope, Event, EventKind};
 pub use ids::{IdError, check_object_id};
 pub use record::{
-    Directory, DirectoryGroup, DirectoryGroupMembership, DirectoryUser, Domain, Membership,
-    Organization, Permission, Record, Role, User, UserRow,
+    Connection, Directory, DirectoryGroup, DirectoryGroupMembership, DirectoryUser, Domain,
+    Invitation, Membership, Organization, Permission, Record, Role, User, UserRow,
 };
 pub use settings::{Settings, SettingsError};
 pub use signature::SignatureError;

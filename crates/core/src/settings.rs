@@ -42,6 +42,7 @@ pub struct Settings {
     pub reconcile: ReconcileSettings,
     pub verify: VerifySettings,
     pub sync: SyncSettings,
+    pub archive: ArchiveSettings,
     pub workos: WorkosSettings,
     pub log: LogSettings,
 }
@@ -150,6 +151,59 @@ pub struct VerifySettings {
     pub max_removals: u64,
     /// … and at most this percentage of the entity's rows that sync wrote.
     pub max_removal_percent: f64,
+}
+
+/// `[archive]`: the optional event archive (config/default.toml says what each does).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ArchiveSettings {
+    pub enabled: bool,
+    /// Event types kept: exact names, `family.*`, or `*` for every type.
+    #[serde(deserialize_with = "list")]
+    pub types: Vec<String>,
+    /// Whole days of events kept; older days' partitions are dropped.
+    pub retention_days: u32,
+}
+
+impl ArchiveSettings {
+    /// The type filter, or `None` when the archive is off.
+    pub fn filter(&self) -> Option<TypeFilter> {
+        self.enabled.then(|| TypeFilter::new(&self.types))
+    }
+}
+
+/// Which event types the archive keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeFilter {
+    every: bool,
+    exact: std::collections::BTreeSet<String>,
+    /// `family.` of each `family.*`.
+    prefixes: Vec<String>,
+}
+
+impl TypeFilter {
+    pub fn new(patterns: &[String]) -> Self {
+        let mut f = Self {
+            every: false,
+            exact: Default::default(),
+            prefixes: Vec::new(),
+        };
+        for p in patterns.iter().map(|p| p.trim()) {
+            if p == "*" {
+                f.every = true;
+            } else if let Some(family) = p.strip_suffix('*') {
+                f.prefixes.push(family.to_owned());
+            } else if !p.is_empty() {
+                f.exact.insert(p.to_owned());
+            }
+        }
+        f
+    }
+
+    pub fn matches(&self, event_type: &str) -> bool {
+        self.every
+            || self.exact.contains(event_type)
+            || self.prefixes.iter().any(|p| event_type.starts_with(p))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

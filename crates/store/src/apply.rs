@@ -58,13 +58,28 @@ impl Store {
 
     /// Applies a batch in one transaction; returns one outcome per event, in order.
     pub async fn apply_batch(&self, events: &[Event]) -> Result<Vec<Outcome>, StoreError> {
+        self.apply_batch_archived(events, &[]).await
+    }
+
+    /// [`Store::apply_batch`], keeping the archived ones of `events` in the event archive
+    /// (`bodies[i]` is `events[i]`'s body as received) in the same transaction.
+    pub async fn apply_batch_archived(
+        &self,
+        events: &[Event],
+        bodies: &[&[u8]],
+    ) -> Result<Vec<Outcome>, StoreError> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
         let started = Instant::now();
         let st = self.statements().await?;
+        let archived = self.archive_rows(events, bodies);
+        if let Some(rows) = &archived {
+            self.archive_days(rows).await?;
+        }
         let mut conn = self.conn().await?;
-        let events = &*crate::parents::fill(&mut conn, events).await?;
+        let filled = crate::parents::fill(&mut conn, events).await?;
+        let events = &*filled;
         // A connection whose network path silently drops packets hangs instead of
         // failing (TCP gives up after ~15 min). Dropping the future mid-transaction
         // leaves the connection's transaction open, so the pool discards it.
@@ -72,11 +87,22 @@ impl Store {
         let outcomes = tokio::time::timeout(
             self.apply_timeout,
             conn.transaction::<_, StoreError, _>(async |c| {
-                apply_in_tx(c, &st, events, self.entities, &deletes_only).await
+                let outcomes = apply_in_tx(c, &st, events, self.entities, &deletes_only).await?;
+                if let Some(rows) = &archived {
+                    crate::archive::insert(c, rows).await?;
+                }
+                Ok(outcomes)
             }),
         )
         .await
         .map_err(|_| StoreError::Timeout(self.apply_timeout))?
+        .inspect_err(|e| {
+            if let Some(a) = &self.archive
+                && crate::archive::is_missing_partition(e)
+            {
+                a.forget();
+            }
+        })
         .map_err(locked)
         .map_err(|e| blocked_delete(e, AtomicU8::load(&deletes_only, Ordering::Relaxed)))?;
         metrics::histogram!(workos_sync_core::metric::APPLY_BATCH_SECONDS)
@@ -96,7 +122,7 @@ impl Store {
 
 /// A statement cancelled by `lock_timeout` (SQLSTATE 55P03, which diesel reports as an
 /// unknown database error with Postgres's own message) is [`StoreError::Locked`].
-fn locked(err: StoreError) -> StoreError {
+pub(crate) fn locked(err: StoreError) -> StoreError {
     if err.is_lock_timeout() {
         StoreError::Locked
     } else {

@@ -36,6 +36,7 @@
 //! database from a slow statement); [`StoreError::Invariant`] is a bug of the store.
 
 mod apply;
+mod archive;
 mod catalog;
 mod cursors;
 pub mod layout;
@@ -161,4 +162,6 @@ pub struct Store {
     deletes: layout::DeleteModes,
     /// The write path's statements, built from the users table's layout on first use.
     statements: std::sync::Arc<tokio::sync::OnceCell<std::sync::Arc<sql::Statements>>>,
+    /// The event archive, when `archive.enabled`.
+    archive: Option<std::sync::Arc<archive::Archive>>,
 }

@@ -42,6 +42,9 @@ pub const LOCK_PERMISSION: i32 = 0x5753_0007;
 /// groups and group memberships are serialised by it (so a directory's delete and its
 /// children's writes never interleave).
 pub const LOCK_DIRECTORY: i32 = 0x5753_0009;
+/// The event archive's partition changes (made on demand by any worker, dropped by
+/// retention): one at a time per schema (transaction-level, `(key, hashtext(schema))`).
+pub const LOCK_ARCHIVE: i32 = 0x5753_000A;
 
 /// A session-level advisory lock held on a dedicated connection (not pooled, so it can
 /// never leak back into the pool). Dropping it closes the connection, which releases

@@ -89,6 +89,7 @@ impl Store {
             users_columns: Default::default(),
             deletes: DeleteModes::default(),
             statements: Default::default(),
+            archive: None,
         })
     }
 
@@ -103,6 +104,7 @@ impl Store {
         s.entities = self.entities;
         s.users_columns = self.users_columns;
         s.deletes = self.deletes;
+        s.archive = self.archive;
         Ok(s)
     }
 
@@ -122,6 +124,12 @@ impl Store {
     pub fn with_deletes(mut self, deletes: DeleteModes) -> Self {
         self.deletes = deletes;
         self.statements = Default::default();
+        self
+    }
+
+    /// Keeps the events `filter` matches in the event archive (`[archive]`; `None`: off).
+    pub fn with_archive(mut self, filter: Option<workos_sync_core::settings::TypeFilter>) -> Self {
+        self.archive = filter.map(|f| std::sync::Arc::new(crate::archive::Archive::new(f)));
         self
     }
 

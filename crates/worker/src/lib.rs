@@ -59,7 +59,9 @@ impl WorkerHandle {
 /// Starts consumers, the queue-depth sampler and the HTTP server.
 pub async fn start(settings: &Settings) -> anyhow::Result<WorkerHandle> {
     let _ = workos_sync_core::metrics_setup::prometheus();
-    let store = Store::from_settings(&settings.database)?.with_sync(&settings.sync);
+    let store = Store::from_settings(&settings.database)?
+        .with_sync(&settings.sync)
+        .with_archive(settings.archive.filter());
     // A users table that does not fit the settings is refused now, in one line, rather
     // than failing every event; a database not up yet is waited for as usual.
     match store.prepare().await {
@@ -113,6 +115,13 @@ pub async fn start(settings: &Settings) -> anyhow::Result<WorkerHandle> {
         let (store, shutdown) = (store.clone(), shutdown.clone());
         move || sample_table_rows(store.clone(), shutdown.clone())
     }));
+    if settings.archive.enabled {
+        let retention_days = settings.archive.retention_days;
+        tasks.push(supervise("archive_retention", shutdown.clone(), {
+            let (store, shutdown) = (store.clone(), shutdown.clone());
+            move || archive_retention_loop(store.clone(), retention_days, shutdown.clone())
+        }));
+    }
     let api = workos_sync_workos_api::Client::new(
         workos_sync_workos_api::ApiConfig::from_settings(&settings.workos),
     )
@@ -280,6 +289,33 @@ async fn reconcile_loop(
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+/// How often the archive's retention runs (`archive.retention_days` counts whole days).
+const ARCHIVE_RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// Drops the event archive's partitions older than `retention_days`, at start and then
+/// hourly (every worker may: the drop is under the archive's lock and finds nothing the
+/// second time). Failures are logged and retried at the next run.
+async fn archive_retention_loop(store: Store, retention_days: u32, shutdown: CancellationToken) {
+    loop {
+        match store
+            .archive_prune(retention_days, chrono::Utc::now().date_naive())
+            .await
+        {
+            Ok(dropped) if !dropped.is_empty() => {
+                tracing::info!(partitions = dropped.len(), oldest = %dropped[0], "event archive: old days dropped");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "event archive retention failed; retried in an hour")
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(ARCHIVE_RETENTION_EVERY) => {}
         }
     }
 }

@@ -43,6 +43,24 @@ pub async fn run(
     {
         writeln!(out, "{s}")?;
     }
+    if settings.archive.enabled {
+        // The archive's table and the partitions of yesterday to two days ahead (the
+        // worker makes any other day's on demand).
+        let store = workos_sync_store::Store::from_settings(&settings.database)?;
+        let today = chrono::Utc::now().date_naive();
+        let days: Vec<chrono::NaiveDate> = (-1..=2)
+            .map(|d| today + chrono::Duration::days(d))
+            .collect();
+        store
+            .make_partitions(&days)
+            .await
+            .context("event archive")?;
+        writeln!(
+            out,
+            "event archive ready (schema {schema}, partitions {} to {})",
+            days[0], days[3]
+        )?;
+    }
     if report.applied.is_empty() && !report.adopted {
         writeln!(out, "database is up to date (schema {schema})")?;
     } else {

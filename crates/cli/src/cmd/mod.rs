@@ -6,6 +6,7 @@ use std::time::Duration;
 use workos_sync_core::Settings;
 use workos_sync_queue::{Broker, BrokerConfig};
 
+pub mod archive;
 pub mod backfill;
 pub mod debug;
 pub mod dlq;

@@ -53,7 +53,8 @@ impl Consumer {
     ) -> Result<Vec<Delivery>, BatchError> {
         let (mut deliveries, events): (Vec<Delivery>, Vec<Event>) = batch.into_iter().unzip();
         let started = Instant::now();
-        let applied = match self.apply_holding(&events, s).await {
+        let bodies: Vec<&[u8]> = deliveries.iter().map(|d| d.data.as_slice()).collect();
+        let applied = match self.apply_holding(&events, &bodies, s).await {
             Err(BatchError::Park) => return Ok(deliveries),
             other => other?,
         };
@@ -76,7 +77,9 @@ impl Consumer {
                 tracing::warn!(batch = events.len(), error = %e, "batch failed; isolating events");
                 for (i, (ev, d)) in events.iter().zip(&deliveries).enumerate() {
                     let started = Instant::now();
-                    let applied = match self.apply_holding(std::slice::from_ref(ev), s).await {
+                    let body = [d.data.as_slice()];
+                    let applied = match self.apply_holding(std::slice::from_ref(ev), &body, s).await
+                    {
                         Err(BatchError::Park) => return Ok(deliveries.split_off(i)),
                         other => other?,
                     };
@@ -135,6 +138,7 @@ impl Consumer {
     pub(super) async fn apply_holding(
         &self,
         events: &[Event],
+        bodies: &[&[u8]],
         s: &Session,
     ) -> Result<Result<Vec<workos_sync_store::Outcome>, StoreError>, BatchError> {
         let mut backoff = Backoff::new(Duration::from_millis(100), self.config.hold_backoff_max);
@@ -154,7 +158,7 @@ impl Consumer {
                 .saturating_sub(oldest.elapsed())
                 .max(MIN_ATTEMPT);
             let attempt = async {
-                match self.store.apply_batch(events).await {
+                match self.store.apply_batch_archived(events, bodies).await {
                     Ok(o) => Ok(o),
                     // A failed statement with a reachable database is the event's
                     // problem; an unreachable database is nobody's: wait for it.
