@@ -272,3 +272,41 @@ async fn probe_answers_like_a_healthcheck() {
     assert!(err.contains("no answer"), "{err}");
     r.teardown().await.unwrap();
 }
+
+/// `migrate` with the archive on makes its table and the days around today; `archive
+/// list` shows them; `archive prune` drops whole days older than the retention.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archive_migrate_list_and_prune() {
+    let db = fresh_database().await.unwrap();
+    let prefix = unique_prefix();
+    let on = [("WORKOS_SYNC__ARCHIVE__ENABLED", "true")];
+    let (code, out, err) = run(&prefix, &db.url, &on, &["migrate"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("event archive ready"), "{out}");
+    let today = chrono::Utc::now().date_naive();
+    db.store
+        .make_partitions(&[today - chrono::Duration::days(100)])
+        .await
+        .unwrap();
+    let (code, out, err) = run(&prefix, &db.url, &[], &["archive", "list", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["partitions"].as_array().unwrap().len(), 5, "{v}");
+    let (code, out, err) = run(&prefix, &db.url, &[], &["archive", "prune", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let old = format!(
+        "event_archive_p{}",
+        (today - chrono::Duration::days(100)).format("%Y%m%d")
+    );
+    assert_eq!(v["dropped"], serde_json::json!([old]), "{v}");
+    assert_eq!(v["kept_days"], 90);
+    let (_, out, _) = run(
+        &prefix,
+        &db.url,
+        &[],
+        &["archive", "prune", "--keep-days", "0"],
+    );
+    assert!(out.contains("dropped 1 partition"), "yesterday's: {out}");
+    db.teardown().await.unwrap();
+}
