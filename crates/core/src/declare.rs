@@ -289,6 +289,9 @@ pub struct Declaration {
     /// WorkOS said so (a group membership's event time, a listing's time), so a
     /// comparison with WorkOS's lists (verify) is by presence alone.
     pub own_version: bool,
+    /// WorkOS serves no list of it: mirrored from webhooks and the Events API
+    /// (reconcile) only; backfill and verify leave it out.
+    pub events_only: bool,
     /// Its list (`list_path`, paged, every object of the environment) is walked whole and
     /// on its own, each object decoded as an event's `data` is ([`Record::from_object`]):
     /// backfill, verify and the repair's ask by id need nothing else for it. `false`:

@@ -28,11 +28,14 @@ pub enum Entity {
     DirectoryGroupMemberships,
     Invitations,
     Connections,
+    Groups,
+    GroupMemberships,
+    ApiKeys,
 }
 
 impl Entity {
     /// How many entities there are (the length of per-entity arrays).
-    pub const COUNT: usize = 12;
+    pub const COUNT: usize = 15;
 
     /// Every entity, in the order tables are written and reported.
     pub const ALL: [Entity; Self::COUNT] = [
@@ -48,6 +51,9 @@ impl Entity {
         Entity::DirectoryGroupMemberships,
         Entity::Invitations,
         Entity::Connections,
+        Entity::Groups,
+        Entity::GroupMemberships,
+        Entity::ApiKeys,
     ];
 
     /// The entity's one declaration (its file under `record/`).
@@ -65,6 +71,9 @@ impl Entity {
             Entity::DirectoryGroupMemberships => &record::directory_group_membership::DECLARATION,
             Entity::Invitations => &record::invitation::DECLARATION,
             Entity::Connections => &record::connection::DECLARATION,
+            Entity::Groups => &record::group::DECLARATION,
+            Entity::GroupMemberships => &record::group_membership::DECLARATION,
+            Entity::ApiKeys => &record::api_key::DECLARATION,
         }
     }
 

@@ -201,6 +201,10 @@ fn decode_record(entity: Entity, event_type: &str, text: &str) -> Result<Record,
         }
         Entity::Invitations => Record::Invitation(serde_json::from_str(text).map_err(e)?),
         Entity::Connections => Record::Connection(serde_json::from_str(text).map_err(e)?),
+        Entity::Groups => Record::Group(serde_json::from_str(text).map_err(e)?),
+        // Its version is the event's time, filled in by the caller.
+        Entity::GroupMemberships => Record::GroupMembership(serde_json::from_str(text).map_err(e)?),
+        Entity::ApiKeys => Record::ApiKey(serde_json::from_str(text).map_err(e)?),
     })
 }
 

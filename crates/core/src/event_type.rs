@@ -54,6 +54,14 @@ pub const CONNECTION_DELETED: &str = "connection.deleted";
 /// events): accepted as upserts.
 pub const CONNECTION_CREATED: &str = "connection.created";
 pub const CONNECTION_UPDATED: &str = "connection.updated";
+pub const GROUP_CREATED: &str = "group.created";
+pub const GROUP_UPDATED: &str = "group.updated";
+pub const GROUP_DELETED: &str = "group.deleted";
+pub const GROUP_MEMBER_ADDED: &str = "group.member_added";
+pub const GROUP_MEMBER_REMOVED: &str = "group.member_removed";
+pub const API_KEY_CREATED: &str = "api_key.created";
+pub const API_KEY_UPDATED: &str = "api_key.updated";
+pub const API_KEY_REVOKED: &str = "api_key.revoked";
 
 /// Not a WorkOS type: an object as the API returns it now (lazy sync, backfill, verify).
 pub const SNAPSHOT: &str = "snapshot";
@@ -104,6 +112,9 @@ pub const INVITATION_EVENTS: &[&str] = &[
     INVITATION_RESENT,
     INVITATION_REVOKED,
 ];
+pub const GROUP_EVENTS: &[&str] = &[GROUP_CREATED, GROUP_UPDATED, GROUP_DELETED];
+pub const GROUP_MEMBERSHIP_EVENTS: &[&str] = &[GROUP_MEMBER_ADDED, GROUP_MEMBER_REMOVED];
+pub const API_KEY_EVENTS: &[&str] = &[API_KEY_CREATED, API_KEY_UPDATED, API_KEY_REVOKED];
 pub const CONNECTION_EVENTS: &[&str] = &[
     CONNECTION_ACTIVATED,
     CONNECTION_DEACTIVATED,
@@ -127,6 +138,9 @@ pub const DELETIONS: &[&str] = &[
     ORGANIZATION_ROLE_DELETED,
     PERMISSION_DELETED,
     CONNECTION_DELETED,
+    GROUP_DELETED,
+    GROUP_MEMBER_REMOVED,
+    API_KEY_REVOKED,
 ];
 
 /// A bounded label for metrics: the known types and the snapshots; every other type is

@@ -19,8 +19,9 @@ pub use entity::{Entity, EntitySet};
 pub use event::{DecodeError, Envelope, Event, EventKind};
 pub use ids::{IdError, check_object_id};
 pub use record::{
-    Connection, Directory, DirectoryGroup, DirectoryGroupMembership, DirectoryUser, Domain,
-    Invitation, Membership, Organization, Permission, Record, Role, User, UserRow,
+    ApiKey, Connection, Directory, DirectoryGroup, DirectoryGroupMembership, DirectoryUser, Domain,
+    Group, GroupMembership, Invitation, Membership, Organization, Permission, Record, Role, User,
+    UserRow,
 };
 pub use settings::{Settings, SettingsError};
 pub use signature::SignatureError;

@@ -259,7 +259,15 @@ pub async fn verify_since(
     began: DateTime<Utc>,
     progress: impl FnMut(u64),
 ) -> Result<VerifyReport, SyncError> {
-    let wanted = store.entities().only(only);
+    // Entities WorkOS serves no list of cannot be compared with one.
+    let wanted = EntitySet::of(
+        &store
+            .entities()
+            .only(only)
+            .iter()
+            .filter(|e| !e.declaration().events_only)
+            .collect::<Vec<_>>(),
+    );
     let mut l = Listing {
         wanted,
         remote: HashMap::new(),

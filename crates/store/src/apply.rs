@@ -17,7 +17,10 @@ use workos_sync_core::{Entity, Event, EventKind, Record, User};
 
 use crate::{
     Outcome, Store, StoreError,
-    locks::{LOCK_DIRECTORY, LOCK_ORG, LOCK_PERMISSION, LOCK_ROLE, LOCK_USER, LOCK_USERTAG},
+    locks::{
+        LOCK_DIRECTORY, LOCK_GROUP, LOCK_MEMBERSHIP, LOCK_ORG, LOCK_PERMISSION, LOCK_ROLE,
+        LOCK_USER, LOCK_USERTAG,
+    },
     plan::{self, Existing, Known, Write},
     schema::processed_events,
     sql, tables, usertag,
@@ -228,12 +231,19 @@ fn scopes(r: &Record) -> Vec<(i32, String)> {
         Record::Membership(m) => {
             s.push((LOCK_USER, m.user_id.clone()));
             s.push((LOCK_ORG, m.organization_id.clone()));
+            s.push((LOCK_MEMBERSHIP, m.id.clone()));
+        }
+        Record::Group(g) => s.push((LOCK_GROUP, g.id.clone())),
+        Record::GroupMembership(m) => {
+            s.push((LOCK_GROUP, m.group_id.clone()));
+            s.push((LOCK_MEMBERSHIP, m.organization_membership_id.clone()));
         }
         // Scoped by their organization (below), when they have one.
         Record::Organization(_)
         | Record::Domain(_)
         | Record::Invitation(_)
-        | Record::Connection(_) => {}
+        | Record::Connection(_)
+        | Record::ApiKey(_) => {}
         Record::Role(role) => s.push((LOCK_ROLE, role.key())),
         Record::Permission(p) => s.push((LOCK_PERMISSION, p.slug.clone())),
         Record::Directory(_)

@@ -42,6 +42,14 @@ pub const LOCK_PERMISSION: i32 = 0x5753_0007;
 /// groups and group memberships are serialised by it (so a directory's delete and its
 /// children's writes never interleave).
 pub const LOCK_DIRECTORY: i32 = 0x5753_0009;
+/// Namespace of the per-group locks of the apply path: an AuthKit group and its
+/// memberships are serialised by it (a group's delete and a member_added never
+/// interleave).
+pub const LOCK_GROUP: i32 = 0x5753_000B;
+/// Namespace of the per-organization-membership locks: a membership's writes and the
+/// group memberships that name it (`group.member_added` names only the membership's id,
+/// so the membership's user and organization locks cannot serve).
+pub const LOCK_MEMBERSHIP: i32 = 0x5753_000C;
 /// The event archive's partition changes (made on demand by any worker, dropped by
 /// retention): one at a time per schema (transaction-level, `(key, hashtext(schema))`).
 pub const LOCK_ARCHIVE: i32 = 0x5753_000A;

@@ -235,12 +235,58 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    groups (id) {
+        id -> Text,
+        organization_id -> Nullable<Text>,
+        name -> Nullable<Text>,
+        description -> Nullable<Text>,
+        workos_created_at -> Timestamptz,
+        workos_updated_at -> Timestamptz,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    group_memberships (key) {
+        key -> Text,
+        group_id -> Text,
+        organization_membership_id -> Text,
+        workos_created_at -> Timestamptz,
+        workos_updated_at -> Timestamptz,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> Text,
+        owner_type -> Nullable<Text>,
+        owner_id -> Nullable<Text>,
+        organization_id -> Nullable<Text>,
+        name -> Nullable<Text>,
+        obfuscated_value -> Nullable<Text>,
+        permissions -> Array<Nullable<Text>>,
+        last_used_at -> Nullable<Timestamptz>,
+        expires_at -> Nullable<Timestamptz>,
+        workos_created_at -> Timestamptz,
+        workos_updated_at -> Timestamptz,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    api_keys,
     connections,
     directories,
     directory_group_memberships,
     directory_groups,
     directory_users,
+    group_memberships,
+    groups,
     invitations,
     organization_domains,
     organization_memberships,

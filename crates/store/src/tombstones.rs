@@ -16,7 +16,7 @@ use workos_sync_core::Entity;
 
 use crate::{
     Store, StoreError,
-    locks::{LOCK_DIRECTORY, LOCK_ORG, LOCK_PERMISSION, LOCK_ROLE, LOCK_USER},
+    locks::{LOCK_DIRECTORY, LOCK_GROUP, LOCK_ORG, LOCK_PERMISSION, LOCK_ROLE, LOCK_USER},
     schema::tombstones,
 };
 
@@ -45,13 +45,16 @@ fn own_lock(entity: Entity) -> Option<i32> {
         Entity::Roles => Some(LOCK_ROLE),
         Entity::Permissions => Some(LOCK_PERMISSION),
         Entity::Directories => Some(LOCK_DIRECTORY),
+        Entity::Groups => Some(LOCK_GROUP),
         Entity::OrganizationDomains
         | Entity::OrganizationMemberships
         | Entity::DirectoryUsers
         | Entity::DirectoryGroups
         | Entity::DirectoryGroupMemberships
         | Entity::Invitations
-        | Entity::Connections => None,
+        | Entity::Connections
+        | Entity::GroupMemberships
+        | Entity::ApiKeys => None,
     }
 }
 

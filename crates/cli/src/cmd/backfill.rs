@@ -20,6 +20,11 @@ pub async fn run(
             store.entities().contains(e),
             "{e} are not synced (sync.entities)"
         );
+        anyhow::ensure!(
+            !e.declaration().events_only,
+            "WorkOS serves no list of {e}: they are mirrored from webhooks and reconcile \
+             (`workos-sync reconcile`) only"
+        );
     }
     let bar = progress_bar();
     let started = std::time::Instant::now();

@@ -72,7 +72,10 @@ pub async fn run(
         TombstoneCommand::Remove { id, entity } => {
             match entity {
                 // Keyed by slug (or a group:user pair): any short printable text.
-                Entity::Roles | Entity::Permissions | Entity::DirectoryGroupMemberships => {
+                Entity::Roles
+                | Entity::Permissions
+                | Entity::DirectoryGroupMemberships
+                | Entity::GroupMemberships => {
                     anyhow::ensure!(
                         !id.is_empty()
                             && id.len() <= 255

@@ -102,6 +102,7 @@ pub const DECLARATION: Declaration = Declaration {
     event_types: event_type::CONNECTION_EVENTS,
     key_reused: false,
     own_version: true,
+    events_only: false,
     plain_list: true,
     includes: &[],
 };

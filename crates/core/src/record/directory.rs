@@ -112,6 +112,7 @@ pub const DECLARATION: Declaration = Declaration {
     event_types: event_type::DIRECTORY_EVENTS,
     key_reused: false,
     own_version: true,
+    events_only: false,
     plain_list: false,
     includes: &[
         Entity::DirectoryUsers,

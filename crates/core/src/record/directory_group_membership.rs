@@ -129,6 +129,7 @@ pub const DECLARATION: Declaration = Declaration {
     event_types: event_type::DIRECTORY_MEMBERSHIP_EVENTS,
     key_reused: true,
     own_version: false,
+    events_only: false,
     plain_list: false,
     includes: &[],
 };

@@ -136,6 +136,7 @@ pub const DECLARATION: Declaration = Declaration {
     event_types: event_type::INVITATION_EVENTS,
     key_reused: false,
     own_version: true,
+    events_only: false,
     plain_list: true,
     includes: &[],
 };

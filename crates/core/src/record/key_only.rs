@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::{
-    Connection, Directory, DirectoryGroup, DirectoryUser, Domain, Invitation, Membership,
-    Organization, Permission, Record, Role, User,
+    ApiKey, Connection, Directory, DirectoryGroup, DirectoryUser, Domain, Group, Invitation,
+    Membership, Organization, Permission, Record, Role, User,
 };
 use crate::entity::Entity;
 
@@ -130,6 +130,16 @@ impl Record {
                 organization_id: nonempty(k.organization_id),
                 ..Connection::stub(&need_id()?, at)
             }),
+            Entity::Groups => Record::Group(Group {
+                organization_id: nonempty(k.organization_id),
+                ..Group::stub(&need_id()?, at)
+            }),
+            Entity::ApiKeys => Record::ApiKey(ApiKey::stub(&need_id()?, at)),
+            // Its key is its group and organization membership, which the full decoder
+            // already required.
+            Entity::GroupMemberships => {
+                return Err("group membership without its group and membership".into());
+            }
         })
     }
 }

@@ -5,12 +5,15 @@
 //! null); secrets WorkOS sends (a domain's `verification_token`) are not fields, so they
 //! are dropped while decoding and can never be stored.
 
+pub mod api_key;
 pub mod connection;
 pub mod directory;
 pub mod directory_group;
 pub mod directory_group_membership;
 pub mod directory_user;
 pub mod domain;
+pub mod group;
+pub mod group_membership;
 pub mod invitation;
 mod key_only;
 pub mod membership;
@@ -22,12 +25,15 @@ pub mod user;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer};
 
+pub use api_key::ApiKey;
 pub use connection::Connection;
 pub use directory::Directory;
 pub use directory_group::DirectoryGroup;
 pub use directory_group_membership::DirectoryGroupMembership;
 pub use directory_user::DirectoryUser;
 pub use domain::Domain;
+pub use group::Group;
+pub use group_membership::GroupMembership;
 pub use invitation::Invitation;
 pub use membership::{Membership, RoleRef};
 pub use organization::Organization;
@@ -55,6 +61,9 @@ pub enum Record {
     DirectoryMembership(DirectoryGroupMembership),
     Invitation(Invitation),
     Connection(Connection),
+    Group(Group),
+    GroupMembership(GroupMembership),
+    ApiKey(ApiKey),
 }
 
 impl Record {
@@ -72,6 +81,9 @@ impl Record {
             Record::DirectoryMembership(_) => Entity::DirectoryGroupMemberships,
             Record::Invitation(_) => Entity::Invitations,
             Record::Connection(_) => Entity::Connections,
+            Record::Group(_) => Entity::Groups,
+            Record::GroupMembership(_) => Entity::GroupMemberships,
+            Record::ApiKey(_) => Entity::ApiKeys,
         }
     }
 
@@ -91,6 +103,9 @@ impl Record {
             Record::DirectoryMembership(m) => m.key(),
             Record::Invitation(i) => i.id.clone(),
             Record::Connection(c) => c.id.clone(),
+            Record::Group(g) => g.id.clone(),
+            Record::GroupMembership(m) => m.key(),
+            Record::ApiKey(k) => k.id.clone(),
         }
     }
 
@@ -126,6 +141,9 @@ impl Record {
             Record::DirectoryMembership(m) => or_epoch(m.at, None),
             Record::Invitation(i) => i.updated_at,
             Record::Connection(c) => c.updated_at,
+            Record::Group(g) => g.updated_at,
+            Record::GroupMembership(m) => or_epoch(m.at, None),
+            Record::ApiKey(k) => k.updated_at,
         }
     }
 
@@ -140,6 +158,9 @@ impl Record {
             Record::DirectoryGroup(g) => g.created_at,
             Record::Invitation(i) => i.created_at,
             Record::Connection(c) => c.created_at,
+            Record::Group(g) => g.created_at,
+            Record::ApiKey(k) => k.created_at,
+            Record::GroupMembership(m) => m.at.unwrap_or_else(|| self.updated_at()),
             Record::DirectoryMembership(m) => m.at.unwrap_or_else(|| self.updated_at()),
             Record::Domain(Domain { created_at, .. })
             | Record::Role(Role { created_at, .. })
@@ -165,6 +186,9 @@ impl Record {
             Record::DirectoryMembership(m) => {
                 m.at.get_or_insert(at);
             }
+            Record::GroupMembership(m) => {
+                m.at.get_or_insert(at);
+            }
             Record::User(_)
             | Record::Organization(_)
             | Record::Membership(_)
@@ -172,7 +196,9 @@ impl Record {
             | Record::DirectoryUser(_)
             | Record::DirectoryGroup(_)
             | Record::Invitation(_)
-            | Record::Connection(_) => {}
+            | Record::Connection(_)
+            | Record::Group(_)
+            | Record::ApiKey(_) => {}
         }
     }
 
@@ -195,6 +221,8 @@ impl Record {
             Record::Role(r) => r.organization_id.as_deref(),
             Record::Invitation(i) => i.organization_id.as_deref(),
             Record::Connection(c) => c.organization_id.as_deref(),
+            Record::Group(g) => g.organization_id.as_deref(),
+            Record::ApiKey(k) => k.organization_id(),
             // Directory Sync objects name an organization but are scoped by their
             // directory ([`Record::directory_id`]).
             Record::User(_)
@@ -202,7 +230,8 @@ impl Record {
             | Record::Directory(_)
             | Record::DirectoryUser(_)
             | Record::DirectoryGroup(_)
-            | Record::DirectoryMembership(_) => None,
+            | Record::DirectoryMembership(_)
+            | Record::GroupMembership(_) => None,
         }
     }
 

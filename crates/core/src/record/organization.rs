@@ -93,6 +93,7 @@ pub const DECLARATION: Declaration = Declaration {
     event_types: event_type::ORGANIZATION_EVENTS,
     key_reused: false,
     own_version: true,
+    events_only: false,
     plain_list: false,
     includes: &[],
 };

@@ -71,6 +71,7 @@ pub const DECLARATION: Declaration = Declaration {
     event_types: event_type::PERMISSION_EVENTS,
     key_reused: true,
     own_version: true,
+    events_only: false,
     plain_list: false,
     includes: &[],
 };

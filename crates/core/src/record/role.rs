@@ -130,6 +130,7 @@ pub const DECLARATION: Declaration = Declaration {
     event_types: event_type::ROLE_EVENTS,
     key_reused: true,
     own_version: true,
+    events_only: false,
     plain_list: false,
     includes: &[],
 };
