@@ -145,6 +145,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The WorkOS event types to subscribe the webhook endpoint to (those of the enabled
+    /// entities, sync.entities).
+    EventTypes {
+        /// Every entity's types, enabled or not.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// The event archive (`[archive]`): its day partitions, and retention now.
     Archive {
         #[command(subcommand)]
@@ -205,6 +214,7 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
             cmd::probe::run(&url, timeout, ca.as_deref(), out).await
         }
         Command::Archive { command } => cmd::archive::run(&settings, command, out).await,
+        Command::EventTypes { all, json } => cmd::event_types::run(&settings, all, json, out),
         Command::Prune {
             older_than,
             force_short_window,

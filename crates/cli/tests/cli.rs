@@ -481,3 +481,39 @@ async fn debug_prints_the_declared_topology_and_the_metric_names() {
     let names: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
     assert!(names.contains(&"workos_sync_webhooks_total".to_owned()));
 }
+
+/// `event-types`: the enabled entities' types (what to subscribe the endpoint to), from
+/// the declarations; narrowed by `sync.entities`; `--all` lists every entity's.
+#[test]
+fn event_types_are_those_of_the_enabled_entities() {
+    let types = |env: &[(&str, &str)], args: &[&str]| -> Vec<String> {
+        let out = Command::new(env!("CARGO_BIN_EXE_workos-sync"))
+            .args(["event-types", "--json"])
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let all_enabled = types(&[], &[]);
+    for t in [
+        "user.created",
+        "organization_membership.deleted",
+        "dsync.group.user_added",
+        "invitation.accepted",
+        "connection.deactivated",
+        "group.member_removed",
+        "api_key.revoked",
+    ] {
+        assert!(all_enabled.iter().any(|x| x == t), "{t}: {all_enabled:?}");
+    }
+    let users = types(&[("WORKOS_SYNC__SYNC__ENTITIES", "users")], &[]);
+    assert_eq!(users, vec!["user.created", "user.updated", "user.deleted"]);
+    let all = types(&[("WORKOS_SYNC__SYNC__ENTITIES", "users")], &["--all"]);
+    assert_eq!(all, all_enabled);
+}

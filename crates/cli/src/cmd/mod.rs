@@ -10,6 +10,7 @@ pub mod archive;
 pub mod backfill;
 pub mod debug;
 pub mod dlq;
+pub mod event_types;
 pub mod migrate;
 pub mod probe;
 pub mod prune;
