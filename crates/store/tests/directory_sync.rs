@@ -10,11 +10,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::DateTime;
-use rand::{Rng, SeedableRng, rngs::StdRng, seq::SliceRandom};
+use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde_json::{Value, json};
 use workos_sync_core::Event;
 use workos_sync_store::Outcome;
-use workos_sync_testkit::{TestDb, fresh_database};
+use workos_sync_testkit::{
+    TestDb, fresh_database,
+    history::{apply_concurrently, deliveries},
+};
 
 fn ts(v: i64) -> String {
     (DateTime::from_timestamp(1_767_225_600, 0).unwrap() + chrono::Duration::seconds(v))
@@ -214,34 +217,6 @@ fn history(seed: u64) -> History {
     History { events, model }
 }
 
-/// Applies `deliveries` from `appliers` concurrent tasks, each taking random-sized
-/// batches off a shared queue.
-async fn apply_concurrently(store: &workos_sync_store::Store, deliveries: Vec<Event>, seed: u64) {
-    let queue = std::sync::Arc::new(tokio::sync::Mutex::new(deliveries));
-    let mut tasks = Vec::new();
-    for a in 0..4u64 {
-        let (queue, store) = (queue.clone(), store.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut rng = StdRng::seed_from_u64(seed + a);
-            loop {
-                let batch: Vec<Event> = {
-                    let mut q = queue.lock().await;
-                    let k = rng.random_range(1..40).min(q.len());
-                    let at = q.len() - k;
-                    q.split_off(at)
-                };
-                if batch.is_empty() {
-                    return;
-                }
-                store.apply_batch(&batch).await.unwrap();
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-}
-
 async fn tables(db: &TestDb) -> Model {
     let mut m = Model::default();
     for r in db
@@ -296,13 +271,10 @@ async fn random_directory_sync_histories_converge_to_the_model() {
     let db = fresh_database().await.unwrap();
     for seed in 0..6u64 {
         let h = history(seed);
-        let mut rng = StdRng::seed_from_u64(seed + 100);
-        let mut deliveries = h.events.clone();
-        for _ in 0..h.events.len() / 5 {
-            deliveries.push(h.events[rng.random_range(0..h.events.len())].clone());
-        }
-        deliveries.shuffle(&mut rng);
-        apply_concurrently(&db.store, deliveries, seed).await;
+        let deliveries = deliveries(&h.events, seed);
+        apply_concurrently(&db.store, deliveries, 4, seed)
+            .await
+            .unwrap();
         let got = tables(&db).await;
         let mine = |m: &BTreeMap<String, _>| m.keys().all(|k| k.contains(&format!("_{seed}_")));
         assert!(

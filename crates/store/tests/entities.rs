@@ -9,11 +9,14 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use rand::{Rng, SeedableRng, rngs::StdRng, seq::SliceRandom};
+use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde_json::{Value, json};
 use workos_sync_core::{Entity, EntitySet, Event};
 use workos_sync_store::Outcome;
-use workos_sync_testkit::fresh_database;
+use workos_sync_testkit::{
+    fresh_database,
+    history::{apply_concurrently, deliveries},
+};
 
 fn ts(v: i64) -> String {
     (DateTime::from_timestamp(1_767_225_600, 0).unwrap() + chrono::Duration::seconds(v))
@@ -197,39 +200,6 @@ fn history(seed: u64) -> History {
     }
 }
 
-/// Applies `deliveries` from `appliers` concurrent tasks, each taking random-sized
-/// batches off a shared queue.
-async fn apply_concurrently(
-    store: &workos_sync_store::Store,
-    deliveries: Vec<Event>,
-    appliers: usize,
-    seed: u64,
-) {
-    let queue = std::sync::Arc::new(tokio::sync::Mutex::new(deliveries));
-    let mut tasks = Vec::new();
-    for a in 0..appliers {
-        let (queue, store) = (queue.clone(), store.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut rng = StdRng::seed_from_u64(seed + a as u64);
-            loop {
-                let batch: Vec<Event> = {
-                    let mut q = queue.lock().await;
-                    let k = rng.random_range(1..40).min(q.len());
-                    let at = q.len() - k;
-                    q.split_off(at)
-                };
-                if batch.is_empty() {
-                    return;
-                }
-                store.apply_batch(&batch).await.unwrap();
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn random_histories_of_users_organizations_and_memberships_converge_to_the_model() {
     let db = fresh_database().await.unwrap();
@@ -240,15 +210,10 @@ async fn random_histories_of_users_organizations_and_memberships_converge_to_the
         .await
         .unwrap();
         let h = history(seed);
-        let mut rng = StdRng::seed_from_u64(seed + 100);
-        let mut deliveries = h.events.clone();
-        // 20% duplicates, then shuffled.
-        for _ in 0..h.events.len() / 5 {
-            let d = h.events[rng.random_range(0..h.events.len())].clone();
-            deliveries.push(d);
-        }
-        deliveries.shuffle(&mut rng);
-        apply_concurrently(&db.store, deliveries, 4, seed).await;
+        let deliveries = deliveries(&h.events, seed);
+        apply_concurrently(&db.store, deliveries, 4, seed)
+            .await
+            .unwrap();
 
         let users: HashMap<String, i64> = db
             .store

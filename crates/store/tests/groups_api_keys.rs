@@ -10,11 +10,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::DateTime;
-use rand::{Rng, SeedableRng, rngs::StdRng, seq::SliceRandom};
+use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde_json::{Value, json};
 use workos_sync_core::Event;
 use workos_sync_store::Outcome;
-use workos_sync_testkit::{TestDb, fresh_database};
+use workos_sync_testkit::{
+    TestDb, fresh_database,
+    history::{apply_concurrently, deliveries},
+};
 
 const EPOCH: i64 = 1_767_225_600;
 
@@ -198,44 +201,15 @@ async fn tables(db: &TestDb) -> Model {
     m
 }
 
-async fn apply_concurrently(store: &workos_sync_store::Store, deliveries: Vec<Event>, seed: u64) {
-    let queue = std::sync::Arc::new(tokio::sync::Mutex::new(deliveries));
-    let mut tasks = Vec::new();
-    for a in 0..4u64 {
-        let (queue, store) = (queue.clone(), store.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut rng = StdRng::seed_from_u64(seed + a);
-            loop {
-                let batch: Vec<Event> = {
-                    let mut q = queue.lock().await;
-                    let k = rng.random_range(1..30).min(q.len());
-                    let at = q.len() - k;
-                    q.split_off(at)
-                };
-                if batch.is_empty() {
-                    return;
-                }
-                store.apply_batch(&batch).await.unwrap();
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn random_group_and_api_key_histories_converge_to_the_model() {
     let db = fresh_database().await.unwrap();
     for seed in 0..6u64 {
         let (events, model) = history(seed);
-        let mut rng = StdRng::seed_from_u64(seed + 100);
-        let mut deliveries = events.clone();
-        for _ in 0..events.len() / 5 {
-            deliveries.push(events[rng.random_range(0..events.len())].clone());
-        }
-        deliveries.shuffle(&mut rng);
-        apply_concurrently(&db.store, deliveries, seed).await;
+        let deliveries = deliveries(&events, seed);
+        apply_concurrently(&db.store, deliveries, 4, seed)
+            .await
+            .unwrap();
         assert_eq!(tables(&db).await, model, "seed {seed}");
         let leaked = db
             .rows("SELECT 1 FROM api_keys t WHERE row_to_json(t)::text LIKE '%SECRET_FULL%'")

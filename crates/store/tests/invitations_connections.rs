@@ -11,11 +11,14 @@
 use std::collections::BTreeMap;
 
 use chrono::DateTime;
-use rand::{Rng, SeedableRng, rngs::StdRng, seq::SliceRandom};
+use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde_json::{Value, json};
 use workos_sync_core::Event;
 use workos_sync_store::Outcome;
-use workos_sync_testkit::{TestDb, fresh_database};
+use workos_sync_testkit::{
+    TestDb, fresh_database,
+    history::{apply_concurrently, deliveries},
+};
 
 const EPOCH: i64 = 1_767_225_600;
 
@@ -190,34 +193,6 @@ fn history(seed: u64) -> History {
     History { events, model }
 }
 
-/// Applies `deliveries` from 4 concurrent tasks, each taking random-sized batches off a
-/// shared queue.
-async fn apply_concurrently(store: &workos_sync_store::Store, deliveries: Vec<Event>, seed: u64) {
-    let queue = std::sync::Arc::new(tokio::sync::Mutex::new(deliveries));
-    let mut tasks = Vec::new();
-    for a in 0..4u64 {
-        let (queue, store) = (queue.clone(), store.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut rng = StdRng::seed_from_u64(seed + a);
-            loop {
-                let batch: Vec<Event> = {
-                    let mut q = queue.lock().await;
-                    let k = rng.random_range(1..40).min(q.len());
-                    let at = q.len() - k;
-                    q.split_off(at)
-                };
-                if batch.is_empty() {
-                    return;
-                }
-                store.apply_batch(&batch).await.unwrap();
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-}
-
 async fn tables(db: &TestDb) -> Model {
     let mut m = Model::default();
     for (table, map) in [
@@ -241,60 +216,23 @@ async fn tables(db: &TestDb) -> Model {
     m
 }
 
-/// Every row of every table in the database's schema, as text, that holds one of
-/// `needles` (case-insensitive).
-async fn rows_holding(db: &TestDb, needles: &[&str]) -> Vec<String> {
-    let tables = db
-        .rows(
-            "SELECT table_name FROM information_schema.tables \
-             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
-        )
-        .await
-        .unwrap();
-    let mut found = Vec::new();
-    for t in tables {
-        let name = t["table_name"].as_str().unwrap();
-        for r in db
-            .rows(&format!("SELECT row_to_json(t)::text AS row FROM {name} t"))
-            .await
-            .unwrap()
-        {
-            let row = r["row"].as_str().unwrap().to_lowercase();
-            if needles.iter().any(|n| row.contains(&n.to_lowercase())) {
-                found.push(format!("{name}: {row}"));
-            }
-        }
-    }
-    found
-}
-
-const SECRETS: &[&str] = &[
-    "SECRET-",
-    "token=",
-    "accept_invitation_url",
-    "oidc_client_secret",
-    "oauth_secret",
-    "private_key",
-    "external_key",
-];
+/// What no table may hold: the secrets the bodies above carry, and their key names.
+const SECRETS: &str = "(SECRET-|token=|accept_invitation_url|oidc_client_secret|oauth_secret|private_key|external_key)";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn random_invitation_and_connection_histories_converge_to_the_model() {
     let db = fresh_database().await.unwrap();
     for seed in 0..6u64 {
         let h = history(seed);
-        let mut rng = StdRng::seed_from_u64(seed + 100);
-        let mut deliveries = h.events.clone();
-        for _ in 0..h.events.len() / 5 {
-            deliveries.push(h.events[rng.random_range(0..h.events.len())].clone());
-        }
-        deliveries.shuffle(&mut rng);
-        apply_concurrently(&db.store, deliveries, seed).await;
+        let deliveries = deliveries(&h.events, seed);
+        apply_concurrently(&db.store, deliveries, 4, seed)
+            .await
+            .unwrap();
         let got = tables(&db).await;
         assert_eq!(got, h.model, "seed {seed}");
         assert!(!got.connections.is_empty() && !got.invitations.is_empty());
         // Nothing secret reached any table (events' bodies are not stored either).
-        let leaked = rows_holding(&db, SECRETS).await;
+        let leaked = db.rows_matching(SECRETS).await.unwrap();
         assert!(leaked.is_empty(), "seed {seed}: {leaked:#?}");
         db.exec("TRUNCATE organizations, invitations, connections, tombstones, processed_events")
             .await
@@ -353,6 +291,10 @@ async fn invitation_and_connection_rules_one_by_one() {
         .await
         .unwrap();
     assert_eq!(row[0]["domains"], json!(["conn_d.example"]));
+    // The secret scan sees what is stored (a scan that matched nothing would prove
+    // nothing).
+    let seen = db.rows_matching("conn_d\\.EXAMPLE").await.unwrap();
+    assert_eq!(seen.len(), 1, "{seen:?}");
     assert_eq!(row[0]["state"], "draft");
     assert_eq!(row[0]["connection_type"], "OktaSAML");
 

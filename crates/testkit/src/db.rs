@@ -225,6 +225,36 @@ impl TestDb {
     }
 
     /// Runs raw SQL against the test database (to play the application's part).
+    /// Every row of every table of this database's schema whose JSON text matches the
+    /// POSIX regular expression `pattern` (case-insensitive), as `table: row` (the
+    /// secret scans: no token or key anywhere).
+    pub async fn rows_matching(&self, pattern: &str) -> anyhow::Result<Vec<String>> {
+        let tables = self
+            .rows(
+                "SELECT table_name FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+            )
+            .await?;
+        let quoted = pattern.replace('\'', "''");
+        let mut found = Vec::new();
+        for t in tables {
+            let name = t["table_name"]
+                .as_str()
+                .unwrap_or_default()
+                .replace('"', "\"\"");
+            for r in self
+                .rows(&format!(
+                    "SELECT row_to_json(t)::text AS row FROM \"{name}\" t \
+                     WHERE row_to_json(t)::text ~* '{quoted}'"
+                ))
+                .await?
+            {
+                found.push(format!("{name}: {}", r["row"].as_str().unwrap_or_default()));
+            }
+        }
+        Ok(found)
+    }
+
     pub async fn exec(&self, sql: &str) -> anyhow::Result<usize> {
         let mut conn = AsyncPgConnection::establish(&self.url).await?;
         Ok(diesel::sql_query(sql).execute(&mut conn).await?)

@@ -9,6 +9,7 @@
 pub mod cluster;
 pub mod db;
 pub mod emulator;
+pub mod history;
 pub mod policy;
 pub mod prefix;
 pub mod proxy;
