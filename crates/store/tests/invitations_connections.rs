@@ -10,32 +10,14 @@
 
 use std::collections::BTreeMap;
 
-use chrono::DateTime;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde_json::{Value, json};
 use workos_sync_core::Event;
 use workos_sync_store::Outcome;
 use workos_sync_testkit::{
     TestDb, fresh_database,
-    history::{apply_concurrently, deliveries},
+    history::{apply_concurrently, body, deliveries, secs, ts},
 };
-
-const EPOCH: i64 = 1_767_225_600;
-
-fn ts(v: i64) -> String {
-    (DateTime::from_timestamp(EPOCH, 0).unwrap() + chrono::Duration::seconds(v))
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-fn secs(v: &Value) -> i64 {
-    let t: DateTime<chrono::Utc> = serde_json::from_value(v.clone()).unwrap();
-    t.timestamp() - EPOCH
-}
-
-fn body(id: &str, ty: &str, data: Value, at: i64) -> Event {
-    let b = json!({"object": "event", "id": id, "event": ty, "data": data, "created_at": ts(at)});
-    Event::decode(b.to_string().as_bytes()).unwrap()
-}
 
 fn organization(id: &str, v: i64) -> Value {
     json!({"object": "organization", "id": id, "name": format!("{id} v{v}"), "domains": [],

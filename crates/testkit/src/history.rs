@@ -7,7 +7,9 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::SliceRandom};
+use serde_json::{Value, json};
 use workos_sync_core::Event;
 use workos_sync_store::Store;
 
@@ -54,4 +56,26 @@ pub async fn apply_concurrently(
         done??;
     }
     Ok(())
+}
+
+/// The histories' time zero (2026-01-01T00:00:00Z), in seconds since the Unix epoch.
+pub const EPOCH: i64 = 1_767_225_600;
+
+/// `v` seconds after [`EPOCH`], as WorkOS writes times (RFC 3339, milliseconds, `Z`).
+pub fn ts(v: i64) -> String {
+    (DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::seconds(EPOCH + v))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The seconds after [`EPOCH`] of a time as a table returns it (0 when it is not one).
+pub fn secs(v: &Value) -> i64 {
+    serde_json::from_value::<DateTime<Utc>>(v.clone()).map_or(0, |t| t.timestamp() - EPOCH)
+}
+
+/// The event `id` of type `ty` with `data`, sent at [`ts`]`(at)`, decoded as the worker
+/// decodes it (a body that does not decode is a test's own bug: it panics).
+pub fn body(id: &str, ty: &str, data: Value, at: i64) -> Event {
+    let b = json!({"object": "event", "id": id, "event": ty, "data": data, "created_at": ts(at)});
+    #[allow(clippy::expect_used)] // test support: a history's own body always decodes
+    Event::decode(b.to_string().as_bytes()).expect("a test history's event decodes")
 }
