@@ -296,15 +296,21 @@ async fn reconcile_loop(
 /// How often the archive's retention runs (`archive.retention_days` counts whole days).
 const ARCHIVE_RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
-/// Drops the event archive's partitions older than `retention_days`, at start and then
-/// hourly (every worker may: the drop is under the archive's lock and finds nothing the
-/// second time). Failures are logged and retried at the next run.
+/// Makes today's and tomorrow's archive partitions ahead of their first event (so no
+/// batch waits on making one at midnight) and drops the partitions older than
+/// `retention_days`, at start and then hourly (every worker may: both are under the
+/// archive's lock and find nothing to do the second time). Failures are logged and
+/// retried at the next run.
 async fn archive_retention_loop(store: Store, retention_days: u32, shutdown: CancellationToken) {
     loop {
-        match store
-            .archive_prune(retention_days, chrono::Utc::now().date_naive())
+        let today = chrono::Utc::now().date_naive();
+        if let Err(e) = store
+            .make_partitions(&[today, today + chrono::Duration::days(1)])
             .await
         {
+            tracing::warn!(error = %e, "event archive: making the next days' partitions failed; retried in an hour");
+        }
+        match store.archive_prune(retention_days, today).await {
             Ok(dropped) if !dropped.is_empty() => {
                 tracing::info!(partitions = dropped.len(), oldest = %dropped[0], "event archive: old days dropped");
             }

@@ -1,7 +1,7 @@
 //! The event archive end to end: mixed events (mirrored and audit-only types, over three
 //! days, secrets in their bodies) signed and posted to the receiver twice, the second
 //! time in another order, leave exactly one archive row per event, none holding a
-//! secret; then retention drops whole days. `ARCHIVE_EVENTS` sets how many (default
+//! secret; the worker makes tomorrow's partition ahead; then retention drops whole days. `ARCHIVE_EVENTS` sets how many (default
 //! 3,000; the run is `ARCHIVE_EVENTS=200000`). Real receiver, RabbitMQ, worker
 //! and Postgres.
 
@@ -140,8 +140,14 @@ async fn every_event_archived_exactly_once_through_the_receiver() {
     );
 
     // Retention keeping one day drops the oldest day's partition whole.
+    // The three days of the events, and tomorrow's, made ahead by the worker.
     let parts = db.store.archive_partitions().await.unwrap();
-    assert_eq!(parts.len(), 3, "{parts:?}");
+    let tomorrow = Utc::now().date_naive() + chrono::Duration::days(1);
+    assert_eq!(parts.len(), 4, "{parts:?}");
+    assert_eq!(
+        parts.last().map(String::as_str),
+        Some(format!("event_archive_p{}", tomorrow.format("%Y%m%d")).as_str())
+    );
     let dropped = db
         .store
         .archive_prune(1, Utc::now().date_naive())
