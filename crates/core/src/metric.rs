@@ -86,6 +86,8 @@ metrics_table! {
         "Reconciliation passes and drift checks abandoned at their pass timeout, by task.";
     counter TLS_RELOADS_TOTAL = "workos_sync_tls_reloads_total",
         "TLS certificate reloads (SIGHUP or changed files) by outcome (ok, failed).";
+    counter ARCHIVE_EVENTS_TOTAL = "workos_sync_archive_events_total",
+        "Events newly kept in the event archive (a redelivery or replay of an archived event adds none).";
     counter TASK_RESTARTS_TOTAL = "workos_sync_task_restarts_total",
         "Worker background tasks that failed and were restarted, by task.";
 }
@@ -101,6 +103,6 @@ mod tests {
             assert!(name.starts_with("workos_sync_"), "{name}");
             assert!(seen.insert(*name), "{name} twice");
         }
-        assert_eq!(ALL.len(), 32);
+        assert_eq!(ALL.len(), 33);
     }
 }

@@ -91,10 +91,11 @@ impl Store {
             self.apply_timeout,
             conn.transaction::<_, StoreError, _>(async |c| {
                 let outcomes = apply_in_tx(c, &st, events, self.entities, &deletes_only).await?;
-                if let Some(rows) = &archived {
-                    crate::archive::insert(c, rows).await?;
-                }
-                Ok(outcomes)
+                let archived_new = match &archived {
+                    Some(rows) => crate::archive::insert(c, rows).await?,
+                    None => 0,
+                };
+                Ok((outcomes, archived_new))
             }),
         )
         .await
@@ -108,6 +109,11 @@ impl Store {
         })
         .map_err(locked)
         .map_err(|e| blocked_delete(e, AtomicU8::load(&deletes_only, Ordering::Relaxed)))?;
+        let (outcomes, archived_new) = outcomes;
+        if archived_new > 0 {
+            metrics::counter!(workos_sync_core::metric::ARCHIVE_EVENTS_TOTAL)
+                .increment(archived_new as u64);
+        }
         metrics::histogram!(workos_sync_core::metric::APPLY_BATCH_SECONDS)
             .record(started.elapsed().as_secs_f64());
         for (ev, outcome) in events.iter().zip(&outcomes) {

@@ -110,9 +110,9 @@ pub(crate) fn rows(archive: &Archive, events: &[Event], bodies: &[&[u8]]) -> Row
     rows
 }
 
-/// Writes `rows` (inside the batch's transaction).
-pub(crate) async fn insert(c: &mut AsyncPgConnection, rows: &Rows) -> Result<(), StoreError> {
-    diesel::sql_query(
+/// Writes `rows` (inside the batch's transaction); how many were new.
+pub(crate) async fn insert(c: &mut AsyncPgConnection, rows: &Rows) -> Result<usize, StoreError> {
+    let n = diesel::sql_query(
         "INSERT INTO event_archive (event_id, event_type, created_at, body) \
          SELECT i, t, c, b::jsonb FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[]) \
          AS r(i, t, c, b) ON CONFLICT DO NOTHING",
@@ -123,7 +123,7 @@ pub(crate) async fn insert(c: &mut AsyncPgConnection, rows: &Rows) -> Result<(),
     .bind::<Array<Text>, _>(&rows.bodies)
     .execute(c)
     .await?;
-    Ok(())
+    Ok(n)
 }
 
 /// The partition of `day`.

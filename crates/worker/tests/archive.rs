@@ -114,6 +114,20 @@ async fn every_event_archived_exactly_once_through_the_receiver() {
         .await
     );
     assert_eq!(rows().await, n, "exactly once each");
+    let metrics = client
+        .get(format!("http://{}/metrics", stack.worker.http_addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let kept = metrics
+        .lines()
+        .find(|l| l.starts_with("workos_sync_archive_events_total"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok());
+    assert_eq!(kept, Some(n as f64), "the metric counts new rows only");
     eprintln!(
         "archive: {n} events posted twice in {:.1} s, {} rows after {:.1} s",
         posted.as_secs_f64(),
