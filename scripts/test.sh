@@ -14,4 +14,10 @@ export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres
 trap 'bash scripts/rabbit-cluster.sh stop' EXIT
 WST_CLUSTER_URLS="$(bash scripts/rabbit-cluster.sh start)"
 export WST_CLUSTER_URLS
-cargo test --workspace --locked "$@"
+# `-p <crate>` (or `--package`) narrows the run to that crate; `--workspace` would win
+# over it, so it is given only when no package is named.
+scope=(--workspace)
+for a in "$@"; do
+  case "$a" in -p|--package|--package=*|-p?*) scope=() ;; esac
+done
+cargo test "${scope[@]}" --locked "$@"

@@ -431,6 +431,25 @@ impl Settings {
         if self.worker.lazy_sync_timeout_ms == 0 {
             return Err(invalid("worker.lazy_sync_timeout_ms", "must be positive"));
         }
+        // Zero used to become one without a word; say so instead.
+        if self.worker.batch_size == 0 {
+            return Err(invalid(
+                "worker.batch_size",
+                "must be at least 1 (events per apply transaction)",
+            ));
+        }
+        if self.worker.partitions == 0 {
+            return Err(invalid(
+                "worker.partitions",
+                "must be at least 1 (concurrent appliers)",
+            ));
+        }
+        if self.archive.enabled && self.archive.types.iter().all(|t| t.trim().is_empty()) {
+            return Err(invalid(
+                "archive.types",
+                "names no event type while archive.enabled is true (use \"*\" for every type)",
+            ));
+        }
         if self.amqp.retry_delays_secs.contains(&0) {
             return Err(invalid("amqp.retry_delays_secs", "delays must be positive"));
         }
@@ -604,6 +623,40 @@ mod tests {
             vec![b"new_secret".to_vec(), b"old_secret".to_vec()]
         );
         s.validate_receiver().unwrap();
+    }
+
+    #[test]
+    fn zero_batches_and_an_archive_of_no_type_are_refused_by_name() {
+        for (key, value, named) in [
+            ("WORKOS_SYNC__WORKER__BATCH_SIZE", "0", "worker.batch_size"),
+            ("WORKOS_SYNC__WORKER__PARTITIONS", "0", "worker.partitions"),
+        ] {
+            let err = Settings::load_from(None, env(&[(key, value)])).unwrap_err();
+            assert!(err.to_string().contains(named), "{err}");
+        }
+        let err = Settings::load_from(
+            None,
+            env(&[
+                ("WORKOS_SYNC__ARCHIVE__ENABLED", "true"),
+                ("WORKOS_SYNC__ARCHIVE__TYPES", " "),
+            ]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("archive.types"), "{err}");
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("WORKOS_SYNC__ARCHIVE__ENABLED", "true"),
+                (
+                    "WORKOS_SYNC__ARCHIVE__TYPES",
+                    "authentication.*, session.created",
+                ),
+            ]),
+        )
+        .unwrap();
+        let f = s.archive.filter().unwrap();
+        assert!(f.matches("authentication.sso_succeeded") && f.matches("session.created"));
+        assert!(!f.matches("session.revoked") && !f.matches("user.created"));
     }
 
     #[test]

@@ -176,8 +176,9 @@ async fn lazy_sync(
         coalesced = joined;
         a
     } else {
+        // Permanent until the worker is configured: not a 503, which callers retry.
         Answer::error(
-            503,
+            501,
             "workos_api_not_configured",
             "set WORKOS_API_KEY",
             "no_api_key",

@@ -94,11 +94,11 @@ pub async fn start(settings: &Settings) -> anyhow::Result<WorkerHandle> {
         store: store.clone(),
         config: ConsumerConfig {
             prefetch: settings.worker.prefetch,
-            batch_size: settings.worker.batch_size.max(1),
+            batch_size: settings.worker.batch_size,
             publish_timeout: Duration::from_millis(settings.receiver.confirm_timeout_ms),
             hold_backoff_max: Duration::from_secs(5),
             park_after: Duration::from_secs(settings.worker.park_after_secs),
-            partitions: settings.worker.partitions.max(1),
+            partitions: settings.worker.partitions,
         },
         shutdown: shutdown.clone(),
     });
@@ -126,6 +126,17 @@ pub async fn start(settings: &Settings) -> anyhow::Result<WorkerHandle> {
         workos_sync_workos_api::ApiConfig::from_settings(&settings.workos),
     )
     .ok();
+    {
+        use secrecy::ExposeSecret;
+        if !settings.worker.api_token.expose_secret().is_empty()
+            && !api.as_ref().is_some_and(|a| a.has_key())
+        {
+            tracing::warn!(
+                "lazy sync is on (worker.api_token) but no WorkOS API key is set: every call \
+                 will answer 501 workos_api_not_configured; set WORKOS_API_KEY"
+            );
+        }
+    }
     if let Some(api) = api.clone().filter(|a| a.has_key())
         && settings.reconcile.interval_secs > 0
     {

@@ -332,6 +332,32 @@ async fn lazy_sync_is_off_without_a_token() {
     let topology = w.broker.topology().clone();
     w.shutdown().await;
     delete_topology(&topology).await.unwrap();
+    // A token but no WorkOS API key: a permanent misconfiguration, said as one (not a
+    // 503 a caller would retry forever).
+    let prefix = unique_prefix();
+    let w = spawn_worker(
+        &prefix,
+        &db.url,
+        &[
+            ("WORKOS_SYNC__WORKER__API_TOKEN", "tok"),
+            ("WORKOS_API_KEY", ""),
+        ],
+    )
+    .await
+    .unwrap();
+    let resp = reqwest::Client::new()
+        .post(format!("http://{}/v1/users/user_x/sync", w.http_addr))
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 501);
+    assert!(resp.headers().get("retry-after").is_none());
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "workos_api_not_configured");
+    let topology = w.broker.topology().clone();
+    w.shutdown().await;
+    delete_topology(&topology).await.unwrap();
     db.teardown().await.unwrap();
 }
 
