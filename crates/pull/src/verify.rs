@@ -34,10 +34,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use workos_sync_core::{
-    Directory, DirectoryGroup, DirectoryGroupMembership, Entity, EntitySet, Event, Membership,
-    Record,
-};
+use workos_sync_core::{DirectoryGroupMembership, Entity, EntitySet, Event, Membership, Record};
 use workos_sync_store::{Outcome, Store};
 use workos_sync_workos_api::{ApiError, Client, DirectoryUsersOf};
 
@@ -437,31 +434,14 @@ async fn check_extra(api: &Client, store: &Store, e: Entity, key: &str) -> Resul
     }
     workos_sync_core::ids::check_object_id(key)
         .map_err(|err| SyncError::NotAnId(format!("{key:?}: {err}")))?;
-    if e.declaration().plain_list {
-        return match api.get_record(e, key).await {
-            Ok(r) => reapply(store, r).await,
-            Err(ApiError::NotFound) => {
-                let data = serde_json::json!({ "id": key }).to_string();
-                let gone =
-                    Record::key_only(e, false, &data, Utc::now()).map_err(SyncError::NotAnId)?;
-                remove(store, gone).await
-            }
-            Err(other) => Err(other.into()),
-        };
+    if e.declaration().plain_list || matches!(e, Entity::Directories | Entity::DirectoryGroups) {
+        return check_by_id(api, store, e, key).await;
     }
     Ok(match e {
         Entity::DirectoryUsers => matches!(
             crate::sync_directory_user(api, store, key, None).await?,
             crate::SyncResult::Gone
         ),
-        Entity::Directories => match api.get_directory(key).await {
-            Ok(d) => reapply(store, Record::Directory(d)).await?,
-            Err(ApiError::NotFound) => {
-                remove(store, Record::Directory(Directory::stub(key, Utc::now()))).await?
-            }
-            Err(other) => return Err(other.into()),
-        },
-        Entity::DirectoryGroups => check_directory_group(api, store, key).await?,
         Entity::Users => matches!(
             crate::sync_user(api, store, key, None).await?,
             crate::SyncResult::Gone
@@ -471,10 +451,7 @@ async fn check_extra(api: &Client, store: &Store, e: Entity, key: &str) -> Resul
             crate::SyncResult::Gone
         ),
         _ => match api.get_membership(key).await {
-            Ok(m) => {
-                store.apply(&Event::snapshot(Record::Membership(m))).await?;
-                false
-            }
+            Ok(m) => reapply(store, Record::Membership(m)).await?,
             Err(ApiError::NotFound) => {
                 remove_membership(store, key).await?;
                 true
@@ -496,24 +473,23 @@ async fn remove(store: &Store, r: Record) -> Result<bool, SyncError> {
     Ok(true)
 }
 
-/// The stored row's `directory_id` (its lock scope), empty when it has none.
-async fn stored_directory(store: &Store, e: Entity, key: &str) -> Result<String, SyncError> {
-    Ok(store
-        .row_json(e, key)
-        .await?
-        .and_then(|r| r["directory_id"].as_str().map(str::to_owned))
-        .unwrap_or_default())
-}
-
-/// Asks WorkOS for directory group `key`: re-applied if it is there, removed (with its
-/// memberships) if WorkOS says it is gone.
-async fn check_directory_group(api: &Client, store: &Store, key: &str) -> Result<bool, SyncError> {
-    match api.get_directory_group(key).await {
-        Ok(g) => reapply(store, Record::DirectoryGroup(g)).await,
+/// Asks WorkOS for `key` of `e` at its declared path (`GET <list_path>/{id}`, decoded
+/// as an event's `data` is): re-applied if WorkOS has it, removed (with what refers to
+/// it, tombstoned) on WorkOS's `entity_not_found`, the deletion scoped by the stored
+/// row's directory or organization (its locks).
+async fn check_by_id(api: &Client, store: &Store, e: Entity, key: &str) -> Result<bool, SyncError> {
+    match api.get_record(e, key).await {
+        Ok(r) => reapply(store, r).await,
         Err(ApiError::NotFound) => {
-            let directory = stored_directory(store, Entity::DirectoryGroups, key).await?;
-            let stub = DirectoryGroup::stub(key, &directory, Utc::now());
-            remove(store, Record::DirectoryGroup(stub)).await
+            let row = store.row_json(e, key).await?.unwrap_or_default();
+            let data = serde_json::json!({
+                "id": key,
+                "directory_id": row["directory_id"],
+                "organization_id": row["organization_id"],
+            });
+            let gone = Record::key_only(e, false, &data.to_string(), Utc::now())
+                .map_err(SyncError::NotAnId)?;
+            remove(store, gone).await
         }
         Err(other) => Err(other.into()),
     }
@@ -537,8 +513,12 @@ async fn check_directory_membership(
         workos_sync_core::ids::check_object_id(id)
             .map_err(|err| SyncError::NotAnId(format!("{key:?}: {err}")))?;
     }
-    let directory = stored_directory(store, Entity::DirectoryGroupMemberships, key).await?;
-    if check_directory_group(api, store, group).await? {
+    let directory = store
+        .row_json(Entity::DirectoryGroupMemberships, key)
+        .await?
+        .and_then(|r| r["directory_id"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    if check_by_id(api, store, Entity::DirectoryGroups, group).await? {
         return Ok(true);
     }
     if matches!(

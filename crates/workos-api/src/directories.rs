@@ -1,7 +1,7 @@
 //! Directory Sync's lists: `GET /directories`, `GET /directory_groups?directory=`,
-//! `GET /directory_users?directory=|group=` (cursor pages, oldest first), and one
-//! object by id: `GET /directories/{id}`, `GET /directory_groups/{id}`,
-//! `GET /directory_users/{id}` (verify's repair asks for an extra row this way).
+//! `GET /directory_users?directory=|group=` (cursor pages, oldest first), and
+//! `GET /directory_users/{id}` paced per directory (any other object by id:
+//! `Client::get_record`).
 //!
 //! WorkOS limits Directory Users to 4 requests per second per directory: every call to
 //! it first waits on a budget of its own per directory (`directory_users_per_second`,
@@ -92,15 +92,5 @@ impl Client {
             self.directory_budget(d, deadline).await?;
         }
         self.get_object(Entity::DirectoryUsers, id, deadline).await
-    }
-
-    /// `GET /directories/{id}` (not found as [`ApiError::NotFound`]).
-    pub async fn get_directory(&self, id: &str) -> Result<Directory, ApiError> {
-        self.get_object(Entity::Directories, id, None).await
-    }
-
-    /// `GET /directory_groups/{id}` (not found as [`ApiError::NotFound`]).
-    pub async fn get_directory_group(&self, id: &str) -> Result<DirectoryGroup, ApiError> {
-        self.get_object(Entity::DirectoryGroups, id, None).await
     }
 }
