@@ -163,6 +163,10 @@ async fn a_guide_following_application_is_adopted_and_keeps_its_data() {
     assert_eq!(a["bio"], "Ada writes");
     assert_eq!(a["avatarUrl"], "https://old/ada.png");
     assert!(a["workos_updated_at"].is_null());
+    assert!(
+        a.get("raw").is_none(),
+        "an adopted table gets raw only if asked: {a}"
+    );
     let posts = one(&db, "SELECT count(*) AS n FROM posts").await;
     assert_eq!(posts["n"], 3);
 
@@ -317,6 +321,26 @@ async fn a_guide_following_application_is_adopted_and_keeps_its_data() {
     );
     assert!(db.store.is_tombstoned(cy).await.unwrap());
     w.shutdown().await;
+
+    // 7. The raw object, asked for (database.users_raw): `migrate` adds users.raw, and
+    //    WorkOS's user object lands there at its next version; without the setting, a
+    //    later `migrate` never added it (step 3).
+    let (code, out, err) = cli(
+        &db.url,
+        &[("WORKOS_SYNC__DATABASE__USERS_RAW", "true")],
+        &["migrate"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(r#"ADD COLUMN "raw" JSONB"#), "{out}");
+    emu.update_user(ada2, serde_json::json!({"first_name": "Adabelle"}))
+        .await
+        .unwrap();
+    let (code, out, err) = cli(&db.url, &api, &["backfill", "--only", "users"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let a2 = one(&db, &format!("SELECT * FROM users WHERE id = '{ada2}'")).await;
+    assert_eq!(a2["raw"]["object"], "user", "{a2}");
+    assert_eq!(a2["raw"]["first_name"], "Adabelle", "{a2}");
+    assert_eq!(a2["bio"], Value::Null);
     workos_sync_testkit::close_and_delete(broker).await.unwrap();
     db.teardown().await.unwrap();
 }

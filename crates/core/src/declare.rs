@@ -87,6 +87,8 @@ pub enum Value<'a> {
     Json(Option<&'a BTreeMap<String, serde_json::Value>>),
     Time(Option<DateTime<Utc>>),
     TextList(Cow<'a, [String]>),
+    /// WorkOS's object as received, already JSON text; none is stored as `{}`.
+    Raw(&'a crate::record::Raw),
 }
 
 impl<'a> Value<'a> {
@@ -110,6 +112,8 @@ pub enum Source {
     Updated,
     /// A user's usertag, allocated by the store when it creates the row.
     Usertag,
+    /// WorkOS's object as received ([`Record::raw`]).
+    Raw,
 }
 
 impl std::fmt::Debug for Source {
@@ -119,6 +123,7 @@ impl std::fmt::Debug for Source {
             Source::Created => "Created",
             Source::Updated => "Updated",
             Source::Usertag => "Usertag",
+            Source::Raw => "Raw",
         })
     }
 }
@@ -143,6 +148,10 @@ pub enum Adopt {
     Add,
     /// The table must have it already (the key, a user's email).
     MustExist,
+    /// Added to an adopted table only when its setting asks (`database.users_raw` for
+    /// the users table's raw object); our own table always has it. Optional for the
+    /// write path: written when the table has it.
+    Asked,
 }
 
 /// A column sync writes.
@@ -228,6 +237,25 @@ impl Column {
         source: Source::Created,
     };
 
+    /// `raw`, every table's: WorkOS's object as received, minus its secrets (a field
+    /// WorkOS adds is in the database without a release).
+    pub const RAW: Column = Column {
+        name: "raw",
+        ty: ColumnType::Json,
+        nullable: false,
+        on_update: true,
+        clear: Clear::Keep,
+        adopt: Adopt::Add,
+        source: Source::Raw,
+    };
+
+    pub const fn asked(self) -> Self {
+        Self {
+            adopt: Adopt::Asked,
+            ..self
+        }
+    }
+
     /// `workos_updated_at`, every table's version: the upsert's guard (newest wins).
     pub const VERSION: Column = Column {
         name: "workos_updated_at",
@@ -264,8 +292,8 @@ pub struct Declaration {
     /// The application may have this table already (`migrate --adopt`): its columns'
     /// names and presence are resolved from the catalog (the store's layout).
     pub adoptable: bool,
-    /// Every column sync writes, key first, [`Column::CREATED`] and [`Column::VERSION`]
-    /// last.
+    /// Every column sync writes, key first, then the entity's own, then [`Column::RAW`],
+    /// [`Column::CREATED`] and [`Column::VERSION`] last.
     pub columns: &'static [Column],
     /// The columns naming a parent whose deletion removes this table's rows.
     pub parents: &'static [(Entity, &'static str)],

@@ -17,8 +17,9 @@ use sha2::{Digest, Sha256};
 use crate::{
     entity::Entity,
     event_type,
-    record::{Domain, Organization, Record, Role, User},
+    record::{Domain, Organization, Raw, Record, Role, User},
 };
+use serde_json::value::RawValue;
 
 /// Why a body could not be decoded. Always permanent: retrying the same bytes fails again.
 #[derive(Debug, thiserror::Error)]
@@ -146,10 +147,12 @@ struct RawEvent<'a> {
     created_at: Option<DateTime<Utc>>,
 }
 
-/// Decodes `data` of an event of `entity` (typed `event_type`).
-fn decode_record(entity: Entity, event_type: &str, text: &str) -> Result<Record, String> {
+/// Decodes `data` of an event of `entity` (typed `event_type`), keeping the object as
+/// received ([`crate::record::Raw`]; a domain's within an organization too).
+fn decode_record(entity: Entity, event_type: &str, data: &RawValue) -> Result<Record, String> {
     let e = |e: serde_json::Error| e.to_string();
-    Ok(match entity {
+    let text = data.get();
+    let mut record = match entity {
         Entity::Users => Record::User(serde_json::from_str(text).map_err(e)?),
         Entity::Organizations => {
             let mut org: Organization = serde_json::from_str(text).map_err(e)?;
@@ -158,23 +161,43 @@ fn decode_record(entity: Entity, event_type: &str, text: &str) -> Result<Record,
                     d.organization_id.clone_from(&org.id);
                 }
             }
+            if !org.domains.is_empty() {
+                #[derive(Deserialize)]
+                struct Domains<'a> {
+                    #[serde(default, borrow)]
+                    domains: Option<Vec<&'a RawValue>>,
+                }
+                if let Ok(Domains {
+                    domains: Some(raws),
+                }) = serde_json::from_str(text)
+                {
+                    for (d, raw) in org.domains.iter_mut().zip(raws) {
+                        d.raw = Raw::of(raw);
+                    }
+                }
+            }
             Record::Organization(org)
         }
         Entity::OrganizationDomains => {
             // `organization_domain.verification_failed` wraps the domain:
-            // `{"reason", "organization_domain": {...}}`; the others carry it bare.
+            // `{"reason", "organization_domain": {...}}`; the others carry it bare. The
+            // raw object is the domain's either way.
             #[derive(Deserialize)]
-            struct Wrapped {
-                organization_domain: Domain,
+            struct Wrapped<'a> {
+                #[serde(borrow)]
+                organization_domain: &'a RawValue,
             }
-            let d: Domain = match serde_json::from_str::<Wrapped>(text) {
+            let inner = match serde_json::from_str::<Wrapped>(text) {
                 Ok(w) => w.organization_domain,
-                Err(_) => serde_json::from_str(text).map_err(e)?,
+                Err(_) => data,
             };
+            let d: Domain = serde_json::from_str(inner.get()).map_err(e)?;
             if d.organization_id.is_empty() {
                 return Err("organization domain without organization_id".into());
             }
-            Record::Domain(d)
+            let mut r = Record::Domain(d);
+            r.set_raw(Raw::of(inner));
+            return Ok(r);
         }
         Entity::OrganizationMemberships => {
             Record::Membership(serde_json::from_str(text).map_err(e)?)
@@ -205,14 +228,23 @@ fn decode_record(entity: Entity, event_type: &str, text: &str) -> Result<Record,
         // Its version is the event's time, filled in by the caller.
         Entity::GroupMemberships => Record::GroupMembership(serde_json::from_str(text).map_err(e)?),
         Entity::ApiKeys => Record::ApiKey(serde_json::from_str(text).map_err(e)?),
-    })
+    };
+    record.set_raw(Raw::of(data));
+    Ok(record)
 }
 
 impl Record {
     /// One WorkOS object of `entity`, as its list or get answer holds it (the same
-    /// decoding as an event's `data`: unknown fields, secrets among them, are dropped).
+    /// decoding as an event's `data`: unknown fields, secrets among them, are dropped
+    /// from the typed fields; the object minus its secrets is kept as its raw object).
     pub fn from_object(entity: Entity, json: &str) -> Result<Record, String> {
-        decode_record(entity, "", json)
+        let data: &RawValue = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        Self::from_raw(entity, data)
+    }
+
+    /// [`Record::from_object`] of an object already split out of its answer.
+    pub fn from_raw(entity: Entity, data: &RawValue) -> Result<Record, String> {
+        decode_record(entity, "", data)
     }
 }
 
@@ -235,14 +267,16 @@ impl Event {
                 kind: EventKind::Other,
             });
         };
-        let text = raw.data.map_or("null", serde_json::value::RawValue::get);
+        let null = serde_json::value::RawValue::NULL;
+        let data = raw.data.unwrap_or(null);
+        let text = data.get();
         let delete = event_type::DELETIONS.contains(&raw.event.as_str());
         let bad = |reason| DecodeError::BadRecord {
             id: id.clone(),
             entity,
             reason,
         };
-        let mut record = match (decode_record(entity, &raw.event, text), raw.created_at) {
+        let mut record = match (decode_record(entity, &raw.event, data), raw.created_at) {
             (Ok(r), _) => r,
             // A delete needs only the key: a trimmed `data` still deletes.
             (Err(full), Some(at)) if delete => {

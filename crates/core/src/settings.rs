@@ -105,6 +105,9 @@ pub struct DatabaseSettings {
     /// Our users columns mapped onto an adopted table's names (`email = "emailAddress"`).
     #[serde(default)]
     pub users_columns: std::collections::BTreeMap<String, String>,
+    /// An adopted users table gets `raw` (WorkOS's user object) too.
+    #[serde(default)]
+    pub users_raw: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -129,3 +129,21 @@ pub(crate) async fn users_unique_on(
     .await?;
     Ok(f.found)
 }
+
+/// The comment `migrate --adopt` leaves on our bookkeeping table (`migrate::ADOPTED`),
+/// which says the users table is the application's.
+pub(crate) async fn users_adopted(c: &mut AsyncPgConnection) -> Result<bool, StoreError> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Bool)]
+        adopted: bool,
+    }
+    let row: Row = diesel::sql_query(format!(
+        "SELECT COALESCE(obj_description(to_regclass('__diesel_schema_migrations'), 'pg_class') \
+         = '{}', false) AS adopted",
+        crate::migrate::ADOPTED
+    ))
+    .get_result(c)
+    .await?;
+    Ok(row.adopted)
+}

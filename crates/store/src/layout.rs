@@ -25,8 +25,10 @@ pub struct UserColumn {
     pub name: &'static str,
     pub add: Option<&'static str>,
     /// The write path cannot work without it (the others are kept up to date when
-    /// present: created_at, updated_at, deleted_at).
+    /// present: created_at, updated_at, deleted_at, raw).
     pub required: bool,
+    /// Added to an adopted table only when asked (`Adopt::Asked`: `database.users_raw`).
+    pub asked: bool,
     /// The type an existing column must be able to hold.
     pub ty: ColumnType,
 }
@@ -38,8 +40,9 @@ pub fn user_columns() -> &'static [UserColumn] {
     COLUMNS.get_or_init(|| {
         let declared = USERS.columns.iter().map(|c| UserColumn {
             name: c.name,
-            add: (c.adopt == Adopt::Add).then_some(c.ty.add_ddl()),
-            required: true,
+            add: (c.adopt != Adopt::MustExist).then_some(c.ty.add_ddl()),
+            required: c.adopt != Adopt::Asked,
+            asked: c.adopt == Adopt::Asked,
             ty: c.ty,
         });
         let stamps = STAMPS.iter().map(|&(name, ty)| UserColumn {
@@ -51,6 +54,7 @@ pub fn user_columns() -> &'static [UserColumn] {
                 "TIMESTAMPTZ NOT NULL DEFAULT now()"
             }),
             required: false,
+            asked: false,
             ty,
         });
         declared.chain(stamps).collect()
@@ -365,7 +369,12 @@ impl Layout {
             (Some(p), ty) => format!("{}::{}", quote(p), ty.pg()),
         };
         let mut pairs = Vec::new();
-        for c in USERS.columns {
+        // Reads leave the raw object out (its own query when wanted).
+        for c in USERS
+            .columns
+            .iter()
+            .filter(|c| !matches!(c.source, Source::Raw))
+        {
             let mut v = read(self.physical(c.name), c.ty);
             if !c.nullable && !matches!(c.source, Source::Created | Source::Updated) {
                 let empty = match c.ty {

@@ -125,6 +125,11 @@ const FIRST_MIGRATION: usize = 1;
 
 /// Records migration `i` as applied without running it (Diesel's bookkeeping table
 /// created as its harness creates it).
+/// The comment `migrate --adopt` leaves on `__diesel_schema_migrations` (ours): the
+/// users table is the application's, so a column it gets only when asked
+/// (`Adopt::Asked`, `database.users_raw`) is not added to it by later runs.
+pub(crate) const ADOPTED: &str = "workos-sync: the users table is adopted";
+
 fn mark_applied(i: usize) -> Vec<String> {
     vec![
         "CREATE TABLE IF NOT EXISTS __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY \
@@ -148,6 +153,8 @@ pub struct MigrateOptions {
     pub dry_run: bool,
     /// `database.users_columns`.
     pub users_columns: BTreeMap<String, String>,
+    /// `database.users_raw`: an adopted users table gets the raw object's column too.
+    pub users_raw: bool,
 }
 
 impl MigrateOptions {
@@ -157,6 +164,7 @@ impl MigrateOptions {
             adopt: false,
             dry_run: false,
             users_columns: BTreeMap::new(),
+            users_raw: false,
         }
     }
 }
@@ -324,7 +332,8 @@ async fn migrate_locked(
     };
     let ensure = async {
         let columns = catalog::users_columns(&mut conn).await?;
-        let ensure = ensure_sql(&columns, opts, false)?;
+        let adopted = catalog::users_adopted(&mut conn).await?;
+        let ensure = ensure_sql(&columns, opts, false, adopted)?;
         if !ensure.is_empty() {
             run_step(&mut conn, "adding users columns", &ensure).await?;
         }
@@ -435,18 +444,21 @@ async fn prepare(
     if !report.adopted {
         let columns = catalog::users_columns(conn).await?;
         let fresh = columns.is_empty();
-        sql.extend(ensure_sql(&columns, opts, fresh)?);
+        let adopted = catalog::users_adopted(conn).await?;
+        sql.extend(ensure_sql(&columns, opts, fresh, adopted)?);
     }
     report.sql = sql;
     Ok(Prepared::Done(report))
 }
 
 /// `ALTER TABLE users ADD COLUMN` for each of our columns the table lacks (`fresh`: the
-/// table does not exist yet and will be our first migration's).
+/// table does not exist yet and will be our first migration's; `adopted`: it is the
+/// application's, and gets the columns only added when asked only if asked).
 fn ensure_sql(
     columns: &[crate::layout::CatalogColumn],
     opts: &MigrateOptions,
     fresh: bool,
+    adopted: bool,
 ) -> Result<Vec<String>, StoreError> {
     let owned;
     let columns = if fresh {
@@ -456,7 +468,7 @@ fn ensure_sql(
         columns
     };
     let found = resolve(columns, &opts.users_columns)?;
-    Ok(add_columns(&found))
+    Ok(add_columns(&found, opts.users_raw || !adopted))
 }
 
 /// The columns the users migration gives the table: each of ours its text names (the
@@ -485,9 +497,13 @@ fn own_first_columns() -> Vec<crate::layout::CatalogColumn> {
         .collect()
 }
 
-fn add_columns(found: &[Found]) -> Vec<String> {
+/// `asked`: the columns added only when asked are added too.
+fn add_columns(found: &[Found], asked: bool) -> Vec<String> {
     let mut out = Vec::new();
     for (col, f) in user_columns().iter().zip(found) {
+        if col.asked && !asked {
+            continue;
+        }
         if let (Found::Missing(name), Some(ddl)) = (f, col.add) {
             out.push(format!(
                 "ALTER TABLE users ADD COLUMN {} {ddl}",
@@ -578,7 +594,10 @@ async fn adoption(
         used.join(", ")
     )];
     sql.extend(mark_applied(USERS_MIGRATION));
-    sql.extend(add_columns(&found));
+    sql.push(format!(
+        "COMMENT ON TABLE __diesel_schema_migrations IS '{ADOPTED}'"
+    ));
+    sql.extend(add_columns(&found, opts.users_raw));
     Ok(sql)
 }
 
@@ -653,7 +672,7 @@ mod tests {
 
     #[test]
     fn a_fresh_own_table_gets_only_the_columns_added_since() {
-        let sql = ensure_sql(&[], &MigrateOptions::new("public"), true).unwrap();
+        let sql = ensure_sql(&[], &MigrateOptions::new("public"), true, false).unwrap();
         assert!(
             sql.contains(&"ALTER TABLE users ADD COLUMN \"deleted_at\" TIMESTAMPTZ".to_owned())
         );

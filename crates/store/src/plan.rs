@@ -446,6 +446,7 @@ mod tests {
 
     fn membership(id: &str, user: &str, org: &str, created: i64, v: i64) -> Record {
         Record::Membership(Membership {
+            raw: Default::default(),
             id: id.into(),
             user_id: user.into(),
             organization_id: org.into(),

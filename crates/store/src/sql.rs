@@ -23,7 +23,7 @@ use std::{
 };
 use workos_sync_core::{
     Entity,
-    declare::{Clear, Column},
+    declare::{Adopt, Clear, Column},
 };
 
 use crate::{
@@ -304,6 +304,13 @@ fn build_load(layout: &Layout, shape: u32) -> Statement<LoadSlot> {
 /// The quoted physical name of column `c` of table `t` (users: through the layout).
 fn column(layout: &Layout, t: &Table, c: &str) -> String {
     if t.adoptable { layout.q(c) } else { quote(c) }
+}
+
+/// True when table `t` has column `c` (an adopted users table may lack an optional one:
+/// `Adopt::Asked`); such a column is bound like the others but neither inserted, set
+/// nor cleared.
+fn present(layout: &Layout, t: &Table, c: &Column) -> bool {
+    !t.adoptable || c.adopt != Adopt::Asked || layout.has(c.name)
 }
 
 fn key_column(layout: &Layout, t: &Table) -> String {
@@ -634,7 +641,7 @@ fn touch(layout: &Layout, t: &Table) -> String {
 /// show, stay). See [`Clear`] for a column that cannot always be NULL.
 fn soft_clear(layout: &Layout, t: &Table) -> String {
     let mut s = String::new();
-    for c in t.columns {
+    for c in t.columns.iter().filter(|c| present(layout, t, c)) {
         let value = match c.clear {
             Clear::Keep => continue,
             Clear::Empty => c.ty.empty_sql().to_owned(),
@@ -656,12 +663,9 @@ fn upsert(b: &mut Builder<WriteSlot>, layout: &Layout, i: usize, t: &Table) {
     let adopted = t.adoptable;
     // The record set's columns carry our names; the table's are the layout's.
     let names: Vec<String> = t.columns.iter().map(|c| quote(c.name)).collect();
-    let mut target: Vec<String> = t
-        .columns
-        .iter()
-        .map(|c| column(layout, t, c.name))
-        .collect();
-    let mut values = names.clone();
+    let written: Vec<&Column> = t.columns.iter().filter(|c| present(layout, t, c)).collect();
+    let mut target: Vec<String> = written.iter().map(|c| column(layout, t, c.name)).collect();
+    let mut values: Vec<String> = written.iter().map(|c| quote(c.name)).collect();
     // An adopted table's timestamps may have no default (Prisma's `@updatedAt`): set them.
     if adopted {
         for c in &layout.stamp_on_insert {
@@ -669,8 +673,7 @@ fn upsert(b: &mut Builder<WriteSlot>, layout: &Layout, i: usize, t: &Table) {
             values.push("now()".into());
         }
     }
-    let set: Vec<String> = t
-        .columns
+    let set: Vec<String> = written
         .iter()
         .filter(|c| c.on_update)
         .map(|c| {

@@ -62,6 +62,7 @@ pub(crate) fn value<'a>(c: &Column, record: &'a Record, usertag: &str) -> Value<
         Source::Created => Value::Time(Some(record.created_at())),
         Source::Updated => Value::Time(Some(record.updated_at())),
         Source::Usertag => Value::Text(Some(Cow::Owned(usertag.to_owned()))),
+        Source::Raw => Value::Raw(record.raw()),
     }
 }
 
@@ -71,11 +72,16 @@ pub(crate) enum ColumnArray<'a> {
     Bool(Vec<bool>),
     Json(Vec<serde_json::Value>),
     Time(Vec<Option<DateTime<Utc>>>),
+    /// Raw objects ([`Source::Raw`]): their text, sent as jsonb as it is.
+    Raw(Vec<RawJsonb<'a>>),
 }
 
 impl ColumnArray<'_> {
-    fn new(ty: ColumnType) -> Self {
-        match ty {
+    fn new(c: &Column) -> Self {
+        if matches!(c.source, Source::Raw) {
+            return Self::Raw(Vec::new());
+        }
+        match c.ty {
             ColumnType::Text | ColumnType::TextList => Self::Text(Vec::new()),
             ColumnType::Bool => Self::Bool(Vec::new()),
             ColumnType::Json => Self::Json(Vec::new()),
@@ -108,7 +114,7 @@ impl<'a> Rows<'a> {
     pub fn new(t: &'static Table) -> Self {
         if columnar(t) {
             Rows::Columns {
-                columns: t.columns.iter().map(|c| ColumnArray::new(c.ty)).collect(),
+                columns: t.columns.iter().map(ColumnArray::new).collect(),
                 src: Vec::new(),
             }
         } else {
@@ -140,6 +146,7 @@ impl<'a> Rows<'a> {
                         (ColumnArray::Bool(a), Value::Bool(v)) => a.push(v),
                         (ColumnArray::Json(a), Value::Json(v)) => a.push(json_object(v)),
                         (ColumnArray::Time(a), Value::Time(v)) => a.push(v),
+                        (ColumnArray::Raw(a), Value::Raw(v)) => a.push(RawJsonb(v.get())),
                         // A getter of another type than its column's (a test checks
                         // every declaration): pushed as the type's empty value, so
                         // every array keeps one entry per row.
@@ -147,6 +154,7 @@ impl<'a> Rows<'a> {
                         (ColumnArray::Bool(a), _) => a.push(false),
                         (ColumnArray::Json(a), _) => a.push(json_object(None)),
                         (ColumnArray::Time(a), _) => a.push(None),
+                        (ColumnArray::Raw(a), _) => a.push(RawJsonb(None)),
                     }
                 }
                 s.push(src);
@@ -178,10 +186,29 @@ impl<'a> Rows<'a> {
             Some(ColumnArray::Bool(a)) => out.push_bind_param::<Array<Bool>, _>(a),
             Some(ColumnArray::Json(a)) => out.push_bind_param::<Array<Jsonb>, _>(a),
             Some(ColumnArray::Time(a)) => out.push_bind_param::<Array<Nullable<Timestamptz>>, _>(a),
+            Some(ColumnArray::Raw(a)) => out.push_bind_param::<Array<Jsonb>, _>(a),
             None => Err(diesel::result::Error::QueryBuilderError(
                 "column index out of range".into(),
             )),
         }
+    }
+}
+
+/// A raw object's JSON text bound as `jsonb` in Postgres's binary form (a version byte,
+/// then the text: what Diesel writes for a `serde_json::Value`, without serialising a
+/// parsed value again); none is `{}`.
+#[derive(Debug)]
+pub(crate) struct RawJsonb<'a>(Option<&'a serde_json::value::RawValue>);
+
+impl diesel::serialize::ToSql<Jsonb, Pg> for RawJsonb<'_> {
+    fn to_sql<'b>(
+        &'b self,
+        out: &mut diesel::serialize::Output<'b, '_, Pg>,
+    ) -> diesel::serialize::Result {
+        use std::io::Write;
+        out.write_all(&[1])?;
+        out.write_all(self.0.map_or("{}", |r| r.get()).as_bytes())?;
+        Ok(diesel::serialize::IsNull::No)
     }
 }
 
@@ -205,6 +232,10 @@ impl Serialize for JsonRow<'_> {
                 },
                 Value::Time(t) => m.serialize_entry(c.name, t)?,
                 Value::TextList(l) => m.serialize_entry(c.name, l)?,
+                Value::Raw(r) => match r.get() {
+                    Some(r) => m.serialize_entry(c.name, r)?,
+                    None => m.serialize_entry(c.name, &serde_json::Map::new())?,
+                },
             }
         }
         m.serialize_entry("src", &self.src)?;
@@ -334,7 +365,7 @@ mod tests {
                     (c.ty, value(c, &r, "tag")),
                     (ColumnType::Text, Value::Text(_))
                         | (ColumnType::Bool, Value::Bool(_))
-                        | (ColumnType::Json, Value::Json(_))
+                        | (ColumnType::Json, Value::Json(_) | Value::Raw(_))
                         | (ColumnType::Time, Value::Time(_))
                         | (ColumnType::TextList, Value::TextList(_))
                 );

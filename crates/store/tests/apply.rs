@@ -16,6 +16,7 @@ fn t(secs: i64) -> DateTime<Utc> {
 
 fn user(id: &str, email: &str, version: i64) -> User {
     User {
+        raw: Default::default(),
         id: id.into(),
         email: email.into(),
         email_verified: true,

@@ -215,6 +215,15 @@ async fn plain_lists_backfill_resume_verify_and_repair_without_secrets() {
         .await
         .unwrap();
     assert_eq!(row[0]["domains"], json!(["c3.example"]));
+    // Each row keeps the listed object as received (minus its secrets): a field no
+    // column holds is there.
+    let raw = db
+        .rows("SELECT raw FROM connections WHERE id = 'conn_bp0003'")
+        .await
+        .unwrap();
+    assert_eq!(raw[0]["raw"]["id"], "conn_bp0003");
+    assert_eq!(raw[0]["raw"]["status"], "linked", "{raw:?}");
+    assert!(raw[0]["raw"].get("oidc_client_secret").is_none(), "{raw:?}");
 
     // Verify: in step.
     for e in [Entity::Invitations, Entity::Connections] {

@@ -28,7 +28,7 @@ use reqwest::{StatusCode, header};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use workos_sync_core::{Entity, IdError, User, backoff::Backoff};
+use workos_sync_core::{Entity, IdError, User, backoff::Backoff, record::Object};
 
 /// The user event types the reconciler asks for.
 pub use workos_sync_core::event_type::USER_EVENTS;
@@ -168,6 +168,14 @@ impl ErrorBody {
     fn parse(body: &[u8]) -> Option<Self> {
         serde_json::from_slice(body).ok()
     }
+}
+
+/// One object's answer decoded as `T` ([`Object`]: as an event's `data` is, its raw
+/// object kept).
+pub(crate) fn decode_body<T: Object>(body: &[u8]) -> Result<T, ApiError> {
+    let object: &RawValue =
+        serde_json::from_slice(body).map_err(|e| ApiError::BadResponse(e.to_string()))?;
+    T::decode(object).map_err(ApiError::BadResponse)
 }
 
 /// Longest error message kept from a WorkOS answer.
@@ -345,7 +353,7 @@ impl Client {
     }
 
     /// One page of a list endpoint: `{"data": [...], "list_metadata": {"after": ...}}`.
-    async fn get_page<T: serde::de::DeserializeOwned>(
+    async fn get_page<T: Object>(
         &self,
         path: &str,
         query: &[(&str, String)],
@@ -354,17 +362,21 @@ impl Client {
     }
 
     /// [`Client::get_page`] with a deadline (see [`Client::get`]).
-    async fn get_page_within<T: serde::de::DeserializeOwned>(
+    async fn get_page_within<T: Object>(
         &self,
         path: &str,
         query: &[(&str, String)],
         deadline: Option<Instant>,
     ) -> Result<Page<T>, ApiError> {
         let body = self.get(path, query, None, deadline).await?;
-        let list: RawList<T> =
+        let list: RawList<Box<RawValue>> =
             serde_json::from_slice(&body.0).map_err(|e| ApiError::BadResponse(e.to_string()))?;
         Ok(Page {
-            data: list.data,
+            data: list
+                .data
+                .iter()
+                .map(|o| T::decode(o).map_err(ApiError::BadResponse))
+                .collect::<Result<_, _>>()?,
             after: list
                 .list_metadata
                 .and_then(|m| m.after)
@@ -395,7 +407,7 @@ impl Client {
                 deadline,
             )
             .await?;
-        serde_json::from_slice(&body.0).map_err(|e| ApiError::BadResponse(e.to_string()))
+        decode_body(&body.0)
     }
 
     /// One page of `GET /user_management/users`, oldest first.

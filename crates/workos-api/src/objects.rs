@@ -10,7 +10,6 @@
 
 use std::time::Instant;
 
-use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use workos_sync_core::{Entity, Record};
 
@@ -19,7 +18,7 @@ use crate::{ApiError, Client, Page, list_path, organizations::paging};
 impl Client {
     /// One object of `entity` by id, decoded as `T`; WorkOS's own `entity_not_found`
     /// for that id is [`ApiError::NotFound`].
-    pub(crate) async fn get_object<T: DeserializeOwned>(
+    pub(crate) async fn get_object<T: workos_sync_core::record::Object>(
         &self,
         entity: Entity,
         id: &str,
@@ -34,7 +33,7 @@ impl Client {
                 deadline,
             )
             .await?;
-        serde_json::from_slice(&body.0).map_err(|e| ApiError::BadResponse(e.to_string()))
+        crate::decode_body(&body.0)
     }
 
     /// One object of `entity` by id, as a [`Record`].

@@ -45,7 +45,7 @@ impl Client {
                 None,
             )
             .await?;
-        serde_json::from_slice(&body.0).map_err(|e| ApiError::BadResponse(e.to_string()))
+        crate::decode_body(&body.0)
     }
 
     /// `GET /organizations/{id}`.
@@ -77,8 +77,7 @@ impl Client {
                 deadline,
             )
             .await?;
-        let mut org: Organization =
-            serde_json::from_slice(&body.0).map_err(|e| ApiError::BadResponse(e.to_string()))?;
+        let mut org: Organization = crate::decode_body(&body.0)?;
         for d in &mut org.domains {
             if d.organization_id.is_empty() {
                 d.organization_id.clone_from(&org.id);

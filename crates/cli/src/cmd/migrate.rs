@@ -21,6 +21,7 @@ pub async fn run(
         adopt,
         dry_run,
         users_columns: settings.database.users_columns.clone(),
+        users_raw: settings.database.users_raw,
     };
     let report = migrate::migrate(settings.database.url.expose_secret(), &opts)
         .await

@@ -15,6 +15,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::Raw;
 use crate::{
     Entity,
     declare::{Column, ColumnType as T, Declaration, Value},
@@ -33,6 +34,9 @@ pub struct Owner {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiKey {
+    /// WorkOS's object as received ([`Raw`]).
+    #[serde(skip)]
+    pub raw: Raw,
     pub id: String,
     #[serde(default, deserialize_with = "super::null_as_default")]
     pub owner: Owner,
@@ -62,6 +66,7 @@ impl ApiKey {
     /// A key known only by id (a key-only deletion).
     pub fn stub(id: &str, at: DateTime<Utc>) -> Self {
         Self {
+            raw: Default::default(),
             id: id.to_owned(),
             owner: Owner::default(),
             name: None,
@@ -123,6 +128,7 @@ pub const DECLARATION: Declaration = Declaration {
             T::Time,
             get!(ApiKey, k => Value::Time(k.expires_at)),
         ),
+        Column::RAW,
         Column::CREATED,
         Column::VERSION,
     ],

@@ -17,6 +17,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::Raw;
 use crate::{
     Entity,
     declare::{Column, ColumnType as T, Declaration, Value},
@@ -25,6 +26,9 @@ use crate::{
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Connection {
+    /// WorkOS's object as received ([`Raw`]).
+    #[serde(skip)]
+    pub raw: Raw,
     pub id: String,
     #[serde(default)]
     pub organization_id: Option<String>,
@@ -46,6 +50,7 @@ impl Connection {
     /// A connection known only by id (a deletion learnt from the API's 404).
     pub fn stub(id: &str, at: DateTime<Utc>) -> Self {
         Self {
+            raw: Default::default(),
             id: id.to_owned(),
             organization_id: None,
             connection_type: None,
@@ -91,6 +96,7 @@ pub const DECLARATION: Declaration = Declaration {
             get!(Connection, c => Value::TextList((&c.domains[..]).into())),
         )
         .not_null(),
+        Column::RAW,
         Column::CREATED,
         Column::VERSION,
     ],

@@ -13,6 +13,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::Raw;
 use crate::{
     Entity,
     declare::{Column, ColumnType as T, Declaration, Value},
@@ -21,6 +22,9 @@ use crate::{
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Directory {
+    /// WorkOS's object as received ([`Raw`]).
+    #[serde(skip)]
+    pub raw: Raw,
     pub id: String,
     #[serde(default)]
     pub organization_id: Option<String>,
@@ -44,6 +48,7 @@ impl Directory {
     /// A directory known only by id (a deletion learnt from the API's 404).
     pub fn stub(id: &str, at: DateTime<Utc>) -> Self {
         Self {
+            raw: Default::default(),
             id: id.to_owned(),
             organization_id: None,
             name: None,
@@ -101,6 +106,7 @@ pub const DECLARATION: Declaration = Declaration {
             get!(Directory, d => Value::TextList(d.domain_names().into())),
         )
         .not_null(),
+        Column::RAW,
         Column::CREATED,
         Column::VERSION,
     ],

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::Raw;
 use super::null_as_default;
 use crate::{
     Entity,
@@ -20,6 +21,9 @@ use crate::{
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirectoryGroup {
+    /// WorkOS's object as received ([`Raw`]).
+    #[serde(skip)]
+    pub raw: Raw,
     pub id: String,
     /// Empty only in a key-only deletion that did not name it.
     #[serde(default, deserialize_with = "null_as_default")]
@@ -40,6 +44,7 @@ impl DirectoryGroup {
     /// A directory group known only by id, stamped `at`.
     pub fn stub(id: &str, directory_id: &str, at: DateTime<Utc>) -> Self {
         Self {
+            raw: Default::default(),
             id: id.to_owned(),
             directory_id: directory_id.to_owned(),
             organization_id: None,
@@ -86,6 +91,7 @@ pub const DECLARATION: Declaration = Declaration {
             get!(DirectoryGroup, g => Value::Json(g.raw_attributes.as_ref())),
         )
         .not_null(),
+        Column::RAW,
         Column::CREATED,
         Column::VERSION,
     ],

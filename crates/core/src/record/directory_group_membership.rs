@@ -17,6 +17,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::Raw;
 use crate::{
     Entity,
     declare::{Column, Declaration, Value},
@@ -25,6 +26,9 @@ use crate::{
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DirectoryGroupMembership {
+    /// WorkOS's object as received ([`Raw`]).
+    #[serde(skip)]
+    pub raw: Raw,
     pub directory_id: String,
     pub directory_group_id: String,
     pub directory_user_id: String,
@@ -35,6 +39,7 @@ pub struct DirectoryGroupMembership {
 impl DirectoryGroupMembership {
     pub fn new(directory_id: &str, group: &str, user: &str, at: DateTime<Utc>) -> Self {
         Self {
+            raw: Default::default(),
             directory_id: directory_id.to_owned(),
             directory_group_id: group.to_owned(),
             directory_user_id: user.to_owned(),
@@ -78,6 +83,7 @@ impl<'de> Deserialize<'de> for DirectoryGroupMembership {
             ));
         }
         Ok(Self {
+            raw: Default::default(),
             directory_id,
             directory_group_id: w.group.id,
             directory_user_id: w.user.id,
@@ -114,6 +120,7 @@ pub const DECLARATION: Declaration = Declaration {
             get!(DirectoryMembership, m => Value::text(&m.directory_user_id)),
         )
         .not_null(),
+        Column::RAW,
         Column::CREATED,
         Column::VERSION,
     ],

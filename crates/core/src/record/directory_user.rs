@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::Raw;
 use super::{RoleRef, null_as_default};
 use crate::{
     Entity,
@@ -26,6 +27,9 @@ use crate::{
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirectoryUser {
+    /// WorkOS's object as received ([`Raw`]).
+    #[serde(skip)]
+    pub raw: Raw,
     pub id: String,
     /// Empty only in a key-only deletion that did not name it.
     #[serde(default, deserialize_with = "null_as_default")]
@@ -64,6 +68,7 @@ impl DirectoryUser {
     /// A directory user known only by id, stamped `at`.
     pub fn stub(id: &str, directory_id: &str, at: DateTime<Utc>) -> Self {
         Self {
+            raw: Default::default(),
             id: id.to_owned(),
             directory_id: directory_id.to_owned(),
             organization_id: None,
@@ -175,6 +180,7 @@ pub const DECLARATION: Declaration = Declaration {
             get!(DirectoryUser, u => Value::Json(u.custom_attributes.as_ref())),
         )
         .not_null(),
+        Column::RAW,
         Column::CREATED,
         Column::VERSION,
     ],

@@ -7,6 +7,7 @@
 //!
 //! Failure model: decoding is serde's; optional fields may be missing or null.
 
+use super::Raw;
 use crate::{
     Entity,
     declare::{Column, ColumnType as T, Declaration, Value},
@@ -17,6 +18,9 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Domain {
+    /// WorkOS's object as received ([`Raw`]).
+    #[serde(skip)]
+    pub raw: Raw,
     pub id: String,
     /// Absent in some organization objects' `domains[]`: filled from the organization.
     #[serde(default)]
@@ -59,6 +63,7 @@ pub const DECLARATION: Declaration = Declaration {
             T::Text,
             get!(Domain, d => Value::opt_text(d.verification_strategy.as_deref())),
         ),
+        Column::RAW,
         Column::CREATED,
         Column::VERSION,
     ],

@@ -12,6 +12,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::Raw;
 use crate::{
     Entity,
     declare::{Column, ColumnType as T, Declaration, Value},
@@ -20,6 +21,9 @@ use crate::{
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Group {
+    /// WorkOS's object as received ([`Raw`]).
+    #[serde(skip)]
+    pub raw: Raw,
     pub id: String,
     #[serde(default)]
     pub organization_id: Option<String>,
@@ -35,6 +39,7 @@ impl Group {
     /// A group known only by id (a key-only deletion).
     pub fn stub(id: &str, at: DateTime<Utc>) -> Self {
         Self {
+            raw: Default::default(),
             id: id.to_owned(),
             organization_id: None,
             name: None,
@@ -67,6 +72,7 @@ pub const DECLARATION: Declaration = Declaration {
             T::Text,
             get!(Group, g => Value::opt_text(g.description.as_deref())),
         ),
+        Column::RAW,
         Column::CREATED,
         Column::VERSION,
     ],

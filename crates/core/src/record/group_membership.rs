@@ -14,6 +14,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::Raw;
 use crate::{
     Entity,
     declare::{Column, ColumnType as T, Declaration, Value},
@@ -22,6 +23,9 @@ use crate::{
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GroupMembership {
+    /// WorkOS's object as received ([`Raw`]).
+    #[serde(skip)]
+    pub raw: Raw,
     pub group_id: String,
     pub organization_membership_id: String,
     /// When WorkOS said so (`None` until the decoder fills it with the event's time).
@@ -51,6 +55,7 @@ impl<'de> Deserialize<'de> for GroupMembership {
             ));
         }
         Ok(Self {
+            raw: Default::default(),
             group_id: w.group_id,
             organization_membership_id: w.organization_membership_id,
             at: None,
@@ -80,6 +85,7 @@ pub const DECLARATION: Declaration = Declaration {
             get!(GroupMembership, m => Value::text(&m.organization_membership_id)),
         )
         .not_null(),
+        Column::RAW,
         Column::CREATED,
         Column::VERSION,
     ],

@@ -21,6 +21,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::Raw;
 use crate::{
     Entity,
     declare::{Column, ColumnType as T, Declaration, Value},
@@ -29,6 +30,9 @@ use crate::{
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Invitation {
+    /// WorkOS's object as received ([`Raw`]).
+    #[serde(skip)]
+    pub raw: Raw,
     pub id: String,
     #[serde(default)]
     pub email: Option<String>,
@@ -57,6 +61,7 @@ impl Invitation {
     /// An invitation known only by id (a deletion learnt from the API's 404).
     pub fn stub(id: &str, at: DateTime<Utc>) -> Self {
         Self {
+            raw: Default::default(),
             id: id.to_owned(),
             email: None,
             state: None,
@@ -125,6 +130,7 @@ pub const DECLARATION: Declaration = Declaration {
             T::Time,
             get!(Invitation, i => Value::Time(i.revoked_at)),
         ),
+        Column::RAW,
         Column::CREATED,
         Column::VERSION,
     ],

@@ -54,6 +54,7 @@ impl Record {
             Entity::Users => Record::User(User::stub(&need_id()?, at)),
             Entity::Organizations => Record::Organization(Organization::stub(&need_id()?, at)),
             Entity::OrganizationDomains => Record::Domain(Domain {
+                raw: Default::default(),
                 id: need_id()?,
                 organization_id: nonempty(k.organization_id).unwrap_or_default(),
                 domain: String::new(),
@@ -81,6 +82,7 @@ impl Record {
                     (false, _) => None,
                 };
                 Record::Role(Role {
+                    raw: Default::default(),
                     id,
                     slug: slug.unwrap_or_default(),
                     organization_id,
@@ -93,6 +95,7 @@ impl Record {
                 })
             }
             Entity::Permissions => Record::Permission(Permission {
+                raw: Default::default(),
                 slug: match (nonempty(k.slug), &id) {
                     (Some(s), _) => s,
                     (None, Some(_)) => String::new(),

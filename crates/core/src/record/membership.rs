@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use super::Raw;
 use crate::{
     Entity,
     declare::{Column, ColumnType as T, Declaration, Value},
@@ -22,6 +23,9 @@ pub struct RoleRef {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Membership {
+    /// WorkOS's object as received ([`Raw`]).
+    #[serde(skip)]
+    pub raw: Raw,
     pub id: String,
     pub user_id: String,
     pub organization_id: String,
@@ -44,6 +48,7 @@ impl Membership {
     /// trimmed event), stamped `at`; `status` empty, no roles.
     pub fn stub(id: &str, user_id: &str, organization_id: &str, at: DateTime<Utc>) -> Self {
         Self {
+            raw: Default::default(),
             id: id.to_owned(),
             user_id: user_id.to_owned(),
             organization_id: organization_id.to_owned(),
@@ -115,6 +120,7 @@ pub const DECLARATION: Declaration = Declaration {
             get!(Membership, m => Value::Bool(m.directory_managed.unwrap_or(false))),
         )
         .not_null(),
+        Column::RAW,
         Column::CREATED,
         Column::VERSION,
     ],

@@ -19,6 +19,7 @@ mod key_only;
 pub mod membership;
 pub mod organization;
 pub mod permission;
+mod raw;
 pub mod role;
 pub mod user;
 
@@ -38,6 +39,7 @@ pub use invitation::Invitation;
 pub use membership::{Membership, RoleRef};
 pub use organization::Organization;
 pub use permission::Permission;
+pub use raw::Raw;
 pub use role::Role;
 pub use user::{User, UserRow};
 
@@ -107,6 +109,48 @@ impl Record {
             Record::GroupMembership(m) => m.key(),
             Record::ApiKey(k) => k.id.clone(),
         }
+    }
+
+    /// WorkOS's object as received ([`Raw`]; none for a record not decoded from one).
+    pub fn raw(&self) -> &Raw {
+        match self {
+            Record::User(x) => &x.raw,
+            Record::Organization(x) => &x.raw,
+            Record::Domain(x) => &x.raw,
+            Record::Membership(x) => &x.raw,
+            Record::Role(x) => &x.raw,
+            Record::Permission(x) => &x.raw,
+            Record::Directory(x) => &x.raw,
+            Record::DirectoryUser(x) => &x.raw,
+            Record::DirectoryGroup(x) => &x.raw,
+            Record::DirectoryMembership(x) => &x.raw,
+            Record::Invitation(x) => &x.raw,
+            Record::Connection(x) => &x.raw,
+            Record::Group(x) => &x.raw,
+            Record::GroupMembership(x) => &x.raw,
+            Record::ApiKey(x) => &x.raw,
+        }
+    }
+
+    pub(crate) fn set_raw(&mut self, raw: Raw) {
+        let slot = match self {
+            Record::User(x) => &mut x.raw,
+            Record::Organization(x) => &mut x.raw,
+            Record::Domain(x) => &mut x.raw,
+            Record::Membership(x) => &mut x.raw,
+            Record::Role(x) => &mut x.raw,
+            Record::Permission(x) => &mut x.raw,
+            Record::Directory(x) => &mut x.raw,
+            Record::DirectoryUser(x) => &mut x.raw,
+            Record::DirectoryGroup(x) => &mut x.raw,
+            Record::DirectoryMembership(x) => &mut x.raw,
+            Record::Invitation(x) => &mut x.raw,
+            Record::Connection(x) => &mut x.raw,
+            Record::Group(x) => &mut x.raw,
+            Record::GroupMembership(x) => &mut x.raw,
+            Record::ApiKey(x) => &mut x.raw,
+        };
+        *slot = raw;
     }
 
     /// True for a key-only deletion whose key the body did not carry (a role or
@@ -291,4 +335,46 @@ pub(crate) fn domain_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String
             Item::Name(s) | Item::Object { domain: s } => s,
         })
         .collect())
+}
+
+/// A WorkOS object type as an API answer holds it, decoded as an event's `data` is
+/// ([`Record::from_raw`]: the same tolerance, the same secrets dropped, its [`Raw`] kept).
+pub trait Object: Sized {
+    fn decode(object: &serde_json::value::RawValue) -> Result<Self, String>;
+}
+
+/// An object kept as it came (the Events API's events).
+impl Object for Box<serde_json::value::RawValue> {
+    fn decode(object: &serde_json::value::RawValue) -> Result<Self, String> {
+        Ok(object.to_owned())
+    }
+}
+
+macro_rules! object {
+    ($($ty:ident: $entity:ident => $variant:ident),* $(,)?) => {$(
+        impl Object for $ty {
+            fn decode(object: &serde_json::value::RawValue) -> Result<Self, String> {
+                match Record::from_raw(Entity::$entity, object)? {
+                    Record::$variant(x) => Ok(x),
+                    other => Err(format!("decoded as {}", other.entity())),
+                }
+            }
+        }
+    )*};
+}
+
+object! {
+    User: Users => User,
+    Organization: Organizations => Organization,
+    Domain: OrganizationDomains => Domain,
+    Membership: OrganizationMemberships => Membership,
+    Role: Roles => Role,
+    Permission: Permissions => Permission,
+    Directory: Directories => Directory,
+    DirectoryUser: DirectoryUsers => DirectoryUser,
+    DirectoryGroup: DirectoryGroups => DirectoryGroup,
+    Invitation: Invitations => Invitation,
+    Connection: Connections => Connection,
+    Group: Groups => Group,
+    ApiKey: ApiKeys => ApiKey,
 }

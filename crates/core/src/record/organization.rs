@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use super::Raw;
 use crate::{
     Entity,
     declare::{Column, ColumnType as T, Declaration, Value},
@@ -18,6 +19,9 @@ use super::Domain;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Organization {
+    /// WorkOS's object as received ([`Raw`]).
+    #[serde(skip)]
+    pub raw: Raw,
     pub id: String,
     pub name: String,
     #[serde(default)]
@@ -40,6 +44,7 @@ impl Organization {
     /// An organization known only by id (a deletion learnt from the API's 404).
     pub fn stub(id: &str, at: DateTime<Utc>) -> Self {
         Self {
+            raw: Default::default(),
             id: id.to_owned(),
             name: String::new(),
             external_id: None,
@@ -82,6 +87,7 @@ pub const DECLARATION: Declaration = Declaration {
             T::Text,
             get!(Organization, o => Value::opt_text(o.stripe_customer_id.as_deref())),
         ),
+        Column::RAW,
         Column::CREATED,
         Column::VERSION,
     ],

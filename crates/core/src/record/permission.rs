@@ -8,6 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::Raw;
 use crate::{
     Entity,
     declare::{Column, ColumnType as T, Declaration, Value},
@@ -16,6 +17,9 @@ use crate::{
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Permission {
+    /// WorkOS's object as received ([`Raw`]).
+    #[serde(skip)]
+    pub raw: Raw,
     #[serde(default)]
     pub id: Option<String>,
     pub slug: String,
@@ -60,6 +64,7 @@ pub const DECLARATION: Declaration = Declaration {
             get!(Permission, p => Value::Bool(p.system.unwrap_or(false))),
         )
         .not_null(),
+        Column::RAW,
         Column::CREATED,
         Column::VERSION,
     ],

@@ -13,6 +13,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::Raw;
 use crate::{
     Entity,
     declare::{Column, ColumnType as T, Declaration, Value},
@@ -21,6 +22,9 @@ use crate::{
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Role {
+    /// WorkOS's object as received ([`Raw`]).
+    #[serde(skip)]
+    pub raw: Raw,
     #[serde(default)]
     pub id: Option<String>,
     pub slug: String,
@@ -119,6 +123,7 @@ pub const DECLARATION: Declaration = Declaration {
             get!(Role, r => Value::TextList(r.permissions.as_slice().into())),
         )
         .not_null(),
+        Column::RAW,
         Column::CREATED,
         Column::VERSION,
     ],

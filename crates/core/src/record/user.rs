@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::Raw;
 use crate::{
     Entity, Record,
     declare::{Clear, Column, ColumnType as T, Declaration, Refresh, Source, Value},
@@ -19,6 +20,9 @@ use crate::{
 /// A WorkOS user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
+    /// WorkOS's object as received ([`Raw`]).
+    #[serde(skip)]
+    pub raw: Raw,
     pub id: String,
     pub email: String,
     #[serde(default)]
@@ -47,6 +51,7 @@ impl User {
     /// A user known only by id (a deletion learnt from the API's 404), stamped `at`.
     pub fn stub(id: &str, at: DateTime<Utc>) -> Self {
         Self {
+            raw: Default::default(),
             id: id.to_owned(),
             email: String::new(),
             email_verified: false,
@@ -148,6 +153,8 @@ pub const DECLARATION: Declaration = Declaration {
             T::Time,
             get!(User, u => Value::Time(u.last_sign_in_at)),
         )),
+        // Personal data like the rest; on an adopted table only if asked.
+        Column::RAW.cleared(Clear::Empty).asked(),
         Column::CREATED,
         Column::VERSION,
     ],

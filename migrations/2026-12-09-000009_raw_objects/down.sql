@@ -1,0 +1,14 @@
+ALTER TABLE organizations DROP COLUMN raw;
+ALTER TABLE organization_domains DROP COLUMN raw;
+ALTER TABLE organization_memberships DROP COLUMN raw;
+ALTER TABLE roles DROP COLUMN raw;
+ALTER TABLE permissions DROP COLUMN raw;
+ALTER TABLE directories DROP COLUMN raw;
+ALTER TABLE directory_users DROP COLUMN raw;
+ALTER TABLE directory_groups DROP COLUMN raw;
+ALTER TABLE directory_group_memberships DROP COLUMN raw;
+ALTER TABLE invitations DROP COLUMN raw;
+ALTER TABLE connections DROP COLUMN raw;
+ALTER TABLE groups DROP COLUMN raw;
+ALTER TABLE group_memberships DROP COLUMN raw;
+ALTER TABLE api_keys DROP COLUMN raw;
