@@ -41,8 +41,7 @@ pub use lazy::{
 };
 pub use reconcile::{ReconcileReport, ReconcileRequest, Start, reconcile_once};
 pub use verify::{
-    Drift, Failed, RemovalBound, Repair, VerifyReport, compare, verify, verify_as_leader,
-    verify_since,
+    Drift, Failed, RemovalBound, Repair, VerifyReport, verify, verify_as_leader, verify_since,
 };
 pub use workos_sync_store::locks::LOCK_RECONCILE;
 

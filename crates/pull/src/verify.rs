@@ -19,6 +19,11 @@
 //! because a list missed it, and never when the row was written after the verify began
 //! (an event may have created it meanwhile). Ahead rows are left alone.
 //!
+//! Memory: the listing is spooled to Postgres a page at a time and compared there
+//! (`store::spool`), so the process holds a page and the keys that differ, whatever the
+//! number of records; a repair walks the lists holding missing or stale rows a second
+//! time and applies just those (the first walk keeps no objects), in batches.
+//!
 //! A bulk removal is bounded ([`RemovalBound`]): when an entity's extra rows exceed it
 //! (a typical cause: an API key of another WorkOS environment, whose lists hold none of
 //! ours), the repair writes nothing at all and says so ([`VerifyReport::refused`]).
@@ -30,12 +35,15 @@
 //! that cannot be a WorkOS id) is left as it is and listed in [`Repair::failed`]; the
 //! other rows are repaired.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use workos_sync_core::{DirectoryGroupMembership, Entity, EntitySet, Event, Membership, Record};
-use workos_sync_store::{Outcome, Store};
+use workos_sync_store::{
+    Outcome, Store,
+    spool::{Difference, Spool},
+};
 use workos_sync_workos_api::{ApiError, Client, DirectoryUsersOf};
 
 use crate::{
@@ -142,84 +150,46 @@ impl VerifyReport {
     }
 }
 
-/// Compares one entity: `remote` keys and versions as WorkOS listed them, `local` as the
-/// table holds them (`None` version: an adopted row not reached yet; `true`:
-/// soft-deleted).
-pub fn compare(
-    remote: &HashMap<String, DateTime<Utc>>,
-    local: &HashMap<String, (Option<DateTime<Utc>>, bool)>,
-) -> Drift {
-    let mut d = Drift {
-        listed: remote.len() as u64,
-        ..Drift::default()
-    };
-    for (key, theirs) in remote {
-        match local.get(key) {
-            None | Some((_, true)) => d.missing.push(key.clone()),
-            Some((None, false)) => d.stale.push(key.clone()),
-            Some((Some(ours), false)) if ours < theirs => d.stale.push(key.clone()),
-            Some((Some(ours), false)) if ours > theirs => d.ahead.push(key.clone()),
-            Some(_) => {}
-        }
-    }
-    for (key, (version, deleted)) in local {
-        if !deleted && !remote.contains_key(key) {
-            match version {
-                Some(_) => d.extra.push(key.clone()),
-                None => d.unsynced.push(key.clone()),
-            }
-        }
-    }
-    for v in [
-        &mut d.missing,
-        &mut d.extra,
-        &mut d.stale,
-        &mut d.ahead,
-        &mut d.unsynced,
-    ] {
-        v.sort();
-    }
-    d
-}
-
-/// WorkOS's keys and versions of every wanted entity.
-struct Listing<P> {
+/// Buffers one page of WorkOS's keys and versions per entity and hands it to the spool:
+/// the listing is held by Postgres, never here (`store::spool`).
+struct Listing<'s, P> {
     wanted: EntitySet,
-    remote: HashMap<Entity, HashMap<String, DateTime<Utc>>>,
-    /// The objects themselves, kept for a repair.
-    records: Option<HashMap<(Entity, String), Record>>,
+    spool: &'s mut Spool,
     progress: P,
     seen: u64,
 }
 
-impl<P: FnMut(u64)> Listing<P> {
-    fn add(&mut self, r: &Record) {
-        if self.wanted.contains(r.entity()) {
-            self.remote
-                .entry(r.entity())
-                .or_default()
-                .insert(r.key(), r.updated_at());
-            if let Some(records) = &mut self.records {
-                records.insert((r.entity(), r.key()), r.clone());
-            }
-            self.seen += 1;
-        }
-    }
+/// The records a page holds: each record, and an organization's domains (which may carry
+/// no times of their own: as new as the organization, what apply stores too).
+fn with_domains(records: Vec<Record>) -> impl Iterator<Item = Record> {
+    records.into_iter().flat_map(|r| {
+        let domains: Vec<Record> = match &r {
+            Record::Organization(o) => o
+                .domains
+                .iter()
+                .map(|d| {
+                    let mut d = Record::Domain(d.clone());
+                    d.fill_version(o.updated_at);
+                    d
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        domains.into_iter().chain(std::iter::once(r))
+    })
 }
 
-impl<P: FnMut(u64)> Sink for Listing<P> {
+impl<P: FnMut(u64)> Sink for Listing<'_, P> {
     async fn records(&mut self, _list: &List, records: Vec<Record>) -> Result<(), SyncError> {
-        for r in records {
-            if let Record::Organization(o) = &r {
-                for d in &o.domains {
-                    let mut d = Record::Domain(d.clone());
-                    // A domain inside an organization object may carry no times of its
-                    // own: it is as new as the organization (what apply stores too).
-                    d.fill_version(o.updated_at);
-                    self.add(&d);
-                }
-            }
-            self.add(&r);
+        let mut page: BTreeMap<Entity, (Vec<String>, Vec<DateTime<Utc>>)> = BTreeMap::new();
+        for r in with_domains(records).filter(|r| self.wanted.contains(r.entity())) {
+            let (keys, versions) = page.entry(r.entity()).or_default();
+            keys.push(r.key());
+            versions.push(r.updated_at());
+            self.seen += 1;
+        }
+        for (e, (keys, versions)) in page {
+            self.spool.add(e, &keys, &versions).await?;
         }
         Ok(())
     }
@@ -227,6 +197,53 @@ impl<P: FnMut(u64)> Sink for Listing<P> {
     async fn advance(&mut self, _list: &List, _next: Option<&str>) -> Result<(), SyncError> {
         (self.progress)(self.seen);
         Ok(())
+    }
+}
+
+/// The repair's second walk: applies, as snapshots in batches, the records whose keys
+/// the comparison found missing or stale (each at most once).
+struct Applier<'a> {
+    store: &'a Store,
+    needed: HashMap<Entity, HashSet<String>>,
+    batch: Vec<Event>,
+    applied: HashMap<Entity, u64>,
+}
+
+impl Applier<'_> {
+    async fn flush(&mut self) -> Result<(), SyncError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let outcomes = self.store.apply_batch(&batch).await?;
+        for (ev, o) in batch.iter().zip(outcomes) {
+            if let (Some(r), Outcome::Created | Outcome::Updated) = (ev.record(), o) {
+                *self.applied.entry(r.entity()).or_default() += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Sink for Applier<'_> {
+    async fn records(&mut self, _list: &List, records: Vec<Record>) -> Result<(), SyncError> {
+        for r in with_domains(records) {
+            let wanted = self
+                .needed
+                .get_mut(&r.entity())
+                .is_some_and(|keys| keys.remove(&r.key()));
+            if wanted {
+                self.batch.push(Event::snapshot(r));
+                if self.batch.len() >= REPAIR_BATCH {
+                    self.flush().await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn advance(&mut self, _list: &List, _next: Option<&str>) -> Result<(), SyncError> {
+        self.flush().await
     }
 }
 
@@ -265,67 +282,100 @@ pub async fn verify_since(
             .filter(|e| !e.declaration().events_only)
             .collect::<Vec<_>>(),
     );
-    let mut l = Listing {
+    let mut spool = store.spool().await?;
+    let listed = walk(
+        api,
         wanted,
-        remote: HashMap::new(),
-        records: repair.map(|_| HashMap::new()),
-        progress,
-        seen: 0,
-    };
-    walk(api, wanted, &mut l).await?;
+        &mut Listing {
+            wanted,
+            spool: &mut spool,
+            progress,
+            seen: 0,
+        },
+    )
+    .await;
+    if let Err(e) = listed {
+        spool.finish().await;
+        return Err(e);
+    }
     // The tables are read after the listing: a row that changed meanwhile shows as
     // ahead or stale, never as missing or extra, unless it was created or removed
     // meanwhile (a second verify tells).
     let mut report = VerifyReport::default();
     let mut written: HashMap<Entity, HashMap<String, Option<DateTime<Utc>>>> = HashMap::new();
     for e in Entity::ALL.into_iter().filter(|e| wanted.contains(*e)) {
-        let rows = store.versions(e).await?;
-        let synced = rows
-            .iter()
-            .filter(|v| v.updated_at.is_some() && !v.deleted)
-            .count() as u64;
-        written.insert(
-            e,
-            rows.iter().map(|v| (v.key.clone(), v.written_at)).collect(),
-        );
-        let local: HashMap<String, (Option<DateTime<Utc>>, bool)> = rows
-            .into_iter()
-            .map(|v| (v.key, (v.updated_at, v.deleted)))
-            .collect();
-        let mut remote = l.remote.remove(&e).unwrap_or_default();
-        if !e.declaration().own_version {
-            // Versions are only when WorkOS said so: compare presence alone.
-            for (key, version) in &mut remote {
-                if let Some((Some(ours), false)) = local.get(key) {
-                    *version = *ours;
+        let c = match spool.compare(e, e.declaration().own_version).await {
+            Ok(c) => c,
+            Err(err) => {
+                spool.finish().await;
+                return Err(err.into());
+            }
+        };
+        let mut d = Drift {
+            listed: c.listed,
+            ..Drift::default()
+        };
+        let w = written.entry(e).or_default();
+        for row in c.differing {
+            match row.difference {
+                Difference::Missing => d.missing.push(row.key),
+                Difference::Stale => d.stale.push(row.key),
+                Difference::Ahead => d.ahead.push(row.key),
+                Difference::Unsynced => d.unsynced.push(row.key),
+                Difference::Extra => {
+                    w.insert(row.key.clone(), row.written_at);
+                    d.extra.push(row.key);
                 }
             }
         }
-        let d = compare(&remote, &local);
         if let Some(bound) = repair {
-            let w = written.get(&e);
             let removable = d
                 .extra
                 .iter()
-                .filter(|k| askable(e) && !written_since(w, k, began))
+                .filter(|k| askable(e) && !written_since(Some(w), k, began))
                 .count() as u64;
-            if report.refused.is_none() && !bound.allows(removable, synced) {
+            if report.refused.is_none() && !bound.allows(removable, c.synced) {
                 report.refused = Some(format!(
                     "repair would remove {removable} of {synced} {e} (bound: at most {} and at \
                      most {}%); nothing was repaired. If WorkOS's lists are right (check that \
                      the API key is this environment's), run `workos-sync verify --repair \
                      --max-removals {removable}`",
-                    bound.max, bound.percent
+                    bound.max,
+                    bound.percent,
+                    synced = c.synced,
                 ));
             }
         }
         report.entities.insert(e, d);
     }
-    if let (Some(records), None) = (&l.records, &report.refused) {
-        for (e, d) in &mut report.entities {
-            let w = written.remove(e).unwrap_or_default();
-            d.repair = Some(repair_entity(api, store, *e, d, records, &w, began).await?);
-        }
+    spool.finish().await;
+    if repair.is_none() || report.refused.is_some() {
+        return Ok(report);
+    }
+    // Missing and stale rows: WorkOS's objects, from a second walk of just the lists
+    // that hold them (the first kept no objects, only keys and versions).
+    let needed: HashMap<Entity, HashSet<String>> = report
+        .entities
+        .iter()
+        .filter(|(_, d)| !d.missing.is_empty() || !d.stale.is_empty())
+        .map(|(e, d)| (*e, d.missing.iter().chain(&d.stale).cloned().collect()))
+        .collect();
+    let mut applier = Applier {
+        store,
+        needed,
+        batch: Vec::new(),
+        applied: HashMap::new(),
+    };
+    if !applier.needed.is_empty() {
+        let lists = EntitySet::of(&applier.needed.keys().copied().collect::<Vec<_>>());
+        walk(api, lists, &mut applier).await?;
+        applier.flush().await?;
+    }
+    for (e, d) in &mut report.entities {
+        let w = written.remove(e).unwrap_or_default();
+        let mut r = repair_extra(api, store, *e, d, &w, began).await?;
+        r.applied = applier.applied.get(e).copied().unwrap_or(0);
+        d.repair = Some(r);
     }
     Ok(report)
 }
@@ -379,30 +429,16 @@ pub async fn verify_as_leader(
 /// Snapshots per apply batch of a repair.
 const REPAIR_BATCH: usize = 250;
 
-async fn repair_entity(
+/// The extra rows of one entity, each asked for by id (see the module header).
+async fn repair_extra(
     api: &Client,
     store: &Store,
     e: Entity,
     d: &Drift,
-    records: &HashMap<(Entity, String), Record>,
     written: &HashMap<String, Option<DateTime<Utc>>>,
     began: DateTime<Utc>,
 ) -> Result<Repair, SyncError> {
     let mut r = Repair::default();
-    let snapshots: Vec<Event> = d
-        .missing
-        .iter()
-        .chain(&d.stale)
-        .filter_map(|k| records.get(&(e, k.clone())))
-        .map(|rec| Event::snapshot(rec.clone()))
-        .collect();
-    for chunk in snapshots.chunks(REPAIR_BATCH) {
-        let outcomes = store.apply_batch(chunk).await?;
-        r.applied += outcomes
-            .iter()
-            .filter(|o| matches!(o, Outcome::Created | Outcome::Updated))
-            .count() as u64;
-    }
     for key in &d.extra {
         if !askable(e) || written_since(Some(written), key, began) {
             r.left.push(key.clone());
@@ -570,48 +606,4 @@ async fn remove_membership(store: &Store, id: &str) -> Result<(), SyncError> {
         .apply(&crate::lazy::deletion_event(Record::Membership(m)))
         .await?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn t(s: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp(s, 0).unwrap_or_default()
-    }
-
-    #[test]
-    fn each_kind_of_drift() {
-        let remote: HashMap<String, DateTime<Utc>> = [
-            ("same", 5),
-            ("missing", 5),
-            ("stale", 5),
-            ("ahead", 5),
-            ("unversioned", 5),
-            ("soft", 5),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), t(v)))
-        .collect();
-        let local: HashMap<String, (Option<DateTime<Utc>>, bool)> = [
-            ("same", (Some(t(5)), false)),
-            ("stale", (Some(t(4)), false)),
-            ("ahead", (Some(t(6)), false)),
-            ("unversioned", (None, false)),
-            ("soft", (Some(t(5)), true)),
-            ("extra", (Some(t(1)), false)),
-            ("gone_soft", (Some(t(1)), true)),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        let d = compare(&remote, &local);
-        assert_eq!(d.listed, 6);
-        assert_eq!(d.missing, ["missing", "soft"]);
-        assert_eq!(d.extra, ["extra"]);
-        assert_eq!(d.stale, ["stale", "unversioned"]);
-        assert_eq!(d.ahead, ["ahead"]);
-        assert!(!d.is_empty());
-        assert!(compare(&HashMap::new(), &HashMap::new()).is_empty());
-    }
 }

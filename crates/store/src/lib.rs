@@ -48,6 +48,7 @@ mod pool;
 mod reads;
 mod rows;
 pub mod schema;
+pub mod spool;
 mod sql;
 mod tables;
 pub mod tombstones;

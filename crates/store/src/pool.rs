@@ -19,7 +19,7 @@ use crate::{
     sql::Statements,
 };
 
-type Conn = diesel_async::pooled_connection::deadpool::Object<AsyncPgConnection>;
+pub(crate) type Conn = diesel_async::pooled_connection::deadpool::Object<AsyncPgConnection>;
 
 /// Default of [`Store::with_apply_timeout`] (`database.apply_timeout_secs`).
 const DEFAULT_APPLY_TIMEOUT: Duration = Duration::from_secs(30);
