@@ -4,18 +4,30 @@
 # and a worker with a generated webhook secret and lazy-sync token. Prints the URLs and
 # a ready `send-test-event` line, and stops everything it started on Ctrl-C.
 #
-#   scripts/dev-stack.sh           # run until Ctrl-C (receiver :8080, worker :8081)
+#   scripts/dev-stack.sh           # run until Ctrl-C (receiver :8080, worker :8081);
+#                                  # the database and queues stay for the next run
+#   scripts/dev-stack.sh --reset   # the same, from an empty database and queues (the
+#                                  # previous run's removed first)
 #   scripts/dev-stack.sh --smoke   # up, one signed test event through to the table,
 #                                  # everything it started stopped and removed, exit 0
 #
 # Environment: DEV_DB (database, default workos_sync_dev), RECEIVER_PORT (8080),
-# WORKER_PORT (8081), CARGO_TARGET_DIR. The smoke run uses its own database, queue
-# prefix and free ports, and removes them at the end, also after a failure.
+# WORKER_PORT (8081), CARGO_TARGET_DIR; WORKOS_WEBHOOK_SECRET and
+# WORKOS_SYNC__WORKER__API_TOKEN are kept when set (a real WorkOS endpoint through a
+# tunnel signs with its own secret), generated otherwise. The smoke run uses its own
+# database, queue prefix and free ports, and removes them at the end, also after a
+# failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SMOKE=0
-[ "${1:-}" = "--smoke" ] && SMOKE=1
+RESET=0
+case "${1:-}" in
+    --smoke) SMOKE=1 ;;
+    --reset) RESET=1 ;;
+    "") ;;
+    *) echo "usage: scripts/dev-stack.sh [--smoke | --reset]" >&2; exit 2 ;;
+esac
 
 bash scripts/services.sh
 TARGET="${CARGO_TARGET_DIR:-target}"
@@ -40,32 +52,40 @@ fi
 
 export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB"
 export AMQP_URL="amqp://guest:guest@127.0.0.1:5672/%2f"
-export WORKOS_WEBHOOK_SECRET="whsec_dev_$(random_hex)"
-export WORKOS_SYNC__WORKER__API_TOKEN="tok_dev_$(random_hex)"
+export WORKOS_WEBHOOK_SECRET="${WORKOS_WEBHOOK_SECRET:-whsec_dev_$(random_hex)}"
+export WORKOS_SYNC__WORKER__API_TOKEN="${WORKOS_SYNC__WORKER__API_TOKEN:-tok_dev_$(random_hex)}"
 export WORKOS_SYNC__AMQP__PREFIX="$PREFIX"
 export WORKOS_SYNC__RECEIVER__BIND="127.0.0.1:$RECEIVER_PORT"
 export WORKOS_SYNC__WORKER__HTTP_BIND="127.0.0.1:$WORKER_PORT"
 export WORKOS_SYNC__LOG__FORMAT="text"
+
+# The stack's database and its queue prefix's queues and exchanges, removed.
+remove_state() {
+    psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >/dev/null 2>&1 || true
+    { rabbitmqctl -q list_queues name 2>/dev/null | grep -E "^$PREFIX\." || true; } | while read -r q; do
+        rabbitmqctl -q delete_queue "$q" </dev/null >/dev/null 2>&1 || true
+    done
+    { rabbitmqctl -q list_exchanges name 2>/dev/null | grep -E "^$PREFIX\." || true; } | while read -r x; do
+        rabbitmqctl -q eval "rabbit_exchange:delete(rabbit_misc:r(<<\"/\">>, exchange, <<\"$x\">>), false, <<\"dev-stack\">>)." </dev/null >/dev/null 2>&1 || true
+    done
+}
 
 PIDS=()
 cleanup() {
     local code=$?
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    if [ "$SMOKE" = 1 ]; then
-        psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >/dev/null 2>&1 || true
-        { rabbitmqctl -q list_queues name 2>/dev/null | grep -E "^$PREFIX\." || true; } | while read -r q; do
-            rabbitmqctl -q delete_queue "$q" </dev/null >/dev/null 2>&1 || true
-        done
-        { rabbitmqctl -q list_exchanges name 2>/dev/null | grep -E "^$PREFIX\." || true; } | while read -r x; do
-            rabbitmqctl -q eval "rabbit_exchange:delete(rabbit_misc:r(<<\"/\">>, exchange, <<\"$x\">>), false, <<\"dev-stack\">>)." </dev/null >/dev/null 2>&1 || true
-        done
-    fi
+    [ "$SMOKE" = 1 ] && remove_state
     echo "dev-stack: stopped what it started" >&2
     exit "$code"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+if [ "$RESET" = 1 ]; then
+    echo "dev-stack: --reset: removing database $DB and the $PREFIX.* queues and exchanges" >&2
+    remove_state
+fi
 
 if ! psql -h 127.0.0.1 -U postgres -d postgres -Atqc "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1; then
     psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE \"$DB\""
@@ -94,6 +114,12 @@ dev-stack: up
   database      $DATABASE_URL
   send a test event:
     WORKOS_WEBHOOK_SECRET=$WORKOS_WEBHOOK_SECRET $BIN/workos-sync send-test-event --url $WEBHOOK_URL
+
+  the CLI in another shell (workos-sync status, dlq list, backfill…) needs:
+    export DATABASE_URL=$DATABASE_URL
+    export AMQP_URL='$AMQP_URL'
+    export WORKOS_SYNC__AMQP__PREFIX=$PREFIX
+    export WORKOS_WEBHOOK_SECRET=$WORKOS_WEBHOOK_SECRET
 EOF
 
 if [ "$SMOKE" = 0 ]; then

@@ -154,6 +154,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The WorkOS webhook endpoint: `setup --url` creates or updates it with the enabled
+    /// entities' event types; `status` says what each endpoint lacks.
+    Webhooks {
+        #[command(subcommand)]
+        command: cmd::webhooks::WebhooksCommand,
+    },
+    /// The settings in effect (`config show`), secrets redacted.
+    Config {
+        #[command(subcommand)]
+        command: cmd::config::ConfigCommand,
+    },
     /// The event archive (`[archive]`): its day partitions, and retention now.
     Archive {
         #[command(subcommand)]
@@ -187,6 +198,9 @@ pub enum Command {
 }
 
 pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
+    if let Command::Config { command } = &cli.command {
+        return cmd::config::run(cli.config.as_deref(), command, out);
+    }
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command {
         Command::Migrate { adopt, dry_run } => {
@@ -215,6 +229,8 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
         }
         Command::Archive { command } => cmd::archive::run(&settings, command, out).await,
         Command::EventTypes { all, json } => cmd::event_types::run(&settings, all, json, out),
+        Command::Config { command } => cmd::config::run(cli.config.as_deref(), &command, out),
+        Command::Webhooks { command } => cmd::webhooks::run(&settings, &command, out).await,
         Command::Prune {
             older_than,
             force_short_window,

@@ -45,6 +45,12 @@ async fn migrate_and_dlq_commands() {
     let (code, out, err) = cli(&prefix, &db.url, &["migrate"], "");
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("up to date"), "{out}");
+    // A dry run of an up-to-date schema says so, with no statement (not even the
+    // schema's CREATE).
+    let (code, out, err) = cli(&prefix, &db.url, &["migrate", "--dry-run"], "");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("nothing would change"), "{out}");
+    assert!(!out.contains("CREATE"), "{out}");
 
     // A message dead-lettered by hand, with the worker's headers.
     let broker = test_broker(&prefix).await.unwrap();
@@ -320,6 +326,19 @@ async fn dlq_inspection_any_number_of_times_loses_nothing() {
     let (code, out, err) = cli(&prefix, &db.url, &["dlq", "replay", "event_k3"], "");
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("replayed 1"), "{out}");
+    // An id that is not there fails, by name (a typo, or replayed already).
+    let (code, out, err) = cli(
+        &prefix,
+        &db.url,
+        &["dlq", "replay", "event_k3", "event_nope"],
+        "",
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("replayed 0"), "{out}");
+    assert!(
+        err.contains("not in the DLQ: event_k3, event_nope"),
+        "{err}"
+    );
     let (_, out, _) = cli(&prefix, &db.url, &["dlq", "list", "--json"], "");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let ids: Vec<&str> = v
@@ -516,4 +535,74 @@ fn event_types_are_those_of_the_enabled_entities() {
     assert_eq!(users, vec!["user.created", "user.updated", "user.deleted"]);
     let all = types(&[("WORKOS_SYNC__SYNC__ENTITIES", "users")], &["--all"]);
     assert_eq!(all, all_enabled);
+    // The emulator's connection.created|updated are applied, never subscribed to (the
+    // API reference's endpoint events are a closed list without them).
+    assert!(
+        !all.iter()
+            .any(|t| t == "connection.created" || t == "connection.updated")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_errors_are_one_line_and_config_show_redacts() {
+    let db = fresh_database().await.unwrap();
+    let prefix = unique_prefix();
+    // A fresh database: migrate names the columns it added, not its SQL.
+    let fresh = workos_sync_testkit::empty_database().await.unwrap();
+    let (code, out, err) = cli(&prefix, &fresh.url, &["migrate"], "");
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("ALTER TABLE"), "{out}");
+    assert!(out.contains("added users columns: raw"), "{out}");
+    fresh.teardown().await.unwrap();
+    // config show: every setting, secrets redacted.
+    let secret_url = db
+        .url
+        .replacen("postgres://postgres@", "postgres://postgres:hunter2@", 1);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_workos-sync"))
+        .args(["config", "show"])
+        .env("DATABASE_URL", &secret_url)
+        .env("WORKOS_API_KEY", "sk_test_very_secret")
+        .env("WORKOS_SYNC__WORKER__BATCH_SIZE", "7")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = child.stdin.take();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("worker.batch_size = \"7\""), "{text}");
+    assert!(text.contains("postgres://postgres:***@"), "{text}");
+    assert!(
+        !text.contains("hunter2") && !text.contains("sk_test_very_secret"),
+        "{text}"
+    );
+    // A misspelt key: one line naming it and the nearest known one, exit 1 (the
+    // services exit 2 with the same line: the worker's tests).
+    let out = Command::new(env!("CARGO_BIN_EXE_workos-sync"))
+        .args(["status"])
+        .env("DATABASE_URL", &db.url)
+        .env("WORKOS_SYNC__WROKER__BATCH_SIZE", "5")
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("unknown setting wroker.batch_size (from WORKOS_SYNC__WROKER__BATCH_SIZE); did you mean worker.batch_size?"),
+        "{err}"
+    );
+    // A malformed database URL: refused at once, the password never repeated.
+    let out = Command::new(env!("CARGO_BIN_EXE_workos-sync"))
+        .args(["status"])
+        .env("DATABASE_URL", "postgress//app:hunter2@db/x")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("invalid setting database.url"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+    let _ = prefix;
+    db.teardown().await.unwrap();
 }

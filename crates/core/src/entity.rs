@@ -156,6 +156,15 @@ impl EntitySet {
         Entity::ALL.into_iter().filter(move |e| self.contains(*e))
     }
 
+    /// The event types a webhook endpoint subscribes to for these entities (their
+    /// declared types but [`crate::event_type::NOT_SUBSCRIBABLE`]), in declaration order.
+    pub fn subscribed_event_types(self) -> Vec<&'static str> {
+        self.iter()
+            .flat_map(|e| e.event_types().iter().copied())
+            .filter(|t| !crate::event_type::NOT_SUBSCRIBABLE.contains(t))
+            .collect()
+    }
+
     /// What a command narrowed to `only` walks: that entity (with the ones its
     /// declaration includes: `--only directories` is all of Directory Sync) if this set
     /// holds it (none if it does not), or the whole set.

@@ -115,6 +115,11 @@ pub const INVITATION_EVENTS: &[&str] = &[
 pub const GROUP_EVENTS: &[&str] = &[GROUP_CREATED, GROUP_UPDATED, GROUP_DELETED];
 pub const GROUP_MEMBERSHIP_EVENTS: &[&str] = &[GROUP_MEMBER_ADDED, GROUP_MEMBER_REMOVED];
 pub const API_KEY_EVENTS: &[&str] = &[API_KEY_CREATED, API_KEY_UPDATED, API_KEY_REVOKED];
+/// Types applied when delivered but never subscribed to: WorkOS's emulator (0.14.0) sends
+/// `connection.created|updated`, which the API reference does not have (a webhook
+/// endpoint's events are a closed list there).
+pub const NOT_SUBSCRIBABLE: &[&str] = &[CONNECTION_CREATED, CONNECTION_UPDATED];
+
 pub const CONNECTION_EVENTS: &[&str] = &[
     CONNECTION_ACTIVATED,
     CONNECTION_DEACTIVATED,

@@ -18,12 +18,29 @@ use serde::{Deserialize, Deserializer, de};
 /// The defaults file, compiled in so that it is always the bottom layer.
 pub const DEFAULTS_TOML: &str = include_str!("../../../config/default.toml");
 
+mod keys;
+
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
+    /// A value the `config` crate could not read or convert (its message names the key).
+    /// Not a `source`: the message is the whole story, printed once.
     #[error("configuration: {0}")]
-    Load(#[from] config::ConfigError),
+    Load(config::ConfigError),
     #[error("invalid setting {key}: {reason}")]
     Invalid { key: &'static str, reason: String },
+    /// A key that is no setting of workos-sync (a typo would otherwise be ignored).
+    #[error("unknown setting {key} ({origin}){hint}")]
+    Unknown {
+        key: String,
+        origin: String,
+        hint: String,
+    },
+}
+
+impl From<config::ConfigError> for SettingsError {
+    fn from(e: config::ConfigError) -> Self {
+        Self::Load(e)
+    }
 }
 
 fn invalid(key: &'static str, reason: impl Into<String>) -> SettingsError {
@@ -245,7 +262,7 @@ impl SyncSettings {
 
 /// How a row WorkOS deleted leaves the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "String")]
 pub enum DeleteMode {
     /// The row is removed (a foreign key of the application that blocks it sends the
     /// event to the DLQ at once, naming the constraint).
@@ -281,11 +298,33 @@ pub struct LogSettings {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "String")]
 pub enum LogFormat {
     Json,
     Text,
 }
+
+/// A setting's enum read from its name, a wrong one refused with the names allowed (the
+/// `config` crate's own message lists none).
+macro_rules! named {
+    ($ty:ident { $($name:literal => $variant:ident),* $(,)? }) => {
+        impl TryFrom<String> for $ty {
+            type Error = String;
+            fn try_from(s: String) -> Result<Self, String> {
+                match s.trim().to_ascii_lowercase().as_str() {
+                    $($name => Ok(Self::$variant),)*
+                    _ => Err(format!(
+                        "{s:?} is not one of: {}",
+                        [$($name),*].join(", ")
+                    )),
+                }
+            }
+        }
+    };
+}
+
+named!(LogFormat { "json" => Json, "text" => Text });
+named!(DeleteMode { "delete" => Delete, "soft" => Soft });
 
 /// Accepts a sequence or a comma-separated string (as environment variables give).
 fn list<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
@@ -329,6 +368,35 @@ pub fn valid_schema_name(s: &str) -> bool {
         && !s.starts_with("pg_")
 }
 
+/// Refuses a `database.url` that cannot reach Postgres (`postgress//…`, `mysql://…`), which
+/// would otherwise be retried forever, saying why without repeating the URL (it may hold
+/// a password).
+fn check_database_url(s: &str) -> Result<(), SettingsError> {
+    const EXPECTED: &str = "expected postgres://user:password@host:port/database (DATABASE_URL)";
+    match url::Url::parse(s) {
+        Ok(u) if matches!(u.scheme(), "postgres" | "postgresql") => {
+            if u.host_str().is_none_or(str::is_empty) {
+                return Err(invalid(
+                    "database.url",
+                    format!("names no host; {EXPECTED}"),
+                ));
+            }
+            Ok(())
+        }
+        Ok(u) => Err(invalid(
+            "database.url",
+            format!(
+                "scheme {:?} is not postgres or postgresql; {EXPECTED}",
+                u.scheme()
+            ),
+        )),
+        Err(e) => Err(invalid(
+            "database.url",
+            format!("not a URL ({e}); {EXPECTED}"),
+        )),
+    }
+}
+
 /// The plain variables of the operator interface and the key each overrides.
 const PLAIN_VARS: [(&str, &str); 4] = [
     ("DATABASE_URL", "database.url"),
@@ -336,6 +404,50 @@ const PLAIN_VARS: [(&str, &str); 4] = [
     ("WORKOS_API_KEY", "workos.api_key"),
     ("WORKOS_API_BASE_URL", "workos.api_base_url"),
 ];
+
+/// The layers, bottom up: the defaults, the `--config` file, `WORKOS_SYNC__…` variables,
+/// the plain variables of the operator interface.
+fn layered(
+    config_file: Option<&Path>,
+    env: &HashMap<String, String>,
+) -> Result<Config, SettingsError> {
+    let mut builder = Config::builder().add_source(File::from_str(DEFAULTS_TOML, FileFormat::Toml));
+    if let Some(path) = config_file {
+        if !path.exists() {
+            return Err(invalid(
+                "--config",
+                format!("{} does not exist", path.display()),
+            ));
+        }
+        builder = builder.add_source(File::from(path).required(true));
+    }
+    let prefixed: HashMap<String, String> = env
+        .iter()
+        .filter(|(k, _)| k.starts_with("WORKOS_SYNC__"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    builder = builder.add_source(
+        Environment::with_prefix("WORKOS_SYNC")
+            .separator("__")
+            .ignore_empty(true)
+            .source(Some(prefixed)),
+    );
+    for (var, key) in PLAIN_VARS {
+        if let Some(v) = env.get(var).filter(|v| !v.is_empty()) {
+            builder = builder.set_override(key, v.as_str())?;
+        }
+    }
+    if let Some(v) = env.get("WORKOS_WEBHOOK_SECRET").filter(|v| !v.is_empty()) {
+        builder = builder.set_override("workos.webhook_secrets", v.as_str())?;
+    }
+    // `amqp.urls` is a synonym of `amqp.url` (the list of nodes); AMQP_URL beats both.
+    if env.get("AMQP_URL").is_none_or(|v| v.is_empty())
+        && let Ok(urls) = builder.build_cloned()?.get::<config::Value>("amqp.urls")
+    {
+        builder = builder.set_override("amqp.url", urls)?;
+    }
+    Ok(builder.build()?)
+}
 
 impl Settings {
     /// Loads from the process environment.
@@ -349,45 +461,34 @@ impl Settings {
         config_file: Option<&Path>,
         env: HashMap<String, String>,
     ) -> Result<Self, SettingsError> {
-        let mut builder =
-            Config::builder().add_source(File::from_str(DEFAULTS_TOML, FileFormat::Toml));
-        if let Some(path) = config_file {
-            if !path.exists() {
-                return Err(invalid(
-                    "--config",
-                    format!("{} does not exist", path.display()),
-                ));
-            }
-            builder = builder.add_source(File::from(path).required(true));
+        let built = layered(config_file, &env)?;
+        let leaves = keys::flatten(built.clone().try_deserialize()?);
+        if let Some(key) = keys::unknown(&leaves).into_iter().next() {
+            let hint = keys::nearest(&key)
+                .map(|k| format!("; did you mean {k}?"))
+                .unwrap_or_default();
+            return Err(SettingsError::Unknown {
+                origin: keys::origin(&key, &env),
+                key,
+                hint,
+            });
         }
-        let prefixed: HashMap<String, String> = env
-            .iter()
-            .filter(|(k, _)| k.starts_with("WORKOS_SYNC__"))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        builder = builder.add_source(
-            Environment::with_prefix("WORKOS_SYNC")
-                .separator("__")
-                .ignore_empty(true)
-                .source(Some(prefixed)),
-        );
-        for (var, key) in PLAIN_VARS {
-            if let Some(v) = env.get(var).filter(|v| !v.is_empty()) {
-                builder = builder.set_override(key, v.as_str())?;
-            }
-        }
-        if let Some(v) = env.get("WORKOS_WEBHOOK_SECRET").filter(|v| !v.is_empty()) {
-            builder = builder.set_override("workos.webhook_secrets", v.as_str())?;
-        }
-        // `amqp.urls` is a synonym of `amqp.url` (the list of nodes); AMQP_URL beats both.
-        if env.get("AMQP_URL").is_none_or(|v| v.is_empty())
-            && let Ok(urls) = builder.build_cloned()?.get::<config::Value>("amqp.urls")
-        {
-            builder = builder.set_override("amqp.url", urls)?;
-        }
-        let settings: Settings = builder.build()?.try_deserialize()?;
+        let settings: Settings = built.try_deserialize()?;
         settings.validate_common()?;
         Ok(settings)
+    }
+
+    /// Every setting in effect (the defaults, the `--config` file, the environment), as
+    /// `key = value` TOML lines in key order, secrets redacted (`workos-sync config show`).
+    pub fn show(
+        config_file: Option<&Path>,
+        env: HashMap<String, String>,
+    ) -> Result<Vec<String>, SettingsError> {
+        let built = layered(config_file, &env)?;
+        Ok(keys::flatten(built.try_deserialize()?)
+            .iter()
+            .map(|(k, v)| format!("{k} = {}", keys::display(k, v)))
+            .collect())
     }
 
     fn validate_common(&self) -> Result<(), SettingsError> {
@@ -404,6 +505,16 @@ impl Settings {
         }
         if self.amqp.url.is_empty() {
             return Err(invalid("amqp.url", "names no broker; set AMQP_URL"));
+        }
+        check_database_url(self.database.url.expose_secret())?;
+        if let Err(e) = self.worker.http_bind.parse::<SocketAddr>() {
+            return Err(invalid(
+                "worker.http_bind",
+                format!(
+                    "{:?} is not an address and port ({e}; e.g. 0.0.0.0:8081)",
+                    self.worker.http_bind
+                ),
+            ));
         }
         if self.amqp.frame_max != 0 && self.amqp.frame_max < 4096 {
             return Err(invalid(
@@ -578,6 +689,127 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_by_name_with_the_nearest_known_one() {
+        let err = Settings::load_from(None, env(&[("WORKOS_SYNC__WROKER__BATCH_SIZE", "5")]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "unknown setting wroker.batch_size (from WORKOS_SYNC__WROKER__BATCH_SIZE); did you \
+             mean worker.batch_size?"
+        );
+        let err = Settings::load_from(None, env(&[("WORKOS_SYNC__WORKER__NOPE", "1")]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "unknown setting worker.nope (from WORKOS_SYNC__WORKER__NOPE)"
+        );
+        // In a file: named as the file's.
+        let dir = std::env::temp_dir().join(format!("ws-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("bad.toml");
+        std::fs::write(&file, "[worker]\nbatch_sise = 10\n").unwrap();
+        let err = Settings::load_from(Some(&file), env(&[]))
+            .unwrap_err()
+            .to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            err,
+            "unknown setting worker.batch_sise (in the --config file); did you mean \
+             worker.batch_size?"
+        );
+        // An open map takes any key.
+        Settings::load_from(
+            None,
+            env(&[("WORKOS_SYNC__DATABASE__USERS_COLUMNS__EMAIL", "mail")]),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn bad_values_name_their_key_once_and_what_is_allowed() {
+        let load = |pairs: &[(&str, &str)]| {
+            Settings::load_from(None, env(pairs))
+                .unwrap_err()
+                .to_string()
+        };
+        let err = load(&[("WORKOS_SYNC__LOG__FORMAT", "jsn")]);
+        assert!(
+            err.contains("log.format") && err.contains("json") && err.contains("text"),
+            "{err}"
+        );
+        let err = load(&[("WORKOS_SYNC__WORKER__HTTP_BIND", "localhost")]);
+        assert!(
+            err.starts_with("invalid setting worker.http_bind: \"localhost\""),
+            "{err}"
+        );
+        let err = load(&[("WORKOS_SYNC__WORKER__BATCH_SIZE", "lots")]);
+        assert!(err.contains("worker.batch_size"), "{err}");
+        // One line: no source chain repeating it.
+        let e = Settings::load_from(None, env(&[("WORKOS_SYNC__WORKER__BATCH_SIZE", "lots")]))
+            .unwrap_err();
+        assert!(std::error::Error::source(&e).is_none());
+        assert!(!err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn a_malformed_database_url_is_refused_without_repeating_it() {
+        for (url, says) in [
+            ("postgress//u:hunter2@db/x", "not a URL"),
+            ("mysql://u:hunter2@db/x", "scheme \"mysql\""),
+            ("postgres://", "names no host"),
+        ] {
+            let err = Settings::load_from(None, env(&[("DATABASE_URL", url)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("invalid setting database.url: "), "{err}");
+            assert!(err.contains(says), "{url}: {err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+        Settings::load_from(None, env(&[("DATABASE_URL", "postgresql://u:p@db:5432/x")])).unwrap();
+    }
+
+    #[test]
+    fn show_lists_every_setting_with_secrets_redacted() {
+        let lines = Settings::show(
+            None,
+            env(&[
+                ("DATABASE_URL", "postgres://app:hunter2@db:5432/x"),
+                ("WORKOS_API_KEY", "sk_live_secret"),
+                ("WORKOS_WEBHOOK_SECRET", "whsec_1"),
+                ("WORKOS_SYNC__WORKER__BATCH_SIZE", "7"),
+            ]),
+        )
+        .unwrap();
+        let text = lines.join("\n");
+        for secret in ["hunter2", "sk_live_secret", "whsec_1"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        // As the environment gives it: text.
+        assert!(
+            lines.contains(&"worker.batch_size = \"7\"".to_owned()),
+            "{text}"
+        );
+        assert!(
+            lines.contains(&"workos.api_base_url = \"https://api.workos.com\"".to_owned()),
+            "{text}"
+        );
+        assert!(
+            lines.contains(&"database.url = \"postgres://app:***@db:5432/x\"".to_owned()),
+            "{text}"
+        );
+        assert!(
+            lines.contains(&"workos.api_key = \"<redacted>\"".to_owned()),
+            "{text}"
+        );
+        assert!(
+            lines.iter().any(|l| l.starts_with("archive.types = ")),
+            "{text}"
+        );
     }
 
     #[test]

@@ -22,7 +22,17 @@ struct Args {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let settings = workos_sync_core::Settings::load(args.config.as_deref())?;
+    // A settings error is one line naming the key (no error chain, no backtrace).
+    let settings = match workos_sync_core::Settings::load(args.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            #[allow(clippy::print_stderr)] // before logging is set up
+            {
+                eprintln!("workos-sync-receiver: {e}");
+            }
+            std::process::exit(2);
+        }
+    };
     workos_sync_core::telemetry::init(&settings.log);
     if let Err(e) = workos_sync_receiver::run(settings).await {
         tracing::error!(error = %e, "receiver failed");

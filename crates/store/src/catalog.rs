@@ -147,3 +147,21 @@ pub(crate) async fn users_adopted(c: &mut AsyncPgConnection) -> Result<bool, Sto
     .await?;
     Ok(row.adopted)
 }
+
+/// True when the schema `name` exists.
+pub(crate) async fn schema_exists(
+    c: &mut AsyncPgConnection,
+    name: &str,
+) -> Result<bool, StoreError> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Bool)]
+        found: bool,
+    }
+    let row: Row =
+        diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS found")
+            .bind::<Text, _>(name)
+            .get_result(c)
+            .await?;
+    Ok(row.found)
+}

@@ -178,6 +178,8 @@ pub struct MigrateReport {
     pub adopted: bool,
     /// Every statement that ran (or would run), in order; migrations as their up.sql.
     pub sql: Vec<String>,
+    /// The users columns added (or, dry, to be added), by their names in the table.
+    pub added_columns: Vec<String>,
 }
 
 /// A migration's version as Diesel records it: the name's date part without dashes.
@@ -341,7 +343,10 @@ async fn migrate_locked(
     }
     .await;
     match ensure {
-        Ok(sql) => report.sql.extend(sql),
+        Ok(sql) => {
+            report.added_columns.extend(added(&sql));
+            report.sql.extend(sql);
+        }
         Err(e) => return (conn, Err(e)),
     }
     (conn, Ok(report))
@@ -425,6 +430,7 @@ async fn prepare(
             )));
         }
         report.sql = adoption(conn, opts).await?;
+        report.added_columns = added(&report.sql);
         report.adopted = true;
     }
     if !opts.dry_run {
@@ -432,7 +438,10 @@ async fn prepare(
     }
     // What would run: the adoption, the pending migrations, then the users columns the
     // table would still lack (ours: those added since its first migration).
-    let mut sql = vec![format!("CREATE SCHEMA IF NOT EXISTS {}", quote(schema))];
+    let mut sql = Vec::new();
+    if !catalog::schema_exists(conn, schema).await? {
+        sql.push(format!("CREATE SCHEMA IF NOT EXISTS {}", quote(schema)));
+    }
     sql.append(&mut report.sql);
     for (name, text) in &pending {
         if (report.adopted || applied_before_split) && *name == MIGRATION_SQL[USERS_MIGRATION].0 {
@@ -447,6 +456,7 @@ async fn prepare(
         let adopted = catalog::users_adopted(conn).await?;
         sql.extend(ensure_sql(&columns, opts, fresh, adopted)?);
     }
+    report.added_columns = added(&sql);
     report.sql = sql;
     Ok(Prepared::Done(report))
 }
@@ -493,6 +503,17 @@ fn own_first_columns() -> Vec<crate::layout::CatalogColumn> {
             .into(),
             nullable: false,
             has_default: false,
+        })
+        .collect()
+}
+
+/// The column names `ALTER TABLE users ADD COLUMN` statements among `sql` add.
+fn added(sql: &[String]) -> Vec<String> {
+    sql.iter()
+        .filter_map(|s| s.strip_prefix("ALTER TABLE users ADD COLUMN \""))
+        .filter_map(|rest| {
+            rest.split_once("\" ")
+                .map(|(name, _)| name.replace("\"\"", "\""))
         })
         .collect()
 }

@@ -37,6 +37,7 @@ mod directories;
 mod objects;
 mod organizations;
 mod retry_after;
+pub mod webhooks;
 pub use directories::DirectoryUsersOf;
 pub use organizations::{MEMBERSHIP_STATUSES, MembershipsOf};
 

@@ -100,21 +100,16 @@ pub async fn run(
                 );
                 let selection = if all { None } else { Some(ids.as_slice()) };
                 let replayed = dlq::replay(&broker, selection, Duration::from_secs(10)).await?;
-                if let Some(ids) = selection {
-                    let missing: Vec<_> = ids.iter().filter(|i| !replayed.contains(i)).collect();
-                    if !missing.is_empty() {
-                        writeln!(
-                            out,
-                            "not in the DLQ: {}",
-                            missing
-                                .iter()
-                                .map(|s| s.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )?;
-                    }
-                }
                 writeln!(out, "replayed {} message(s)", replayed.len())?;
+                // An id asked for that is not there is a failure (a typo, or replayed
+                // already): said by id, exit 1.
+                let missing: Vec<&str> = selection
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|i| !replayed.contains(i))
+                    .map(String::as_str)
+                    .collect();
+                anyhow::ensure!(missing.is_empty(), "not in the DLQ: {}", missing.join(", "));
             }
             DlqCommand::Purge { yes } => {
                 if !yes {

@@ -6,7 +6,7 @@
 
 use std::io::Write;
 
-use workos_sync_core::{Entity, Settings};
+use workos_sync_core::{EntitySet, Settings};
 
 pub fn run(
     settings: &Settings,
@@ -14,12 +14,12 @@ pub fn run(
     json: bool,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<()> {
-    let enabled = settings.sync.entity_set();
-    let types: Vec<&str> = Entity::ALL
-        .into_iter()
-        .filter(|e| all || enabled.contains(*e))
-        .flat_map(|e| e.event_types().iter().copied())
-        .collect();
+    let entities = if all {
+        EntitySet::ALL
+    } else {
+        settings.sync.entity_set()
+    };
+    let types = entities.subscribed_event_types();
     if json {
         writeln!(out, "{}", serde_json::to_string(&types)?)?;
     } else {

@@ -28,6 +28,13 @@ pub async fn run(
         .context("migrate")?;
     let schema = &opts.schema;
     if dry_run {
+        if report.sql.is_empty() {
+            writeln!(
+                out,
+                "-- dry run in schema {schema}: nothing would change (up to date)"
+            )?;
+            return Ok(());
+        }
         writeln!(out, "-- dry run in schema {schema}: nothing was changed")?;
         for s in &report.sql {
             writeln!(out, "{s};")?;
@@ -37,12 +44,15 @@ pub async fn run(
     if report.adopted {
         writeln!(out, "adopted the existing users table in schema {schema}")?;
     }
-    for s in report
-        .sql
-        .iter()
-        .filter(|s| s.starts_with("ALTER TABLE users") || s.starts_with("-- existing"))
-    {
+    for s in report.sql.iter().filter_map(|s| s.strip_prefix("-- ")) {
         writeln!(out, "{s}")?;
+    }
+    if !report.added_columns.is_empty() {
+        writeln!(
+            out,
+            "added users columns: {} (`migrate --dry-run` shows the SQL)",
+            report.added_columns.join(", ")
+        )?;
     }
     if settings.archive.enabled {
         // The archive's table and the partitions of yesterday to two days ahead (the

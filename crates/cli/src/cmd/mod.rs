@@ -8,6 +8,7 @@ use workos_sync_queue::{Broker, BrokerConfig};
 
 pub mod archive;
 pub mod backfill;
+pub mod config;
 pub mod debug;
 pub mod dlq;
 pub mod event_types;
@@ -21,6 +22,7 @@ pub mod sync_org;
 pub mod sync_user;
 pub mod tombstones;
 pub mod verify;
+pub mod webhooks;
 
 pub(crate) fn api_and_store(
     settings: &Settings,
