@@ -28,6 +28,8 @@ metrics_table! {
         "Webhook requests by outcome (accepted or a refusal reason).";
     histogram WEBHOOK_DURATION_SECONDS = "workos_sync_webhook_duration_seconds",
         "Time from request to answer of a webhook, seconds.";
+    gauge RECEIVER_CONNECTIONS = "workos_sync_receiver_connections",
+        "Open HTTP connections of the receiver (past receiver.max_connections x workers, webhooks get 503).";
     histogram PUBLISH_CONFIRM_SECONDS = "workos_sync_publish_confirm_seconds",
         "Time to RabbitMQ's publisher confirm, seconds.";
     gauge AMQP_CONNECTED = "workos_sync_amqp_connected",

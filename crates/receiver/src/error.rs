@@ -29,6 +29,9 @@ pub enum IngressError {
     /// The in-flight body budget is spent: come back shortly.
     #[error("too many request bodies in flight; retry later")]
     Busy,
+    /// The connection was accepted past `receiver.max_connections`: come back shortly.
+    #[error("too many connections; retry later")]
+    TooManyConnections,
 }
 
 impl IngressError {
@@ -42,7 +45,9 @@ impl IngressError {
             Self::Signature(SignatureError::NoSecret) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Signature(e) if e.is_auth_failure() => StatusCode::UNAUTHORIZED,
             Self::Signature(_) => StatusCode::BAD_REQUEST,
-            Self::Publish(_) | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Publish(_) | Self::Busy | Self::TooManyConnections => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -58,6 +63,7 @@ impl IngressError {
             Self::Body(_) => "malformed_body",
             Self::Publish(_) => "broker_unavailable",
             Self::Busy => "overloaded",
+            Self::TooManyConnections => "too_many_connections",
         }
     }
 
@@ -90,7 +96,7 @@ impl IngressError {
             Self::Publish(_) => {
                 resp.insert_header(("Retry-After", "5"));
             }
-            Self::Busy => {
+            Self::Busy | Self::TooManyConnections => {
                 resp.insert_header(("Retry-After", "1"));
             }
             _ => {}

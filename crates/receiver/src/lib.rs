@@ -11,7 +11,8 @@
 //! headers is refused before a byte of the body is read, and the bodies of all requests
 //! together may hold at most `receiver.max_inflight_body_bytes` (a request that would
 //! go over gets a prompt 503 with `Retry-After`, never a wait); connections per HTTP
-//! worker are capped by `receiver.max_connections`.
+//! worker are capped by `receiver.max_connections` (one accepted past the cap gets a
+//! prompt 503 and a close: `connections`).
 //!
 //! actix-web is built without default features, so request bodies are never
 //! decompressed: the HMAC is checked over the bytes on the wire, and an encoded body is
@@ -19,6 +20,7 @@
 
 pub mod answer;
 pub mod client_ip;
+pub mod connections;
 pub mod error;
 
 use std::{
@@ -116,6 +118,7 @@ pub fn build_server(settings: &Settings, broker: Broker) -> std::io::Result<(Ser
         0 => std::thread::available_parallelism().map_or(1, usize::from),
         n => n,
     };
+    let counter = connections::Counter::new(settings.receiver.max_connections, workers);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -126,7 +129,8 @@ pub fn build_server(settings: &Settings, broker: Broker) -> std::io::Result<(Ser
             .default_service(web::to(not_found))
     })
     .workers(workers)
-    .max_connections(settings.receiver.max_connections)
+    .on_connect(move |io, data| counter.connected(io, data))
+    .max_connections(connections::accept_limit(settings.receiver.max_connections))
     // Headers must arrive within 5 s (slowloris guard); the body has BODY_TIMEOUT.
     .client_request_timeout(Duration::from_secs(5))
     .shutdown_timeout(settings.receiver.shutdown_timeout_secs);
@@ -166,6 +170,9 @@ async fn webhook(
     }
     let started = Instant::now();
     let refused = |err: IngressError, env: Option<&Envelope<'_>>| refuse(&state, started, err, env);
+    if connections::over_cap(&req) {
+        return refused(IngressError::TooManyConnections, None);
+    }
     let admitted = match admit(&req, &state) {
         Ok(a) => a,
         Err(e) => return refused(e, None),
@@ -231,7 +238,7 @@ fn refuse(
     metrics::counter!(workos_sync_core::metric::WEBHOOKS_TOTAL, "outcome" => reason).increment(1);
     let status = err.status().as_u16();
     let (id, ty) = env.map_or(("", ""), |e| (&*e.id, &*e.event_type));
-    if status >= 500 && !matches!(err, IngressError::Busy) {
+    if status >= 500 && !matches!(err, IngressError::Busy | IngressError::TooManyConnections) {
         tracing::error!(event.id = %id, event.r#type = %ty, outcome = reason, status, duration_ms, error = %err, "webhook not stored");
     } else {
         tracing::warn!(event.id = %id, event.r#type = %ty, outcome = reason, status, duration_ms, error = %err, "webhook refused");

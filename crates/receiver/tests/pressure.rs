@@ -152,3 +152,77 @@ async fn signed_ids_and_types_too_long_for_amqp_are_400() {
     assert_eq!(drain(&r.topology().events_queue()).await.unwrap().len(), 1);
     r.teardown().await.unwrap();
 }
+
+/// Sends a small wrongly signed request on `s` and reads the answer's head (status line
+/// and headers, lowercased), within `within`.
+async fn ask(s: &mut tokio::net::TcpStream, path: &str, within: Duration) -> String {
+    use tokio::io::AsyncReadExt;
+    let body = b"{\"id\":\"event_x\",\"event\":\"user.created\"}";
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nWorkOS-Signature: t={}, v1={}\r\n\r\n",
+        body.len(),
+        now_ms(),
+        "0".repeat(64)
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(body).await.unwrap();
+    let mut buf = vec![0u8; 2048];
+    let n = tokio::time::timeout(within, s.read(&mut buf))
+        .await
+        .map_or(0, |r| r.unwrap_or(0));
+    String::from_utf8_lossy(&buf[..n]).to_lowercase()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_past_the_cap_gets_a_prompt_503_and_a_close() {
+    let r = spawn_receiver(ReceiverOptions {
+        env: vec![
+            ("WORKOS_SYNC__RECEIVER__MAX_CONNECTIONS", "4"),
+            ("WORKOS_SYNC__RECEIVER__WORKERS", "1"),
+        ],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let path = r.settings.receiver.path.clone();
+    // Four keep-alive connections, each answered (401: wrong signature) and kept open.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut s = tokio::net::TcpStream::connect(r.addr).await.unwrap();
+        let answer = ask(&mut s, &path, Duration::from_secs(5)).await;
+        assert!(answer.starts_with("http/1.1 401"), "{answer}");
+        held.push(s);
+    }
+    // Past the cap: every one answered at once with 503, Retry-After and a close (not
+    // left waiting in the accept queue).
+    for _ in 0..4 {
+        let started = Instant::now();
+        let mut s = tokio::net::TcpStream::connect(r.addr).await.unwrap();
+        let answer = ask(&mut s, &path, Duration::from_secs(5)).await;
+        assert!(answer.starts_with("http/1.1 503"), "{answer}");
+        assert!(answer.contains("retry-after: 1"), "{answer}");
+        assert!(answer.contains("connection: close"), "{answer}");
+        assert!(answer.contains("too_many_connections"), "{answer}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    // The held ones still work; when they close, a new connection is served again.
+    let answer = ask(&mut held[0], &path, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("http/1.1 401"), "{answer}");
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let answer = loop {
+        let mut s = tokio::net::TcpStream::connect(r.addr).await.unwrap();
+        let answer = ask(&mut s, &path, Duration::from_secs(5)).await;
+        if answer.starts_with("http/1.1 401") || Instant::now() > deadline {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(answer.starts_with("http/1.1 401"), "{answer}");
+    r.teardown().await.unwrap();
+}
