@@ -179,6 +179,32 @@ pub(crate) fn decode_body<T: Object>(body: &[u8]) -> Result<T, ApiError> {
     T::decode(object).map_err(ApiError::BadResponse)
 }
 
+/// What a non-2xx answer means (see the module header: only WorkOS's own
+/// `entity_not_found` for `entity_id` is `NotFound`).
+pub(crate) fn answer_error(
+    status: StatusCode,
+    body: &[u8],
+    entity_id: Option<&str>,
+    retry_after: Option<Duration>,
+) -> ApiError {
+    match status {
+        StatusCode::NOT_FOUND if is_entity_not_found(body, entity_id) => ApiError::NotFound,
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ApiError::Unauthorized(status.as_u16()),
+        StatusCode::TOO_MANY_REQUESTS => ApiError::RateLimited { retry_after },
+        s if s.is_server_error() => ApiError::Unavailable(format!("HTTP {}", s.as_u16())),
+        s => {
+            let parsed = ErrorBody::parse(body);
+            let short =
+                |v: Option<String>| v.map(|m| m.chars().take(MAX_MESSAGE).collect::<String>());
+            ApiError::Refused {
+                status: s.as_u16(),
+                code: short(parsed.as_ref().and_then(|b| b.code.clone())),
+                message: short(parsed.and_then(|b| b.message)),
+            }
+        }
+    }
+}
+
 /// Longest error message kept from a WorkOS answer.
 const MAX_MESSAGE: usize = 200;
 
@@ -330,27 +356,10 @@ impl Client {
             .bytes()
             .await
             .map_err(|e| ApiError::Unavailable(without_url(&e)))?;
-        match status {
-            s if s.is_success() => Ok(bytes_body::Body(body.to_vec())),
-            StatusCode::NOT_FOUND if is_entity_not_found(&body, entity_id) => {
-                Err(ApiError::NotFound)
-            }
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                Err(ApiError::Unauthorized(status.as_u16()))
-            }
-            StatusCode::TOO_MANY_REQUESTS => Err(ApiError::RateLimited { retry_after }),
-            s if s.is_server_error() => Err(ApiError::Unavailable(format!("HTTP {}", s.as_u16()))),
-            s => {
-                let parsed = ErrorBody::parse(&body);
-                let short =
-                    |v: Option<String>| v.map(|m| m.chars().take(MAX_MESSAGE).collect::<String>());
-                Err(ApiError::Refused {
-                    status: s.as_u16(),
-                    code: short(parsed.as_ref().and_then(|b| b.code.clone())),
-                    message: short(parsed.and_then(|b| b.message)),
-                })
-            }
+        if status.is_success() {
+            return Ok(bytes_body::Body(body.to_vec()));
         }
+        Err(answer_error(status, &body, entity_id, retry_after))
     }
 
     /// One page of a list endpoint: `{"data": [...], "list_metadata": {"after": ...}}`.

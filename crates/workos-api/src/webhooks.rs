@@ -18,12 +18,12 @@
 
 use std::collections::BTreeSet;
 
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::{ApiError, Client, ErrorBody, MAX_MESSAGE};
+use crate::{ApiError, Client};
 
 const PATH: &str = "/webhook_endpoints";
 
@@ -153,24 +153,10 @@ impl Client {
             .bytes()
             .await
             .map_err(|e| ApiError::Unavailable(crate::without_url(&e)))?;
-        match status {
-            s if s.is_success() => serde_json::from_slice(&bytes)
-                .map_err(|e| ApiError::BadResponse(format!("a webhook endpoint: {e}"))),
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                Err(ApiError::Unauthorized(status.as_u16()))
-            }
-            StatusCode::TOO_MANY_REQUESTS => Err(ApiError::RateLimited { retry_after: None }),
-            s if s.is_server_error() => Err(ApiError::Unavailable(format!("HTTP {}", s.as_u16()))),
-            s => {
-                let parsed = ErrorBody::parse(&bytes);
-                let short =
-                    |v: Option<String>| v.map(|m| m.chars().take(MAX_MESSAGE).collect::<String>());
-                Err(ApiError::Refused {
-                    status: s.as_u16(),
-                    code: short(parsed.as_ref().and_then(|b| b.code.clone())),
-                    message: short(parsed.and_then(|b| b.message)),
-                })
-            }
+        if !status.is_success() {
+            return Err(crate::answer_error(status, &bytes, None, None));
         }
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::BadResponse(format!("a webhook endpoint: {e}")))
     }
 }
