@@ -105,6 +105,6 @@ mod tests {
             assert!(name.starts_with("workos_sync_"), "{name}");
             assert!(seen.insert(*name), "{name} twice");
         }
-        assert_eq!(ALL.len(), 33);
+        assert_eq!(ALL.len(), 34);
     }
 }
