@@ -63,17 +63,11 @@ impl WebhookEndpoint {
     }
 }
 
-#[derive(Deserialize)]
-struct Listed {
-    data: Vec<WebhookEndpoint>,
-    #[serde(default)]
-    list_metadata: Option<Cursor>,
-}
-
-#[derive(Deserialize)]
-struct Cursor {
-    #[serde(default)]
-    after: Option<String>,
+/// An endpoint in a list page, decoded as it is (no raw object to keep).
+impl workos_sync_core::record::Object for WebhookEndpoint {
+    fn decode(object: &serde_json::value::RawValue) -> Result<Self, String> {
+        serde_json::from_str(object.get()).map_err(|e| e.to_string())
+    }
 }
 
 impl Client {
@@ -86,12 +80,10 @@ impl Client {
             if let Some(a) = &after {
                 q.push(("after", a.clone()));
             }
-            let body = self.get(PATH, &q, None, None).await?;
-            let page: Listed = serde_json::from_slice(&body.0)
-                .map_err(|e| ApiError::BadResponse(e.to_string()))?;
+            let page = self.get_page::<WebhookEndpoint>(PATH, &q).await?;
             let n = page.data.len();
             out.extend(page.data);
-            match page.list_metadata.and_then(|m| m.after) {
+            match page.after {
                 Some(a) if n > 0 && Some(&a) != after.as_ref() => after = Some(a),
                 _ => return Ok(out),
             }

@@ -101,13 +101,11 @@ pub(super) fn nearest(key: &str) -> Option<&'static str> {
         .map(|(_, k)| k.as_str())
 }
 
-/// True for a key whose value is a secret (shown redacted).
+/// True for a key whose value is a secret (shown redacted): a name `core::secrets` calls
+/// secret, and the settings' own lists and keys of them (`webhook_secrets`, `api_key`).
 fn secret(key: &str) -> bool {
     let leaf = key.rsplit('.').next().unwrap_or(key);
-    matches!(leaf, "api_key" | "api_token" | "password")
-        || leaf.ends_with("_secret")
-        || leaf.ends_with("_secrets")
-        || leaf.ends_with("_token")
+    crate::secrets::is_secret_key(leaf) || leaf == "api_key" || leaf.ends_with("_secrets")
 }
 
 /// `value` as a TOML value, a secret redacted and a URL's password replaced.
