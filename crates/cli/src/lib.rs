@@ -1,6 +1,6 @@
 //! The admin CLI `workos-sync`: migrate (`--adopt`, `--dry-run`), dlq, debug,
 //! tombstones, sync-user, sync-org, backfill, verify (`--repair`, bounded by
-//! `--max-removals`), reconcile, send-test-event, probe, status, prune. This file is the
+//! `--max-removals`), reconcile, send-test-event, probe, status, prune, doctor. This file is the
 //! command line (the clap model) and its dispatch only; each command family runs and
 //! renders in its own file under `cmd/`. Every command returns `anyhow::Result`, so
 //! `main` prints one line and exits non-zero on error; a verdict other than failure
@@ -160,6 +160,25 @@ pub enum Command {
         #[command(subcommand)]
         command: cmd::webhooks::WebhooksCommand,
     },
+    /// Check the whole path in order (settings, database, broker, worker, receiver, the
+    /// WorkOS API key and webhook endpoint, DLQ, recent activity), one line each with
+    /// what to do; exit 0 when nothing failed. `--user <id>`: why that user is or is
+    /// not synced (exit 0 synced or deleted, 3 otherwise).
+    Doctor {
+        /// The receiver's webhook URL (default: http://127.0.0.1:<receiver.bind port>
+        /// <receiver.path>); a loopback http:// URL is a local stack.
+        #[arg(long)]
+        url: Option<String>,
+        /// Explain one user instead: its row, tombstone, processed events, DLQ messages
+        /// and what WorkOS says now.
+        #[arg(long)]
+        user: Option<String>,
+        /// Seconds the test event may take from the receiver to the table.
+        #[arg(long, default_value_t = 15)]
+        wait_secs: u64,
+        #[arg(long)]
+        json: bool,
+    },
     /// The settings in effect (`config show`), secrets redacted.
     Config {
         #[command(subcommand)]
@@ -201,6 +220,21 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
     if let Command::Config { command } = &cli.command {
         return cmd::config::run(cli.config.as_deref(), command, out);
     }
+    if let Command::Doctor {
+        url,
+        user: None,
+        wait_secs,
+        json,
+    } = &cli.command
+    {
+        // Doctor reports unreadable settings as its first failing line.
+        let opts = cmd::doctor::Options {
+            url: url.clone(),
+            wait: std::time::Duration::from_secs(*wait_secs),
+            json: *json,
+        };
+        return cmd::doctor::run(Settings::load(cli.config.as_deref()), &opts, out).await;
+    }
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command {
         Command::Migrate { adopt, dry_run } => {
@@ -230,6 +264,10 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
         Command::Archive { command } => cmd::archive::run(&settings, command, out).await,
         Command::EventTypes { all, json } => cmd::event_types::run(&settings, all, json, out),
         Command::Config { command } => cmd::config::run(cli.config.as_deref(), &command, out),
+        Command::Doctor { user, json, .. } => match user {
+            Some(id) => cmd::doctor_user::run(&settings, &id, json, out).await,
+            None => Ok(()),
+        },
         Command::Webhooks { command } => cmd::webhooks::run(&settings, &command, out).await,
         Command::Prune {
             older_than,

@@ -483,7 +483,7 @@ pub fn node_label(url: &str) -> String {
 /// credentials, which the broker then echoes back): so the URL is first read by
 /// `url::Url`, which must find an `amqp` or `amqps` URL with a host, and an error never
 /// quotes lapin's text, only [`redacted`] and a reason.
-fn parse_url(url: &str) -> Result<lapin::uri::AMQPUri, QueueError> {
+pub(crate) fn parse_url(url: &str) -> Result<lapin::uri::AMQPUri, QueueError> {
     let bad = |why: &str| QueueError::BadUrl(format!("{} ({why})", redacted(url)));
     let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
     if !matches!(parsed.scheme(), "amqp" | "amqps") {

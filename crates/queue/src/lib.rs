@@ -8,6 +8,7 @@
 //! silently: an unroutable publish is reported as `Returned`.
 
 pub mod broker;
+pub mod check;
 pub mod dlq;
 pub mod topology;
 
@@ -28,6 +29,9 @@ pub enum QueueError {
     /// `AMQP_URL` does not parse; the text has its password masked.
     #[error("invalid AMQP URL: {0}")]
     BadUrl(String),
+    /// No connection within the time allowed (`check::connect`).
+    #[error("no connection within {0:?}")]
+    Timeout(std::time::Duration),
 }
 
 /// Header with the time (ms since epoch) the receiver accepted the webhook.

@@ -55,7 +55,7 @@ pub struct Topology {
 }
 
 /// The group size argument, by name (its conflicts are the tolerated ones).
-const GROUP_SIZE_ARG: &str = "x-quorum-initial-group-size";
+pub(crate) const GROUP_SIZE_ARG: &str = "x-quorum-initial-group-size";
 
 /// True for a PRECONDITION_FAILED about the group size of an existing queue.
 fn is_group_size_conflict(e: &lapin::Error) -> bool {

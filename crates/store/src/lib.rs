@@ -39,6 +39,7 @@ mod apply;
 mod archive;
 mod catalog;
 mod cursors;
+pub mod diagnose;
 pub mod layout;
 pub mod locks;
 pub mod migrate;
@@ -135,6 +136,15 @@ impl StoreError {
             Self::Migration(text) => text.contains(MESSAGE),
             _ => false,
         }
+    }
+
+    /// A statement cancelled by its `statement_timeout` (Postgres's own message).
+    pub fn is_statement_timeout(&self) -> bool {
+        matches!(
+            self,
+            Self::Query(diesel::result::Error::DatabaseError(_, info))
+                if info.message().contains("statement timeout")
+        )
     }
 
     pub fn is_unavailable(&self) -> bool {

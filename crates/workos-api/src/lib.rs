@@ -481,7 +481,9 @@ async fn within<T>(
 
 /// True when a 404 body is WorkOS's own JSON `entity_not_found` about `entity_id`: the
 /// code must be there, and an `entity_id` in the body must be the one asked for. A 404
-/// of a list call (`entity_id` None) never is.
+/// of a list call (`entity_id` None) never is. WorkOS's emulator (0.14.0) says
+/// `not_found` ("User not found") where the API reference says `entity_not_found`: both
+/// are accepted, and nothing else (a 404 page, a JSON 404 without a code).
 fn is_entity_not_found(body: &[u8], entity_id: Option<&str>) -> bool {
     let Some(asked) = entity_id else {
         return false;
@@ -489,7 +491,7 @@ fn is_entity_not_found(body: &[u8], entity_id: Option<&str>) -> bool {
     let Some(err) = ErrorBody::parse(body) else {
         return false;
     };
-    err.code.as_deref() == Some("entity_not_found")
+    matches!(err.code.as_deref(), Some("entity_not_found" | "not_found"))
         && err.entity_id.as_deref().is_none_or(|id| id == asked)
 }
 

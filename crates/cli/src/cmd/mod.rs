@@ -11,6 +11,8 @@ pub mod backfill;
 pub mod config;
 pub mod debug;
 pub mod dlq;
+pub mod doctor;
+pub mod doctor_user;
 pub mod event_types;
 pub mod migrate;
 pub mod probe;
