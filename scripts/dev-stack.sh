@@ -9,6 +9,9 @@
 #   scripts/dev-stack.sh --reset   # the same, from an empty database and queues (the
 #                                  # previous run's removed first)
 #   scripts/dev-stack.sh --smoke   # up, one signed test event through to the table,
+#                                  # then, against WorkOS's emulator: `webhooks setup`
+#                                  # and `doctor` (exit 0); with SCHEMATHESIS=1 also
+#                                  # schemathesis against both /openapi.json documents;
 #                                  # everything it started stopped and removed, exit 0
 #
 # Environment: DEV_DB (database, default workos_sync_dev), RECEIVER_PORT (8080),
@@ -71,10 +74,12 @@ remove_state() {
 }
 
 PIDS=()
+EMULATOR_PID=""
 cleanup() {
     local code=$?
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    [ -n "$EMULATOR_PID" ] && kill "$EMULATOR_PID" 2>/dev/null || true
     [ "$SMOKE" = 1 ] && remove_state
     echo "dev-stack: stopped what it started" >&2
     exit "$code"
@@ -91,6 +96,25 @@ if ! psql -h 127.0.0.1 -U postgres -d postgres -Atqc "SELECT 1 FROM pg_database 
     psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE \"$DB\""
 fi
 "$BIN/workos-sync" migrate >&2
+
+if [ "$SMOKE" = 1 ]; then
+    # WorkOS's emulator as the API (lazy sync, webhooks setup, doctor's key check).
+    EMULATOR="$(bash scripts/emulator.sh)"
+    EMULATOR_PORT="$(free_port)"
+    (cd "$(mktemp -d)" && exec "$EMULATOR" emulate --port "$EMULATOR_PORT" --json >/dev/null 2>&1) &
+    EMULATOR_PID=$!
+    deadline=$((SECONDS + 30))
+    until curl -fsS "http://127.0.0.1:$EMULATOR_PORT/health" >/dev/null 2>&1; do
+        [ "$SECONDS" -lt "$deadline" ] || { echo "dev-stack: the emulator did not start within 30 s" >&2; exit 1; }
+        sleep 0.2
+    done
+    export WORKOS_API_BASE_URL="http://127.0.0.1:$EMULATOR_PORT"
+    export WORKOS_API_KEY=sk_test_default
+    # The contract run calls lazy sync far faster than a real application would.
+    export WORKOS_SYNC__WORKER__LAZY_SYNC_PER_SECOND=10000
+    export WORKOS_SYNC__WORKER__LAZY_SYNC_MAX_IN_FLIGHT=1000
+    export WORKOS_SYNC__WORKOS__READS_PER_SECOND=10000
+fi
 
 "$BIN/workos-sync-receiver" &
 PIDS+=($!)
@@ -135,4 +159,26 @@ until psql "$DATABASE_URL" -Atqc "SELECT 1 FROM users WHERE id = '$USER_ID'" | g
     [ "$SECONDS" -lt "$deadline" ] || { echo "dev-stack: the test event did not reach the users table within 30 s" >&2; exit 1; }
     sleep 0.2
 done
-echo "dev-stack: smoke ok (a signed test event reached the users table)" >&2
+echo "dev-stack: smoke: a signed test event reached the users table" >&2
+
+"$BIN/workos-sync" webhooks setup --url "$WEBHOOK_URL" --secret-file "$(mktemp)" >&2
+"$BIN/workos-sync" doctor --url "$WEBHOOK_URL" >&2 || { echo "dev-stack: doctor found the smoke stack unhealthy" >&2; exit 1; }
+
+if [ "${SCHEMATHESIS:-0}" = 1 ]; then
+    ST="$(bash scripts/schemathesis.sh)"
+    # The checks the contract promises: no 5xx, no undocumented status, no body or
+    # content type other than documented. `unsupported_method` is left out: a method a
+    # path does not serve gets the 404 of an unknown path (the webhook path: 405).
+    checks=not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance
+    for service in "receiver http://127.0.0.1:$RECEIVER_PORT" "worker http://127.0.0.1:$WORKER_PORT"; do
+        set -- $service
+        echo "dev-stack: schemathesis against the $1 ($2/openapi.json)" >&2
+        report="$(mktemp)"
+        (cd "$(mktemp -d)" && "$ST" run "$2/openapi.json" --checks "$checks" --max-time "${SCHEMATHESIS_SECS:-30}" \
+            --seed 1 -H "Authorization: Bearer $WORKOS_SYNC__WORKER__API_TOKEN" --no-color) >"$report" 2>&1 \
+            || { cat "$report" >&2; echo "dev-stack: schemathesis failed against the $1" >&2; exit 1; }
+        summary="$(grep -E "^Test cases:" -A1 "$report" | tail -1 | sed 's/^ *//')"
+        echo "schemathesis $1: $summary" >&2
+    done
+fi
+echo "dev-stack: smoke ok" >&2

@@ -22,6 +22,7 @@ pub mod answer;
 pub mod client_ip;
 pub mod connections;
 pub mod error;
+pub mod openapi;
 
 use std::{
     net::SocketAddr,
@@ -32,6 +33,7 @@ use std::{
 use actix_web::{
     App, HttpRequest, HttpResponse, HttpServer,
     dev::Server,
+    get,
     http::{
         Method,
         header::{self, HeaderName, HeaderValue},
@@ -39,6 +41,7 @@ use actix_web::{
     web::{self, Bytes, BytesMut},
 };
 use futures_util::{FutureExt, StreamExt};
+use utoipa_actix_web::AppExt;
 use workos_sync_core::{Envelope, Settings, now_ms, signature};
 use workos_sync_queue::{Broker, Outgoing, event_properties};
 
@@ -120,12 +123,19 @@ pub fn build_server(settings: &Settings, broker: Broker) -> std::io::Result<(Ser
     };
     let counter = connections::Counter::new(settings.receiver.max_connections, workers);
     let server = HttpServer::new(move || {
-        App::new()
+        // The probes are registered from their handlers, whose `#[utoipa::path]`
+        // documents them; the webhook's path is the configured one (`openapi`).
+        let (app, doc) = App::new()
+            .into_utoipa_app()
+            .openapi(openapi::document(&path))
             .app_data(state.clone())
+            .service(healthz)
+            .service(readyz)
+            .service(metrics_endpoint)
+            .split_for_parts();
+        app.app_data(web::Data::new(doc))
             .service(web::resource(&*path).to(webhook))
-            .route("/healthz", web::get().to(healthz))
-            .route("/readyz", web::get().to(readyz))
-            .route("/metrics", web::get().to(metrics_endpoint))
+            .route(openapi::PATH, web::get().to(openapi::serve))
             .default_service(web::to(not_found))
     })
     .workers(workers)
@@ -425,10 +435,19 @@ async fn read_body(
     Ok((buf.freeze(), held))
 }
 
+/// The process is up.
+#[utoipa::path(tag = "probes", responses((status = 200, description = "Up", body = openapi::Health)))]
+#[get("/healthz")]
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
+/// The broker connection is open (webhooks can be stored).
+#[utoipa::path(tag = "probes", responses(
+    (status = 200, description = "Ready", body = openapi::ReceiverReady),
+    (status = 503, description = "The broker is not reachable", body = openapi::ReceiverReady),
+))]
+#[get("/readyz")]
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if state.broker.is_ready().await {
         HttpResponse::Ok().json(serde_json::json!({"status": "ready", "broker": true}))
@@ -438,6 +457,11 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// Prometheus metrics (text exposition format).
+#[utoipa::path(tag = "probes", responses(
+    (status = 200, description = "Metrics", body = String, content_type = "text/plain"),
+))]
+#[get("/metrics")]
 async fn metrics_endpoint() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

@@ -2,7 +2,8 @@
 //! broker connection is open; 503 otherwise, with which one failed), `/metrics`, and
 //! lazy sync `POST /v1/users/{id}/sync` (the user row with a `memberships` array) and
 //! `POST /v1/organizations/{id}/sync` (the organization row with a `domains` array),
-//! behind a bearer token (off without a token).
+//! behind a bearer token (off without a token); `/openapi.json` documents them all,
+//! generated from the handlers' annotations ([`crate::openapi`]).
 //!
 //! Lazy sync answers: 200 with the stored rows, 404 when the entity is not synced
 //! (`sync.entities`) or WorkOS said `entity_not_found` for that id (the local row is
@@ -15,9 +16,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, dev::Server, http::header, web};
+use actix_web::{
+    App, HttpRequest, HttpResponse, HttpServer, dev::Server, get, http::header, post, web,
+};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
+use utoipa_actix_web::AppExt;
 use workos_sync_queue::Broker;
 use workos_sync_store::Store;
 use workos_sync_workos_api::Client;
@@ -47,20 +51,22 @@ pub fn build(
 ) -> std::io::Result<(Server, SocketAddr)> {
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
-        App::new()
+        // Each route is registered from its handler, whose `#[utoipa::path]` documents
+        // it: what is served and what `/openapi.json` says are one declaration.
+        let (app, doc) = App::new()
+            .into_utoipa_app()
+            .openapi(crate::openapi::document())
             .app_data(state.clone())
-            .route("/healthz", web::get().to(healthz))
-            .route("/readyz", web::get().to(readyz))
-            .route("/metrics", web::get().to(metrics_endpoint))
-            .route("/v1/users/{id}/sync", web::post().to(lazy_sync_user))
-            .route(
-                "/v1/organizations/{id}/sync",
-                web::post().to(lazy_sync_organization),
-            )
-            .route(
-                "/v1/directory_users/{id}/sync",
-                web::post().to(lazy_sync_directory_user),
-            )
+            .service(healthz)
+            .service(readyz)
+            .service(metrics_endpoint)
+            .service(lazy_sync_user)
+            .service(lazy_sync_organization)
+            .service(lazy_sync_directory_user)
+            .split_for_parts();
+        let doc = web::Data::new(doc);
+        app.app_data(doc)
+            .route(crate::openapi::PATH, web::get().to(crate::openapi::serve))
             .default_service(web::to(not_found))
     })
     .workers(1)
@@ -91,6 +97,25 @@ enum Target {
     DirectoryUser,
 }
 
+/// Lazy sync of one user: fetched from WorkOS now and applied.
+#[utoipa::path(
+    tag = "lazy sync",
+    params(("id" = String, Path, description = "user id (user_…)", pattern = r"^[A-Za-z][A-Za-z0-9_]{0,99}$")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user row with a memberships array", body = crate::openapi::SyncedRow),
+        (status = 400, description = "Not a WorkOS id (never sent to WorkOS)", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = crate::openapi::ErrorBody),
+        (status = 404, description = "Not in WorkOS (the local row is gone too), the entity is not synced, or lazy sync is off (no token)", body = crate::openapi::ErrorBody),
+        (status = 409, description = "WorkOS deleted it but an application's foreign key keeps the row", body = crate::openapi::ErrorBody),
+        (status = 500, description = "The table does not fit (schema_mismatch) or the store failed", body = crate::openapi::ErrorBody),
+        (status = 501, description = "No WorkOS API key configured", body = crate::openapi::ErrorBody),
+        (status = 502, description = "WorkOS failed", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Busy, rate limited by WorkOS, WorkOS out of time or the database unavailable; see Retry-After", body = crate::openapi::ErrorBody,
+         headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
+#[post("/v1/users/{id}/sync")]
 async fn lazy_sync_user(
     req: HttpRequest,
     path: web::Path<String>,
@@ -99,6 +124,25 @@ async fn lazy_sync_user(
     lazy_sync(req, path.into_inner(), state, Target::User).await
 }
 
+/// Lazy sync of one directory user: fetched from WorkOS now and applied.
+#[utoipa::path(
+    tag = "lazy sync",
+    params(("id" = String, Path, description = "directory user id (directory_user_…)", pattern = r"^[A-Za-z][A-Za-z0-9_]{0,99}$")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The directory user row with its groups", body = crate::openapi::SyncedRow),
+        (status = 400, description = "Not a WorkOS id (never sent to WorkOS)", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = crate::openapi::ErrorBody),
+        (status = 404, description = "Not in WorkOS (the local row is gone too), the entity is not synced, or lazy sync is off (no token)", body = crate::openapi::ErrorBody),
+        (status = 409, description = "WorkOS deleted it but an application's foreign key keeps the row", body = crate::openapi::ErrorBody),
+        (status = 500, description = "The table does not fit (schema_mismatch) or the store failed", body = crate::openapi::ErrorBody),
+        (status = 501, description = "No WorkOS API key configured", body = crate::openapi::ErrorBody),
+        (status = 502, description = "WorkOS failed", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Busy, rate limited by WorkOS, WorkOS out of time or the database unavailable; see Retry-After", body = crate::openapi::ErrorBody,
+         headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
+#[post("/v1/directory_users/{id}/sync")]
 async fn lazy_sync_directory_user(
     req: HttpRequest,
     path: web::Path<String>,
@@ -107,6 +151,25 @@ async fn lazy_sync_directory_user(
     lazy_sync(req, path.into_inner(), state, Target::DirectoryUser).await
 }
 
+/// Lazy sync of one organization: fetched from WorkOS now and applied.
+#[utoipa::path(
+    tag = "lazy sync",
+    params(("id" = String, Path, description = "organization id (org_…)", pattern = r"^[A-Za-z][A-Za-z0-9_]{0,99}$")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The organization row with a domains array", body = crate::openapi::SyncedRow),
+        (status = 400, description = "Not a WorkOS id (never sent to WorkOS)", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = crate::openapi::ErrorBody),
+        (status = 404, description = "Not in WorkOS (the local row is gone too), the entity is not synced, or lazy sync is off (no token)", body = crate::openapi::ErrorBody),
+        (status = 409, description = "WorkOS deleted it but an application's foreign key keeps the row", body = crate::openapi::ErrorBody),
+        (status = 500, description = "The table does not fit (schema_mismatch) or the store failed", body = crate::openapi::ErrorBody),
+        (status = 501, description = "No WorkOS API key configured", body = crate::openapi::ErrorBody),
+        (status = 502, description = "WorkOS failed", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Busy, rate limited by WorkOS, WorkOS out of time or the database unavailable; see Retry-After", body = crate::openapi::ErrorBody,
+         headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
+#[post("/v1/organizations/{id}/sync")]
 async fn lazy_sync_organization(
     req: HttpRequest,
     path: web::Path<String>,
@@ -192,6 +255,13 @@ async fn lazy_sync(
         metrics::counter!(workos_sync_core::metric::LAZY_SYNC_COALESCED_TOTAL, "entity" => entity.name()).increment(1);
     }
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    // An id that cannot be a WorkOS id is caller input (control characters, newlines):
+    // never written into the log line.
+    let id = if workos_sync_core::check_object_id(&id).is_ok() {
+        id
+    } else {
+        "<invalid>".to_owned()
+    };
     match (target, status >= 500) {
         (Target::User, true) => {
             tracing::warn!(user.id = %id, outcome, status, duration_ms, "lazy sync failed")
@@ -240,10 +310,19 @@ fn bearer_matches(req: &HttpRequest, token: &str) -> bool {
     given.as_bytes().ct_eq(token.as_bytes()).into()
 }
 
+/// The process is up.
+#[utoipa::path(tag = "probes", responses((status = 200, description = "Up", body = crate::openapi::Health)))]
+#[get("/healthz")]
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
+/// The database answers and the broker connection is open.
+#[utoipa::path(tag = "probes", responses(
+    (status = 200, description = "Ready", body = crate::openapi::WorkerReady),
+    (status = 503, description = "The database or the broker is not reachable", body = crate::openapi::WorkerReady),
+))]
+#[get("/readyz")]
 async fn readyz(state: web::Data<State>) -> HttpResponse {
     let database = state.store.ping().await.is_ok();
     let broker = state.broker.is_ready().await;
@@ -259,6 +338,11 @@ async fn readyz(state: web::Data<State>) -> HttpResponse {
     }
 }
 
+/// Prometheus metrics (text exposition format).
+#[utoipa::path(tag = "probes", responses(
+    (status = 200, description = "Metrics", body = String, content_type = "text/plain"),
+))]
+#[get("/metrics")]
 async fn metrics_endpoint() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

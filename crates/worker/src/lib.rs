@@ -14,6 +14,7 @@
 pub mod consumer;
 pub mod http;
 mod lazy;
+pub mod openapi;
 
 /// The WorkOS pull paths (lazy sync, backfill, reconcile), from their own crate.
 pub use workos_sync_pull as sync;

@@ -99,6 +99,22 @@ async fn errors_are_typed() {
         .respond_with(ResponseTemplate::new(404).set_body_raw(not_found, "application/json"))
         .mount(&s)
         .await;
+    // WorkOS's emulator (0.14.0) says the same as `not_found`.
+    Mock::given(path("/user_management/users/user_emu404"))
+        .respond_with(
+            ResponseTemplate::new(404).set_body_json(
+                serde_json::json!({"code": "not_found", "message": "User not found"}),
+            ),
+        )
+        .mount(&s)
+        .await;
+    // A JSON 404 without a code is not WorkOS's word.
+    Mock::given(path("/user_management/users/user_nocode404"))
+        .respond_with(
+            ResponseTemplate::new(404).set_body_json(serde_json::json!({"message": "Not Found"})),
+        )
+        .mount(&s)
+        .await;
     // 404s that are not WorkOS saying so about this id.
     Mock::given(path("/user_management/users/user_html404"))
         .respond_with(ResponseTemplate::new(404).set_body_raw("<h1>Not Found</h1>", "text/html"))
@@ -132,7 +148,16 @@ async fn errors_are_typed() {
         c.get_user("user_404").await,
         Err(ApiError::NotFound)
     ));
-    for id in ["user_html404", "user_other404", "user_unmounted"] {
+    assert!(matches!(
+        c.get_user("user_emu404").await,
+        Err(ApiError::NotFound)
+    ));
+    for id in [
+        "user_html404",
+        "user_other404",
+        "user_nocode404",
+        "user_unmounted",
+    ] {
         assert!(
             matches!(
                 c.get_user(id).await,
