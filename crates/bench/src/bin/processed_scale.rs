@@ -13,7 +13,12 @@
 //! table partitioned by day, removed by dropping the partitions: time and WAL, the
 //! alternative the figures decide on.
 //!
-//! Usage: `processed-scale --rows 20000000 --events 20000 [--rounds 3]` with
+//! Event ids are ULID-like by default (time first, as WorkOS's are: new ids land at
+//! the right edge of the primary key's index); `--random-ids` makes them random, the
+//! worst case for the index.
+//!
+//! Usage: `processed-scale --rows 20000000 --events 20000 [--rounds 3] [--random-ids]
+//! [--skip-partitions] [--autovacuum-wait SECS]` with
 //! DATABASE_URL set (the server's URL: the benchmark makes and drops its databases).
 
 #![allow(clippy::print_stdout)] // a benchmark reports its figures on stdout
@@ -31,6 +36,11 @@ struct Args {
     events: usize,
     rounds: usize,
     autovacuum_wait: u64,
+    /// Event ids as WorkOS makes them (ULIDs: time first, so new ids sort after old
+    /// ones) or random (uuid v4: every insert lands on a random page of the index).
+    random_ids: bool,
+    /// Skip the partitioned alternative.
+    skip_partitions: bool,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -39,9 +49,22 @@ fn args() -> anyhow::Result<Args> {
         events: 20_000,
         rounds: 3,
         autovacuum_wait: 60,
+        random_ids: false,
+        skip_partitions: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        match flag.as_str() {
+            "--random-ids" => {
+                a.random_ids = true;
+                continue;
+            }
+            "--skip-partitions" => {
+                a.skip_partitions = true;
+                continue;
+            }
+            _ => {}
+        }
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--rows" => a.rows = value.parse()?,
@@ -88,15 +111,26 @@ fn mib(bytes: i64) -> f64 {
 }
 
 /// Fills `table` with `rows` processed-event rows older than 30 days, a million per
-/// statement; returns the seconds it took.
-async fn fill(c: &mut AsyncPgConnection, table: &str, rows: u64) -> anyhow::Result<f64> {
+/// statement; returns the seconds it took. Ids: ULID-like (the row's time in hex
+/// first, as WorkOS's `event_01H…` sort by time) or random.
+async fn fill(
+    c: &mut AsyncPgConnection,
+    table: &str,
+    rows: u64,
+    random_ids: bool,
+) -> anyhow::Result<f64> {
+    let id = if random_ids {
+        "'event_' || md5(g::text)"
+    } else {
+        "'event_' || lpad(to_hex((extract(epoch from now() - interval '40 days') * 1000)::bigint + g / 10), 12, '0') || left(md5(g::text), 16)"
+    };
     let started = Instant::now();
     let mut done = 0u64;
     while done < rows {
         let n = (rows - done).min(1_000_000);
         c.batch_execute(&format!(
             "INSERT INTO {table} (event_id, event_type, user_id, outcome, processed_at) \
-             SELECT 'event_' || md5(g::text), 'user.updated', 'user_fill_' || (g % 100000), \
+             SELECT {id}, 'user.updated', 'user_fill_' || (g % 100000), \
                     'updated', now() - interval '40 days' + g * interval '100 microseconds' \
              FROM generate_series({from}, {to}) g",
             from = done + 1,
@@ -110,15 +144,25 @@ async fn fill(c: &mut AsyncPgConnection, table: &str, rows: u64) -> anyhow::Resu
     Ok(started.elapsed().as_secs_f64())
 }
 
+/// A new event id: ULID-like (now in hex milliseconds first, as [`fill`]'s) or random.
+fn event_id(random: bool) -> String {
+    let tail = uuid::Uuid::new_v4().simple().to_string();
+    if random {
+        return format!("event_{tail}");
+    }
+    let ms = chrono::Utc::now().timestamp_millis();
+    format!("event_{ms:012x}{}", &tail[..16])
+}
+
 /// `n` new user.updated events for 10,000 users, each with a fresh id.
-fn events(n: usize, round: usize) -> anyhow::Result<Vec<Event>> {
+fn events(n: usize, round: usize, random_ids: bool) -> anyhow::Result<Vec<Event>> {
     (0..n)
         .map(|i| {
             let at = chrono::DateTime::from_timestamp(1_767_225_600 + (round * n + i) as i64, 0)
                 .unwrap_or_default()
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
             let body = workos_sync_core::event::sample_user_event(
-                &format!("event_{}", uuid::Uuid::new_v4().simple()),
+                &event_id(random_ids),
                 "user.updated",
                 &format!("user_bench_{:05}", i % 10_000),
                 "2026-01-01T00:00:00.000Z",
@@ -170,18 +214,22 @@ async fn run(a: &Args, names: &[String; 2]) -> anyhow::Result<()> {
         stores.push(Store::new(url, 4, Duration::from_secs(10))?);
     }
     let mut full = AsyncPgConnection::establish(&urls[1]).await?;
-    let secs = fill(&mut full, "processed_events", a.rows).await?;
+    let secs = fill(&mut full, "processed_events", a.rows, a.random_ids).await?;
     println!(
         "fill: {} rows in {secs:.1} s; processed_events {:.0} MiB with its indexes",
         a.rows,
-        mib(num(&mut full, "SELECT pg_total_relation_size('processed_events') AS n").await?)
+        mib(num(
+            &mut full,
+            "SELECT pg_total_relation_size('processed_events') AS n"
+        )
+        .await?)
     );
 
     // Apply rate, interleaved.
     let mut rates = [Vec::new(), Vec::new()];
     for round in 0..a.rounds {
         for (i, store) in stores.iter().enumerate() {
-            let evs = events(a.events, round * 2 + i)?;
+            let evs = events(a.events, round * 2 + i, a.random_ids)?;
             let rate = apply(store, &evs).await?;
             let label = if i == 0 { "empty" } else { "full" };
             println!("apply round {round} {label:>5}: {rate:.0} events/s");
@@ -196,14 +244,31 @@ async fn run(a: &Args, names: &[String; 2]) -> anyhow::Result<()> {
     );
 
     // Prune as the CLI does.
-    let size_before = num(&mut full, "SELECT pg_total_relation_size('processed_events') AS n").await?;
-    let wal_before = num(&mut full, "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint AS n").await?;
+    let size_before = num(
+        &mut full,
+        "SELECT pg_total_relation_size('processed_events') AS n",
+    )
+    .await?;
+    let wal_before = num(
+        &mut full,
+        "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint AS n",
+    )
+    .await?;
     let started = Instant::now();
     let cutoff = chrono::Utc::now() - chrono::Duration::days(30);
     let deleted = stores[1].prune_processed(cutoff, 10_000).await?;
     let took = started.elapsed().as_secs_f64();
-    let wal = num(&mut full, "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint AS n").await? - wal_before;
-    let size_after = num(&mut full, "SELECT pg_total_relation_size('processed_events') AS n").await?;
+    let wal = num(
+        &mut full,
+        "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint AS n",
+    )
+    .await?
+        - wal_before;
+    let size_after = num(
+        &mut full,
+        "SELECT pg_total_relation_size('processed_events') AS n",
+    )
+    .await?;
     let dead = num(
         &mut full,
         "SELECT n_dead_tup AS n FROM pg_stat_user_tables WHERE relname = 'processed_events'",
@@ -217,26 +282,60 @@ async fn run(a: &Args, names: &[String; 2]) -> anyhow::Result<()> {
         mib(size_before),
         mib(size_after)
     );
-    let deadline = Instant::now() + Duration::from_secs(a.autovacuum_wait);
-    let vacuumed = loop {
-        let n = num(
-            &mut full,
-            "SELECT autovacuum_count AS n FROM pg_stat_user_tables WHERE relname = 'processed_events'",
-        )
-        .await?;
-        if n > 0 || Instant::now() >= deadline {
-            break n > 0;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    };
-    let size_vacuumed = num(&mut full, "SELECT pg_total_relation_size('processed_events') AS n").await?;
+    let autovacuum_on = num(
+        &mut full,
+        "SELECT (current_setting('autovacuum') = 'on')::int::bigint AS n",
+    )
+    .await?
+        == 1;
+    if autovacuum_on {
+        let deadline = Instant::now() + Duration::from_secs(a.autovacuum_wait);
+        let vacuumed = loop {
+            let n = num(
+                &mut full,
+                "SELECT autovacuum_count AS n FROM pg_stat_user_tables WHERE relname = 'processed_events'",
+            )
+            .await?;
+            if n > 0 || Instant::now() >= deadline {
+                break n > 0;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        };
+        println!(
+            "autovacuum within {} s: {}",
+            a.autovacuum_wait,
+            if vacuumed { "ran" } else { "did not run" }
+        );
+    } else {
+        println!("autovacuum is off on this server (SHOW autovacuum): a VACUUM by hand instead");
+    }
+    let wal_before = num(
+        &mut full,
+        "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint AS n",
+    )
+    .await?;
+    let started = Instant::now();
+    full.batch_execute("VACUUM processed_events").await?;
+    let took = started.elapsed().as_secs_f64();
+    let wal = num(
+        &mut full,
+        "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint AS n",
+    )
+    .await?
+        - wal_before;
+    let size_vacuumed = num(
+        &mut full,
+        "SELECT pg_total_relation_size('processed_events') AS n",
+    )
+    .await?;
     println!(
-        "autovacuum within {} s: {}; table then {:.0} MiB (a plain VACUUM returns no space to the OS: the file keeps its size for new rows)",
-        a.autovacuum_wait,
-        if vacuumed { "ran" } else { "did not run" },
+        "VACUUM after the prune: {took:.1} s, WAL {:.0} MiB; table then {:.0} MiB (the space is free for new rows, not returned to the OS)",
+        mib(wal),
         mib(size_vacuumed)
     );
-
+    if a.skip_partitions {
+        return Ok(());
+    }
     // The alternative: partitions by day, dropped whole.
     full.batch_execute(
         "CREATE TABLE processed_part (LIKE processed_events INCLUDING DEFAULTS) \
@@ -256,15 +355,24 @@ async fn run(a: &Args, names: &[String; 2]) -> anyhow::Result<()> {
     }
     full.batch_execute("ALTER TABLE processed_part ADD PRIMARY KEY (event_id, processed_at)")
         .await?;
-    fill(&mut full, "processed_part", a.rows).await?;
-    let wal_before = num(&mut full, "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint AS n").await?;
+    fill(&mut full, "processed_part", a.rows, a.random_ids).await?;
+    let wal_before = num(
+        &mut full,
+        "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint AS n",
+    )
+    .await?;
     let started = Instant::now();
     for d in 0..=days + 1 {
         full.batch_execute(&format!("DROP TABLE processed_part_{d}"))
             .await?;
     }
     let took = started.elapsed().as_secs_f64();
-    let wal = num(&mut full, "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint AS n").await? - wal_before;
+    let wal = num(
+        &mut full,
+        "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint AS n",
+    )
+    .await?
+        - wal_before;
     println!(
         "partitioned by day, the same {} rows dropped as {} partitions: {took:.2} s, WAL {:.2} MiB",
         a.rows,
