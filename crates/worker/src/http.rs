@@ -100,82 +100,49 @@ enum Target {
 /// Lazy sync of one user: fetched from WorkOS now and applied.
 #[utoipa::path(
     tag = "lazy sync",
-    params(("id" = String, Path, description = "user id (user_…)", pattern = r"^[A-Za-z][A-Za-z0-9_]{0,99}$")),
+    params(crate::openapi::ObjectId),
     security(("bearer" = [])),
-    responses(
-        (status = 200, description = "The user row with a memberships array", body = crate::openapi::SyncedRow),
-        (status = 400, description = "Not a WorkOS id (never sent to WorkOS)", body = crate::openapi::ErrorBody),
-        (status = 401, description = "Missing or wrong bearer token", body = crate::openapi::ErrorBody),
-        (status = 404, description = "Not in WorkOS (the local row is gone too), the entity is not synced, or lazy sync is off (no token)", body = crate::openapi::ErrorBody),
-        (status = 409, description = "WorkOS deleted it but an application's foreign key keeps the row", body = crate::openapi::ErrorBody),
-        (status = 500, description = "The table does not fit (schema_mismatch) or the store failed", body = crate::openapi::ErrorBody),
-        (status = 501, description = "No WorkOS API key configured", body = crate::openapi::ErrorBody),
-        (status = 502, description = "WorkOS failed", body = crate::openapi::ErrorBody),
-        (status = 503, description = "Busy, rate limited by WorkOS, WorkOS out of time or the database unavailable; see Retry-After", body = crate::openapi::ErrorBody,
-         headers(("Retry-After" = u64, description = "Seconds to wait"))),
-    )
+    responses(crate::openapi::LazySyncAnswers)
 )]
 #[post("/v1/users/{id}/sync")]
 async fn lazy_sync_user(
     req: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<crate::openapi::ObjectId>,
     state: web::Data<State>,
 ) -> HttpResponse {
-    lazy_sync(req, path.into_inner(), state, Target::User).await
+    lazy_sync(req, path.into_inner().id, state, Target::User).await
 }
 
 /// Lazy sync of one directory user: fetched from WorkOS now and applied.
 #[utoipa::path(
     tag = "lazy sync",
-    params(("id" = String, Path, description = "directory user id (directory_user_…)", pattern = r"^[A-Za-z][A-Za-z0-9_]{0,99}$")),
+    params(crate::openapi::ObjectId),
     security(("bearer" = [])),
-    responses(
-        (status = 200, description = "The directory user row with its groups", body = crate::openapi::SyncedRow),
-        (status = 400, description = "Not a WorkOS id (never sent to WorkOS)", body = crate::openapi::ErrorBody),
-        (status = 401, description = "Missing or wrong bearer token", body = crate::openapi::ErrorBody),
-        (status = 404, description = "Not in WorkOS (the local row is gone too), the entity is not synced, or lazy sync is off (no token)", body = crate::openapi::ErrorBody),
-        (status = 409, description = "WorkOS deleted it but an application's foreign key keeps the row", body = crate::openapi::ErrorBody),
-        (status = 500, description = "The table does not fit (schema_mismatch) or the store failed", body = crate::openapi::ErrorBody),
-        (status = 501, description = "No WorkOS API key configured", body = crate::openapi::ErrorBody),
-        (status = 502, description = "WorkOS failed", body = crate::openapi::ErrorBody),
-        (status = 503, description = "Busy, rate limited by WorkOS, WorkOS out of time or the database unavailable; see Retry-After", body = crate::openapi::ErrorBody,
-         headers(("Retry-After" = u64, description = "Seconds to wait"))),
-    )
+    responses(crate::openapi::LazySyncAnswers)
 )]
 #[post("/v1/directory_users/{id}/sync")]
 async fn lazy_sync_directory_user(
     req: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<crate::openapi::ObjectId>,
     state: web::Data<State>,
 ) -> HttpResponse {
-    lazy_sync(req, path.into_inner(), state, Target::DirectoryUser).await
+    lazy_sync(req, path.into_inner().id, state, Target::DirectoryUser).await
 }
 
 /// Lazy sync of one organization: fetched from WorkOS now and applied.
 #[utoipa::path(
     tag = "lazy sync",
-    params(("id" = String, Path, description = "organization id (org_…)", pattern = r"^[A-Za-z][A-Za-z0-9_]{0,99}$")),
+    params(crate::openapi::ObjectId),
     security(("bearer" = [])),
-    responses(
-        (status = 200, description = "The organization row with a domains array", body = crate::openapi::SyncedRow),
-        (status = 400, description = "Not a WorkOS id (never sent to WorkOS)", body = crate::openapi::ErrorBody),
-        (status = 401, description = "Missing or wrong bearer token", body = crate::openapi::ErrorBody),
-        (status = 404, description = "Not in WorkOS (the local row is gone too), the entity is not synced, or lazy sync is off (no token)", body = crate::openapi::ErrorBody),
-        (status = 409, description = "WorkOS deleted it but an application's foreign key keeps the row", body = crate::openapi::ErrorBody),
-        (status = 500, description = "The table does not fit (schema_mismatch) or the store failed", body = crate::openapi::ErrorBody),
-        (status = 501, description = "No WorkOS API key configured", body = crate::openapi::ErrorBody),
-        (status = 502, description = "WorkOS failed", body = crate::openapi::ErrorBody),
-        (status = 503, description = "Busy, rate limited by WorkOS, WorkOS out of time or the database unavailable; see Retry-After", body = crate::openapi::ErrorBody,
-         headers(("Retry-After" = u64, description = "Seconds to wait"))),
-    )
+    responses(crate::openapi::LazySyncAnswers)
 )]
 #[post("/v1/organizations/{id}/sync")]
 async fn lazy_sync_organization(
     req: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<crate::openapi::ObjectId>,
     state: web::Data<State>,
 ) -> HttpResponse {
-    lazy_sync(req, path.into_inner(), state, Target::Organization).await
+    lazy_sync(req, path.into_inner().id, state, Target::Organization).await
 }
 
 async fn lazy_sync(

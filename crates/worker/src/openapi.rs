@@ -6,7 +6,7 @@
 
 use actix_web::{HttpResponse, web};
 use utoipa::{
-    Modify, OpenApi, ToSchema,
+    IntoParams, IntoResponses, Modify, OpenApi, ToSchema,
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
@@ -47,6 +47,53 @@ pub struct WorkerReady {
 pub struct SyncedRow {
     /// The WorkOS id.
     pub id: String,
+}
+
+/// The path parameter of every lazy sync: a WorkOS id (`user_…`, `org_…`,
+/// `directory_user_…`), as `workos_sync_core::check_object_id` accepts it; the
+/// handlers read their path into it, so the document's parameter is the one served.
+#[derive(IntoParams, serde::Deserialize)]
+#[into_params(parameter_in = Path)]
+pub struct ObjectId {
+    /// The WorkOS id of the object to sync.
+    #[param(pattern = r"^[A-Za-z][A-Za-z0-9_]{0,99}$")]
+    pub id: String,
+}
+
+/// Every answer of a lazy sync (`crate::lazy::answer` and the checks before it), for
+/// every entity alike.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum LazySyncAnswers {
+    /// The row as stored after the sync, with its children: a user's `memberships`, an
+    /// organization's `domains`, a directory user's `groups`.
+    #[response(status = 200)]
+    Synced(SyncedRow),
+    /// Not a WorkOS id (never sent to WorkOS).
+    #[response(status = 400)]
+    InvalidId(ErrorBody),
+    /// Missing or wrong bearer token.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// Not in WorkOS (the local row is gone too), the entity is not synced, or lazy
+    /// sync is off (no token).
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// WorkOS deleted it but an application's foreign key keeps the row.
+    #[response(status = 409)]
+    DeleteBlocked(ErrorBody),
+    /// The table does not fit (`schema_mismatch`) or the store failed.
+    #[response(status = 500)]
+    StoreError(ErrorBody),
+    /// No WorkOS API key configured.
+    #[response(status = 501)]
+    NoApiKey(ErrorBody),
+    /// WorkOS failed.
+    #[response(status = 502)]
+    WorkosUnavailable(ErrorBody),
+    /// Busy, rate limited by WorkOS, WorkOS out of time or the database unavailable.
+    #[response(status = 503, headers(("Retry-After" = u64, description = "Seconds to wait")))]
+    Unavailable(ErrorBody),
 }
 
 /// Adds the bearer scheme lazy sync calls use (`worker.api_token`).

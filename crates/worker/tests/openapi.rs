@@ -45,6 +45,11 @@ async fn the_document_is_what_is_served() {
         "{doc}"
     );
     let user = &paths["/v1/users/{id}/sync"]["post"];
+    // One `id` parameter: the one the handler reads (not a second, inferred one).
+    let params = user["parameters"].as_array().unwrap();
+    assert_eq!(params.len(), 1, "{user}");
+    assert_eq!(params[0]["name"], "id");
+    assert!(params[0]["schema"]["pattern"].is_string(), "{user}");
     assert_eq!(
         user["security"][0]["bearer"],
         serde_json::json!([]),

@@ -106,6 +106,20 @@ async fn num(c: &mut AsyncPgConnection, sql: &str) -> anyhow::Result<i64> {
     Ok(r.n)
 }
 
+/// Bytes of WAL written since the server began (differences are what a step wrote).
+async fn wal_bytes(c: &mut AsyncPgConnection) -> anyhow::Result<i64> {
+    num(
+        c,
+        "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint AS n",
+    )
+    .await
+}
+
+/// `processed_events` with its indexes, in bytes.
+async fn table_bytes(c: &mut AsyncPgConnection) -> anyhow::Result<i64> {
+    num(c, "SELECT pg_total_relation_size('processed_events') AS n").await
+}
+
 fn mib(bytes: i64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
@@ -218,11 +232,7 @@ async fn run(a: &Args, names: &[String; 2]) -> anyhow::Result<()> {
     println!(
         "fill: {} rows in {secs:.1} s; processed_events {:.0} MiB with its indexes",
         a.rows,
-        mib(num(
-            &mut full,
-            "SELECT pg_total_relation_size('processed_events') AS n"
-        )
-        .await?)
+        mib(table_bytes(&mut full).await?)
     );
 
     // Apply rate, interleaved.
@@ -244,31 +254,14 @@ async fn run(a: &Args, names: &[String; 2]) -> anyhow::Result<()> {
     );
 
     // Prune as the CLI does.
-    let size_before = num(
-        &mut full,
-        "SELECT pg_total_relation_size('processed_events') AS n",
-    )
-    .await?;
-    let wal_before = num(
-        &mut full,
-        "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint AS n",
-    )
-    .await?;
+    let size_before = table_bytes(&mut full).await?;
+    let wal_before = wal_bytes(&mut full).await?;
     let started = Instant::now();
     let cutoff = chrono::Utc::now() - chrono::Duration::days(30);
     let deleted = stores[1].prune_processed(cutoff, 10_000).await?;
     let took = started.elapsed().as_secs_f64();
-    let wal = num(
-        &mut full,
-        "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint AS n",
-    )
-    .await?
-        - wal_before;
-    let size_after = num(
-        &mut full,
-        "SELECT pg_total_relation_size('processed_events') AS n",
-    )
-    .await?;
+    let wal = wal_bytes(&mut full).await? - wal_before;
+    let size_after = table_bytes(&mut full).await?;
     let dead = num(
         &mut full,
         "SELECT n_dead_tup AS n FROM pg_stat_user_tables WHERE relname = 'processed_events'",
@@ -309,25 +302,12 @@ async fn run(a: &Args, names: &[String; 2]) -> anyhow::Result<()> {
     } else {
         println!("autovacuum is off on this server (SHOW autovacuum): a VACUUM by hand instead");
     }
-    let wal_before = num(
-        &mut full,
-        "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint AS n",
-    )
-    .await?;
+    let wal_before = wal_bytes(&mut full).await?;
     let started = Instant::now();
     full.batch_execute("VACUUM processed_events").await?;
     let took = started.elapsed().as_secs_f64();
-    let wal = num(
-        &mut full,
-        "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint AS n",
-    )
-    .await?
-        - wal_before;
-    let size_vacuumed = num(
-        &mut full,
-        "SELECT pg_total_relation_size('processed_events') AS n",
-    )
-    .await?;
+    let wal = wal_bytes(&mut full).await? - wal_before;
+    let size_vacuumed = table_bytes(&mut full).await?;
     println!(
         "VACUUM after the prune: {took:.1} s, WAL {:.0} MiB; table then {:.0} MiB (the space is free for new rows, not returned to the OS)",
         mib(wal),
@@ -356,23 +336,14 @@ async fn run(a: &Args, names: &[String; 2]) -> anyhow::Result<()> {
     full.batch_execute("ALTER TABLE processed_part ADD PRIMARY KEY (event_id, processed_at)")
         .await?;
     fill(&mut full, "processed_part", a.rows, a.random_ids).await?;
-    let wal_before = num(
-        &mut full,
-        "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint AS n",
-    )
-    .await?;
+    let wal_before = wal_bytes(&mut full).await?;
     let started = Instant::now();
     for d in 0..=days + 1 {
         full.batch_execute(&format!("DROP TABLE processed_part_{d}"))
             .await?;
     }
     let took = started.elapsed().as_secs_f64();
-    let wal = num(
-        &mut full,
-        "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint AS n",
-    )
-    .await?
-        - wal_before;
+    let wal = wal_bytes(&mut full).await? - wal_before;
     println!(
         "partitioned by day, the same {} rows dropped as {} partitions: {took:.2} s, WAL {:.2} MiB",
         a.rows,
