@@ -18,8 +18,8 @@ use workos_sync_core::{Entity, Event, EventKind, Record, User};
 use crate::{
     Outcome, Store, StoreError,
     locks::{
-        LOCK_DIRECTORY, LOCK_GROUP, LOCK_MEMBERSHIP, LOCK_ORG, LOCK_PERMISSION, LOCK_ROLE,
-        LOCK_USER, LOCK_USERTAG,
+        LOCK_DIRECTORY, LOCK_EVENT, LOCK_GROUP, LOCK_MEMBERSHIP, LOCK_ORG, LOCK_PERMISSION,
+        LOCK_ROLE, LOCK_USER, LOCK_USERTAG,
     },
     plan::{self, Existing, Known, Write},
     schema::processed_events,
@@ -80,6 +80,7 @@ impl Store {
         if let Some(rows) = &archived {
             self.archive_days(rows).await?;
         }
+        self.processed_days().await?;
         let mut conn = self.conn().await?;
         let filled = crate::parents::fill(&mut conn, events).await?;
         let events = &*filled;
@@ -101,10 +102,11 @@ impl Store {
         .await
         .map_err(|_| StoreError::Timeout(self.apply_timeout))?
         .inspect_err(|e| {
-            if let Some(a) = &self.archive
-                && crate::archive::is_missing_partition(e)
-            {
-                a.forget();
+            if e.is_missing_partition() {
+                self.processed_forget();
+                if let Some(a) = &self.archive {
+                    a.forget();
+                }
             }
         })
         .map_err(locked)
@@ -340,12 +342,21 @@ async fn load_known(
 
 /// The lock scopes of a batch, and the usertag lock roots ([`usertag::lock_root`]) of
 /// every user it might create (any event carrying user data but a delete: an update of
-/// an unknown user creates it too), as the two arrays of [`sql::LockKeys`].
+/// an unknown user creates it too), as the two arrays of [`sql::LockKeys`]. A recorded
+/// event with no scope (no record, or a record of no user, organization, directory…)
+/// is locked by its id, so every delivery of every recorded event id takes the same
+/// locks: the dedupe (`NOT EXISTS` across `processed_events`' partitions, [`sql`])
+/// relies on it.
 fn lock_keys(events: &[Event]) -> (Vec<i32>, Vec<String>) {
     let mut set: HashSet<(i32, String)> = HashSet::new();
     for ev in events {
+        let recorded = !matches!(ev.kind, EventKind::Snapshot(_));
+        let scoped = ev.record().map(scopes).unwrap_or_default();
+        if scoped.is_empty() && recorded {
+            set.insert((LOCK_EVENT, ev.id.clone()));
+        }
+        set.extend(scoped);
         let Some(r) = ev.record() else { continue };
-        set.extend(scopes(r));
         if let (Record::User(u), EventKind::Upsert(_) | EventKind::Snapshot(_)) = (r, &ev.kind) {
             set.insert((
                 LOCK_USERTAG,

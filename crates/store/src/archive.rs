@@ -254,11 +254,6 @@ async fn partitions(c: &mut AsyncPgConnection) -> Result<Vec<String>, StoreError
     Ok(rows.into_iter().map(|r| r.name).collect())
 }
 
-/// True for Postgres's error of a row whose partition does not exist.
-pub(crate) fn is_missing_partition(e: &StoreError) -> bool {
-    e.to_string().contains("no partition of relation")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,9 @@
 //!    the locks);
 //! 2. decide outcomes in memory ([`plan`]) as if no id had been seen; pick usertags for
 //!    new users (their bases' roots are locked: what is read stays true until commit);
-//! 3. one statement records the event ids (`ON CONFLICT DO NOTHING RETURNING`) and makes
+//! 3. one statement records the event ids (`NOT EXISTS` in any of `processed_events`'
+//!    day partitions, `RETURNING`: exact because every delivery of an id holds the
+//!    same locks of step 1, an event without a scope its own id's) and makes
 //!    every write (guarded upserts per table, sign-in refreshes, deletes with their
 //!    children and tombstones), each
 //!    write skipped if its source event id was recorded before. Ids that do not come back
@@ -46,6 +48,7 @@ pub mod migrate;
 mod parents;
 pub mod plan;
 mod pool;
+pub mod processed;
 mod reads;
 mod rows;
 pub mod schema;
@@ -147,6 +150,12 @@ impl StoreError {
         )
     }
 
+    /// A row whose partition does not exist (Postgres's own message): a partition of
+    /// `processed_events` or the event archive was dropped, or never made for that day.
+    pub fn is_missing_partition(&self) -> bool {
+        self.to_string().contains("no partition of relation")
+    }
+
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
@@ -175,4 +184,6 @@ pub struct Store {
     statements: std::sync::Arc<tokio::sync::OnceCell<std::sync::Arc<sql::Statements>>>,
     /// The event archive, when `archive.enabled`.
     archive: Option<std::sync::Arc<archive::Archive>>,
+    /// The days whose `processed_events` partitions this process knows exist.
+    processed: std::sync::Arc<processed::Days>,
 }

@@ -54,6 +54,14 @@ pub const LOCK_MEMBERSHIP: i32 = 0x5753_000C;
 /// retention): one at a time per schema (transaction-level, `(key, hashtext(schema))`).
 pub const LOCK_ARCHIVE: i32 = 0x5753_000A;
 
+/// `processed_events`' partition changes (made ahead by any worker, dropped by `prune`):
+/// one at a time per schema (transaction-level, `(key, hashtext(schema))`).
+pub const LOCK_PROCESSED: i32 = 0x5753_000D;
+/// Namespace of the per-event locks of the apply path, taken only for an event whose
+/// record has no other scope (or that has no record): every delivery of one event id
+/// takes the same locks, which is what makes the dedupe's `NOT EXISTS` exact.
+pub const LOCK_EVENT: i32 = 0x5753_000E;
+
 /// A session-level advisory lock held on a dedicated connection (not pooled, so it can
 /// never leak back into the pool). Dropping it closes the connection, which releases
 /// the lock; a crashed holder's lock disappears with its connection.

@@ -90,6 +90,7 @@ impl Store {
             deletes: DeleteModes::default(),
             statements: Default::default(),
             archive: None,
+            processed: Default::default(),
         })
     }
 

@@ -1,7 +1,6 @@
 //! Plain reads of the synced tables and housekeeping of `processed_events`, off the
 //! apply path. Failures are [`StoreError`]s.
 
-use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
@@ -122,30 +121,5 @@ impl Store {
             .count()
             .get_result(&mut conn)
             .await?)
-    }
-
-    /// Deletes processed-event records older than `before`, `batch` rows per statement
-    /// (short transactions, no long lock on the table). Returns how many were deleted.
-    pub async fn prune_processed(
-        &self,
-        before: DateTime<Utc>,
-        batch: i64,
-    ) -> Result<u64, StoreError> {
-        let mut total = 0u64;
-        loop {
-            let mut conn = self.conn().await?;
-            let n = diesel::sql_query(
-                "DELETE FROM processed_events WHERE event_id IN \
-                 (SELECT event_id FROM processed_events WHERE processed_at < $1 LIMIT $2)",
-            )
-            .bind::<diesel::sql_types::Timestamptz, _>(before)
-            .bind::<diesel::sql_types::BigInt, _>(batch.max(1))
-            .execute(&mut conn)
-            .await?;
-            total += n as u64;
-            if (n as i64) < batch.max(1) {
-                return Ok(total);
-            }
-        }
     }
 }

@@ -533,6 +533,11 @@ fn newly(a: &str) -> String {
 
 fn build_write(layout: &Layout, shape: u32) -> Statement<WriteSlot> {
     let mut b = Builder::new();
+    // `processed_events` is partitioned by day, so no unique key spans it: an id is
+    // recorded only when no partition holds it. Exact because every delivery of an event
+    // id holds the same advisory locks by now (`apply::lock_keys`), and this statement's
+    // snapshot is taken after they were granted: an earlier delivery has committed. The
+    // plan records each id of a batch once.
     b.sql(
         "WITH recorded AS (INSERT INTO processed_events \
          (event_id, event_type, user_id, outcome) SELECT * FROM unnest(",
@@ -544,7 +549,10 @@ fn build_write(layout: &Layout, shape: u32) -> Statement<WriteSlot> {
     .bind(WriteSlot::UserIds)
     .sql("::text[], ")
     .bind(WriteSlot::Outcomes)
-    .sql("::text[]) ON CONFLICT DO NOTHING RETURNING event_id)");
+    .sql(
+        "::text[]) AS n(i, t, u, o) WHERE NOT EXISTS \
+         (SELECT 1 FROM processed_events p WHERE p.event_id = n.i) RETURNING event_id)",
+    );
     let deleted = (shape >> DELETES) & ENTITY_BITS;
     if deleted != 0 {
         b.sql(

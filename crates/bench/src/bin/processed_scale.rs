@@ -1,25 +1,30 @@
 //! `processed_events` at volume (issue #30, item 2): what millions of remembered event
-//! ids cost the apply path, and what pruning them costs.
+//! ids cost the apply path, and what pruning them costs, in the table as an upgraded
+//! installation has it and in day partitions, side by side in one run.
 //!
-//! Two databases of their own, migrated: `empty` and `full`, where `full`'s
-//! `processed_events` is first filled with `--rows` ids (random-looking, like WorkOS's
-//! ULIDs, all older than the prune cutoff). Then, interleaved (empty, full, empty, full…
-//! `--rounds` times each, so that drift of the machine falls on both alike), the store
+//! Three databases of their own, migrated (`processed_events` is partitioned by day;
+//! the table that predates the partitions is its partition `processed_events_before`):
+//! - `empty`: nothing remembered (the baseline);
+//! - `rows`: `--rows` ids in `processed_events_before`, as an installation that upgraded
+//!   with that many remembered ids has them (pruned row by row, as before partitions);
+//! - `days`: the same ids in day partitions (`processed_events_before` dropped first).
+//!
+//! The ids are all older than the prune cutoff. Interleaved (empty, rows, days, …
+//! `--rounds` times each, so that drift of the machine falls on all alike), the store
 //! applies `--events` new user events in batches of 100 (the worker's batch), and the
-//! rate of each round is printed with the median of each database and their ratio.
-//! Then `prune --older-than 30d` as the CLI runs it (batches of 10,000) on `full`: wall
-//! time, WAL written, table and index size before and after, dead tuples, and whether
-//! autovacuum got to it within `--autovacuum-wait` seconds. Last, the same rows in a
-//! table partitioned by day, removed by dropping the partitions: time and WAL, the
-//! alternative the figures decide on.
+//! rate of each round is printed with the median of each database and its ratio to
+//! `empty`. Then `prune --older-than 30d` as the CLI runs it on `rows` and on `days`:
+//! wall time, WAL written, table and index size before and after, dead tuples, and (for
+//! `rows`, whose space a prune does not return) autovacuum within `--autovacuum-wait`
+//! seconds or else a VACUUM by hand, measured.
 //!
 //! Event ids are ULID-like by default (time first, as WorkOS's are: new ids land at
-//! the right edge of the primary key's index); `--random-ids` makes them random, the
-//! worst case for the index.
+//! the right edge of each index); `--random-ids` makes them random, the worst case for
+//! the index.
 //!
 //! Usage: `processed-scale --rows 20000000 --events 20000 [--rounds 3] [--random-ids]
-//! [--skip-partitions] [--autovacuum-wait SECS]` with
-//! DATABASE_URL set (the server's URL: the benchmark makes and drops its databases).
+//! [--autovacuum-wait SECS]` with DATABASE_URL set (the server's URL: the benchmark
+//! makes and drops its databases).
 
 #![allow(clippy::print_stdout)] // a benchmark reports its figures on stdout
 
@@ -39,8 +44,6 @@ struct Args {
     /// Event ids as WorkOS makes them (ULIDs: time first, so new ids sort after old
     /// ones) or random (uuid v4: every insert lands on a random page of the index).
     random_ids: bool,
-    /// Skip the partitioned alternative.
-    skip_partitions: bool,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -50,20 +53,12 @@ fn args() -> anyhow::Result<Args> {
         rounds: 3,
         autovacuum_wait: 60,
         random_ids: false,
-        skip_partitions: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        match flag.as_str() {
-            "--random-ids" => {
-                a.random_ids = true;
-                continue;
-            }
-            "--skip-partitions" => {
-                a.skip_partitions = true;
-                continue;
-            }
-            _ => {}
+        if flag == "--random-ids" {
+            a.random_ids = true;
+            continue;
         }
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
@@ -115,9 +110,14 @@ async fn wal_bytes(c: &mut AsyncPgConnection) -> anyhow::Result<i64> {
     .await
 }
 
-/// `processed_events` with its indexes, in bytes.
+/// `processed_events` (every partition) with its indexes, in bytes.
 async fn table_bytes(c: &mut AsyncPgConnection) -> anyhow::Result<i64> {
-    num(c, "SELECT pg_total_relation_size('processed_events') AS n").await
+    num(
+        c,
+        "SELECT coalesce(sum(pg_total_relation_size(relid)), 0)::bigint AS n \
+         FROM pg_partition_tree('processed_events')",
+    )
+    .await
 }
 
 fn mib(bytes: i64) -> f64 {
@@ -201,14 +201,13 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
+const LAYOUTS: [&str; 3] = ["empty", "rows", "days"];
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let a = args()?;
     let pid = std::process::id();
-    let names = [
-        format!("wsb_processed_empty_{pid}"),
-        format!("wsb_processed_full_{pid}"),
-    ];
+    let names = LAYOUTS.map(|l| format!("wsb_processed_{l}_{pid}"));
     for db in &names {
         admin(&format!("DROP DATABASE IF EXISTS {db}")).await?;
         admin(&format!("CREATE DATABASE {db}")).await?;
@@ -220,63 +219,97 @@ async fn main() -> anyhow::Result<()> {
     result
 }
 
-async fn run(a: &Args, names: &[String; 2]) -> anyhow::Result<()> {
-    let urls = [url_for(&names[0])?, url_for(&names[1])?];
+/// The days [`fill`]'s rows fall on (100 µs apart from 40 days ago).
+fn fill_days(rows: u64) -> Vec<chrono::NaiveDate> {
+    let start = (chrono::Utc::now() - chrono::Duration::days(40)).date_naive();
+    let days = rows / 864_000_000 + 2; // 864M rows per day
+    (0..days)
+        .map(|d| start + chrono::Duration::days(d as i64))
+        .collect()
+}
+
+async fn run(a: &Args, names: &[String; 3]) -> anyhow::Result<()> {
     let mut stores = Vec::new();
-    for url in &urls {
-        workos_sync_store::migrate::run(url).await?;
-        stores.push(Store::new(url, 4, Duration::from_secs(10))?);
+    let mut conns = Vec::new();
+    for name in names {
+        let url = url_for(name)?;
+        workos_sync_store::migrate::run(&url).await?;
+        stores.push(Store::new(&url, 4, Duration::from_secs(10))?);
+        conns.push(AsyncPgConnection::establish(&url).await?);
     }
-    let mut full = AsyncPgConnection::establish(&urls[1]).await?;
-    let secs = fill(&mut full, "processed_events", a.rows, a.random_ids).await?;
+    let [_, rows, days] = &mut conns[..] else {
+        anyhow::bail!("three databases")
+    };
+    let secs = fill(rows, "processed_events", a.rows, a.random_ids).await?;
     println!(
-        "fill: {} rows in {secs:.1} s; processed_events {:.0} MiB with its indexes",
+        "fill rows: {} rows in {secs:.1} s; processed_events {:.0} MiB with its indexes",
         a.rows,
-        mib(table_bytes(&mut full).await?)
+        mib(table_bytes(rows).await?)
+    );
+    days.batch_execute("DROP TABLE processed_events_before")
+        .await?;
+    stores[2]
+        .make_processed_partitions(&fill_days(a.rows))
+        .await?;
+    let secs = fill(days, "processed_events", a.rows, a.random_ids).await?;
+    println!(
+        "fill days: {} rows in {secs:.1} s; processed_events {:.0} MiB with its indexes",
+        a.rows,
+        mib(table_bytes(days).await?)
     );
 
     // Apply rate, interleaved.
-    let mut rates = [Vec::new(), Vec::new()];
+    let mut rates = [Vec::new(), Vec::new(), Vec::new()];
     for round in 0..a.rounds {
         for (i, store) in stores.iter().enumerate() {
-            let evs = events(a.events, round * 2 + i, a.random_ids)?;
+            let evs = events(a.events, round * 3 + i, a.random_ids)?;
             let rate = apply(store, &evs).await?;
-            let label = if i == 0 { "empty" } else { "full" };
-            println!("apply round {round} {label:>5}: {rate:.0} events/s");
+            println!("apply round {round} {:>5}: {rate:.0} events/s", LAYOUTS[i]);
             rates[i].push(rate);
         }
     }
-    let (e, f) = (median(&mut rates[0]), median(&mut rates[1]));
+    let m = rates.map(|mut r| median(&mut r));
     println!(
-        "apply median: empty table {e:.0} events/s, with {} rows {f:.0} events/s ({:.2}x)",
+        "apply median: empty {:.0} events/s; {} rows in the table before partitions {:.0} ({:.2}x); \
+         in day partitions {:.0} ({:.2}x)",
+        m[0],
         a.rows,
-        f / e
+        m[1],
+        m[1] / m[0],
+        m[2],
+        m[2] / m[0]
     );
 
-    // Prune as the CLI does.
-    let size_before = table_bytes(&mut full).await?;
-    let wal_before = wal_bytes(&mut full).await?;
-    let started = Instant::now();
+    // Prune as the CLI does, on both layouts.
     let cutoff = chrono::Utc::now() - chrono::Duration::days(30);
-    let deleted = stores[1].prune_processed(cutoff, 10_000).await?;
-    let took = started.elapsed().as_secs_f64();
-    let wal = wal_bytes(&mut full).await? - wal_before;
-    let size_after = table_bytes(&mut full).await?;
-    let dead = num(
-        &mut full,
-        "SELECT n_dead_tup AS n FROM pg_stat_user_tables WHERE relname = 'processed_events'",
-    )
-    .await?;
-    println!(
-        "prune (batches of 10,000): {deleted} rows in {took:.1} s ({:.0} rows/s), WAL {:.0} MiB, \
-         table {:.0} → {:.0} MiB, {dead} dead tuples",
-        deleted as f64 / took,
-        mib(wal),
-        mib(size_before),
-        mib(size_after)
-    );
+    for (i, c) in [(1, &mut *rows), (2, &mut *days)] {
+        let size_before = table_bytes(c).await?;
+        let wal_before = wal_bytes(c).await?;
+        let started = Instant::now();
+        let p = stores[i].prune_processed(cutoff, 10_000).await?;
+        let took = started.elapsed().as_secs_f64();
+        let wal = wal_bytes(c).await? - wal_before;
+        let size_after = table_bytes(c).await?;
+        let dead = num(
+            c,
+            "SELECT coalesce(sum(n_dead_tup), 0)::bigint AS n FROM pg_stat_user_tables \
+             WHERE relname LIKE 'processed_events%'",
+        )
+        .await?;
+        println!(
+            "prune {}: {} rows deleted, {} partitions dropped (~{} rows) in {took:.2} s, \
+             WAL {:.2} MiB, table {:.0} → {:.0} MiB, {dead} dead tuples",
+            LAYOUTS[i],
+            p.deleted,
+            p.dropped.len(),
+            p.dropped_rows_estimate,
+            mib(wal),
+            mib(size_before),
+            mib(size_after)
+        );
+    }
     let autovacuum_on = num(
-        &mut full,
+        rows,
         "SELECT (current_setting('autovacuum') = 'on')::int::bigint AS n",
     )
     .await?
@@ -285,8 +318,9 @@ async fn run(a: &Args, names: &[String; 2]) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(a.autovacuum_wait);
         let vacuumed = loop {
             let n = num(
-                &mut full,
-                "SELECT autovacuum_count AS n FROM pg_stat_user_tables WHERE relname = 'processed_events'",
+                rows,
+                "SELECT autovacuum_count AS n FROM pg_stat_user_tables \
+                 WHERE relname = 'processed_events_before'",
             )
             .await?;
             if n > 0 || Instant::now() >= deadline {
@@ -295,60 +329,23 @@ async fn run(a: &Args, names: &[String; 2]) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_secs(1)).await;
         };
         println!(
-            "autovacuum within {} s: {}",
+            "autovacuum of rows within {} s: {}",
             a.autovacuum_wait,
             if vacuumed { "ran" } else { "did not run" }
         );
     } else {
         println!("autovacuum is off on this server (SHOW autovacuum): a VACUUM by hand instead");
     }
-    let wal_before = wal_bytes(&mut full).await?;
+    let wal_before = wal_bytes(rows).await?;
     let started = Instant::now();
-    full.batch_execute("VACUUM processed_events").await?;
+    rows.batch_execute("VACUUM processed_events").await?;
     let took = started.elapsed().as_secs_f64();
-    let wal = wal_bytes(&mut full).await? - wal_before;
-    let size_vacuumed = table_bytes(&mut full).await?;
+    let wal = wal_bytes(rows).await? - wal_before;
     println!(
-        "VACUUM after the prune: {took:.1} s, WAL {:.0} MiB; table then {:.0} MiB (the space is free for new rows, not returned to the OS)",
+        "VACUUM of rows after its prune: {took:.1} s, WAL {:.0} MiB; table then {:.0} MiB \
+         (the space is free for new rows, not returned to the OS)",
         mib(wal),
-        mib(size_vacuumed)
-    );
-    if a.skip_partitions {
-        return Ok(());
-    }
-    // The alternative: partitions by day, dropped whole.
-    full.batch_execute(
-        "CREATE TABLE processed_part (LIKE processed_events INCLUDING DEFAULTS) \
-         PARTITION BY RANGE (processed_at)",
-    )
-    .await?;
-    let days = a.rows / 864_000_000 + 2; // 100 µs apart: 864M rows per day
-    let start = chrono::Utc::now().date_naive() - chrono::Duration::days(41);
-    for d in 0..=days + 1 {
-        let from = start + chrono::Duration::days(d as i64);
-        let to = from + chrono::Duration::days(1);
-        full.batch_execute(&format!(
-            "CREATE TABLE processed_part_{d} PARTITION OF processed_part \
-             FOR VALUES FROM ('{from}') TO ('{to}')"
-        ))
-        .await?;
-    }
-    full.batch_execute("ALTER TABLE processed_part ADD PRIMARY KEY (event_id, processed_at)")
-        .await?;
-    fill(&mut full, "processed_part", a.rows, a.random_ids).await?;
-    let wal_before = wal_bytes(&mut full).await?;
-    let started = Instant::now();
-    for d in 0..=days + 1 {
-        full.batch_execute(&format!("DROP TABLE processed_part_{d}"))
-            .await?;
-    }
-    let took = started.elapsed().as_secs_f64();
-    let wal = wal_bytes(&mut full).await? - wal_before;
-    println!(
-        "partitioned by day, the same {} rows dropped as {} partitions: {took:.2} s, WAL {:.2} MiB",
-        a.rows,
-        days + 2,
-        mib(wal)
+        mib(table_bytes(rows).await?)
     );
     Ok(())
 }

@@ -1,5 +1,7 @@
-//! `workos-sync prune`: delete processed-event ids older than a cutoff, in batches,
-//! refusing a cutoff inside WorkOS's 3-day retry window unless forced.
+//! `workos-sync prune`: remove processed-event ids older than a cutoff — whole day
+//! partitions dropped, and the rows of the table that predates them deleted in batches
+//! (`Store::prune_processed`) — refusing a cutoff inside WorkOS's 3-day retry window
+//! unless forced.
 
 use std::{io::Write, time::Duration};
 
@@ -17,17 +19,22 @@ pub async fn run(
     let age = parse_age(&older_than)?;
     let store =
         workos_sync_store::Store::from_settings(&settings.database)?.with_sync(&settings.sync);
-    let n = prune(&store, age, force_short_window).await?;
+    let p = prune(&store, age, force_short_window).await?;
     if json {
         writeln!(
             out,
             "{}",
-            serde_json::json!({"deleted": n, "older_than_secs": age.as_secs()})
+            serde_json::json!({"deleted": p.deleted, "dropped_days": p.dropped,
+                               "dropped_rows_estimate": p.dropped_rows_estimate,
+                               "older_than_secs": age.as_secs()})
         )?;
     } else {
         writeln!(
             out,
-            "deleted {n} processed-event id(s) older than {older_than}"
+            "deleted {} processed-event id(s) older than {older_than}; dropped {} day partition(s) (~{} ids)",
+            p.deleted,
+            p.dropped.len(),
+            p.dropped_rows_estimate
         )?;
     }
     Ok(())
@@ -55,12 +62,13 @@ pub fn parse_age(s: &str) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs(secs))
 }
 
-/// Deletes processed-event ids older than `older_than`.
+/// Removes processed-event ids older than `older_than` (a day's ids go when the whole
+/// day is older).
 pub async fn prune(
     store: &workos_sync_store::Store,
     older_than: Duration,
     force_short_window: bool,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<workos_sync_store::processed::Pruned> {
     anyhow::ensure!(
         older_than >= RETRY_WINDOW || force_short_window,
         "refusing to prune ids younger than 3 days (WorkOS may still redeliver them); pass --force-short-window to override"
