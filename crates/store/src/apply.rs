@@ -466,6 +466,16 @@ async fn apply_in_tx(
         Ordering::Relaxed,
     );
     let mut batch = sql::WriteBatch::new(st);
+    let created: HashMap<&str, DateTime<Utc>> = events
+        .iter()
+        .map(|e| (e.id.as_str(), e.created_at))
+        .collect();
+    batch.since = crate::processed::since(
+        plan0
+            .processed
+            .iter()
+            .filter_map(|p| created.get(p.event_id.as_str()).copied()),
+    );
     for p in &plan0.processed {
         batch.event_ids.push(&p.event_id);
         batch.event_types.push(&p.event_type);

@@ -29,6 +29,24 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use crate::{Store, StoreError, locks::LOCK_PROCESSED};
 
+/// How far the database's clock may be behind WorkOS's for the dedupe still to find a
+/// first delivery ([`since`]). A day: clocks are NTP-synchronised to milliseconds.
+const CLOCK_SKEW: Duration = Duration::days(1);
+
+/// The earliest `processed_at` a first delivery of any of `created` (the batch's
+/// recorded events' `created_at`) can have: a redelivery, a replay from the Events API
+/// or the DLQ carries its event's own `created_at`, and an event is recorded after it
+/// was created. An event whose time is unknown (the epoch) reads every partition.
+pub(crate) fn since(created: impl Iterator<Item = DateTime<Utc>>) -> DateTime<Utc> {
+    created.min().map_or(DateTime::UNIX_EPOCH, |c| {
+        if c <= DateTime::UNIX_EPOCH {
+            c
+        } else {
+            c - CLOCK_SKEW
+        }
+    })
+}
+
 /// The partition the migration made of the table as it was (all days before it).
 pub const BEFORE: &str = "processed_events_before";
 
@@ -269,6 +287,15 @@ async fn partitions(c: &mut AsyncPgConnection) -> Result<Vec<Part>, StoreError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn since_is_the_earliest_event_less_a_day() {
+        let t = |s: i64| DateTime::from_timestamp(s, 0).unwrap();
+        let day = 86_400;
+        assert_eq!(since([t(10 * day), t(5 * day)].into_iter()), t(4 * day));
+        assert_eq!(since(std::iter::empty()), DateTime::UNIX_EPOCH);
+        assert_eq!(since([t(10 * day), t(0)].into_iter()), t(0));
+    }
 
     #[test]
     fn partition_names() {

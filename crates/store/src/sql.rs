@@ -446,8 +446,8 @@ impl QueryFragment<Pg> for TakenTags<'_> {
     }
 }
 
-/// A batch's records and writes in one statement: records the event ids
-/// (`ON CONFLICT DO NOTHING`, returning as `IdRow`s only the ids not recorded before),
+/// A batch's records and writes in one statement: records the event ids (only those no
+/// partition of `processed_events` holds since `since`, returning them as `IdRow`s),
 /// then the guarded upserts of every table the batch writes, users' sign-in refreshes,
 /// deletes (a user's or an organization's with their children) and their tombstones. A
 /// write whose `src` event id turned out to be recorded before is skipped: the caller
@@ -462,6 +462,10 @@ pub(crate) struct WriteBatch<'a> {
     pub event_types: Vec<&'a str>,
     pub user_ids: Vec<Option<&'a str>>,
     pub outcomes: Vec<&'static str>,
+    /// The earliest time a first delivery of one of the batch's recorded events can
+    /// have been recorded (see [`crate::processed::since`]): the partitions before it
+    /// are not read.
+    pub since: chrono::DateTime<chrono::Utc>,
     /// Deletes: a JSON array of `{entity, id, at, ev, src}`.
     pub deletes: String,
     /// The entities deleted (`Entity::index` bits).
@@ -483,6 +487,7 @@ enum WriteSlot {
     EventTypes,
     UserIds,
     Outcomes,
+    Since,
     Deletes,
     Upserts(usize),
     /// Table `t`'s array of its column `i` (`None`: its `src`).
@@ -495,6 +500,7 @@ impl<'a> WriteBatch<'a> {
         Self {
             st,
             event_ids: Vec::new(),
+            since: chrono::DateTime::UNIX_EPOCH,
             event_types: Vec::new(),
             user_ids: Vec::new(),
             outcomes: Vec::new(),
@@ -537,7 +543,11 @@ fn build_write(layout: &Layout, shape: u32) -> Statement<WriteSlot> {
     // recorded only when no partition holds it. Exact because every delivery of an event
     // id holds the same advisory locks by now (`apply::lock_keys`), and this statement's
     // snapshot is taken after they were granted: an earlier delivery has committed. The
-    // plan records each id of a batch once.
+    // plan records each id of a batch once. The ids seen are read once (an init plan:
+    // `= ANY` on each partition's index) from the partitions since `Since` only (the
+    // bound is a constant of the custom plan, so the others are pruned when planning).
+    // As `NOT EXISTS` the planner chose a hash anti-join over every partition's rows
+    // (93 ms at 300k rows in 33 partitions, EXPLAIN ANALYZE; this form 0.7 ms).
     b.sql(
         "WITH recorded AS (INSERT INTO processed_events \
          (event_id, event_type, user_id, outcome) SELECT * FROM unnest(",
@@ -550,9 +560,13 @@ fn build_write(layout: &Layout, shape: u32) -> Statement<WriteSlot> {
     .sql("::text[], ")
     .bind(WriteSlot::Outcomes)
     .sql(
-        "::text[]) AS n(i, t, u, o) WHERE NOT EXISTS \
-         (SELECT 1 FROM processed_events p WHERE p.event_id = n.i) RETURNING event_id)",
-    );
+        "::text[]) AS n(i, t, u, o) WHERE n.i <> ALL(ARRAY(SELECT p.event_id \
+         FROM processed_events p WHERE p.event_id = ANY(",
+    )
+    .bind(WriteSlot::EventIds)
+    .sql("::text[]) AND p.processed_at >= ")
+    .bind(WriteSlot::Since)
+    .sql(")) RETURNING event_id)");
     let deleted = (shape >> DELETES) & ENTITY_BITS;
     if deleted != 0 {
         b.sql(
@@ -747,6 +761,9 @@ impl QueryFragment<Pg> for WriteBatch<'_> {
                 WriteSlot::EventTypes => o.push_bind_param::<Array<Text>, _>(&self.event_types),
                 WriteSlot::UserIds => o.push_bind_param::<Array<Nullable<Text>>, _>(&self.user_ids),
                 WriteSlot::Outcomes => o.push_bind_param::<Array<Text>, _>(&self.outcomes),
+                WriteSlot::Since => {
+                    o.push_bind_param::<diesel::sql_types::Timestamptz, _>(&self.since)
+                }
                 WriteSlot::Deletes => o.push_bind_param::<Text, _>(&self.deletes),
                 WriteSlot::Upserts(i) => o.push_bind_param::<Text, _>(&self.upserts[i]),
                 WriteSlot::Column(t, c) => match self.rows.get(t) {

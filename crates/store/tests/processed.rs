@@ -19,6 +19,12 @@ fn user(id: &str, user: &str, ty: &str, v: i64) -> Event {
     Event::decode(user_event(id, ty, user, &at).as_bytes()).unwrap()
 }
 
+/// A user event created (and last updated) at `at`, as WorkOS sends it.
+fn user_at(id: &str, user: &str, ty: &str, at: chrono::DateTime<Utc>) -> Event {
+    let at = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    Event::decode(user_event(id, ty, user, &at).as_bytes()).unwrap()
+}
+
 /// An event of a type sync does not apply: recorded, no record, no scope.
 fn unscoped(id: &str) -> Event {
     let body = json!({"id": id, "event": "vault.data.read", "data": {"directory_id": "x"},
@@ -51,15 +57,18 @@ async fn an_id_remembered_in_an_older_day_is_a_duplicate() {
     )
     .await
     .unwrap();
-    // A redelivery of the old event changes nothing; a new one is applied.
+    // A redelivery of the old event (created 10 days ago, as WorkOS made it: the lookup
+    // reads the partitions from a day before the event's creation) changes nothing; a
+    // new one is applied.
+    let ten_days_ago = Utc::now() - Duration::days(10);
     let outcome = s
-        .apply(&user("evt_old", "user_a", "user.created", 1))
+        .apply(&user_at("evt_old", "user_a", "user.created", ten_days_ago))
         .await
         .unwrap();
     assert_eq!(outcome, Outcome::Duplicate);
     assert_eq!(count(&db, "SELECT 1 FROM users").await, 0);
     let outcome = s
-        .apply(&user("evt_new", "user_a", "user.created", 2))
+        .apply(&user_at("evt_new", "user_a", "user.created", Utc::now()))
         .await
         .unwrap();
     assert_eq!(outcome, Outcome::Created);
