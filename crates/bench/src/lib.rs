@@ -2,6 +2,8 @@
 //! machine's and each process's, from /proc), and realistic event bodies. The benchmarks are programs (see `src/bin/`), run by `scripts/bench-*.sh`;
 //! they print figures next to a baseline measured in the same run.
 
+pub mod fake_workos;
+
 use std::{collections::HashMap, time::Duration};
 
 /// p50/p99/max of a set of latencies.

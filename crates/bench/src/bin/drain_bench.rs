@@ -7,6 +7,13 @@
 //!      peak RSS, and a check of the final table against the model; `--runs` times,
 //!      each after a fresh (a), reporting the median rate and the median of the per-run
 //!      ratios c / a.
+//! With `--table-users 10000,5000000`, (c) runs once per size in each run, interleaved,
+//! each in a database of its own whose users table already holds that many other users
+//! (the fake WorkOS's, written in SQL before the first run; the events are the same for
+//! every size), and prints each size's median beside the first's. With `--lazy-syncs N`,
+//! each worker run is then asked for N lazy syncs (`POST /v1/users/{id}/sync`) of
+//! random users of the table, one after another, against a fake WorkOS in this process
+//! (`fake_workos`, no latency of its own): p50/p99 of the answer.
 //! Each phase also prints the CPU it cost (all processes, per message/row/event, and by
 //! process) and, per worker run, the ceiling of c / a for a worker doing no more than
 //! (a) + (b) at that run's core use: on 2 shared cores the worker's ratio is bounded by
@@ -71,7 +78,87 @@ struct Args {
     /// …and this many `user_added` per group, of random users of the directory.
     #[arg(long, default_value_t = 20)]
     members_per_group: usize,
+    /// Users already in the table before each drain, one database per size (the
+    /// events are the same for each): e.g. `10000,5000000`.
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    table_users: Vec<u64>,
+    /// Lazy syncs asked of each worker run after its drain (latency p50/p99).
+    #[arg(long, default_value_t = 0)]
+    lazy_syncs: usize,
 }
+
+/// Users written in SQL before the drains (ids of the fake WorkOS: `user_` and 20
+/// digits, never an id of the history's, which have 6).
+const PREFILLED_ID_LEN: usize = 25;
+
+/// Writes `n` users of the fake WorkOS into `url`'s users table, a million per
+/// statement, then VACUUM ANALYZE.
+async fn prefill_users(url: &str, n: u64) -> anyhow::Result<()> {
+    let mut c = AsyncPgConnection::establish(url).await?;
+    let mut done = 0;
+    while done < n {
+        let k = (n - done).min(1_000_000);
+        diesel::sql_query(format!(
+            "INSERT INTO users (id, email, usertag, first_name, last_name, email_verified, \
+             workos_created_at, workos_updated_at) \
+             SELECT 'user_' || lpad(g::text, 20, '0'), 'u' || g || '@scale.example', 'u' || g, \
+             'Scale', 'User ' || g, true, \
+             to_timestamp(1767225600 + g), to_timestamp(1767225600 + g) \
+             FROM generate_series({}, {}) g",
+            done,
+            done + k - 1
+        ))
+        .execute(&mut c)
+        .await?;
+        done += k;
+    }
+    diesel::sql_query("VACUUM ANALYZE users")
+        .execute(&mut c)
+        .await?;
+    Ok(())
+}
+
+#[derive(diesel::QueryableByName)]
+struct Version {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    id: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
+    workos_updated_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Each of `n` lazy syncs of a random prefilled user (one after another); p50/p99.
+async fn lazy_syncs(port: u16, table_users: u64, n: usize) -> anyhow::Result<String> {
+    if n == 0 || table_users == 0 {
+        return Ok(String::new());
+    }
+    let client = reqwest::Client::new();
+    let mut took = Vec::with_capacity(n);
+    let mut failed = 0;
+    for _ in 0..n {
+        let i = rand::random_range(0..table_users);
+        let id = workos_sync_bench::fake_workos::user_id(i);
+        let started = Instant::now();
+        let r = client
+            .post(format!("http://127.0.0.1:{port}/v1/users/{id}/sync"))
+            .bearer_auth(LAZY_TOKEN)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await;
+        match r {
+            Ok(r) if r.status().is_success() => took.push(started.elapsed()),
+            _ => failed += 1,
+        }
+    }
+    let s = workos_sync_bench::summarize(took);
+    Ok(format!(
+        "lazy sync of {n} users of the table, one at a time: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, {failed} failed",
+        workos_sync_bench::ms(s.p50),
+        workos_sync_bench::ms(s.p99),
+        workos_sync_bench::ms(s.max)
+    ))
+}
+
+const LAZY_TOKEN: &str = "bench-lazy-token";
 
 /// One raw-consume baseline (a).
 struct RawConsume {
@@ -167,11 +254,12 @@ async fn drain_once(
     args: &Args,
     probe: &lapin::Channel,
     queue: &str,
-    db: &workos_sync_testkit::TestDb,
+    table: &Table<'_>,
     prefix: &str,
     history: &workos_sync_bench::History,
     memberships: usize,
 ) -> anyhow::Result<Drain> {
+    let (db, table_users, api) = (table.db, table.users, table.api);
     let started = Instant::now();
     let cpu = CpuSample::now();
     let procs = ProcCpu::now();
@@ -179,11 +267,23 @@ async fn drain_once(
     // When the worker took its first deliveries: the drain proper starts there (process
     // start, connections and topology declaration come before; reported separately).
     let mut consuming: Option<Instant> = None;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let mut child = std::process::Command::new(&args.worker_bin)
         .env("DATABASE_URL", &db.url)
         .env("AMQP_URL", workos_sync_testkit::amqp_url())
         .env("WORKOS_SYNC__AMQP__PREFIX", prefix)
-        .env("WORKOS_SYNC__WORKER__HTTP_BIND", "127.0.0.1:0")
+        .env(
+            "WORKOS_SYNC__WORKER__HTTP_BIND",
+            format!("127.0.0.1:{port}"),
+        )
+        .env("WORKOS_SYNC__WORKER__API_TOKEN", LAZY_TOKEN)
+        .env("WORKOS_SYNC__WORKER__LAZY_SYNC_PER_SECOND", "100000")
+        .env("WORKOS_API_BASE_URL", api)
+        .env("WORKOS_API_KEY", "sk_test_bench")
+        .env("WORKOS_SYNC__WORKOS__READS_PER_SECOND", "100000")
+        .env("WORKOS_SYNC__RECONCILE__INTERVAL_SECS", "0")
         .env("WORKOS_SYNC__LOG__FILTER", "warn")
         .stdout(Stdio::null())
         .spawn()?;
@@ -217,6 +317,7 @@ async fn drain_once(
     let cpu = cpu.and_then(|c| c.since(total));
     // Before the worker exits, or its CPU time is gone with it.
     let by_process = ProcCpu::now().per_item_since(&procs, total, 5);
+    let lazy = lazy_syncs(port, table_users, args.lazy_syncs).await?;
     peak = peak.max(peak_rss_kib(pid).unwrap_or(0));
     let _ = child.kill();
     let _ = child.wait();
@@ -224,10 +325,14 @@ async fn drain_once(
     let rate = total as f64 / (done - consuming).as_secs_f64();
     let startup = consuming - started;
 
-    // Check the table against the model.
-    let rows = db.store.all_users().await?;
-    let by_id: HashMap<&str, &workos_sync_store::UserRow> =
-        rows.iter().map(|r| (r.id.as_str(), r)).collect();
+    // Check the table against the model (the prefilled users left out).
+    let mut pg = AsyncPgConnection::establish(&db.url).await?;
+    let rows: Vec<Version> = diesel::sql_query(format!(
+        "SELECT id, workos_updated_at FROM users WHERE length(id) <> {PREFILLED_ID_LEN}"
+    ))
+    .load(&mut pg)
+    .await?;
+    let by_id: HashMap<&str, &Version> = rows.iter().map(|r| (r.id.as_str(), r)).collect();
     let wrong = history
         .model()
         .iter()
@@ -254,7 +359,16 @@ async fn drain_once(
         wrong,
         cpu,
         by_process,
+        lazy,
     })
+}
+
+/// The database a worker run drains into: its prefilled users, and the fake WorkOS
+/// its lazy syncs read.
+struct Table<'a> {
+    db: &'a workos_sync_testkit::TestDb,
+    users: u64,
+    api: &'a str,
 }
 
 /// One worker run (c).
@@ -271,6 +385,8 @@ struct Drain {
     cpu: Option<CpuUse>,
     /// CPU µs per event by process.
     by_process: String,
+    /// The lazy syncs' latencies (empty: none asked).
+    lazy: String,
 }
 
 #[tokio::main]
@@ -370,8 +486,30 @@ async fn main() -> anyhow::Result<()> {
     // c. the worker draining the same deliveries, `--runs` times on emptied tables, each
     // run after a fresh raw-consume baseline (one figure of either is too noisy on 2
     // shared cores); the medians of the rates and of the per-run ratios are the result.
-    let mut rates = Vec::new();
-    let mut ratios = Vec::new();
+    // One database per table size, interleaved within each run.
+    let largest = args.table_users.iter().copied().max().unwrap_or(0);
+    let fake =
+        workos_sync_bench::fake_workos::FakeWorkos::start(workos_sync_bench::fake_workos::Sizes {
+            users: largest,
+            orgs: 0,
+            memberships_per_org: 0,
+        })?;
+    let mut dbs = Vec::new();
+    for &size in &args.table_users {
+        let d = workos_sync_testkit::fresh_database().await?;
+        if size > 0 {
+            let started = Instant::now();
+            prefill_users(&d.url, size).await?;
+            println!(
+                "table of {size} users written in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        dbs.push((size, d));
+    }
+    let sized = dbs.len() > 1;
+    let mut rates = vec![Vec::new(); dbs.len()];
+    let mut ratios = vec![Vec::new(); dbs.len()];
     let mut ceilings = Vec::new();
     let mut first_raw = Some(first_raw);
     let mut wrong_total = 0;
@@ -385,75 +523,93 @@ async fn main() -> anyhow::Result<()> {
                 raw
             }
         };
-        diesel::sql_query(
-            "TRUNCATE users, organizations, organization_memberships, directories, \
-             directory_users, directory_groups, directory_group_memberships, tombstones, \
-             processed_events",
-        )
-        .execute(&mut pg)
-        .await?;
-        prefill(&conn, &topology.events_exchange(), msgs).await?;
-        let d = drain_once(
-            &args,
-            &probe,
-            &topology.events_queue(),
-            &db,
-            &prefix,
-            &history,
-            memberships,
-        )
-        .await?;
-        let (rate, wrong) = (d.rate, d.wrong);
-        println!(
-            "c. worker drain, run {run}: {} deliveries = {rate:.0} events/s ({:.2}x this run's raw consume of {:.0}/s){}; startup {} ms (with it {:.0}/s), peak RSS {:.1} MiB, {wrong} users wrong",
-            msgs.len(),
-            rate / raw.rate,
-            raw.rate,
-            cpu_note(d.cpu),
-            d.startup.as_millis(),
-            d.with_startup,
-            d.peak_kib as f64 / 1024.0
-        );
-        if args.directories > 0 {
-            let got = workos_sync_bench::DirectoryCounts {
-                users: db.rows("SELECT 1 FROM directory_users").await?.len(),
-                groups: db.rows("SELECT 1 FROM directory_groups").await?.len(),
-                memberships: db
-                    .rows("SELECT 1 FROM directory_group_memberships")
-                    .await?
-                    .len(),
-            };
-            let verdict = if got == directory_counts {
-                "as the model"
+        for (k, (size, d)) in dbs.iter().enumerate() {
+            let mut pg = AsyncPgConnection::establish(&d.url).await?;
+            diesel::sql_query(format!(
+                "DELETE FROM users WHERE length(id) <> {PREFILLED_ID_LEN}"
+            ))
+            .execute(&mut pg)
+            .await?;
+            diesel::sql_query(
+                "TRUNCATE organizations, organization_memberships, directories, \
+                 directory_users, directory_groups, directory_group_memberships, tombstones, \
+                 processed_events",
+            )
+            .execute(&mut pg)
+            .await?;
+            prefill(&conn, &topology.events_exchange(), msgs).await?;
+            let dr = drain_once(
+                &args,
+                &probe,
+                &topology.events_queue(),
+                &Table {
+                    db: d,
+                    users: *size,
+                    api: &fake.url,
+                },
+                &prefix,
+                &history,
+                memberships,
+            )
+            .await?;
+            let (rate, wrong) = (dr.rate, dr.wrong);
+            let table = if sized {
+                format!(" (table of {size} users)")
             } else {
-                "NOT as the model (a worker without Directory Sync records these events as ignored)"
+                String::new()
             };
-            println!("   Directory Sync tables: {got:?}, {verdict}");
-        }
-        println!("   CPU µs per event by process: {}", d.by_process);
-        // What a worker that did nothing but this run's raw consume plus the raw upsert
-        // of every delivery (no event-id records, no locks, no reads) could drain at the
-        // share of the cores this worker run kept busy; and the CPU per event the 0.7x
-        // target leaves even with every core busy.
-        if let (Some(a), Some(c)) = (raw.cpu, d.cpu) {
-            let floor = a.us_per_item + upsert_us;
-            let ceiling = CpuUse::rate_at(floor, c.share) / raw.rate;
-            let budget = CpuUse::rate_at(1.0, 1.0) / (0.7 * raw.rate);
             println!(
-                "   CPU: this worker {:.1} µs per event; consume ({:.1}) + bare upsert ({:.1}) = {floor:.1} µs would reach {ceiling:.2}x at the {:.0}% core use of this run; 0.7x needs <= {budget:.1} µs with every core busy",
-                c.us_per_item,
-                a.us_per_item,
-                upsert_us,
-                c.share * 100.0,
+                "c. worker drain, run {run}{table}: {} deliveries = {rate:.0} events/s ({:.2}x this run's raw consume of {:.0}/s){}; startup {} ms (with it {:.0}/s), peak RSS {:.1} MiB, {wrong} users wrong",
+                msgs.len(),
+                rate / raw.rate,
+                raw.rate,
+                cpu_note(dr.cpu),
+                dr.startup.as_millis(),
+                dr.with_startup,
+                dr.peak_kib as f64 / 1024.0
             );
-            ceilings.push(ceiling);
+            if !dr.lazy.is_empty() {
+                println!("   {}", dr.lazy);
+            }
+            if args.directories > 0 {
+                let got = workos_sync_bench::DirectoryCounts {
+                    users: d.rows("SELECT 1 FROM directory_users").await?.len(),
+                    groups: d.rows("SELECT 1 FROM directory_groups").await?.len(),
+                    memberships: d
+                        .rows("SELECT 1 FROM directory_group_memberships")
+                        .await?
+                        .len(),
+                };
+                let verdict = if got == directory_counts {
+                    "as the model"
+                } else {
+                    "NOT as the model (a worker without Directory Sync records these events as ignored)"
+                };
+                println!("   Directory Sync tables: {got:?}, {verdict}");
+            }
+            println!("   CPU µs per event by process: {}", dr.by_process);
+            // What a worker that did nothing but this run's raw consume plus the raw
+            // upsert of every delivery (no event-id records, no locks, no reads) could
+            // drain at the share of the cores this worker run kept busy; and the CPU per
+            // event the 0.7x target leaves even with every core busy.
+            if let (Some(a), Some(c)) = (raw.cpu, dr.cpu) {
+                let floor = a.us_per_item + upsert_us;
+                let ceiling = CpuUse::rate_at(floor, c.share) / raw.rate;
+                let budget = CpuUse::rate_at(1.0, 1.0) / (0.7 * raw.rate);
+                println!(
+                    "   CPU: this worker {:.1} µs per event; consume ({:.1}) + bare upsert ({:.1}) = {floor:.1} µs would reach {ceiling:.2}x at the {:.0}% core use of this run; 0.7x needs <= {budget:.1} µs with every core busy",
+                    c.us_per_item,
+                    a.us_per_item,
+                    upsert_us,
+                    c.share * 100.0,
+                );
+                ceilings.push(ceiling);
+            }
+            rates[k].push(rate);
+            ratios[k].push(rate / raw.rate);
+            wrong_total += wrong;
         }
-        rates.push(rate);
-        ratios.push(rate / raw.rate);
-        wrong_total += wrong;
     }
-    rates.sort_by(f64::total_cmp);
-    ratios.sort_by(f64::total_cmp);
     ceilings.sort_by(f64::total_cmp);
     if let Some(c) = ceilings.get(ceilings.len() / 2) {
         println!(
@@ -461,13 +617,32 @@ async fn main() -> anyhow::Result<()> {
             ceilings.len()
         );
     }
-    let median = rates[rates.len() / 2];
-    println!(
-        "c. worker drain, median of {}: {median:.0} events/s; median ratio to the raw consume of the same run {:.2}x; {:.2}x raw upserts",
-        rates.len(),
-        ratios[ratios.len() / 2],
-        median / upsert_rate
-    );
+    let mut first_median = None;
+    for (k, (size, _)) in dbs.iter().enumerate() {
+        rates[k].sort_by(f64::total_cmp);
+        ratios[k].sort_by(f64::total_cmp);
+        let median = rates[k][rates[k].len() / 2];
+        let table = if sized {
+            format!(" (table of {size} users)")
+        } else {
+            String::new()
+        };
+        let against = match first_median {
+            Some(f) => format!("; {:.2}x the first table size's", median / f),
+            None => String::new(),
+        };
+        first_median.get_or_insert(median);
+        println!(
+            "c. worker drain{table}, median of {}: {median:.0} events/s; median ratio to the raw consume of the same run {:.2}x; {:.2}x raw upserts{against}",
+            rates[k].len(),
+            ratios[k][ratios[k].len() / 2],
+            median / upsert_rate
+        );
+    }
+    drop(fake);
+    for (_, d) in dbs {
+        d.teardown().await?;
+    }
     let wrong = wrong_total;
     broker.close().await;
     conn.close(200, "bye".into()).await?;

@@ -9,11 +9,15 @@
 //! --repair` in step; then with drift made in SQL (`--drift` per mille of the rows:
 //! deleted, made older, and as many extra rows WorkOS does not have) `verify --only
 //! users --repair --max-removals N` again, and a last `verify` that must find nothing.
-//! Prints wall time and peak RSS (VmHWM, sampled every 20 ms) of each run.
+//! Prints wall time and peak RSS (VmHWM, sampled every 20 ms) of each run. With
+//! `--worker-bin`, last, the same drift is made again and the worker's periodic check
+//! (`verify.interval_secs = 1`, `verify.repair = true`) runs it until it logs its
+//! result: the worker process's peak RSS and the check's wall time.
 //!
 //! Usage: `verify-scale --users 1000000 --bin before=/tmp/cli-before --bin
-//! after=target/release/workos-sync [--drift 10]` with DATABASE_URL set (the server's
-//! URL: the benchmark makes and drops its own databases).
+//! after=target/release/workos-sync [--drift 10] [--worker-bin
+//! target/release/workos-sync-worker]` with DATABASE_URL and AMQP_URL set (the
+//! servers' URLs: the benchmark makes and drops its own databases and queues).
 
 #![allow(clippy::print_stdout)] // a benchmark reports its figures on stdout
 
@@ -22,54 +26,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use anyhow::{Context, bail};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use serde_json::json;
-
-/// The `i`-th user's id (ids sort as `i` does).
-fn id(i: u64) -> String {
-    format!("user_{i:020}")
-}
-
-fn index(id: &str) -> Option<u64> {
-    id.strip_prefix("user_")?.parse().ok()
-}
-
-fn user(i: u64) -> serde_json::Value {
-    let at = chrono::DateTime::from_timestamp(1_767_225_600 + i64::try_from(i).unwrap_or(0), 0)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    json!({"object": "user", "id": id(i), "email": format!("u{i}@scale.example"),
-           "first_name": "Scale", "last_name": format!("User {i}"), "email_verified": true,
-           "profile_picture_url": null, "external_id": null, "metadata": {},
-           "last_sign_in_at": null, "locale": null, "created_at": at, "updated_at": at})
-}
-
-async fn list(req: HttpRequest, n: web::Data<u64>) -> HttpResponse {
-    let q = web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
-        .map(|q| q.into_inner())
-        .unwrap_or_default();
-    let limit: u64 = q
-        .get("limit")
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(10)
-        .min(100);
-    let start = q.get("after").and_then(|a| index(a)).map_or(0, |i| i + 1);
-    let end = (start + limit).min(**n);
-    let data: Vec<_> = (start..end).map(user).collect();
-    let after = (end < **n).then(|| id(end - 1));
-    HttpResponse::Ok().json(json!({"object": "list", "data": data,
-                                   "list_metadata": {"before": null, "after": after}}))
-}
-
-async fn get(path: web::Path<String>, n: web::Data<u64>) -> HttpResponse {
-    match index(&path) {
-        Some(i) if i < **n => HttpResponse::Ok().json(user(i)),
-        _ => HttpResponse::NotFound().json(json!({"code": "entity_not_found",
-            "message": "User not found", "entity_id": path.into_inner()})),
-    }
-}
+use workos_sync_bench::fake_workos::{FakeWorkos, Sizes};
 
 struct Run {
     secs: f64,
@@ -117,6 +76,122 @@ fn run(bin: &str, db_url: &str, api: &str, args: &[&str]) -> anyhow::Result<Run>
     })
 }
 
+/// Makes drift in SQL: `drift` per mille of the rows deleted, as many made older, and as
+/// many extra rows WorkOS does not have (written an hour ago: a repair leaves rows
+/// written after it began alone).
+fn drift_rows(
+    rt: &tokio::runtime::Runtime,
+    db_url: &str,
+    users: u64,
+    drift: u64,
+) -> anyhow::Result<()> {
+    let changed = users * drift / 1000;
+    let every = (1000 / drift.max(1)).max(1);
+    exec(
+        rt,
+        db_url,
+        &format!("DELETE FROM users WHERE substr(id, 6)::bigint % {every} = 1"),
+    )?;
+    exec(
+        rt,
+        db_url,
+        &format!(
+            "UPDATE users SET workos_updated_at = workos_updated_at - interval '1 day' \
+             WHERE substr(id, 6)::bigint % {every} = 2"
+        ),
+    )?;
+    exec(
+        rt,
+        db_url,
+        &format!(
+            "INSERT INTO users (id, email, usertag, workos_created_at, \
+             workos_updated_at, created_at, updated_at) \
+             SELECT 'user_' || lpad((i + {users})::text, 20, '0'), 'x' || i || '@extra', \
+             'extra' || i, now(), now() - interval '1 day', now() - interval '1 hour', \
+             now() - interval '1 hour' FROM generate_series(1, {changed}) i \
+             ON CONFLICT (id) DO NOTHING"
+        ),
+    )?;
+    Ok(())
+}
+
+/// Runs the worker with its periodic check every second (repairing, removals bounded
+/// by `max`) until it logs the check's result; wall time from start and peak RSS.
+fn worker_check(
+    rt: &tokio::runtime::Runtime,
+    bin: &str,
+    db_url: &str,
+    api: &str,
+    max: u64,
+) -> anyhow::Result<Run> {
+    use std::io::BufRead;
+    let started = Instant::now();
+    let prefix = format!("wst-bench-verify-{}", std::process::id());
+    let mut child = Command::new(bin)
+        .env("DATABASE_URL", db_url)
+        .env(
+            "AMQP_URL",
+            std::env::var("AMQP_URL")
+                .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into()),
+        )
+        .env("WORKOS_SYNC__AMQP__PREFIX", &prefix)
+        .env("WORKOS_SYNC__WORKER__HTTP_BIND", "127.0.0.1:0")
+        .env("WORKOS_API_BASE_URL", api)
+        .env("WORKOS_API_KEY", "sk_test_scale")
+        .env("WORKOS_SYNC__WORKOS__READS_PER_SECOND", "100000")
+        // The users check, as the CLI's `--only users` (the fake serves no other list).
+        .env("WORKOS_SYNC__SYNC__ENTITIES", "users")
+        .env("WORKOS_SYNC__VERIFY__INTERVAL_SECS", "1")
+        .env("WORKOS_SYNC__VERIFY__REPAIR", "true")
+        .env("WORKOS_SYNC__VERIFY__MAX_REMOVALS", max.to_string())
+        .env("WORKOS_SYNC__LOG__FORMAT", "text")
+        .env("RUST_LOG", "info,lapin=warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {bin}"))?;
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = child.stdout.take().context("worker stdout")?;
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if line.contains("drift") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let mut peak = 0;
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    let line = loop {
+        if let Some(kib) = workos_sync_bench::peak_rss_kib(pid) {
+            peak = peak.max(kib);
+        }
+        if let Ok(line) = rx.try_recv() {
+            break line;
+        }
+        if Instant::now() > deadline || child.try_wait()?.is_some() {
+            break "no result (worker exited or timed out)".to_owned();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let secs = started.elapsed().as_secs_f64();
+    let _ = child.kill();
+    let _ = child.wait();
+    // The worker declared its queues under `prefix`: removed again.
+    rt.block_on(async {
+        let broker = workos_sync_testkit::test_broker(&prefix).await?;
+        let topology = broker.topology().clone();
+        broker.close().await;
+        workos_sync_testkit::delete_topology(&topology).await
+    })?;
+    Ok(Run {
+        secs,
+        peak_mib: peak as f64 / 1024.0,
+        code: 0,
+        out: line,
+    })
+}
+
 /// Runs `sql` on the database at `url`.
 fn exec(rt: &tokio::runtime::Runtime, url: &str, sql: &str) -> anyhow::Result<()> {
     rt.block_on(async {
@@ -130,11 +205,13 @@ fn main() -> anyhow::Result<()> {
     let mut users: u64 = 100_000;
     let mut drift: u64 = 10;
     let mut bins: Vec<(String, String)> = Vec::new();
+    let mut worker_bin: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--users" => users = args.next().context("--users N")?.parse()?,
             "--drift" => drift = args.next().context("--drift PER_MILLE")?.parse()?,
+            "--worker-bin" => worker_bin = Some(args.next().context("--worker-bin PATH")?),
             "--bin" => {
                 let b = args.next().context("--bin NAME=PATH")?;
                 let (name, path) = b.split_once('=').context("--bin NAME=PATH")?;
@@ -153,27 +230,12 @@ fn main() -> anyhow::Result<()> {
         .to_owned();
 
     let rt = tokio::runtime::Runtime::new()?;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let api = format!("http://{}", listener.local_addr()?);
-    let (tx, rx) = std::sync::mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            let n = web::Data::new(users);
-            let server = HttpServer::new(move || {
-                App::new()
-                    .app_data(n.clone())
-                    .route("/user_management/users", web::get().to(list))
-                    .route("/user_management/users/{id}", web::get().to(get))
-            })
-            .workers(1)
-            .listen(listener)?
-            .run();
-            let _ = tx.send(server.handle());
-            server.await
-        })
-    });
-    let handle = rx.recv().context("the fake WorkOS did not start")?;
-
+    let fake = FakeWorkos::start(Sizes {
+        users,
+        orgs: 0,
+        memberships_per_org: 0,
+    })?;
+    let api = fake.url.clone();
     println!("verify-scale: {users} users, drift {drift}‰ (deleted, older, extra each)");
     println!("| binary | run | wall | peak RSS | exit | output |");
     println!("|---|---|---|---|---|---|");
@@ -211,33 +273,7 @@ fn main() -> anyhow::Result<()> {
         ];
         for (label, args) in steps {
             if args.is_empty() {
-                let every = (1000 / drift.max(1)).max(1);
-                exec(
-                    &rt,
-                    &db_url,
-                    &format!("DELETE FROM users WHERE substr(id, 6)::bigint % {every} = 1"),
-                )?;
-                exec(
-                    &rt,
-                    &db_url,
-                    &format!(
-                        "UPDATE users SET workos_updated_at = workos_updated_at - interval '1 day' \
-                         WHERE substr(id, 6)::bigint % {every} = 2"
-                    ),
-                )?;
-                // Extra rows, written an hour ago (a repair leaves rows written after it
-                // began alone).
-                exec(
-                    &rt,
-                    &db_url,
-                    &format!(
-                        "INSERT INTO users (id, email, usertag, workos_created_at, \
-                         workos_updated_at, created_at, updated_at) \
-                         SELECT 'user_' || lpad((i + {users})::text, 20, '0'), 'x' || i || '@extra', \
-                         'extra' || i, now(), now() - interval '1 day', now() - interval '1 hour', \
-                         now() - interval '1 hour' FROM generate_series(1, {changed}) i"
-                    ),
-                )?;
+                drift_rows(&rt, &db_url, users, drift)?;
                 continue;
             }
             let r = run(bin, &db_url, &api, &args)?;
@@ -253,13 +289,20 @@ fn main() -> anyhow::Result<()> {
                 r.secs, r.peak_mib, r.code, summary
             );
         }
+        if let Some(w) = &worker_bin {
+            drift_rows(&rt, &db_url, users, drift)?;
+            let r = worker_check(&rt, w, &db_url, &api, changed + 1)?;
+            println!(
+                "| {name} | worker's periodic check (repair), drifted | {:.1} s | {:.1} MiB | - | {} |",
+                r.secs, r.peak_mib, r.out
+            );
+        }
         exec(
             &rt,
             &server_url,
             &format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"),
         )?;
     }
-    rt.block_on(handle.stop(true));
-    let _ = thread.join();
+    drop(fake);
     Ok(())
 }
