@@ -5,8 +5,8 @@
 --
 -- A partitioned table's unique keys must include the partition key, so event_id is no
 -- longer unique across the table: the write path inserts an id only when no partition
--- holds it (`NOT EXISTS`), under the advisory locks every delivery of that event takes
--- (store::apply), which is what `ON CONFLICT DO NOTHING` did.
+-- holds it (each id looked up by itself), under the advisory locks every delivery of
+-- that event takes (store::apply), which is what `ON CONFLICT DO NOTHING` did.
 --
 -- The parent has no index: each day's partition gets its own (made with it, by
 -- store::processed), and the existing table keeps its own primary key. A parent index

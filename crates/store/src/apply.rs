@@ -345,7 +345,7 @@ async fn load_known(
 /// an unknown user creates it too), as the two arrays of [`sql::LockKeys`]. A recorded
 /// event with no scope (no record, or a record of no user, organization, directory…)
 /// is locked by its id, so every delivery of every recorded event id takes the same
-/// locks: the dedupe (`NOT EXISTS` across `processed_events`' partitions, [`sql`])
+/// locks: the dedupe (a lookup across `processed_events`' partitions, [`sql`])
 /// relies on it.
 fn lock_keys(events: &[Event]) -> (Vec<i32>, Vec<String>) {
     let mut set: HashSet<(i32, String)> = HashSet::new();
@@ -475,7 +475,9 @@ async fn apply_in_tx(
             .processed
             .iter()
             .filter_map(|p| created.get(p.event_id.as_str()).copied()),
+        Utc::now(),
     );
+    let batch_since = batch.since;
     for p in &plan0.processed {
         batch.event_ids.push(&p.event_id);
         batch.event_types.push(&p.event_type);
@@ -518,6 +520,7 @@ async fn apply_in_tx(
         .collect();
     if !redo.is_empty() {
         let mut fix = sql::WriteBatch::new(st);
+        fix.since = batch_since;
         add_writes(c, st, &mut fix, &redo, &tags, false).await?;
         fix.execute(c).await?;
     }

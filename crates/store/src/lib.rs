@@ -16,9 +16,9 @@
 //!    the locks);
 //! 2. decide outcomes in memory ([`plan`]) as if no id had been seen; pick usertags for
 //!    new users (their bases' roots are locked: what is read stays true until commit);
-//! 3. one statement records the event ids (`NOT EXISTS` in any of `processed_events`'
-//!    day partitions, `RETURNING`: exact because every delivery of an id holds the
-//!    same locks of step 1, an event without a scope its own id's) and makes
+//! 3. one statement records the event ids (those in none of `processed_events`' day
+//!    partitions, `RETURNING`: exact because every delivery of an id holds the same
+//!    locks of step 1, an event without a scope its own id's) and makes
 //!    every write (guarded upserts per table, sign-in refreshes, deletes with their
 //!    children and tombstones), each
 //!    write skipped if its source event id was recorded before. Ids that do not come back

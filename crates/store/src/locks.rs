@@ -59,7 +59,8 @@ pub const LOCK_ARCHIVE: i32 = 0x5753_000A;
 pub const LOCK_PROCESSED: i32 = 0x5753_000D;
 /// Namespace of the per-event locks of the apply path, taken only for an event whose
 /// record has no other scope (or that has no record): every delivery of one event id
-/// takes the same locks, which is what makes the dedupe's `NOT EXISTS` exact.
+/// takes the same locks, which is what makes the dedupe's lookup across the partitions
+/// of `processed_events` exact.
 pub const LOCK_EVENT: i32 = 0x5753_000E;
 
 /// A session-level advisory lock held on a dedicated connection (not pooled, so it can

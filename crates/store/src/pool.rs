@@ -261,6 +261,11 @@ impl Store {
 /// row of another table) ends after 5 s as [`StoreError::Locked`], and the worker
 /// tries those events again within seconds, isolated from the rest of their batch.
 ///
+/// `default_transaction_isolation = 'read committed'` (the server's or role's default
+/// otherwise): the dedupe of event ids looks an id up after the batch's advisory locks
+/// were granted, which finds an earlier delivery's record only if each statement takes
+/// its own snapshot (under repeatable read the snapshot would predate the lock wait).
+///
 /// `TimeZone = 'UTC'` (default: the server's): an adopted table's `timestamp without
 /// time zone` columns (Prisma's) hold UTC, so what sync writes into them (`now()`, a
 /// soft delete's time) and reads from them is UTC too, whatever the server's zone.
@@ -276,7 +281,8 @@ fn connect_pooled(
         conn.batch_execute(&format!(
             "SET plan_cache_mode = force_custom_plan; SET random_page_cost = 1.1; \
              SET idle_in_transaction_session_timeout = {}; SET search_path = {}; \
-             SET TimeZone = 'UTC'; SET lock_timeout = '5s'",
+             SET TimeZone = 'UTC'; SET lock_timeout = '5s'; \
+             SET default_transaction_isolation = 'read committed'",
             idle_in_tx.as_millis().max(1),
             crate::layout::quote(&schema),
         ))

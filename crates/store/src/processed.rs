@@ -6,9 +6,9 @@
 //! yesterday, today and tomorrow (by its own clock: a skew under a day between it and
 //! the database is covered) before its first batch and again when the day changes, so
 //! the partition a batch writes into was made a day before it is needed. Each day's
-//! partition has its own index on `event_id` (the dedupe lookup, `NOT EXISTS` across the
-//! partitions) and a BRIN on `processed_at` (the reads of the newest events); the parent
-//! has none (see the migration). The table that existed before the migration is the
+//! partition has its own index on `event_id` (the dedupe's lookup of each id across the
+//! partitions since [`since`]) and a BRIN on `processed_at` (the reads of the newest
+//! events); the parent has none (see the migration). The table that existed before the migration is the
 //! partition `processed_events_before` (everything before the migration's next day):
 //! days it covers are not made again.
 //!
@@ -16,10 +16,11 @@
 //! whose waits are bounded by the session's `lock_timeout` (a timeout is
 //! [`StoreError::Locked`]: the batch is held and retried). A batch meeting a missing
 //! partition (dropped by hand, or a clock far off) fails with Postgres's "no partition"
-//! error; the remembered days are then forgotten, so the retry makes them. Prune drops
-//! one partition per transaction (`ACCESS EXCLUSIVE` on the parent for milliseconds,
-//! bounded by `lock_timeout`), so an interrupted prune leaves whole days, never half of
-//! one.
+//! error; the remembered days are then forgotten, so the retry makes them (the
+//! database's days as well as this process's). Prune drops one partition per
+//! transaction (`ACCESS EXCLUSIVE` on the parent: it waits for the batches in flight
+//! and new batches wait behind it, at most `lock_timeout`), so an interrupted prune
+//! leaves whole days, never half of one.
 
 use std::{collections::HashSet, sync::Mutex};
 
@@ -36,15 +37,23 @@ const CLOCK_SKEW: Duration = Duration::days(1);
 /// The earliest `processed_at` a first delivery of any of `created` (the batch's
 /// recorded events' `created_at`) can have: a redelivery, a replay from the Events API
 /// or the DLQ carries its event's own `created_at`, and an event is recorded after it
-/// was created. An event whose time is unknown (the epoch) reads every partition.
-pub(crate) fn since(created: impl Iterator<Item = DateTime<Utc>>) -> DateTime<Utc> {
-    created.min().map_or(DateTime::UNIX_EPOCH, |c| {
-        if c <= DateTime::UNIX_EPOCH {
-            c
+/// was created. An event whose time is unknown (the epoch) or more than the skew ahead
+/// of `now` reads every partition; a batch recording nothing (snapshots) reads none
+/// (`now`: nothing is looked up, and planning skips every older partition).
+pub(crate) fn since(
+    created: impl Iterator<Item = DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> DateTime<Utc> {
+    let mut earliest: Option<DateTime<Utc>> = None;
+    for c in created {
+        let c = if c <= DateTime::UNIX_EPOCH || c > now + CLOCK_SKEW {
+            DateTime::UNIX_EPOCH
         } else {
             c - CLOCK_SKEW
-        }
-    })
+        };
+        earliest = Some(earliest.map_or(c, |e| e.min(c)));
+    }
+    earliest.unwrap_or(now)
 }
 
 /// The partition the migration made of the table as it was (all days before it).
@@ -108,10 +117,12 @@ struct Part {
 pub struct Pruned {
     /// Rows deleted one by one (from the partition that predates day partitions).
     pub deleted: u64,
-    /// Day partitions dropped whole, oldest first.
+    /// Partitions dropped whole, oldest first (day partitions, and the one that
+    /// predates them once its range is past the cutoff).
     pub dropped: Vec<String>,
-    /// Postgres's estimate of the rows the dropped partitions held (0 when never
-    /// analysed: counting them would read them all).
+    /// Postgres's estimate of the rows the dropped partitions held (`reltuples` as of
+    /// their last VACUUM or ANALYZE; 0 when never analysed: counting them would read
+    /// them all).
     pub dropped_rows_estimate: u64,
 }
 
@@ -126,9 +137,36 @@ impl Store {
         if missing.is_empty() {
             return Ok(());
         }
-        self.make_processed_partitions(&missing).await?;
+        // `processed_at` is the database's clock: its days too (the same three unless
+        // the clocks differ by a day or more).
+        let db_today = self.database_today().await?;
+        let mut make = missing.clone();
+        for d in [
+            db_today - Duration::days(1),
+            db_today,
+            db_today + Duration::days(1),
+        ] {
+            if !make.contains(&d) {
+                make.push(d);
+            }
+        }
+        self.make_processed_partitions(&make).await?;
         self.processed.remember(&missing);
         Ok(())
+    }
+
+    /// The database's date (UTC).
+    async fn database_today(&self) -> Result<NaiveDate, StoreError> {
+        #[derive(diesel::QueryableByName)]
+        struct Today {
+            #[diesel(sql_type = diesel::sql_types::Date)]
+            d: NaiveDate,
+        }
+        let mut conn = self.conn().await?;
+        let t: Today = diesel::sql_query("SELECT (now() AT TIME ZONE 'UTC')::date AS d")
+            .get_result(&mut conn)
+            .await?;
+        Ok(t.d)
     }
 
     /// Forgets the days this process remembers (after a batch met a missing partition).
@@ -149,15 +187,27 @@ impl Store {
                 .bind::<Text, _>(&*schema)
                 .execute(c)
                 .await?;
-            let existing: HashSet<String> =
-                partitions(c).await?.into_iter().map(|p| p.name).collect();
+            let parts = partitions(c).await?;
+            // The range of the partition that predates day partitions (MINVALUE to its
+            // migration's next day): days before its end are covered by it.
+            let covered_until = parts
+                .iter()
+                .filter(|p| p.name == BEFORE)
+                .filter_map(|p| p.upper)
+                .max();
+            let existing: HashSet<String> = parts.into_iter().map(|p| p.name).collect();
             for day in days {
                 let name = partition(day);
-                if existing.contains(&name) {
+                let start = day
+                    .and_hms_opt(0, 0, 0)
+                    .map(|t| t.and_utc())
+                    .unwrap_or(DateTime::UNIX_EPOCH);
+                if existing.contains(&name) || covered_until.is_some_and(|u| start < u) {
                     continue;
                 }
-                // A savepoint per day: a day covered by another partition fails with an
-                // overlap, which leaves the others to make.
+                // A savepoint per day: a day covered by a partition made by hand fails
+                // with an overlap (Postgres's English message; any other language is
+                // an error), which leaves the others to make.
                 let made = c
                     .transaction::<_, StoreError, _>(async |c| make(c, day, &name).await)
                     .await;
@@ -229,16 +279,18 @@ impl Store {
     }
 }
 
-/// Makes `day`'s partition `name`: a table of the parent's shape with its indexes,
-/// then attached (`ATTACH` takes `SHARE UPDATE EXCLUSIVE` on the parent, which the
+/// Makes `day`'s partition `name`: a table of the parent's shape with its indexes (the
+/// `event_id` index unique: within a day, a second record of an id is refused by
+/// Postgres itself, a backstop to the locked lookup, and what a previous release's
+/// `ON CONFLICT DO NOTHING` dedupes against after a rollback), then attached (`ATTACH` takes `SHARE UPDATE EXCLUSIVE` on the parent, which the
 /// batches' inserts do not wait for; `CREATE TABLE … PARTITION OF` would take `ACCESS
 /// EXCLUSIVE`). The table is empty, so the attach's check of its rows reads nothing.
 async fn make(c: &mut AsyncPgConnection, day: NaiveDate, name: &str) -> Result<(), StoreError> {
     let next = day + Duration::days(1);
     let sql = format!(
-        "CREATE TABLE {name} (LIKE processed_events INCLUDING DEFAULTS);
-         CREATE INDEX {name}_event_id ON {name} (event_id);
-         CREATE INDEX {name}_processed_at ON {name} USING brin (processed_at);
+        "CREATE TABLE IF NOT EXISTS {name} (LIKE processed_events INCLUDING DEFAULTS);
+         CREATE UNIQUE INDEX IF NOT EXISTS {name}_event_id ON {name} (event_id);
+         CREATE INDEX IF NOT EXISTS {name}_processed_at ON {name} USING brin (processed_at);
          ALTER TABLE processed_events ATTACH PARTITION {name} \
          FOR VALUES FROM ('{day} 00:00:00+00') TO ('{next} 00:00:00+00');"
     );
@@ -292,9 +344,18 @@ mod tests {
     fn since_is_the_earliest_event_less_a_day() {
         let t = |s: i64| DateTime::from_timestamp(s, 0).unwrap();
         let day = 86_400;
-        assert_eq!(since([t(10 * day), t(5 * day)].into_iter()), t(4 * day));
-        assert_eq!(since(std::iter::empty()), DateTime::UNIX_EPOCH);
-        assert_eq!(since([t(10 * day), t(0)].into_iter()), t(0));
+        let now = t(20 * day);
+        assert_eq!(
+            since([t(10 * day), t(5 * day)].into_iter(), now),
+            t(4 * day)
+        );
+        assert_eq!(since(std::iter::empty(), now), now);
+        assert_eq!(since([t(10 * day), t(0)].into_iter(), now), t(0));
+        // A time far ahead of this clock is not trusted: every partition is read.
+        assert_eq!(
+            since([t(10 * day), t(22 * day)].into_iter(), now),
+            DateTime::UNIX_EPOCH
+        );
     }
 
     #[test]

@@ -168,12 +168,15 @@ fn event_id(random: bool) -> String {
     format!("event_{ms:012x}{}", &tail[..16])
 }
 
-/// `n` new user.updated events for 10,000 users, each with a fresh id.
-fn events(n: usize, round: usize, random_ids: bool) -> anyhow::Result<Vec<Event>> {
+/// `n` new user.updated events for 10,000 users, each with a fresh id, created now (as
+/// WorkOS sends them: the dedupe reads the partitions from a day before), a microsecond
+/// apart (a user's two events of a round 10 ms apart; the next round, made after this
+/// one was applied, newer still).
+fn events(n: usize, random_ids: bool) -> anyhow::Result<Vec<Event>> {
+    let now = chrono::Utc::now();
     (0..n)
         .map(|i| {
-            let at = chrono::DateTime::from_timestamp(1_767_225_600 + (round * n + i) as i64, 0)
-                .unwrap_or_default()
+            let at = (now + chrono::Duration::microseconds(i as i64))
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
             let body = workos_sync_core::event::sample_user_event(
                 &event_id(random_ids),
@@ -262,7 +265,7 @@ async fn run(a: &Args, names: &[String; 3]) -> anyhow::Result<()> {
     let mut rates = [Vec::new(), Vec::new(), Vec::new()];
     for round in 0..a.rounds {
         for (i, store) in stores.iter().enumerate() {
-            let evs = events(a.events, round * 3 + i, a.random_ids)?;
+            let evs = events(a.events, a.random_ids)?;
             let rate = apply(store, &evs).await?;
             println!("apply round {round} {:>5}: {rate:.0} events/s", LAYOUTS[i]);
             rates[i].push(rate);

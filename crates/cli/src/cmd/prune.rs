@@ -24,14 +24,14 @@ pub async fn run(
         writeln!(
             out,
             "{}",
-            serde_json::json!({"deleted": p.deleted, "dropped_days": p.dropped,
+            serde_json::json!({"deleted": p.deleted, "dropped_partitions": p.dropped,
                                "dropped_rows_estimate": p.dropped_rows_estimate,
                                "older_than_secs": age.as_secs()})
         )?;
     } else {
         writeln!(
             out,
-            "deleted {} processed-event id(s) older than {older_than}; dropped {} day partition(s) (~{} ids)",
+            "deleted {} processed-event id(s) older than {older_than}; dropped {} partition(s) (~{} ids, Postgres's estimate)",
             p.deleted,
             p.dropped.len(),
             p.dropped_rows_estimate
