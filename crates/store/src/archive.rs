@@ -172,11 +172,7 @@ impl Store {
         let schema = self.schema.clone();
         let days = days.to_vec();
         conn.transaction::<_, StoreError, _>(async |c| {
-            diesel::sql_query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
-                .bind::<diesel::sql_types::Integer, _>(LOCK_ARCHIVE)
-                .bind::<Text, _>(&*schema)
-                .execute(c)
-                .await?;
+            crate::locks::xact_lock(c, LOCK_ARCHIVE, &schema).await?;
             diesel::sql_query(PARENT_DDL).execute(c).await?;
             for day in days {
                 let next = day + Duration::days(1);
@@ -206,11 +202,7 @@ impl Store {
         let schema = self.schema.clone();
         let dropped = conn
             .transaction::<_, StoreError, _>(async |c| {
-                diesel::sql_query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
-                    .bind::<diesel::sql_types::Integer, _>(LOCK_ARCHIVE)
-                    .bind::<Text, _>(&*schema)
-                    .execute(c)
-                    .await?;
+                crate::locks::xact_lock(c, LOCK_ARCHIVE, &schema).await?;
                 let mut old: Vec<(NaiveDate, String)> = partitions(c)
                     .await?
                     .into_iter()

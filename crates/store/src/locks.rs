@@ -63,6 +63,21 @@ pub const LOCK_PROCESSED: i32 = 0x5753_000D;
 /// of `processed_events` exact.
 pub const LOCK_EVENT: i32 = 0x5753_000E;
 
+/// Takes the transaction-level advisory lock `(ns, hashtext(key))` (released at commit
+/// or rollback), waiting at most the session's `lock_timeout`.
+pub(crate) async fn xact_lock(
+    c: &mut AsyncPgConnection,
+    ns: i32,
+    key: &str,
+) -> Result<(), StoreError> {
+    diesel::sql_query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+        .bind::<diesel::sql_types::Integer, _>(ns)
+        .bind::<diesel::sql_types::Text, _>(key)
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
 /// A session-level advisory lock held on a dedicated connection (not pooled, so it can
 /// never leak back into the pool). Dropping it closes the connection, which releases
 /// the lock; a crashed holder's lock disappears with its connection.

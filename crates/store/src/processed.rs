@@ -25,7 +25,7 @@
 use std::{collections::HashSet, sync::Mutex};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use diesel::sql_types::{BigInt, Integer, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Text, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use crate::{Store, StoreError, locks::LOCK_PROCESSED};
@@ -182,11 +182,7 @@ impl Store {
         let schema = self.schema.clone();
         let days = days.to_vec();
         conn.transaction::<_, StoreError, _>(async |c| {
-            diesel::sql_query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
-                .bind::<Integer, _>(LOCK_PROCESSED)
-                .bind::<Text, _>(&*schema)
-                .execute(c)
-                .await?;
+            crate::locks::xact_lock(c, LOCK_PROCESSED, &schema).await?;
             let parts = partitions(c).await?;
             // The range of the partition that predates day partitions (MINVALUE to its
             // migration's next day): days before its end are covered by it.
@@ -254,11 +250,7 @@ impl Store {
             if whole {
                 let schema = self.schema.clone();
                 conn.transaction::<_, StoreError, _>(async |c| {
-                    diesel::sql_query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
-                        .bind::<Integer, _>(LOCK_PROCESSED)
-                        .bind::<Text, _>(&*schema)
-                        .execute(c)
-                        .await?;
+                    crate::locks::xact_lock(c, LOCK_PROCESSED, &schema).await?;
                     diesel::sql_query(format!("DROP TABLE IF EXISTS {}", p.name))
                         .execute(c)
                         .await?;

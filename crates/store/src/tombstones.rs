@@ -95,11 +95,7 @@ impl Store {
         let id = key.to_owned();
         conn.transaction::<_, StoreError, _>(async move |c| {
             if let Some(ns) = own_lock(entity) {
-                diesel::sql_query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
-                    .bind::<diesel::sql_types::Integer, _>(ns)
-                    .bind::<diesel::sql_types::Text, _>(&id)
-                    .execute(c)
-                    .await?;
+                crate::locks::xact_lock(c, ns, &id).await?;
             }
             let removed = diesel::delete(
                 tombstones::table

@@ -30,39 +30,23 @@ use diesel::{QueryableByName, sql_types::BigInt};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use workos_sync_bench::fake_workos::{FakeWorkos, Sizes};
 
+#[derive(clap::Parser)]
 struct Args {
+    /// The workos-sync CLI binary to measure.
+    #[arg(long)]
     bin: String,
+    #[arg(long, default_value_t = 100_000)]
     users: u64,
+    #[arg(long, default_value_t = 1_000)]
     orgs: u64,
+    #[arg(long, default_value_t = 100)]
     memberships_per_org: u64,
+    /// `workos.reads_per_second` of the budgeted run (the default setting's).
+    #[arg(long, default_value_t = 40)]
     budget: u64,
+    /// Share of the users in the table at which the killed run is killed.
+    #[arg(long, default_value_t = 0.6)]
     kill_at: f64,
-}
-
-fn args() -> anyhow::Result<Args> {
-    let mut a = Args {
-        bin: String::new(),
-        users: 100_000,
-        orgs: 1_000,
-        memberships_per_org: 100,
-        budget: 40,
-        kill_at: 0.6,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
-        match flag.as_str() {
-            "--bin" => a.bin = value,
-            "--users" => a.users = value.parse()?,
-            "--orgs" => a.orgs = value.parse()?,
-            "--memberships-per-org" => a.memberships_per_org = value.parse()?,
-            "--budget" => a.budget = value.parse()?,
-            "--kill-at" => a.kill_at = value.parse()?,
-            other => anyhow::bail!("unknown option {other}"),
-        }
-    }
-    anyhow::ensure!(!a.bin.is_empty(), "give --bin PATH (the workos-sync CLI)");
-    Ok(a)
 }
 
 #[derive(QueryableByName)]
@@ -176,7 +160,7 @@ fn row(label: &str, r: &Run, rows: i64, note: &str) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let a = args()?;
+    let a = <Args as clap::Parser>::parse();
     let fake = FakeWorkos::start(Sizes {
         users: a.users,
         orgs: a.orgs,
