@@ -466,15 +466,13 @@ async fn apply_in_tx(
         Ordering::Relaxed,
     );
     let mut batch = sql::WriteBatch::new(st);
-    let created: HashMap<&str, DateTime<Utc>> = events
-        .iter()
-        .map(|e| (e.id.as_str(), e.created_at))
-        .collect();
+    // Every event the batch may record (a deferred or repeated one only widens the
+    // range read).
     batch.since = crate::processed::since(
-        plan0
-            .processed
+        events
             .iter()
-            .filter_map(|p| created.get(p.event_id.as_str()).copied()),
+            .filter(|e| !matches!(e.kind, EventKind::Snapshot(_)))
+            .map(|e| e.created_at),
         Utc::now(),
     );
     let batch_since = batch.since;
